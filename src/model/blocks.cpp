@@ -1,0 +1,172 @@
+// blocks.cpp — shared building blocks (see blocks.h).
+#include "model/blocks.h"
+
+#include <cmath>
+#include <map>
+#include <tuple>
+
+#include "util/error.h"
+
+namespace bytelm {
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // Normalise in fp32 even when activations are bf16 (GPU): the mean of squares needs the range.
+  auto xf = x.to(torch::kFloat32);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return normed.to(x.scalar_type()) * weight.to(x.scalar_type());
+}
+
+void Rotary::ensure(int64_t positions, const torch::Device& device) {
+  if (cos_.defined() && cos_.size(0) >= positions && cos_.device() == device) return;
+  int64_t capacity = 64;
+  while (capacity < positions) capacity *= 2;
+  int64_t half = head_dim_ / 2;
+  auto inv_freq = torch::pow(theta_, -torch::arange(0, half, torch::kFloat64) / double(half));
+  auto pos = torch::arange(0, capacity, torch::kFloat64);
+  auto angles = torch::outer(pos, inv_freq);  // (capacity, Dh/2)
+  cos_ = angles.cos().to(torch::kFloat32).to(device);
+  sin_ = angles.sin().to(torch::kFloat32).to(device);
+}
+
+torch::Tensor Rotary::apply(const torch::Tensor& x, int64_t pos0) {
+  if (!enabled()) return x;
+  int64_t T = x.size(2), half = head_dim_ / 2;
+  ensure(pos0 + T, x.device());
+  auto cos = cos_.narrow(0, pos0, T).to(x.scalar_type());  // (T, Dh/2)
+  auto sin = sin_.narrow(0, pos0, T).to(x.scalar_type());
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+}
+
+namespace {
+// Boolean (Tq, Tk) mask, true where query i may see key j: j <= Tk - Tq + i. Cached per shape.
+torch::Tensor causal_keep_mask(int64_t Tq, int64_t Tk, const torch::Device& device) {
+  thread_local std::map<std::tuple<int64_t, int64_t, std::string>, torch::Tensor> cache;
+  auto key = std::make_tuple(Tq, Tk, device.str());
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  auto mask = torch::ones({Tq, Tk}, torch::TensorOptions().dtype(torch::kBool).device(device)).tril(Tk - Tq);
+  if (cache.size() > 64) cache.clear();
+  cache.emplace(key, mask);
+  return mask;
+}
+}  // namespace
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
+  const int64_t Tq = q.size(2), Tk = k.size(2);
+  const bool masked = causal && Tq > 1;
+#if TORCH_VERSION_MAJOR >= 2
+  if (!masked) return at::scaled_dot_product_attention(q, k, v);
+  if (Tq == Tk) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+  return at::scaled_dot_product_attention(q, k, v, causal_keep_mask(Tq, Tk, q.device()));
+#else
+  // LibTorch 1.13 has no public fused kernel; this is the math path.
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
+  if (masked) scores.masked_fill_(causal_keep_mask(Tq, Tk, q.device()).logical_not(), -INFINITY);
+  return torch::matmul(torch::softmax(scores, -1), v);
+#endif
+}
+
+AttentionImpl::AttentionImpl(int64_t width, int64_t heads_) : heads(heads_), head_dim(width / heads_) {
+  auto lin = [&](const char* name) {
+    return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(width, width).bias(false)));
+  };
+  q_proj = lin("q_proj");
+  k_proj = lin("k_proj");
+  v_proj = lin("v_proj");
+  o_proj = lin("o_proj");
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache) {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
+  auto split = [&](const torch::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };
+  auto q = rope.apply(split(q_proj(x)), pos0);  // (B, H, T, Dh)
+  auto k = rope.apply(split(k_proj(x)), pos0);
+  auto v = split(v_proj(x));
+  if (cache) {
+    if (cache->len + T > cache->k.size(2))
+      throw Error("KV cache overflow: " + std::to_string(cache->len + T) + " positions, capacity " +
+                  std::to_string(cache->k.size(2)));
+    cache->k.narrow(2, cache->len, T).copy_(k);
+    cache->v.narrow(2, cache->len, T).copy_(v);
+    cache->len += T;
+    k = cache->k.narrow(2, 0, cache->len);
+    v = cache->v.narrow(2, 0, cache->len);
+  }
+  auto y = attention(q, k, v, /*causal=*/true);  // (B, H, T, Dh)
+  return o_proj(y.transpose(1, 2).reshape({B, T, D}));
+}
+
+SwiGLUImpl::SwiGLUImpl(int64_t width, int64_t hidden) {
+  auto opts = [](int64_t in, int64_t out) { return torch::nn::LinearOptions(in, out).bias(false); };
+  gate_proj = register_module("gate_proj", torch::nn::Linear(opts(width, hidden)));
+  up_proj = register_module("up_proj", torch::nn::Linear(opts(width, hidden)));
+  down_proj = register_module("down_proj", torch::nn::Linear(opts(hidden, width)));
+}
+
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
+  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+}
+
+BlockImpl::BlockImpl(const StackConfig& cfg, double eps) {
+  input_layernorm = register_module("input_layernorm", RMSNorm(cfg.width, eps));
+  self_attn = register_module("self_attn", Attention(cfg.width, cfg.heads));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(cfg.width, eps));
+  mlp = register_module("mlp", SwiGLU(cfg.width, cfg.hidden()));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache) {
+  auto h = x + self_attn(input_layernorm(x), rope, pos0, cache);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+StackImpl::StackImpl(const StackConfig& cfg_, double eps) : cfg(cfg_), rope(cfg_.width / cfg_.heads, cfg_.rope_theta) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.layers; ++i) layers->push_back(Block(cfg, eps));
+  norm = register_module("norm", RMSNorm(cfg.width, eps));
+}
+
+torch::Tensor StackImpl::forward(const torch::Tensor& x, int64_t pos0, std::vector<KVCache>* caches) {
+  auto h = x;
+  for (size_t i = 0; i < layers->size(); ++i)
+    h = layers[i]->as<BlockImpl>()->forward(h, rope, pos0, caches ? &(*caches)[i] : nullptr);
+  return norm(h);
+}
+
+std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity) const {
+  auto w = norm->weight;
+  auto opts = torch::TensorOptions().dtype(w.scalar_type()).device(w.device());
+  std::vector<KVCache> caches(cfg.layers);
+  for (auto& c : caches) {
+    c.k = torch::zeros({batch, cfg.heads, capacity, cfg.width / cfg.heads}, opts);
+    c.v = torch::zeros_like(c.k);
+  }
+  return caches;
+}
+
+void init_weights(torch::nn::Module& module, double std, int64_t layers) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters()) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    if (p.dim() < 2) continue;  // norms and pads are set by their owners
+    bool residual_out = name.find("o_proj") != std::string::npos || name.find("down_proj") != std::string::npos;
+    p.normal_(0.0, residual_out ? std / std::sqrt(2.0 * std::max<int64_t>(layers, 1)) : std);
+  }
+}
+
+double stack_matmul_flops(const StackConfig& cfg) {
+  double D = cfg.width, F = cfg.hidden();
+  double per_layer = 4 * D * D + 3 * D * F;  // q, k, v, o + gate, up, down
+  return 2.0 * cfg.layers * per_layer;
+}
+
+double stack_attention_flops(const StackConfig& cfg, double ctx) {
+  return 2.0 * 2.0 * cfg.layers * ctx * cfg.width;
+}
+
+}  // namespace bytelm

@@ -1,0 +1,99 @@
+// blocks.h — the one set of building blocks every model is made of: RMSNorm, rotary positions,
+// causal self-attention with a KV cache, SwiGLU MLP, a pre-norm transformer block and a stack of them.
+// Shapes: B batch, T sequence positions, D width, H heads, Dh = D / H head dim.
+// Tensor names follow the Llama/Hugging Face convention (self_attn.q_proj, mlp.gate_proj, ...).
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "model/config.h"
+
+namespace bytelm {
+
+// Keys/values of one attention layer for incremental decoding.
+// k, v: (B, H, capacity, Dh), preallocated; positions [0, len) are valid.
+struct KVCache {
+  torch::Tensor k, v;
+  int64_t len = 0;
+};
+
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);  // (..., D) -> (..., D)
+  torch::Tensor weight;  // (D)
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// Rotary position tables for one head dim, grown on demand. Pair layout: dims (i, i + Dh/2)
+// rotate together ("rotate half", as in Llama / Hugging Face).
+class Rotary {
+ public:
+  Rotary() = default;
+  Rotary(int64_t head_dim, double theta) : head_dim_(head_dim), theta_(theta) {}
+  bool enabled() const { return theta_ > 0; }
+  // x: (B, H, T, Dh) at positions pos0 .. pos0+T-1 -> same shape.
+  torch::Tensor apply(const torch::Tensor& x, int64_t pos0);
+
+ private:
+  void ensure(int64_t positions, const torch::Device& device);
+  int64_t head_dim_ = 0;
+  double theta_ = 0;
+  torch::Tensor cos_, sin_;  // (capacity, Dh/2), fp32
+};
+
+// Scaled dot-product attention. q: (B, H, Tq, Dh), k, v: (B, H, Tk, Dh) -> (B, H, Tq, Dh).
+// Query i sits at key position (Tk - Tq + i) and, if causal, sees keys 0..that position.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
+
+struct AttentionImpl : torch::nn::Module {
+  AttentionImpl(int64_t width, int64_t heads);
+  // x: (B, T, D) at positions pos0.. ; with a cache, appends this step's keys/values and attends to all.
+  torch::Tensor forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t heads, head_dim;
+};
+TORCH_MODULE(Attention);
+
+struct SwiGLUImpl : torch::nn::Module {
+  SwiGLUImpl(int64_t width, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x);  // (..., D) -> (..., D): down(silu(gate x) * up x)
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(SwiGLU);
+
+// Pre-norm block: h = x + Attn(RMSNorm(x)); out = h + MLP(RMSNorm(h)).
+struct BlockImpl : torch::nn::Module {
+  BlockImpl(const StackConfig& cfg, double eps);
+  torch::Tensor forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache);
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  SwiGLU mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+// `layers` blocks followed by a final RMSNorm ("norm").
+struct StackImpl : torch::nn::Module {
+  StackImpl(const StackConfig& cfg, double eps);
+  // x: (B, T, D) at positions pos0..; caches: one per layer or null for a full (training) forward.
+  torch::Tensor forward(const torch::Tensor& x, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
+  // Empty caches for batch B and up to `capacity` positions, matching the weights' device and dtype.
+  std::vector<KVCache> make_caches(int64_t batch, int64_t capacity) const;
+  StackConfig cfg;
+  torch::nn::ModuleList layers;
+  RMSNorm norm{nullptr};
+  Rotary rope;
+};
+TORCH_MODULE(Stack);
+
+// Normal(0, std) for every Linear/Embedding weight of `module`; output projections (o_proj,
+// down_proj) get std / sqrt(2 * layers) as in GPT-2, so the residual stream does not grow with depth.
+void init_weights(torch::nn::Module& module, double std, int64_t layers);
+
+// Matmul FLOPs of one forward pass of one position through the stack, and attention FLOPs per
+// position at a given attended length (QK^T and AV, 2 * 2 * L * ctx * D, no causal halving; PaLM's accounting).
+double stack_matmul_flops(const StackConfig& cfg);
+double stack_attention_flops(const StackConfig& cfg, double ctx);
+
+}  // namespace bytelm

@@ -1,0 +1,44 @@
+// megabyte.h — MEGABYTE (Yu et al. 2023), as in the paper's main text (section 2.2):
+// patch embedder (global byte embedding + learned position, P bytes concatenated, a trainable pad
+// patch in front, last patch dropped), a global transformer of width P*D_G over K = T/P patches, one
+// shared projection D_G -> D_L for each of the P slices of a global output, plus the local embedding
+// of the previous byte (a trainable pad at patch start), a local transformer of width D_L run over
+// all patches in parallel, and a head over 256 bytes.
+// Deviations (see README): a final RMSNorm closes each of the two stacks (pre-norm); the local model
+// uses rotary positions unless local.rope_theta is 0; the head is untied; no dropout.
+#pragma once
+#include "model/blocks.h"
+#include "model/model.h"
+
+namespace bytelm {
+
+class MegabyteImpl : public LanguageModelImpl {
+ public:
+  explicit MegabyteImpl(const ModelConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& bytes) override;  // (B, T) -> (B, T, 256)
+  torch::Tensor start(int64_t batch) override;
+  torch::Tensor feed(const torch::Tensor& bytes) override;
+  std::vector<FlopsPart> flops() const override;
+
+  torch::nn::Embedding global_embed{nullptr};  // (256, D_G)
+  torch::nn::Embedding global_pos{nullptr};    // (T, D_G)
+  torch::Tensor global_pad;                    // (P * D_G)
+  Stack global_model{nullptr};                 // width P * D_G over K patches
+  torch::nn::Linear global_to_local{nullptr};  // D_G -> D_L, shared by the P slices
+  torch::nn::Embedding local_embed{nullptr};   // (256, D_L)
+  torch::Tensor local_pad;                     // (D_L)
+  Stack local_model{nullptr};                  // width D_L over P positions
+  torch::nn::Linear head{nullptr};             // D_L -> 256
+
+ private:
+  // One global step for patch k from its input vector (B, P*D_G) -> local inputs (B, P, D_L).
+  torch::Tensor global_step(const torch::Tensor& patch_in, int64_t k);
+  // One local step at patch position p from input (B, D_L) -> logits (B, 256).
+  torch::Tensor local_step(const torch::Tensor& x, int64_t p);
+
+  std::vector<KVCache> global_caches_, local_caches_;
+  torch::Tensor history_;  // (B, T) bytes fed so far
+  torch::Tensor patch_ctx_;  // (B, P, D_L): projected global output of the current patch
+};
+
+}  // namespace bytelm

@@ -1,0 +1,28 @@
+// model.cpp — model factory and the shared loss.
+#include "model/model.h"
+
+#include "model/megabyte.h"
+#include "model/transformer.h"
+#include "util/error.h"
+
+namespace bytelm {
+
+int64_t LanguageModelImpl::num_params() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+LanguageModel make_model(const ModelConfig& cfg) {
+  cfg.validate();
+  if (cfg.model == "transformer") return std::make_shared<TransformerImpl>(cfg);
+  if (cfg.model == "megabyte") return std::make_shared<MegabyteImpl>(cfg);
+  throw Error("unknown model '" + cfg.model + "'");
+}
+
+torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes) {
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
+                                              bytes.reshape({-1}));
+}
+
+}  // namespace bytelm

@@ -1,0 +1,59 @@
+// model.h — the interface every bytelm model implements, and the factory.
+// Training: forward(bytes) gives, at every position t, logits for byte t (each model predicts every byte
+// of its input, the first from a learned start state). Decoding: start() then feed() with KV caches.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace bytelm {
+
+constexpr int64_t kByteVocab = 256;
+
+// FLOPs accounting for one part (e.g. "global", "local"), per byte, one forward pass.
+struct FlopsPart {
+  std::string name;
+  int64_t params = 0;            // all parameters of the part, embeddings included
+  int64_t matmul_params = 0;     // parameters used in matmuls (embedding lookups excluded)
+  double matmul_flops = 0;       // 2 * matmul params applied per byte
+  double attention_flops = 0;    // QK^T and AV per byte at full context
+};
+
+class LanguageModelImpl : public torch::nn::Module {
+ public:
+  explicit LanguageModelImpl(ModelConfig cfg) : cfg_(std::move(cfg)) {}
+  const ModelConfig& config() const { return cfg_; }
+
+  // bytes: (B, T) int64 in [0, 256), T <= context -> logits (B, T, 256); logits[:, t] predicts bytes[:, t].
+  virtual torch::Tensor forward(const torch::Tensor& bytes) = 0;
+
+  // Incremental decoding with KV caches (call under NoGradGuard).
+  // start: resets the caches for `batch` sequences -> logits (B, 256) for byte 0.
+  virtual torch::Tensor start(int64_t batch) = 0;
+  // feed: appends bytes (B, n) -> logits (B, n, 256); row i predicts the byte after bytes[:, i].
+  // At most context - 1 bytes in all (predictions for bytes 0 .. context-1, as in training).
+  virtual torch::Tensor feed(const torch::Tensor& bytes) = 0;
+  // Number of bytes fed since start().
+  int64_t decoded() const { return decoded_; }
+
+  virtual std::vector<FlopsPart> flops() const = 0;
+  int64_t num_params() const;
+
+ protected:
+  ModelConfig cfg_;
+  int64_t decoded_ = 0;
+};
+
+using LanguageModel = std::shared_ptr<LanguageModelImpl>;
+
+// Builds a freshly initialised model (deterministic given torch::manual_seed).
+LanguageModel make_model(const ModelConfig& cfg);
+
+// Mean cross-entropy in nats over all positions. logits (B, T, 256), bytes (B, T).
+torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes);
+
+}  // namespace bytelm

@@ -1,0 +1,51 @@
+// transformer.cpp — byte-level Transformer (see transformer.h).
+#include "model/transformer.h"
+
+#include "util/error.h"
+
+namespace bytelm {
+
+TransformerImpl::TransformerImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
+  embed = register_module("embed", torch::nn::Embedding(kByteVocab + 1, cfg.global.width));
+  model = register_module("model", Stack(cfg.global, cfg.norm_eps));
+  head = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(cfg.global.width, kByteVocab).bias(false)));
+  init_weights(*this, cfg.init_std, cfg.global.layers);
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& bytes) {
+  const int64_t B = bytes.size(0), T = bytes.size(1);
+  auto start_id = torch::full({B, 1}, kStartId, bytes.options());
+  auto ids = torch::cat({start_id, bytes.narrow(1, 0, T - 1)}, 1);  // (B, T)
+  return head(model(embed(ids)));                                    // (B, T, 256)
+}
+
+torch::Tensor TransformerImpl::start(int64_t batch) {
+  caches_ = model->make_caches(batch, cfg_.context);
+  decoded_ = 0;
+  auto ids = torch::full({batch, 1}, kStartId, torch::TensorOptions().dtype(torch::kLong).device(head->weight.device()));
+  return head(model(embed(ids), 0, &caches_)).select(1, 0);  // (B, 256)
+}
+
+torch::Tensor TransformerImpl::feed(const torch::Tensor& bytes) {
+  const int64_t n = bytes.size(1);
+  if (decoded_ + n > cfg_.context - 1)
+    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  // Byte i of this call sits at input position decoded_ + 1 + i (position 0 is the start id).
+  auto out = head(model(embed(bytes), decoded_ + 1, &caches_));
+  decoded_ += n;
+  return out;  // (B, n, 256)
+}
+
+std::vector<FlopsPart> TransformerImpl::flops() const {
+  FlopsPart p;
+  p.name = "model";
+  p.params = num_params();
+  p.matmul_params = p.params - embed->weight.numel();
+  for (auto& prm : model->named_parameters())
+    if (prm.value().dim() < 2) p.matmul_params -= prm.value().numel();
+  p.matmul_flops = stack_matmul_flops(cfg_.global) + 2.0 * cfg_.global.width * kByteVocab;
+  p.attention_flops = stack_attention_flops(cfg_.global, double(cfg_.context));
+  return {p};
+}
+
+}  // namespace bytelm

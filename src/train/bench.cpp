@@ -1,0 +1,139 @@
+// bench.cpp — `bytelm bench` (see bench.h). Every number printed here is measured in this process.
+#include "train/bench.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/checkpoint.h"
+#include "train/adamw.h"
+#include "train/evaluate.h"
+#include "util/error.h"
+#include "util/platform.h"
+
+namespace bytelm {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Resets the kernel's peak-RSS counter so each case reports its own peak (Linux >= 4.0).
+void reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+}
+
+void sync(const std::string& device) {
+  if (device.rfind("cuda", 0) == 0) torch::zeros({1}, torch::Device(device)).cpu();
+}
+
+std::string preset_name(const std::string& s) {
+  auto slash = s.find_last_of('/');
+  std::string base = slash == std::string::npos ? s : s.substr(slash + 1);
+  auto dot = base.rfind(".json");
+  return dot == std::string::npos ? base : base.substr(0, dot);
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& opt) {
+  if (opt.steps < 1 || opt.gen_bytes < 0 || opt.batch < 0) throw Error("--steps must be >= 1, --gen-bytes and --batch >= 0");
+  check_device(opt.device);
+  const int threads = setup_threads(opt.threads);
+  warn_if_slow_blas();
+  std::ofstream json_file;
+  if (!opt.json_out.empty()) {
+    json_file.open(opt.json_out, std::ios::app);
+    if (!json_file) throw Error(opt.json_out + ": cannot open for writing");
+  }
+  auto emit = [&](const json& j) {
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+    if (json_file) json_file << j.dump() << "\n" << std::flush;
+  };
+  std::vector<ModelConfig> cfgs;
+  for (const auto& c : opt.configs) cfgs.push_back(load_config(c, ""));  // validate all before measuring
+
+  const double peak = measure_matmul_peak(opt.device, opt.peak_n, 2.0);
+  emit({{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", threads}, {"n", opt.peak_n},
+        {"dtype", opt.device == "cpu" ? "fp32" : "bf16"}, {"flops_per_s", peak}, {"blas", loaded_blas()}});
+
+  struct Row { std::string name, model; int64_t params; double train_bps = 0, flops = 0, frac = 0, gen_bps = 0, rss_train = 0, rss_gen = 0; };
+  std::vector<Row> rows;
+  const torch::Device device(opt.device);
+  for (size_t ci = 0; ci < cfgs.size(); ++ci) {
+    const auto& cfg = cfgs[ci];
+    Row row{preset_name(opt.configs[ci]), cfg.model, 0};
+    torch::manual_seed(0);
+    auto model = make_model(cfg);
+    model->to(device);
+    row.params = model->num_params();
+    double fwd = 0;
+    for (const auto& part : model->flops()) fwd += part.matmul_flops + part.attention_flops;
+    const int64_t B = opt.batch > 0 ? opt.batch : (opt.device == "cpu" ? 4 : 8), T = cfg.context;
+
+    if (!opt.skip_train) {
+      reset_peak_rss();
+      AdamW adam(named_parameters_of(*model), AdamWOptions{});
+      auto x = torch::randint(0, kByteVocab, {B, T}, torch::TensorOptions().dtype(torch::kLong)).to(device);
+      auto step = [&] {
+        auto loss = byte_loss(model->forward(x), x);
+        loss.backward();
+        adam.step(1e-4);
+        model->zero_grad();
+      };
+      step();  // warm-up: allocations, caches
+      sync(opt.device);
+      auto t0 = Clock::now();
+      for (int64_t s = 0; s < opt.steps; ++s) step();
+      sync(opt.device);
+      double dt = seconds_since(t0);
+      row.train_bps = double(B * T * opt.steps) / dt;
+      row.flops = row.train_bps * 3 * fwd;
+      row.frac = row.flops / peak;
+      row.rss_train = peak_rss_bytes() / 1e6;
+      emit({{"bench", "train"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", B},
+            {"context", T}, {"steps", opt.steps}, {"seconds", dt}, {"bytes_per_s", row.train_bps},
+            {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.frac},
+            {"peak_rss_mb", row.rss_train}, {"device", opt.device}, {"threads", threads}});
+    }
+    if (!opt.skip_generate && opt.gen_bytes > 0) {
+      reset_peak_rss();
+      model->eval();
+      GenerateOptions g;
+      g.max_bytes = std::min<int64_t>(opt.gen_bytes, cfg.context - 1);
+      g.temperature = 0;
+      g.device = opt.device;
+      auto t0 = Clock::now();
+      std::string out = generate(*model, g, [](uint8_t) {});
+      sync(opt.device);
+      double dt = seconds_since(t0);
+      row.gen_bps = double(out.size()) / dt;
+      row.rss_gen = peak_rss_bytes() / 1e6;
+      emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
+            {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps}, {"peak_rss_mb", row.rss_gen},
+            {"device", opt.device}, {"threads", threads}});
+      model->train();
+    }
+    rows.push_back(row);
+  }
+
+  std::fprintf(stderr, "\nbytelm bench on %s (%d threads): measured matmul peak %.1f GFLOP/s\n", opt.device.c_str(),
+               threads, peak / 1e9);
+  std::fprintf(stderr, "| config | model | params | train bytes/s | model GFLOP/s | of peak | train RSS MB | gen bytes/s | gen RSS MB |\n");
+  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& r : rows)
+    std::fprintf(stderr, "| %s | %s | %.1fM | %.0f | %.1f | %.1f%% | %.0f | %.1f | %.0f |\n", r.name.c_str(),
+                 r.model.c_str(), r.params / 1e6, r.train_bps, r.flops / 1e9, 100 * r.frac, r.rss_train, r.gen_bps,
+                 r.rss_gen);
+  return 0;
+}
+
+}  // namespace bytelm

@@ -1,0 +1,24 @@
+// bench.h — `bytelm bench`: measured matmul peak, then per model config: training bytes/s, model
+// FLOP/s and fraction of the peak, batch-1 generation bytes/s, peak resident memory.
+// Output: one JSON object per line on stdout (or --json-out), then a table on stderr.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bytelm {
+
+struct BenchOptions {
+  std::vector<std::string> configs{"mb_cpu", "tf_cpu"};  // files or presets (model taken from each)
+  int64_t batch = 0;          // 0 = each config's bench batch (4 on CPU)
+  int64_t steps = 5;          // timed training steps (after 1 warm-up step)
+  int64_t gen_bytes = 512;    // bytes generated at batch 1
+  int64_t peak_n = 2048;      // matmul size for the peak measurement
+  bool skip_train = false, skip_generate = false;
+  std::string device = "cpu";
+  int threads = 0;
+  std::string json_out;       // also append JSON lines to this file
+};
+int run_bench(const BenchOptions& opt);
+
+}  // namespace bytelm

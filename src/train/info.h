@@ -1,0 +1,14 @@
+// info.h — `bytelm info`: parameters and FLOPs per byte by part, following the MEGABYTE paper's
+// accounting (forward = 2 x matmul parameters applied per byte + attention; training = 3 x forward).
+#pragma once
+#include <string>
+
+namespace bytelm {
+
+struct InfoOptions {
+  std::string ckpt, config, model;
+  bool json = false;
+};
+int run_info(const InfoOptions& opt);
+
+}  // namespace bytelm

@@ -1,0 +1,33 @@
+// platform.h — the machine: threads, which BLAS is loaded, measured matmul peak, memory, terminal.
+// Torch-free interface (the implementation uses LibTorch).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace bytelm {
+
+// Sets LibTorch's intra-op threads (0 = all cores). Returns the number in use.
+int setup_threads(int threads);
+
+// The resolved path of the BLAS library loaded into this process ("" if none found).
+std::string loaded_blas();
+// Prints a one-line warning to stderr (once per process) if the loaded BLAS is Debian's reference BLAS.
+void warn_if_slow_blas();
+
+// Measures dense matmul throughput (FLOP/s) on the device: fp32 on CPU, bf16 on CUDA,
+// square matrices of size n (0 = a size suited to the device), repeated for about `seconds`.
+double measure_matmul_peak(const std::string& device, int64_t n = 0, double seconds = 1.0);
+
+// Peak resident set size of this process in bytes (VmHWM).
+int64_t peak_rss_bytes();
+
+bool stderr_is_tty();
+std::string format_duration(double seconds);  // "1h02m", "3m12s", "12.3s"
+std::string format_rate(double per_second);   // "12.3k", "4.56M"
+
+}  // namespace bytelm
+
+namespace bytelm {
+// Throws Error unless `device` is "cpu" or an available "cuda[:N]".
+void check_device(const std::string& device);
+}  // namespace bytelm
