@@ -1,0 +1,139 @@
+// test_models.cpp — shapes, causality and cached-vs-full parity for every model, config validation.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "model/blocks.h"
+#include "model/model.h"
+#include "util/error.h"
+
+using namespace bytelm;
+
+namespace {
+
+ModelConfig tiny(const std::string& model) { return load_config("tiny", model); }
+
+torch::Tensor random_bytes(int64_t B, int64_t T, int64_t seed) {
+  torch::manual_seed(seed);
+  return torch::randint(0, 256, {B, T}, torch::kLong);
+}
+
+class Models : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(Models, ForwardShapes) {
+  torch::manual_seed(0);
+  auto cfg = tiny(GetParam());
+  auto model = make_model(cfg);
+  for (int64_t T : {cfg.context, cfg.context - 3, int64_t(1)}) {
+    auto logits = model->forward(random_bytes(3, T, 1));
+    EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, T, 256}));
+    EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+  }
+}
+
+// Changing byte j must not change the prediction of any byte at or before j.
+TEST_P(Models, Causality) {
+  torch::manual_seed(0);
+  auto cfg = tiny(GetParam());
+  auto model = make_model(cfg);
+  torch::NoGradGuard no_grad;
+  const int64_t T = cfg.context;
+  auto x = random_bytes(1, T, 2);
+  auto base = model->forward(x);
+  for (int64_t j : {int64_t(0), int64_t(1), cfg.patch_size - 1, cfg.patch_size, T / 2 + 1, T - 1}) {
+    auto y = x.clone();
+    y[0][j] = (y[0][j].item<int64_t>() + 97) % 256;
+    auto out = model->forward(y);
+    auto same = (out.narrow(1, 0, j + 1) - base.narrow(1, 0, j + 1)).abs().max().item<float>();
+    EXPECT_EQ(same, 0.0f) << "prediction at or before byte " << j << " changed";
+    if (j + 1 < T) {
+      auto later = (out.narrow(1, j + 1, T - j - 1) - base.narrow(1, j + 1, T - j - 1)).abs().max().item<float>();
+      EXPECT_GT(later, 0.0f) << "byte " << j << " influences nothing after it";
+    }
+  }
+}
+
+// start() + feed() with KV caches must reproduce the full forward pass, across patch boundaries.
+TEST_P(Models, CachedDecodingMatchesFullForward) {
+  torch::manual_seed(0);
+  auto cfg = tiny(GetParam());
+  auto model = make_model(cfg);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const int64_t B = 2, T = cfg.context;
+  auto x = random_bytes(B, T, 3);
+  auto full = model->forward(x);                          // (B, T, 256)
+  auto first = model->start(B);                           // predicts byte 0
+  EXPECT_LT((first - full.select(1, 0)).abs().max().item<float>(), 1e-5f);
+  // Feed in uneven chunks (1 byte, then 5, then the rest) to exercise multi-byte feeds.
+  int64_t pos = 0;
+  for (int64_t chunk : {int64_t(1), int64_t(5), T - 1 - 6}) {
+    auto logits = model->feed(x.narrow(1, pos, chunk));   // predicts bytes pos+1 .. pos+chunk
+    auto ref = full.narrow(1, pos + 1, chunk);
+    EXPECT_LT((logits - ref).abs().max().item<float>(), 1e-5f) << "chunk at " << pos;
+    pos += chunk;
+  }
+  EXPECT_EQ(model->decoded(), T - 1);
+  EXPECT_THROW(model->feed(x.narrow(1, 0, 1)), Error);    // past the context
+  // A restart gives the same first prediction again.
+  EXPECT_LT((model->start(B) - first).abs().max().item<float>(), 1e-6f);
+}
+
+TEST_P(Models, FlopsAccounting) {
+  auto cfg = tiny(GetParam());
+  auto model = make_model(cfg);
+  int64_t total = 0;
+  for (const auto& p : model->flops()) {
+    EXPECT_GT(p.matmul_flops, 0);
+    EXPECT_GT(p.attention_flops, 0);
+    total += p.params;
+  }
+  EXPECT_EQ(total, model->num_params());
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Models, ::testing::Values("transformer", "megabyte"));
+
+TEST(Megabyte, GlobalModelRunsOncePerPatch) {
+  // The paper's accounting: global matmul FLOPs per byte are the global model's divided by P.
+  auto cfg = tiny("megabyte");
+  auto model = make_model(cfg);
+  auto parts = model->flops();
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_NEAR(parts[0].matmul_flops, stack_matmul_flops(cfg.global) / cfg.patch_size, 1e-6);
+}
+
+TEST(Config, RejectsInconsistentConfigs) {
+  using nlohmann::json;
+  json good = json::parse(R"({"model": "megabyte", "context": 64, "patch_size": 4,
+    "global": {"layers": 1, "width": 64, "heads": 2}, "local": {"layers": 1, "width": 32, "heads": 2}})");
+  EXPECT_NO_THROW(ModelConfig::from_json(good));
+  auto expect_error = [](json j, const std::string& word) {
+    try {
+      ModelConfig::from_json(j);
+      ADD_FAILURE() << "accepted: " << j.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+  };
+  json j = good; j["context"] = 66; expect_error(j, "multiple of patch_size");
+  j = good; j["global"]["heads"] = 3; expect_error(j, "does not divide");
+  j = good; j["local"]["heads"] = 5; expect_error(j, "does not divide");
+  j = good; j["dropout"] = 0.1; expect_error(j, "unknown key 'dropout'");
+  j = good; j["global"]["depth"] = 2; expect_error(j, "unknown key 'depth'");
+  j = good; j["model"] = "rnn"; expect_error(j, "unknown model");
+  j = good; j["global"]["width"] = 66; expect_error(j, "multiple of patch_size");
+  j = good; j.erase("local"); expect_error(j, "local");
+  j = good; j["context"] = "64"; expect_error(j, "integer");
+  EXPECT_THROW(load_config("no-such-preset", "megabyte"), Error);
+  EXPECT_THROW(load_config("tiny", "transformer").model == "megabyte" ? throw Error("x") : load_config("mb_tiny", "transformer"), Error);
+}
+
+TEST(Config, PresetsLoad) {
+  for (const char* name : {"mb_tiny", "mb_demo", "mb_cpu", "mb_s", "tf_tiny", "tf_demo", "tf_cpu", "tf_s"}) {
+    auto cfg = load_config(name, "");
+    EXPECT_EQ(ModelConfig::from_json(cfg.to_json()).to_json(), cfg.to_json()) << name;
+  }
+}
