@@ -34,15 +34,20 @@ double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int
   return total;
 }
 
+std::shared_ptr<LanguageModelImpl> load_for_inference(const std::string& ckpt, const std::string& device, int threads) {
+  check_device(device);
+  setup_threads(threads);
+  warn_if_slow_blas();
+  auto model = load_model(ckpt);
+  model->to(torch::Device(device));
+  model->eval();
+  return model;
+}
+
 int run_eval(const EvalOptions& opt) {
   if (opt.batch < 1) throw Error("--batch must be >= 1");
   if (opt.data.empty()) throw Error("--data is required");
-  check_device(opt.device);
-  setup_threads(opt.threads);
-  warn_if_slow_blas();
-  auto model = load_model(opt.ckpt);
-  model->to(torch::Device(opt.device));
-  model->eval();
+  auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
   Corpus corpus(opt.data, 0.0);
   const bool tty = stderr_is_tty() && !opt.json;
   nlohmann::json files = nlohmann::json::array();

@@ -2,12 +2,16 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace bytelm {
 
 class LanguageModelImpl;
+
+// Checks the device, sets CPU threads, loads a checkpoint onto the device in eval mode. Throws Error.
+std::shared_ptr<LanguageModelImpl> load_for_inference(const std::string& ckpt, const std::string& device, int threads);
 
 // Total cross-entropy in nats of every byte of data[0, n): consecutive windows of the model's context,
 // each scored from the model's start state, `batch` windows per forward pass.

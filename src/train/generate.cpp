@@ -92,12 +92,7 @@ int run_generate(const GenerateOptions& opt) {
   if (opt.temperature < 0) throw Error("--temperature must be >= 0");
   if (opt.top_k < 0) throw Error("--top-k must be >= 0");
   if (!(opt.top_p > 0 && opt.top_p <= 1)) throw Error("--top-p must be in (0, 1]");
-  check_device(opt.device);
-  setup_threads(opt.threads);
-  warn_if_slow_blas();
-  auto model = load_model(opt.ckpt);
-  model->to(torch::Device(opt.device));
-  model->eval();
+  auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
   generate(*model, opt, [](uint8_t b) {
     std::fputc(b, stdout);
     std::fflush(stdout);

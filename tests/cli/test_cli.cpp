@@ -1,0 +1,277 @@
+// test_cli.cpp — the bytelm binary end to end: --help, the happy path, every bad-input case (one-line
+// error, exit code 2, no file changed) and Ctrl-C during training (checkpoint, exit 130, resumable).
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write(const std::string& path, const std::string& s) { std::ofstream(path, std::ios::binary) << s; }
+
+// Starts the binary with stdout/stderr redirected to files; returns its pid.
+pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  std::vector<std::string> full{BYTELM_BIN};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  EXPECT_EQ(rc, 0);
+  return pid;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = (fs::temp_directory_path() / ("bytelm_cli_" + std::to_string(getpid()))).string();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ + "/corpus");
+    std::string text;
+    for (int i = 0; i < 3000; ++i) text += "call me ishmael. "[i % 17];
+    write(dir_ + "/corpus/a.txt", text);
+    Result r = run({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out",
+                    dir_ + "/ckpt", "--steps", "2", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  static Result run(const std::vector<std::string>& args) {
+    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
+    pid_t pid = spawn(args, out, err);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+  }
+
+  // Bad input: exit code 2 and exactly one line "bytelm: error: ..." containing `word`.
+  static void expect_bad(const std::vector<std::string>& args, const std::string& word) {
+    Result r = run(args);
+    std::string cmd;
+    for (auto& a : args) cmd += a + " ";
+    EXPECT_EQ(r.code, 2) << cmd << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("bytelm: error: ", 0), 0u) << cmd << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << cmd << "\n" << r.err;
+    EXPECT_NE(r.err.find(word), std::string::npos) << cmd << "\nexpected '" << word << "' in: " << r.err;
+  }
+
+  // A copy of the trained checkpoint whose model.safetensors is replaced by `bytes`.
+  static std::string broken_ckpt(const std::string& name, const std::string& bytes) {
+    std::string d = dir_ + "/" + name;
+    fs::create_directories(d);
+    fs::copy_file(dir_ + "/ckpt/config.json", d + "/config.json", fs::copy_options::overwrite_existing);
+    write(d + "/model.safetensors", bytes);
+    return d;
+  }
+
+  static std::string dir_;
+};
+std::string Cli::dir_;
+
+// safetensors bytes from a header JSON and a data region.
+std::string safetensors(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  uint64_t n = header.size();
+  std::memcpy(&out[0], &n, 8);
+  return out + header + data;
+}
+
+}  // namespace
+
+TEST_F(Cli, HelpListsEveryOptionWithDefaults) {
+  for (auto [sub, option] : std::vector<std::pair<std::string, std::string>>{
+           {"train", "--warmup"}, {"eval", "--batch"}, {"generate", "--top-k"}, {"info", "--json"}, {"bench", "--gen-bytes"}}) {
+    Result r = run({sub, "--help"});
+    EXPECT_EQ(r.code, 0) << sub;
+    EXPECT_NE(r.out.find(option), std::string::npos) << sub << ": " << r.out;
+  }
+  Result r = run({"train", "--help"});
+  EXPECT_NE(r.out.find("--steps INT=1000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--lr FLOAT=0.001"), std::string::npos) << r.out;
+  EXPECT_EQ(run({"--help"}).code, 0);
+}
+
+TEST_F(Cli, EvalGenerateInfoWork) {
+  Result r = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["bytes"].get<int64_t>(), 3000);
+  EXPECT_GT(j["bpb"].get<double>(), 0.0);
+  r = run({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "call", "--max-bytes", "100", "--seed", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.size(), 100u);  // raw bytes, any values
+  Result again = run({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "call", "--max-bytes", "100", "--seed", "3"});
+  EXPECT_EQ(r.out, again.out);    // seeded sampling is reproducible
+  // Generation longer than the context (64) slides the window instead of failing.
+  r = run({"generate", "--ckpt", dir_ + "/ckpt", "--max-bytes", "200", "--temperature", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.size(), 200u);
+  r = run({"info", "--ckpt", dir_ + "/ckpt", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["parts"].size(), 2u);
+  r = run({"info", "--config", "tiny", "--model", "transformer"});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(Cli, BadFlagsAndValues) {
+  expect_bad({"train", "--bogus"}, "bogus");
+  expect_bad({"frobnicate"}, "frobnicate");
+  expect_bad({"train", "--model", "rnn", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/x"}, "rnn");
+  expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/x",
+              "--steps", "0"}, "--steps");
+  expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/x",
+              "--steps", "ten"}, "steps");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--top-p", "1.5"}, "--top-p");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--temperature", "-1"}, "--temperature");
+  expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--device", "tpu"}, "tpu");
+  expect_bad({"info"}, "--ckpt");
+  expect_bad({"eval", "--data", dir_ + "/corpus"}, "--ckpt");
+  expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus"}, "--out");
+  EXPECT_FALSE(fs::exists(dir_ + "/x"));
+}
+
+TEST_F(Cli, BadData) {
+  auto train = [&](const std::string& data, const std::string& config = "tiny") {
+    return std::vector<std::string>{"train", "--model", "megabyte", "--config", config, "--data", data,
+                                    "--out", dir_ + "/x", "--threads", "1"};
+  };
+  expect_bad(train(dir_ + "/no-such-file"), "no-such-file");
+  fs::create_directories(dir_ + "/empty");
+  expect_bad(train(dir_ + "/empty"), "empty");
+  write(dir_ + "/short.txt", "only a few bytes");
+  expect_bad(train(dir_ + "/short.txt"), "shorter than one window");
+  write(dir_ + "/unreadable.txt", "secret");
+  fs::permissions(dir_ + "/unreadable.txt", fs::perms::none);
+  if (getuid() != 0) expect_bad(train(dir_ + "/unreadable.txt"), "unreadable");  // root reads anything
+  expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/no-such-file"}, "no-such-file");
+  EXPECT_FALSE(fs::exists(dir_ + "/x"));
+}
+
+TEST_F(Cli, BadConfigs) {
+  auto train = [&](const std::string& config) {
+    return std::vector<std::string>{"train", "--model", "megabyte", "--config", config, "--data", dir_ + "/corpus",
+                                    "--out", dir_ + "/x"};
+  };
+  write(dir_ + "/c1.json", R"({"model": "megabyte", "context": 66, "patch_size": 4,
+    "global": {"layers": 1, "width": 64, "heads": 2}, "local": {"layers": 1, "width": 32, "heads": 2}})");
+  expect_bad(train(dir_ + "/c1.json"), "multiple of patch_size");
+  write(dir_ + "/c2.json", R"({"model": "megabyte", "context": 64, "patch_size": 4, "dropout": 0.1,
+    "global": {"layers": 1, "width": 64, "heads": 2}, "local": {"layers": 1, "width": 32, "heads": 2}})");
+  expect_bad(train(dir_ + "/c2.json"), "unknown key 'dropout'");
+  write(dir_ + "/c3.json", R"({"model": "megabyte", "context": 64, "patch_size": 4,
+    "global": {"layers": 1, "width": 64, "heads": 3}, "local": {"layers": 1, "width": 32, "heads": 2}})");
+  expect_bad(train(dir_ + "/c3.json"), "does not divide");
+  write(dir_ + "/c4.json", "{\"model\": ");
+  expect_bad(train(dir_ + "/c4.json"), "invalid JSON");
+  expect_bad(train("no-such-preset"), "no-such-preset");
+  expect_bad({"train", "--model", "transformer", "--config", BYTELM_SOURCE_DIR "/configs/mb_tiny.json", "--data",
+              dir_ + "/corpus", "--out", dir_ + "/x"}, "not 'transformer'");
+  EXPECT_FALSE(fs::exists(dir_ + "/x"));
+}
+
+TEST_F(Cli, BadCheckpoints) {
+  fs::create_directories(dir_ + "/noconfig");
+  expect_bad({"eval", "--ckpt", dir_ + "/noconfig", "--data", dir_ + "/corpus"}, "config.json");
+  expect_bad({"generate", "--ckpt", dir_ + "/no-such-dir"}, "no-such-dir");
+  const std::string good = slurp(dir_ + "/ckpt/model.safetensors");
+  struct Case { std::string name, bytes, word; };
+  std::vector<Case> cases{
+      {"truncated", good.substr(0, good.size() - 100), "safetensors"},
+      {"header_beyond", safetensors(std::string(20, ' '), "").substr(0, 12), "header"},
+      {"bad_json", safetensors("{\"a\": [1, 2", ""), "JSON"},
+      {"offsets", safetensors(R"({"global_pad":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}})", std::string(8, '\0')), "offset"},
+      {"dtype", safetensors(R"({"global_pad":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0')), "dtype"},
+  };
+  for (const auto& c : cases) {
+    std::string d = broken_ckpt(c.name, c.bytes);
+    expect_bad({"eval", "--ckpt", d, "--data", dir_ + "/corpus"}, c.word);
+    EXPECT_EQ(slurp(d + "/model.safetensors"), c.bytes) << c.name << ": file changed";
+  }
+  // Weights of the wrong shape or type for the config.
+  auto cfg = nlohmann::json::parse(slurp(dir_ + "/ckpt/config.json"));
+  cfg["local"]["width"] = 64;
+  std::string d = broken_ckpt("shape", good);
+  write(d + "/config.json", cfg.dump());
+  expect_bad({"generate", "--ckpt", d}, "shape");
+  d = broken_ckpt("wrongtype", safetensors(R"({"global_pad":{"dtype":"I64","shape":[64],"data_offsets":[0,512]}})",
+                                           std::string(512, '\0')));
+  expect_bad({"generate", "--ckpt", d}, "global_pad");
+}
+
+TEST_F(Cli, PromptErrors) {
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", std::string(64, 'a')}, "context");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt-file", dir_ + "/no-such-prompt"}, "no-such-prompt");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "a", "--prompt-file", dir_ + "/corpus/a.txt"}, "excludes");
+}
+
+TEST_F(Cli, ExistingRunIsNeverDamaged) {
+  const std::string model = slurp(dir_ + "/ckpt/model.safetensors"), trainer = slurp(dir_ + "/ckpt/trainer.json");
+  // A fresh run into an existing run's directory is refused; so is --resume with a different config.
+  expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/ckpt"},
+             "--resume");
+  expect_bad({"train", "--model", "megabyte", "--config", "demo", "--data", dir_ + "/corpus", "--out", dir_ + "/ckpt",
+              "--resume"}, "differs");
+  expect_bad({"train", "--data", dir_ + "/corpus", "--out", dir_ + "/nothing", "--resume"}, "nothing to resume");
+  EXPECT_EQ(slurp(dir_ + "/ckpt/model.safetensors"), model);
+  EXPECT_EQ(slurp(dir_ + "/ckpt/trainer.json"), trainer);
+}
+
+TEST_F(Cli, CtrlCSavesACheckpointAndResumes) {
+  const std::string out = dir_ + "/interrupted";
+  pid_t pid = spawn({"train", "--model", "transformer", "--config", "tiny", "--data", dir_ + "/corpus", "--out", out,
+                     "--steps", "100000", "--batch", "2", "--log-every", "1", "--ckpt-every", "0", "--threads", "1",
+                     "--peak-flops", "1e11"},
+                    dir_ + "/int.out", dir_ + "/int.err");
+  // Wait until a few steps are logged, then interrupt.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string m = slurp(out + "/metrics.jsonl");
+    if (std::count(m.begin(), m.end(), '\n') >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(dir_ + "/int.err");
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(dir_ + "/int.err");
+  auto tj = nlohmann::json::parse(slurp(out + "/trainer.json"));
+  int64_t step = tj["step"].get<int64_t>();
+  EXPECT_GE(step, 3);
+  Result r = run({"train", "--out", out, "--data", dir_ + "/corpus", "--resume", "--steps", std::to_string(step + 2),
+                  "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(out + "/trainer.json"))["step"].get<int64_t>(), step + 2);
+}
