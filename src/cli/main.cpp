@@ -14,6 +14,7 @@
 #include "train/bench.h"
 #include "train/evaluate.h"
 #include "train/info.h"
+#include "train/patching.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
   }
-  CLI::App app{"bytelm: tokenizer-free language models on raw bytes (byte Transformer, MEGABYTE)"};
+  CLI::App app{"bytelm: tokenizer-free language models on raw bytes (byte Transformer, MEGABYTE, BLT)"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
   app.fallthrough(false);
@@ -44,7 +45,9 @@ int main(int argc, char** argv) {
 
   bytelm::TrainOptions train;
   auto* t = app.add_subcommand("train", "Train a model on raw bytes");
-  t->add_option("--model", train.model, "Model: transformer | megabyte")->check(CLI::IsMember({"transformer", "megabyte"}));
+  t->add_option("--model", train.model, "Model: transformer | megabyte | entropy | blt")
+      ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt"}));
+  t->add_option("--entropy-model", train.entropy_model, "BLT: entropy-model checkpoint (trained with --model entropy)");
   t->add_option("--config", train.config, "Config JSON file or preset name (tiny, demo, cpu, s)");
   t->add_option("--data", train.data, "Files or directories of training bytes")->expected(1, -1);
   t->add_option("--out", train.out, "Checkpoint directory (required)");
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
   g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)");
   g->add_option("--seed", gen.seed, "Sampling seed");
   g->add_option("--stop", gen.stop, "Stop once the output ends with this string (it is printed)");
+  g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   g->add_option("--device", gen.device, "cpu | cuda | cuda:N");
   g->add_option("--threads", gen.threads, "CPU threads (0 = all cores)");
 
@@ -99,8 +103,19 @@ int main(int argc, char** argv) {
   auto* i = app.add_subcommand("info", "Parameters and FLOPs per byte, split by part");
   auto* ic = i->add_option("--ckpt", info.ckpt, "Checkpoint directory");
   i->add_option("--config", info.config, "Config JSON file or preset name")->excludes(ic);
-  i->add_option("--model", info.model, "Model for a preset name: transformer | megabyte");
+  i->add_option("--model", info.model, "Model for a preset name: transformer | megabyte | entropy | blt");
   i->add_flag("--json", info.json, "Print one JSON object instead of text");
+
+  bytelm::PatchOptions patch;
+  auto* pa = app.add_subcommand("patch", "Show where an entropy model cuts a file into BLT patches");
+  pa->add_option("--entropy-model", patch.entropy_model, "Entropy-model checkpoint, or a BLT checkpoint (its patcher) (required)");
+  pa->add_option("file", patch.file, "The file to patch");
+  auto* th = pa->add_option("--threshold", patch.threshold, "Entropy threshold in nats (0 = the checkpoint's, else 1.3354)");
+  pa->add_option("--bytes-per-patch", patch.bytes_per_patch, "Find the threshold for this mean patch size (bisection)")->excludes(th);
+  pa->add_option("--max-patch-length", patch.max_patch_length, "Split longer patches (0 = none)");
+  pa->add_flag("--json", patch.json, "Print entropies and boundaries as JSON");
+  pa->add_option("--device", patch.device, "cpu | cuda | cuda:N");
+  pa->add_option("--threads", patch.threads, "CPU threads (0 = all cores)");
 
   bytelm::BenchOptions bench;
   auto* b = app.add_subcommand("bench", "Measure matmul peak, training and generation speed, memory");
@@ -144,6 +159,10 @@ int main(int argc, char** argv) {
       return bytelm::run_info(info);
     }
     if (*b) return bytelm::run_bench(bench);
+    if (*pa) {
+      if (patch.entropy_model.empty()) throw bytelm::Error("--entropy-model is required");
+      return bytelm::run_patch(patch);
+    }
   } catch (const bytelm::Error& err) {
     return fail(err.what(), 2);
   } catch (const std::exception& err) {

@@ -38,6 +38,11 @@ torch::Tensor Rotary::apply(const torch::Tensor& x, int64_t pos0) {
   ensure(pos0 + T, x.device());
   auto cos = cos_.narrow(0, pos0, T).to(x.scalar_type());  // (T, Dh/2)
   auto sin = sin_.narrow(0, pos0, T).to(x.scalar_type());
+  if (interleaved_) {
+    auto pairs = x.unflatten(-1, {half, 2});  // (B, H, T, Dh/2, 2)
+    auto x1 = pairs.select(-1, 0), x2 = pairs.select(-1, 1);
+    return torch::stack({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1).flatten(-2);
+  }
   auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
 }
@@ -69,6 +74,38 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   if (masked) scores.masked_fill_(causal_keep_mask(Tq, Tk, q.device()).logical_not(), -INFINITY);
   return torch::matmul(torch::softmax(scores, -1), v);
 #endif
+}
+
+torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& additive_mask) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, additive_mask.to(q.scalar_type()));
+#else
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
+  return torch::matmul(torch::softmax(scores + additive_mask.to(scores.scalar_type()), -1), v);
+#endif
+}
+
+CrossAttentionImpl::CrossAttentionImpl(int64_t width, int64_t heads_, double eps) : heads(heads_), head_dim(width / heads_) {
+  q_norm = register_module("q_norm", RMSNorm(width, eps));
+  k_norm = register_module("k_norm", RMSNorm(width, eps));
+  auto lin = [&](const char* name) {
+    return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(width, width).bias(false)));
+  };
+  q_proj = lin("q_proj");
+  k_proj = lin("k_proj");
+  v_proj = lin("v_proj");
+  o_proj = lin("o_proj");
+}
+
+torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& mask) {
+  const int64_t B = x.size(0), Q = x.size(1), S = kv.size(1), D = x.size(2);
+  auto q = q_proj(q_norm(x)).view({B, Q, heads, head_dim}).transpose(1, 2);  // (B, H, Q, Dh)
+  auto kvn = k_norm(kv);
+  auto k = k_proj(kvn).view({B, S, heads, head_dim}).transpose(1, 2);        // (B, H, S, Dh)
+  auto v = v_proj(kvn).view({B, S, heads, head_dim}).transpose(1, 2);
+  auto y = attention_with_mask(q, k, v, mask);                               // (B, H, Q, Dh)
+  return o_proj(y.transpose(1, 2).reshape({B, Q, D}));
 }
 
 AttentionImpl::AttentionImpl(int64_t width, int64_t heads_) : heads(heads_), head_dim(width / heads_) {
@@ -124,21 +161,27 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, Rotary& rope, int64_t p
   return h + mlp(post_attention_layernorm(h));
 }
 
-StackImpl::StackImpl(const StackConfig& cfg_, double eps) : cfg(cfg_), rope(cfg_.width / cfg_.heads, cfg_.rope_theta) {
+StackImpl::StackImpl(const StackConfig& cfg_, double eps, bool final_norm)
+    : cfg(cfg_), rope(cfg_.width / cfg_.heads, cfg_.rope_theta, cfg_.rope_interleaved) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.layers; ++i) layers->push_back(Block(cfg, eps));
-  norm = register_module("norm", RMSNorm(cfg.width, eps));
+  if (final_norm) norm = register_module("norm", RMSNorm(cfg.width, eps));
 }
 
-torch::Tensor StackImpl::forward(const torch::Tensor& x, int64_t pos0, std::vector<KVCache>* caches) {
+torch::Tensor StackImpl::blocks(const torch::Tensor& x, int64_t pos0, std::vector<KVCache>* caches) {
   auto h = x;
   for (size_t i = 0; i < layers->size(); ++i)
     h = layers[i]->as<BlockImpl>()->forward(h, rope, pos0, caches ? &(*caches)[i] : nullptr);
-  return norm(h);
+  return h;
+}
+
+torch::Tensor StackImpl::forward(const torch::Tensor& x, int64_t pos0, std::vector<KVCache>* caches) {
+  auto h = blocks(x, pos0, caches);
+  return norm ? norm(h) : h;
 }
 
 std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity) const {
-  auto w = norm->weight;
+  auto w = parameters().front();
   auto opts = torch::TensorOptions().dtype(w.scalar_type()).device(w.device());
   std::vector<KVCache> caches(cfg.layers);
   for (auto& c : caches) {

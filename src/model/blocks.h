@@ -27,11 +27,13 @@ struct RMSNormImpl : torch::nn::Module {
 TORCH_MODULE(RMSNorm);
 
 // Rotary position tables for one head dim, grown on demand. Pair layout: dims (i, i + Dh/2)
-// rotate together ("rotate half", as in Llama / Hugging Face).
+// rotate together ("rotate half", as in Llama), or, interleaved, dims (2i, 2i+1) (BLT: the official
+// code and Hugging Face's Blt both rotate adjacent pairs).
 class Rotary {
  public:
   Rotary() = default;
-  Rotary(int64_t head_dim, double theta) : head_dim_(head_dim), theta_(theta) {}
+  Rotary(int64_t head_dim, double theta, bool interleaved = false)
+      : head_dim_(head_dim), theta_(theta), interleaved_(interleaved) {}
   bool enabled() const { return theta_ > 0; }
   // x: (B, H, T, Dh) at positions pos0 .. pos0+T-1 -> same shape.
   torch::Tensor apply(const torch::Tensor& x, int64_t pos0);
@@ -40,12 +42,29 @@ class Rotary {
   void ensure(int64_t positions, const torch::Device& device);
   int64_t head_dim_ = 0;
   double theta_ = 0;
+  bool interleaved_ = false;
   torch::Tensor cos_, sin_;  // (capacity, Dh/2), fp32
 };
 
 // Scaled dot-product attention. q: (B, H, Tq, Dh), k, v: (B, H, Tk, Dh) -> (B, H, Tq, Dh).
 // Query i sits at key position (Tk - Tq + i) and, if causal, sees keys 0..that position.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
+// Same with an additive float mask broadcastable to (B, H, Tq, Tk): 0 where allowed, a very negative
+// finite number elsewhere (finite so a query that may see nothing gets a uniform average, not NaN).
+torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& additive_mask);
+
+// Cross-attention (BLT): RMSNorm on queries (q_norm) and on keys/values (k_norm), no rotary.
+// Returns o_proj(attention) only; callers add their residuals (see blt.cpp).
+struct CrossAttentionImpl : torch::nn::Module {
+  CrossAttentionImpl(int64_t width, int64_t heads, double eps);
+  // x: (B, Q, D) queries; kv: (B, S, D); mask: additive (B, 1, Q, S) -> (B, Q, D)
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& mask);
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t heads, head_dim;
+};
+TORCH_MODULE(CrossAttention);
 
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(int64_t width, int64_t heads);
@@ -73,11 +92,13 @@ struct BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-// `layers` blocks followed by a final RMSNorm ("norm").
+// `layers` blocks followed by a final RMSNorm ("norm") unless final_norm is false.
 struct StackImpl : torch::nn::Module {
-  StackImpl(const StackConfig& cfg, double eps);
+  StackImpl(const StackConfig& cfg, double eps, bool final_norm = true);
   // x: (B, T, D) at positions pos0..; caches: one per layer or null for a full (training) forward.
   torch::Tensor forward(const torch::Tensor& x, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
+  // The blocks alone, without the final norm.
+  torch::Tensor blocks(const torch::Tensor& x, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
   // Empty caches for batch B and up to `capacity` positions, matching the weights' device and dtype.
   std::vector<KVCache> make_caches(int64_t batch, int64_t capacity) const;
   StackConfig cfg;

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -17,21 +18,46 @@ struct StackConfig {
   int64_t heads = 0;      // H; head dim = D / H
   int64_t mlp_hidden = 0; // SwiGLU hidden size; 0 = round_up(8 D / 3, 64)
   double rope_theta = 0;  // 0 disables rotary positions
+  bool rope_interleaved = false;  // rotate pairs (2i, 2i+1) (BLT / HF Blt) instead of (i, i + Dh/2)
+  double norm_eps = 1e-5;         // RMSNorm epsilon of this stack (BLT parts carry their own)
   int64_t hidden() const; // resolved SwiGLU hidden size
 };
 
+// How BLT cuts bytes into patches (see src/blt/patcher.h for the exact rules).
+struct PatchingConfig {
+  std::string mode = "entropy";          // entropy | static | space | byte
+  double threshold = 1.335442066192627;  // entropy rule (nats); the released default
+  bool monotonicity = false;             // approximate-monotonic rule: H[p-1] - H[p-2] > threshold
+  double threshold_add = 0;              // if > 0: also require H[p-1] - H[p-2] > threshold_add (combined)
+  int64_t patch_size = 4;                // static patches; also the target bytes per patch
+  int64_t max_patch_length = 0;          // split longer patches (0 = no limit)
+};
+
 struct ModelConfig {
-  std::string model;       // "transformer" | "megabyte"
+  std::string model;       // "transformer" | "megabyte" | "entropy" | "blt"
   int64_t context = 0;     // T, bytes per sequence
   int64_t patch_size = 1;  // P (MEGABYTE); 1 for the Transformer
-  StackConfig global;      // the Transformer's only stack; MEGABYTE's global model (width = P * D_G)
+  StackConfig global;      // Transformer / entropy model: the stack; MEGABYTE: global model (width P*D_G);
+                           // BLT: the latent global transformer
   StackConfig local;       // MEGABYTE's local model (width D_L)
+
+  // BLT only. The JSON form is the Hugging Face BltConfig layout (config.json of BltForCausalLM).
+  StackConfig encoder, decoder, patcher;  // local encoder, local decoder, entropy model (patcher)
+  int64_t cross_attn_k = 2;               // patch vectors per patch
+  bool encoder_cross_all_layers = false, decoder_cross_all_layers = true;
+  std::vector<int64_t> hash_sizes{3, 4, 5, 6, 7, 8};  // n-gram sizes of the hash embeddings
+  int64_t hash_functions = 1;
+  int64_t hash_vocab = 500002;            // buckets per (function, n) table
+  int64_t max_patches = 4096;             // global max_position_embeddings
+  int64_t patcher_context = 8192;         // entropy model max_position_embeddings
+  bool has_patcher = true;                // an entropy model is part of the weights
+  PatchingConfig patching;
   double init_std = 0.02;  // normal init of linear and embedding weights
   double norm_eps = 1e-5;
 
   int64_t global_byte_width() const { return global.width / patch_size; }  // D_G
 
-  static ModelConfig from_json(const nlohmann::json& j);  // validates; throws Error
+  static ModelConfig from_json(const nlohmann::json& j);  // validates; throws Error (HF Blt layout for "blt")
   nlohmann::json to_json() const;
   void validate() const;                                   // throws Error
 };

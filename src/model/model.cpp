@@ -1,6 +1,7 @@
 // model.cpp — model factory and the shared loss.
 #include "model/model.h"
 
+#include "model/blt.h"
 #include "model/megabyte.h"
 #include "model/transformer.h"
 #include "util/error.h"
@@ -17,12 +18,14 @@ LanguageModel make_model(const ModelConfig& cfg) {
   cfg.validate();
   if (cfg.model == "transformer") return std::make_shared<TransformerImpl>(cfg);
   if (cfg.model == "megabyte") return std::make_shared<MegabyteImpl>(cfg);
+  if (cfg.model == "entropy") return std::make_shared<EntropyModelImpl>(cfg);
+  if (cfg.model == "blt") return std::make_shared<BltImpl>(cfg);
   throw Error("unknown model '" + cfg.model + "'");
 }
 
-torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes) {
+torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes, int64_t offset) {
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
-                                              bytes.reshape({-1}));
+                                              bytes.reshape({-1}) + offset);
 }
 
 }  // namespace bytelm

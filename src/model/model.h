@@ -21,6 +21,7 @@ struct FlopsPart {
   int64_t matmul_params = 0;     // parameters used in matmuls (embedding lookups excluded)
   double matmul_flops = 0;       // 2 * matmul params applied per byte
   double attention_flops = 0;    // QK^T and AV per byte at full context
+  bool counted = true;           // false: reported beside the model but not in its totals (BLT's entropy model)
 };
 
 class LanguageModelImpl : public torch::nn::Module {
@@ -28,8 +29,10 @@ class LanguageModelImpl : public torch::nn::Module {
   explicit LanguageModelImpl(ModelConfig cfg) : cfg_(std::move(cfg)) {}
   const ModelConfig& config() const { return cfg_; }
 
-  // bytes: (B, T) int64 in [0, 256), T <= context -> logits (B, T, 256); logits[:, t] predicts bytes[:, t].
+  // bytes: (B, T) int64 in [0, 256), T <= context -> logits (B, T, V); logits[:, t] predicts bytes[:, t].
+  // V = 256 (byte values) or 260 (BLT ids: byte b is id b + vocab_offset(), ids below are special).
   virtual torch::Tensor forward(const torch::Tensor& bytes) = 0;
+  virtual int64_t vocab_offset() const { return 0; }
 
   // Incremental decoding with KV caches (call under NoGradGuard).
   // start: resets the caches for `batch` sequences -> logits (B, 256) for byte 0.
@@ -53,7 +56,8 @@ using LanguageModel = std::shared_ptr<LanguageModelImpl>;
 // Builds a freshly initialised model (deterministic given torch::manual_seed).
 LanguageModel make_model(const ModelConfig& cfg);
 
-// Mean cross-entropy in nats over all positions. logits (B, T, 256), bytes (B, T).
-torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes);
+// Mean cross-entropy in nats over all positions. logits (B, T, V), bytes (B, T); the target of byte b is
+// id b + offset (the model's vocab_offset()).
+torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes, int64_t offset = 0);
 
 }  // namespace bytelm

@@ -76,15 +76,19 @@ int run_bench(const BenchOptions& opt) {
     model->to(device);
     row.params = model->num_params();
     double fwd = 0;
-    for (const auto& part : model->flops()) fwd += part.matmul_flops + part.attention_flops;
+    for (const auto& part : model->flops())
+      if (part.counted) fwd += part.matmul_flops + part.attention_flops;
     const int64_t B = opt.batch > 0 ? opt.batch : (opt.device == "cpu" ? 4 : 8), T = cfg.context;
 
     if (!opt.skip_train) {
       reset_peak_rss();
-      AdamW adam(named_parameters_of(*model), AdamWOptions{});
+      NamedTensors trainable;
+      for (const auto& p : named_parameters_of(*model))
+        if (p.second.requires_grad()) trainable.push_back(p);
+      AdamW adam(trainable, AdamWOptions{});
       auto x = torch::randint(0, kByteVocab, {B, T}, torch::TensorOptions().dtype(torch::kLong)).to(device);
       auto step = [&] {
-        auto loss = byte_loss(model->forward(x), x);
+        auto loss = byte_loss(model->forward(x), x, model->vocab_offset());
         loss.backward();
         adam.step(1e-4);
         model->zero_grad();

@@ -24,7 +24,7 @@ double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int
     auto x = torch::from_blob(const_cast<uint8_t*>(data + offset), {rows, len}, torch::kUInt8).to(torch::kLong).to(device);
     auto logits = model.forward(x);
     total += torch::nn::functional::cross_entropy(
-                 logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), x.reshape({-1}),
+                 logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), x.reshape({-1}) + model.vocab_offset(),
                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                  .item<double>();
   };

@@ -37,6 +37,7 @@ struct GenerateOptions {
   double top_p = 1.0;           // 1 = off
   uint64_t seed = 0;
   std::string stop;             // stop once the output ends with this (included)
+  bool no_cache = false;        // recompute the full forward pass over the whole window for every byte
   std::string device = "cpu";
   int threads = 0;
 };

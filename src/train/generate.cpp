@@ -58,8 +58,17 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
     return t.to(device);
   };
   std::string text = opt.prompt;  // everything in the context window so far
+  const int64_t offset = model.vocab_offset();
+  // Logits over the 256 byte values for the byte after `text`; special ids (BLT) are never sampled.
+  auto next_logits_uncached = [&]() {
+    // The full forward pass over text + one placeholder byte: by causality the last row predicts the
+    // byte after `text` and does not depend on the placeholder.
+    auto logits = model.forward(bytes_tensor(text + std::string(1, '\0')));  // (1, n+1, V)
+    return logits.select(1, int64_t(text.size())).view({-1});
+  };
   auto prefill = [&](const std::string& ctx) {
-    auto logits = model.start(1);  // (1, 256)
+    if (opt.no_cache) return next_logits_uncached();
+    auto logits = model.start(1);  // (1, V)
     if (!ctx.empty()) logits = model.feed(bytes_tensor(ctx)).select(1, ctx.size() - 1);
     return logits.view({-1});
   };
@@ -67,7 +76,7 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
   std::mt19937_64 rng(opt.seed);
   std::string out;
   for (int64_t i = 0; i < opt.max_bytes; ++i) {
-    int b = sample_byte(logits, opt, rng);
+    int b = sample_byte(logits.narrow(0, offset, 256), opt, rng);
     out.push_back(char(b));
     sink(uint8_t(b));
     if (!opt.stop.empty() && out.size() >= opt.stop.size() &&
@@ -75,11 +84,13 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
       break;
     if (i + 1 == opt.max_bytes) break;
     text.push_back(char(b));
-    if (model.decoded() + 1 > T - 1) {
+    if (int64_t(text.size()) > T - 1) {
       // The context is full: keep its last half and re-prefill (the model sees at most T bytes).
       const int64_t keep = std::max<int64_t>(1, T / 2);
       text = text.substr(text.size() - keep);
       logits = prefill(text);
+    } else if (opt.no_cache) {
+      logits = next_logits_uncached();
     } else {
       logits = model.feed(bytes_tensor(std::string(1, char(b)))).view({-1});
     }

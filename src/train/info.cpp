@@ -21,10 +21,10 @@ int run_info(const InfoOptions& opt) {
   nlohmann::json jp = nlohmann::json::array();
   for (const auto& p : parts) {
     double f = p.matmul_flops + p.attention_flops;
-    fwd += f;
+    if (p.counted) fwd += f;
     jp.push_back({{"part", p.name}, {"params", p.params}, {"matmul_params", p.matmul_params},
                   {"matmul_flops_per_byte", p.matmul_flops}, {"attention_flops_per_byte", p.attention_flops},
-                  {"forward_flops_per_byte", f}, {"train_flops_per_byte", 3 * f}});
+                  {"forward_flops_per_byte", f}, {"train_flops_per_byte", 3 * f}, {"counted", p.counted}});
   }
   j["parts"] = jp;
   j["forward_flops_per_byte"] = fwd;

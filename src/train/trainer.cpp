@@ -15,6 +15,7 @@
 
 #include "data/corpus.h"
 #include "io/atomic_file.h"
+#include "model/blt.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
 #include "train/evaluate.h"
@@ -109,11 +110,21 @@ int run_train(const TrainOptions& opt) {
     throw Error("training split has " + std::to_string(corpus.size(Split::Train)) +
                 " bytes, shorter than one window of " + std::to_string(T) + " bytes (context)");
 
+  if (cfg.model == "blt" && !opt.resume && cfg.patching.mode == "entropy" && opt.entropy_model.empty())
+    throw Error("BLT with entropy patching needs --entropy-model DIR (train one with --model entropy)");
+  if (cfg.model != "blt" && !opt.entropy_model.empty()) throw Error("--entropy-model is for --model blt");
+
   torch::manual_seed(opt.seed);
   auto model = make_model(cfg);
+  if (cfg.model == "blt" && !opt.resume && !opt.entropy_model.empty())
+    load_patcher(static_cast<BltImpl&>(*model), *load_model(opt.entropy_model));
   model->to(device);
-  auto params = named_parameters_of(*model);
+  // Frozen parameters (BLT's entropy model) are saved with the model but not optimised.
+  NamedTensors params;
+  for (const auto& p : named_parameters_of(*model))
+    if (p.second.requires_grad()) params.push_back(p);
   AdamW adam(params, AdamWOptions{opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
+  const int64_t offset = model->vocab_offset();
 
   if (opt.resume) {
     json tj;
@@ -123,7 +134,7 @@ int run_train(const TrainOptions& opt) {
     } catch (const json::exception& e) {
       throw Error(trainer_path + ": invalid trainer state (" + std::string(e.what()) + ")");
     }
-    auto meta = load_tensors_into(opt.out + "/model.safetensors", params);
+    auto meta = load_tensors_into(opt.out + "/model.safetensors", named_parameters_of(*model));
     auto ometa = load_tensors_into(opt.out + "/optimizer.safetensors", adam.state());
     if (meta["step"] != std::to_string(start_step) || ometa["step"] != std::to_string(start_step))
       throw Error(opt.out + ": model, optimizer and trainer.json are from different steps; checkpoint is inconsistent");
@@ -140,8 +151,9 @@ int run_train(const TrainOptions& opt) {
 
   // FLOPs for MFU: training = 3 x forward (paper's accounting), per byte.
   double fwd_flops = 0;
-  for (const auto& part : model->flops()) fwd_flops += part.matmul_flops + part.attention_flops;
-  const double train_flops_per_byte = 3 * fwd_flops;
+  for (const auto& part : model->flops())
+    if (part.counted) fwd_flops += part.matmul_flops + part.attention_flops;
+  double train_flops_per_byte = 3 * fwd_flops;
   const double peak = opt.peak_flops > 0 ? opt.peak_flops : measure_matmul_peak(opt.device, 0, 0.5);
 
   std::fprintf(stderr, "bytelm: training %s, %.2fM parameters, context %lld, batch %lld x %lld, %s; "
@@ -170,7 +182,7 @@ int run_train(const TrainOptions& opt) {
     for (int64_t i = 0; i < opt.eval_batches; ++i) {
       corpus.sample(Split::Val, 0x5eed, i, opt.batch, val_len, buf.data());
       auto x = to_tensor(buf, opt.batch, val_len, device);
-      total += byte_loss(model->forward(x), x).item<double>();
+      total += byte_loss(model->forward(x), x, offset).item<double>();
     }
     model->train();
     return total / opt.eval_batches / std::log(2.0);
@@ -193,7 +205,17 @@ int run_train(const TrainOptions& opt) {
     for (int64_t micro = 0; micro < opt.accum; ++micro) {
       corpus.sample(Split::Train, opt.seed, uint64_t(step) * opt.accum + micro, opt.batch, T, buf.data());
       auto x = to_tensor(buf, opt.batch, T, device);
-      auto loss = byte_loss(model->forward(x), x) / double(opt.accum);
+      if (step == start_step + 1 && micro == 0 && cfg.model == "blt") {
+        // FLOPs per byte depend on the mean patch size: measure it on the first batch.
+        auto& blt = static_cast<BltImpl&>(*model);
+        blt.set_mean_patch_size(blt.measure_patch_size(x));
+        fwd_flops = 0;
+        for (const auto& part : model->flops())
+          if (part.counted) fwd_flops += part.matmul_flops + part.attention_flops;
+        train_flops_per_byte = 3 * fwd_flops;
+        std::fprintf(stderr, "bytelm: mean patch size %.2f bytes on the first batch\n", blt.mean_patch_size());
+      }
+      auto loss = byte_loss(model->forward(x), x, offset) / double(opt.accum);
       loss.backward();
       loss_sum += loss.item<double>();
     }

@@ -12,6 +12,7 @@ struct TrainOptions {
   std::string config;                 // file or preset name
   std::vector<std::string> data;      // files or directories
   std::string out;                    // checkpoint directory
+  std::string entropy_model;          // BLT: entropy-model checkpoint whose weights become the patcher
   int64_t steps = 1000;               // optimizer steps in the whole run
   int64_t batch = 8;                  // sequences per micro-batch
   int64_t accum = 1;                  // micro-batches per step

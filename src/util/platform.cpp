@@ -16,7 +16,30 @@
 
 namespace bytelm {
 
+namespace {
+// LibTorch's default warning handler logs through glog ("WARNING: Logging before InitGoogleLogging()"
+// plus a multi-line record). bytelm prints one line per warning, and drops notes that an op is in beta.
+void print_warning(const std::string& msg) {
+  if (msg.find("is in beta") != std::string::npos) return;
+  std::fprintf(stderr, "bytelm: torch warning: %s\n", msg.substr(0, msg.find('\n')).c_str());
+}
+class OneLineWarnings : public c10::WarningHandler {
+ public:
+#if TORCH_VERSION_MAJOR >= 2
+  void process(const c10::Warning& w) override { print_warning(w.msg()); }
+#else
+  void process(const c10::SourceLocation&, const std::string& msg, const bool) override { print_warning(msg); }
+#endif
+};
+}  // namespace
+
 int setup_threads(int threads) {
+  static OneLineWarnings handler;
+#if TORCH_VERSION_MAJOR >= 2
+  c10::WarningUtils::set_warning_handler(&handler);
+#else
+  c10::Warning::set_warning_handler(&handler);
+#endif
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(threads);
   return torch::get_num_threads();

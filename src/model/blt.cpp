@@ -1,0 +1,401 @@
+// blt.cpp — BLT and its entropy model (see blt.h).
+#include "model/blt.h"
+
+#include <limits>
+
+#include "blt/hash.h"
+#include "util/error.h"
+
+namespace bytelm {
+
+namespace {
+
+torch::nn::Linear linear(int64_t in, int64_t out) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
+
+// Additive attention mask from a boolean "may attend": 0 there, the lowest finite value elsewhere
+// (as HF does, so a query with nothing to see averages everything instead of producing NaN).
+torch::Tensor additive_mask(const torch::Tensor& keep, torch::ScalarType dtype) {
+  auto opts = torch::TensorOptions().dtype(dtype).device(keep.device());
+  return torch::zeros(keep.sizes(), opts).masked_fill_(keep.logical_not(), std::numeric_limits<float>::lowest());
+}
+
+int64_t count_params(const torch::nn::Module& m, bool matmul_only) {
+  int64_t n = 0;
+  for (const auto& p : m.named_parameters()) {
+    bool embedding = p.key().find("embed_tokens") != std::string::npos || p.key().find("hash_tok") != std::string::npos;
+    if (!matmul_only || (p.value().dim() >= 2 && !embedding)) n += p.value().numel();
+  }
+  return n;
+}
+
+blt::PatcherOptions patcher_options(const PatchingConfig& p) {
+  blt::PatcherOptions o;
+  o.mode = p.mode == "static" ? blt::PatchingMode::Static
+           : p.mode == "space" ? blt::PatchingMode::Space
+           : p.mode == "byte"  ? blt::PatchingMode::Byte
+                               : blt::PatchingMode::Entropy;
+  if (p.monotonicity) {
+    o.rule = blt::EntropyRule::Relative;
+    o.relative_threshold = p.threshold;
+  } else if (p.threshold_add > 0) {
+    o.rule = blt::EntropyRule::Combined;
+    o.threshold = p.threshold;
+    o.relative_threshold = p.threshold_add;
+  } else {
+    o.rule = blt::EntropyRule::Global;
+    o.threshold = p.threshold;
+  }
+  o.patch_size = p.patch_size;
+  if (p.max_patch_length > 0) o.max_patch_length = p.max_patch_length;
+  o.alignment = blt::Alignment::NextByte;  // causal at every position; equals HF on every scored position
+  return o;
+}
+
+}  // namespace
+
+// ---- entropy model --------------------------------------------------------------------------------
+
+PatcherImpl::PatcherImpl(const StackConfig& cfg) : StackImpl(cfg, cfg.norm_eps, /*final_norm=*/true) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(blt::kVocab, cfg.width));
+  lm_head = register_module("lm_head", linear(cfg.width, blt::kVocab));
+}
+
+torch::Tensor PatcherImpl::logits(const torch::Tensor& ids, int64_t pos0, std::vector<KVCache>* caches) {
+  return lm_head(forward(embed_tokens(ids), pos0, caches));
+}
+
+torch::Tensor entropy_of(const torch::Tensor& logits) {
+  auto logp = torch::log_softmax(logits.to(torch::kFloat32), -1);
+  return -(logp.exp() * logp).sum(-1);
+}
+
+EntropyModelImpl::EntropyModelImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
+  patcher = register_module("patcher", Patcher(cfg.global));
+  init_weights(*patcher, cfg.init_std, cfg.global.layers);
+}
+
+torch::Tensor EntropyModelImpl::forward(const torch::Tensor& bytes) {
+  const int64_t B = bytes.size(0), T = bytes.size(1);
+  auto ids = torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes.narrow(1, 0, T - 1) + blt::kByteOffset}, 1);
+  return patcher->logits(ids);  // (B, T, 260)
+}
+
+torch::Tensor EntropyModelImpl::start(int64_t batch) {
+  caches_ = patcher->make_caches(batch, cfg_.context);
+  decoded_ = 0;
+  auto bos = torch::full({batch, 1}, blt::kBos, torch::TensorOptions().dtype(torch::kLong).device(patcher->lm_head->weight.device()));
+  return patcher->logits(bos, 0, &caches_).select(1, 0);
+}
+
+torch::Tensor EntropyModelImpl::feed(const torch::Tensor& bytes) {
+  const int64_t n = bytes.size(1);
+  if (decoded_ + n > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  auto out = patcher->logits(bytes + blt::kByteOffset, decoded_ + 1, &caches_);
+  decoded_ += n;
+  return out;
+}
+
+std::vector<FlopsPart> EntropyModelImpl::flops() const {
+  FlopsPart p;
+  p.name = "entropy";
+  p.params = num_params();
+  p.matmul_params = count_params(*patcher, true);
+  p.matmul_flops = stack_matmul_flops(cfg_.global) + 2.0 * cfg_.global.width * blt::kVocab;
+  p.attention_flops = stack_attention_flops(cfg_.global, double(cfg_.context));
+  return {p};
+}
+
+// ---- BLT parts ------------------------------------------------------------------------------------
+
+LocalEncoderImpl::LocalEncoderImpl(const ModelConfig& cfg) : StackImpl(cfg.encoder, cfg.encoder.norm_eps, false) {
+  const auto& e = cfg.encoder;
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(blt::kVocab, e.width));
+  cross_attn_layers = register_module("cross_attn_layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < (cfg.encoder_cross_all_layers ? e.layers : 1); ++i)
+    cross_attn_layers->push_back(CrossAttention(e.width, e.heads, e.norm_eps));
+  patch_embedding_projection = register_module("patch_embedding_projection", linear(e.width, e.width * cfg.cross_attn_k));
+}
+
+GlobalTransformerImpl::GlobalTransformerImpl(const ModelConfig& cfg) : StackImpl(cfg.global, cfg.global.norm_eps, false) {
+  const int64_t in = cfg.encoder.width * cfg.cross_attn_k;
+  if (in != cfg.global.width)
+    token_embedding_projection = register_module("token_embedding_projection", linear(in, cfg.global.width));
+}
+
+LocalDecoderImpl::LocalDecoderImpl(const ModelConfig& cfg) : StackImpl(cfg.decoder, cfg.decoder.norm_eps, true) {
+  const auto& d = cfg.decoder;
+  cross_attn_layers = register_module("cross_attn_layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < (cfg.decoder_cross_all_layers ? d.layers : 1); ++i)
+    cross_attn_layers->push_back(CrossAttention(d.width, d.heads, d.norm_eps));
+  patch_embedding_projection = register_module("patch_embedding_projection", linear(cfg.global.width, d.width * cfg.cross_attn_k));
+}
+
+BltInnerImpl::BltInnerImpl(const ModelConfig& cfg) {
+  const int64_t tables = cfg.hash_functions * int64_t(cfg.hash_sizes.size());
+  encoder_hash_tok_embedding = register_module("encoder_hash_tok_embedding", torch::nn::Embedding(tables * cfg.hash_vocab, cfg.encoder.width));
+  local_encoder = register_module("local_encoder", LocalEncoder(cfg));
+  global_transformer = register_module("global_transformer", GlobalTransformer(cfg));
+  local_decoder = register_module("local_decoder", LocalDecoder(cfg));
+  if (cfg.has_patcher) {
+    patcher = register_module("patcher", Patcher(cfg.patcher));
+    for (auto& p : patcher->parameters()) p.set_requires_grad(false);  // frozen, as in HF (patcher.eval())
+  }
+}
+
+BltImpl::BltImpl(const ModelConfig& cfg)
+    : LanguageModelImpl(cfg), rule_(patcher_options(cfg.patching)), mean_patch_size_(double(cfg.patching.patch_size)) {
+  model = register_module("model", BltInner(cfg));
+  lm_head = register_module("lm_head", linear(cfg.decoder.width, blt::kVocab));
+  torch::NoGradGuard no_grad;
+  init_weights(*model->encoder_hash_tok_embedding, cfg.init_std, 1);
+  init_weights(*model->local_encoder, cfg.init_std, cfg.encoder.layers);
+  init_weights(*model->global_transformer, cfg.init_std, cfg.global.layers);
+  init_weights(*model->local_decoder, cfg.init_std, cfg.decoder.layers);
+  init_weights(*lm_head, cfg.init_std, 1);
+  if (model->patcher) init_weights(*model->patcher, cfg.init_std, cfg.patcher.layers);
+}
+
+std::vector<int64_t> BltImpl::patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const {
+  return rule_.patch_lengths(ids.data(), rule_.needs_entropies() ? entropies.data() : nullptr, int64_t(ids.size()));
+}
+
+torch::Tensor BltImpl::entropies(const torch::Tensor& ids) {
+  if (!rule_.needs_entropies()) return {};
+  torch::NoGradGuard no_grad;
+  return entropy_of(model->patcher->logits(ids)).to(torch::kCPU).contiguous();  // (B, N)
+}
+
+torch::Tensor BltImpl::hash_embeddings(const torch::Tensor& ids) {
+  const int64_t B = ids.size(0), N = ids.size(1), V = cfg_.hash_vocab;
+  const int n_sizes = int(cfg_.hash_sizes.size());
+  auto cpu = ids.to(torch::kCPU).contiguous();
+  const int64_t* src = cpu.data_ptr<int64_t>();
+  torch::Tensor sum;
+  std::vector<int64_t> buckets(N);
+  for (int f = 0; f < int(cfg_.hash_functions); ++f) {
+    for (int s = 0; s < n_sizes; ++s) {
+      const int64_t table = blt::table_index(f, s, n_sizes);
+      auto rows = torch::empty({B, N}, torch::kLong);
+      int64_t* dst = rows.data_ptr<int64_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        blt::hash_buckets(src + b * N, N, int(cfg_.hash_sizes[s]), f, V, buckets.data());
+        for (int64_t t = 0; t < N; ++t) dst[b * N + t] = blt::fused_row(buckets[t], table, V);
+      }
+      auto e = model->encoder_hash_tok_embedding(rows.to(ids.device()));  // (B, N, D_e)
+      sum = sum.defined() ? sum + e : e;
+    }
+  }
+  return sum;
+}
+
+// HF BltCrossAttention returns o_proj(attn) + query, and the encoder adds the query again.
+torch::Tensor BltImpl::encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& mask) {
+  auto& layers = model->local_encoder->cross_attn_layers;
+  // With cross-attention after every encoder layer, HF recomputes the patch queries from each layer's
+  // states and keeps only the last layer's result, so only the last cross-attention layer matters.
+  auto cross = layers[layers->size() - 1]->as<CrossAttentionImpl>();
+  return 2 * queries + cross->forward(queries, states, mask);
+}
+
+torch::Tensor BltImpl::decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& mask, int64_t pos0,
+                              std::vector<KVCache>* caches) {
+  auto dec = model->local_decoder;
+  for (size_t i = 0; i < dec->layers->size(); ++i) {
+    if (i == 0 || cfg_.decoder_cross_all_layers)  // HF: h + (o_proj(attn) + h)
+      h = 2 * h + dec->cross_attn_layers[i]->as<CrossAttentionImpl>()->forward(h, kv, mask);
+    h = dec->layers[i]->as<BlockImpl>()->forward(h, dec->rope, pos0, caches ? &(*caches)[i] : nullptr);
+  }
+  return lm_head(dec->norm(h));
+}
+
+torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
+  const int64_t B = bytes.size(0), T = bytes.size(1), N = T + 1, k = cfg_.cross_attn_k;
+  const int64_t De = cfg_.encoder.width, Dd = cfg_.decoder.width;
+  auto ids = torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);  // (B, N)
+
+  // Patches (on the CPU): patch id of every position 0..N, where N is the next, unseen id.
+  auto ent = entropies(ids);
+  auto ids_cpu = ids.to(torch::kCPU).contiguous();
+  auto pid = torch::empty({B, N + 1}, torch::kLong);
+  int64_t K = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> idv(ids_cpu.data_ptr<int64_t>() + b * N, ids_cpu.data_ptr<int64_t>() + (b + 1) * N);
+    std::vector<float> ev;
+    if (ent.defined()) ev.assign(ent.data_ptr<float>() + b * N, ent.data_ptr<float>() + (b + 1) * N);
+    auto lengths = patch_lengths(idv, ev);
+    int64_t* row = pid.data_ptr<int64_t>() + b * (N + 1);
+    int64_t pos = 0;
+    for (size_t j = 0; j < lengths.size(); ++j)
+      for (int64_t i = 0; i < lengths[j] && pos <= N; ++i) row[pos++] = int64_t(j);
+    K = std::max(K, row[N - 1] + 1);  // patches holding at least one of the N ids
+  }
+  pid = pid.to(ids.device());
+  auto enc_pid = pid.narrow(1, 0, N);          // (B, N): patch of each id
+  auto dec_pid = pid.narrow(1, 1, N) - 1;      // (B, N): id t is decoded from the patch before that of t+1
+
+  // Local encoder over ids; patch queries are max-pooled byte states, projected to k vectors each.
+  auto enc = model->local_encoder;
+  auto h = enc->forward(enc->embed_tokens(ids) + hash_embeddings(ids));  // (B, N, D_e)
+  auto pooled = torch::zeros({B, K, De}, h.options())
+                    .scatter_reduce(1, enc_pid.unsqueeze(-1).expand({B, N, De}), h, "amax", /*include_self=*/false);
+  auto queries = enc->patch_embedding_projection(pooled).reshape({B, K * k, De});
+  auto slot_patch = torch::arange(K, pid.options()).repeat_interleave(k);  // (K*k): patch of each vector
+  auto enc_keep = slot_patch.view({1, K * k, 1}) == enc_pid.view({B, 1, N});  // a patch sees its own bytes
+  auto patches = encoder_cross(queries, h, additive_mask(enc_keep.unsqueeze(1), h.scalar_type()));
+
+  // Latent global transformer over patches (causal).
+  auto gt = model->global_transformer;
+  auto g_in = patches.reshape({B, K, k * De});
+  auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(g_in) : g_in);  // (B, K, D_g)
+
+  // Local decoder: bytes attend to the k vectors of their global state.
+  auto kv = model->local_decoder->patch_embedding_projection(g).reshape({B, K * k, Dd});
+  auto dec_keep = dec_pid.view({B, N, 1}) == slot_patch.view({1, 1, K * k});
+  auto logits = decode(h, kv, additive_mask(dec_keep.unsqueeze(1), h.scalar_type()), 0, nullptr);  // (B, N, 260)
+  return logits.narrow(1, 0, T);
+}
+
+double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
+  torch::NoGradGuard no_grad;
+  const int64_t B = bytes.size(0), N = bytes.size(1) + 1;
+  auto ids = torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);
+  auto ent = entropies(ids);
+  auto ids_cpu = ids.to(torch::kCPU).contiguous();
+  double total = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> idv(ids_cpu.data_ptr<int64_t>() + b * N, ids_cpu.data_ptr<int64_t>() + (b + 1) * N);
+    std::vector<float> ev;
+    if (ent.defined()) ev.assign(ent.data_ptr<float>() + b * N, ent.data_ptr<float>() + (b + 1) * N);
+    total += blt::mean_bytes_per_patch(patch_lengths(idv, ev));
+  }
+  return total / double(B);
+}
+
+// ---- cached decoding --------------------------------------------------------------------------------
+
+torch::Tensor BltImpl::start(int64_t batch) {
+  if (batch != 1) throw Error("BLT cached decoding runs one sequence at a time (batch 1)");
+  const int64_t cap = cfg_.context + 1;  // BOS + context bytes
+  ids_.clear();
+  ent_.clear();
+  open_patch_.clear();
+  closed_patches_ = 0;
+  decoded_ = 0;
+  if (rule_.needs_entropies()) patcher_caches_ = model->patcher->make_caches(1, cap);
+  encoder_caches_ = model->local_encoder->make_caches(1, cap);
+  global_caches_ = model->global_transformer->make_caches(1, cap);
+  decoder_caches_ = model->local_decoder->make_caches(1, cap);
+  return step(blt::kBos);
+}
+
+torch::Tensor BltImpl::feed(const torch::Tensor& bytes) {
+  const int64_t n = bytes.size(1);
+  if (decoded_ + n > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  auto cpu = bytes.to(torch::kCPU).contiguous();
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < n; ++i) {
+    out.push_back(step(cpu.data_ptr<int64_t>()[i] + blt::kByteOffset));
+    ++decoded_;
+  }
+  return torch::stack(out, 1);  // (1, n, 260)
+}
+
+torch::Tensor BltImpl::step(int64_t id) {
+  const int64_t t = int64_t(ids_.size()), k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
+  ids_.push_back(id);
+  auto opts = torch::TensorOptions().device(lm_head->weight.device());
+  auto idt = torch::full({1, 1}, id, opts.dtype(torch::kLong));
+  // 1. The entropy model reads id t: its entropy decides whether id t+1 starts a patch.
+  if (rule_.needs_entropies()) ent_.push_back(entropy_of(model->patcher->logits(idt, t, &patcher_caches_)).item<float>());
+  // 2. The encoder reads id t (byte embedding + hash n-grams ending at t).
+  auto enc = model->local_encoder;
+  const int n_sizes = int(cfg_.hash_sizes.size());
+  std::vector<int64_t> rows;
+  for (int f = 0; f < int(cfg_.hash_functions); ++f)
+    for (int s = 0; s < n_sizes; ++s)
+      rows.push_back(blt::fused_row(blt::ngram_bucket(ids_.data(), t, int(cfg_.hash_sizes[s]), f, cfg_.hash_vocab),
+                                    blt::table_index(f, s, n_sizes), cfg_.hash_vocab));
+  auto row_t = torch::tensor(rows, torch::kLong).to(opts.device()).view({1, 1, -1});
+  auto x = enc->embed_tokens(idt) + model->encoder_hash_tok_embedding(row_t).sum(2);  // (1, 1, D_e)
+  auto h = enc->forward(x, t, &encoder_caches_);
+  open_patch_.push_back(h);
+  // 3. If id t+1 starts a patch, the patch holding t is complete: pool it and step the global model.
+  auto lengths = patch_lengths(ids_, ent_);
+  if (lengths.back() == 1) {
+    auto states = torch::cat(open_patch_, 1);  // (1, L, D_e)
+    const int64_t L = states.size(1);
+    auto queries = enc->patch_embedding_projection(std::get<0>(states.max(1, true))).reshape({1, k, De});
+    auto patch = encoder_cross(queries, states, torch::zeros({1, 1, k, L}, states.options())).reshape({1, 1, k * De});
+    auto gt = model->global_transformer;
+    auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch,
+                         closed_patches_, &global_caches_);  // (1, 1, D_g)
+    patch_kv_ = model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd});
+    open_patch_.clear();
+    ++closed_patches_;
+  }
+  // 4. The decoder predicts id t+1 from the encoder state of t and the current global state.
+  auto logits = decode(h, patch_kv_, torch::zeros({1, 1, 1, k}, h.options()), t, &decoder_caches_);
+  return logits.view({1, blt::kVocab});
+}
+
+std::vector<FlopsPart> BltImpl::flops() const {
+  const double P = mean_patch_size_, T = double(cfg_.context), k = double(cfg_.cross_attn_k);
+  const double De = double(cfg_.encoder.width), Dg = double(cfg_.global.width), Dd = double(cfg_.decoder.width);
+  const double enc_cross = 1;  // even with cross_attn_all_layers only the last layer's result is used
+  const double dec_cross = cfg_.decoder_cross_all_layers ? double(cfg_.decoder.layers) : 1;
+  FlopsPart e, g, d, p;
+  e.name = "encoder";
+  e.params = count_params(*model->local_encoder, false) + model->encoder_hash_tok_embedding->weight.numel();
+  e.matmul_params = count_params(*model->local_encoder, true);
+  // per byte: blocks, cross-attention keys/values; per patch: pooled projection, queries, output.
+  e.matmul_flops = stack_matmul_flops(cfg_.encoder) + enc_cross * 2 * (2 * De * De) +
+                   (2 * De * k * De + enc_cross * 2 * (2 * k * De * De)) / P;
+  e.attention_flops = stack_attention_flops(cfg_.encoder, T) + enc_cross * 4 * k * De;
+  g.name = "global";
+  g.params = count_params(*model->global_transformer, false);
+  g.matmul_params = count_params(*model->global_transformer, true);
+  g.matmul_flops = (stack_matmul_flops(cfg_.global) + (k * De != Dg ? 2 * k * De * Dg : 0)) / P;
+  g.attention_flops = stack_attention_flops(cfg_.global, T / P) / P;
+  d.name = "decoder";
+  d.params = count_params(*model->local_decoder, false) + lm_head->weight.numel();
+  d.matmul_params = count_params(*model->local_decoder, true) + lm_head->weight.numel();
+  d.matmul_flops = stack_matmul_flops(cfg_.decoder) + dec_cross * 2 * (2 * Dd * Dd) + 2 * Dd * blt::kVocab +
+                   (2 * Dg * k * Dd + dec_cross * 2 * (2 * k * Dd * Dd)) / P;
+  d.attention_flops = stack_attention_flops(cfg_.decoder, T) + dec_cross * 4 * k * Dd;
+  std::vector<FlopsPart> parts{e, g, d};
+  if (model->patcher) {
+    p.name = "entropy";
+    p.counted = false;  // the paper's accounting leaves the entropy model out
+    p.params = count_params(*model->patcher, false);
+    p.matmul_params = count_params(*model->patcher, true);
+    p.matmul_flops = stack_matmul_flops(cfg_.patcher) + 2.0 * cfg_.patcher.width * blt::kVocab;
+    p.attention_flops = stack_attention_flops(cfg_.patcher, T);
+    parts.push_back(p);
+  }
+  return parts;
+}
+
+void load_patcher(BltImpl& blt, const LanguageModelImpl& entropy_model) {
+  const auto& ec = entropy_model.config();
+  if (ec.model != "entropy")
+    throw Error("--entropy-model: checkpoint is a " + ec.model + " model (256 byte values), not an entropy model over 260 ids");
+  const auto& pc = blt.config().patcher;
+  if (!blt.model->patcher) throw Error("--entropy-model: the BLT config has no patcher_config");
+  if (pc.layers != ec.global.layers || pc.width != ec.global.width || pc.heads != ec.global.heads ||
+      pc.hidden() != ec.global.hidden())
+    throw Error("--entropy-model: entropy model (" + std::to_string(ec.global.layers) + " x " +
+                std::to_string(ec.global.width) + ") does not fit the BLT config's patcher_config (" +
+                std::to_string(pc.layers) + " x " + std::to_string(pc.width) + ")");
+  torch::NoGradGuard no_grad;
+  auto dst = blt.model->patcher->named_parameters();
+  for (const auto& src : entropy_model.named_parameters()) {
+    const std::string name = src.key().substr(std::string("patcher.").size());
+    auto* target = dst.find(name);
+    if (!target || target->sizes() != src.value().sizes()) throw Error("--entropy-model: tensor '" + name + "' does not fit");
+    target->copy_(src.value());
+  }
+}
+
+}  // namespace bytelm

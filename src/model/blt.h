@@ -1,0 +1,122 @@
+// blt.h — BLT, the Byte Latent Transformer (Pagnoni et al. 2024), and its entropy model, in the module
+// layout of Hugging Face's BltForCausalLM so that named_parameters() are the checkpoint's tensor names
+// (model.local_encoder.*, model.global_transformer.*, model.local_decoder.*, model.patcher.*, lm_head).
+// Ids: BOS=1, byte b -> b + 4, vocab 260 (src/blt/hash.h). Shapes: B batch, N ids (BOS + bytes),
+// K patches, k = cross_attn_k vectors per patch, D_e/D_g/D_d encoder/global/decoder widths.
+// Where HF's implementation differs from the paper we follow HF (it is what released weights expect):
+// rotary pairs interleaved (2i, 2i+1); rope theta per part; cross-attention adds its query twice
+// (x + (attn(x) + x)); no final norm in encoder or global model; patch queries are max-pooled.
+#pragma once
+#include "blt/patcher.h"
+#include "model/blocks.h"
+#include "model/model.h"
+
+namespace bytelm {
+
+// The entropy model (HF BltPatcher): embed_tokens, layers, norm, lm_head over 260 ids.
+struct PatcherImpl : StackImpl {
+  explicit PatcherImpl(const StackConfig& cfg);
+  // ids (B, N) at positions pos0.. -> logits (B, N, 260)
+  torch::Tensor logits(const torch::Tensor& ids, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::Linear lm_head{nullptr};
+};
+TORCH_MODULE(Patcher);
+
+// Entropy (nats) of softmax(logits) along the last dim, in fp32: (..., V) -> (...).
+torch::Tensor entropy_of(const torch::Tensor& logits);
+
+// `bytelm train --model entropy`: the patcher as a byte language model. Input ids are BOS then bytes.
+class EntropyModelImpl : public LanguageModelImpl {
+ public:
+  explicit EntropyModelImpl(const ModelConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& bytes) override;  // (B, T) -> (B, T, 260)
+  torch::Tensor start(int64_t batch) override;
+  torch::Tensor feed(const torch::Tensor& bytes) override;
+  int64_t vocab_offset() const override { return 4; }
+  std::vector<FlopsPart> flops() const override;
+  Patcher patcher{nullptr};
+
+ private:
+  std::vector<KVCache> caches_;
+};
+
+struct LocalEncoderImpl : StackImpl {  // blocks without a final norm
+  LocalEncoderImpl(const ModelConfig& cfg);
+  torch::nn::Embedding embed_tokens{nullptr};       // (260, D_e)
+  torch::nn::ModuleList cross_attn_layers;           // CrossAttention, 1 or one per layer
+  torch::nn::Linear patch_embedding_projection{nullptr};  // D_e -> k*D_e
+};
+TORCH_MODULE(LocalEncoder);
+
+struct GlobalTransformerImpl : StackImpl {  // blocks without a final norm
+  GlobalTransformerImpl(const ModelConfig& cfg);
+  torch::nn::Linear token_embedding_projection{nullptr};  // k*D_e -> D_g when they differ
+};
+TORCH_MODULE(GlobalTransformer);
+
+struct LocalDecoderImpl : StackImpl {  // blocks + final norm
+  LocalDecoderImpl(const ModelConfig& cfg);
+  torch::nn::ModuleList cross_attn_layers;
+  torch::nn::Linear patch_embedding_projection{nullptr};  // D_g -> k*D_d
+};
+TORCH_MODULE(LocalDecoder);
+
+struct BltInnerImpl : torch::nn::Module {  // HF BltModel
+  explicit BltInnerImpl(const ModelConfig& cfg);
+  torch::nn::Embedding encoder_hash_tok_embedding{nullptr};  // (functions * sizes * V, D_e)
+  LocalEncoder local_encoder{nullptr};
+  GlobalTransformer global_transformer{nullptr};
+  LocalDecoder local_decoder{nullptr};
+  Patcher patcher{nullptr};  // absent when the config has no patcher
+};
+TORCH_MODULE(BltInner);
+
+class BltImpl : public LanguageModelImpl {
+ public:
+  explicit BltImpl(const ModelConfig& cfg);
+  // bytes (B, T) -> logits (B, T, 260): ids are BOS + bytes, patched by the configured rule.
+  torch::Tensor forward(const torch::Tensor& bytes) override;
+  // Cached decoding (batch 1): the entropy model advances one byte at a time with its KV cache and
+  // decides boundaries online; when a patch closes the encoder pools it and the global model takes one
+  // step with its cache; the decoder runs once per byte with its cache.
+  torch::Tensor start(int64_t batch) override;
+  torch::Tensor feed(const torch::Tensor& bytes) override;
+  int64_t vocab_offset() const override { return 4; }
+  std::vector<FlopsPart> flops() const override;
+
+  // Patch lengths of one sequence of ids (NextByte alignment: they cover the N ids and the next one).
+  std::vector<int64_t> patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const;
+  // Entropies of the entropy model over ids (B, N) -> (B, N); empty if the mode needs none.
+  torch::Tensor entropies(const torch::Tensor& ids);
+  // FLOPs accounting uses this mean patch size (bytes per patch); set it from a measurement.
+  void set_mean_patch_size(double bytes) { mean_patch_size_ = bytes; }
+  double mean_patch_size() const { return mean_patch_size_; }
+  // Mean bytes per patch over the sequences in `bytes` (B, T).
+  double measure_patch_size(const torch::Tensor& bytes);
+
+  BltInner model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // D_d -> 260
+
+ private:
+  torch::Tensor hash_embeddings(const torch::Tensor& ids);   // (B, N) -> (B, N, D_e)
+  torch::Tensor encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& mask);
+  torch::Tensor decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& mask, int64_t pos0,
+                       std::vector<KVCache>* caches);
+  torch::Tensor step(int64_t id);  // cached step for one id -> logits (1, 260)
+
+  blt::Patcher rule_;
+  double mean_patch_size_;
+  // decoding state (batch 1)
+  std::vector<int64_t> ids_;
+  std::vector<float> ent_;
+  std::vector<KVCache> patcher_caches_, encoder_caches_, global_caches_, decoder_caches_;
+  std::vector<torch::Tensor> open_patch_;  // encoder states (1, 1, D_e) of the patch being read
+  int64_t closed_patches_ = 0;
+  torch::Tensor patch_kv_;  // (1, k, D_d): decoder keys/values of the current global state
+};
+
+// Copies an entropy-model checkpoint into a BLT model's patcher; Error if it does not fit.
+void load_patcher(BltImpl& blt, const LanguageModelImpl& entropy_model);
+
+}  // namespace bytelm
