@@ -157,6 +157,14 @@ BltImpl::BltImpl(const ModelConfig& cfg)
   if (model->patcher) init_weights(*model->patcher, cfg.init_std, cfg.patcher.layers);
 }
 
+void BltImpl::set_patching(const PatchingConfig& patching) {
+  ModelConfig c = cfg_;
+  c.patching = patching;
+  c.validate();
+  rule_ = blt::Patcher(patcher_options(patching));
+  cfg_ = c;
+}
+
 std::vector<int64_t> BltImpl::patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const {
   return rule_.patch_lengths(ids.data(), rule_.needs_entropies() ? entropies.data() : nullptr, int64_t(ids.size()));
 }

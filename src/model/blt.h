@@ -89,6 +89,8 @@ class BltImpl : public LanguageModelImpl {
   std::vector<int64_t> patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const;
   // Entropies of the entropy model over ids (B, N) -> (B, N); empty if the mode needs none.
   torch::Tensor entropies(const torch::Tensor& ids);
+  // Replaces the patching rule (e.g. a calibrated threshold); the weights stay.
+  void set_patching(const PatchingConfig& patching);
   // FLOPs accounting uses this mean patch size (bytes per patch); set it from a measurement.
   void set_mean_patch_size(double bytes) { mean_patch_size_ = bytes; }
   double mean_patch_size() const { return mean_patch_size_; }

@@ -277,7 +277,9 @@ int run_train(const TrainOptions& opt) {
     }
   }
   std::signal(SIGINT, old_handler);
-  if (finished)
+  if (finished && std::isnan(last_val))
+    std::fprintf(stderr, "bytelm: done (no validation split); checkpoint in %s\n", opt.out.c_str());
+  else if (finished)
     std::fprintf(stderr, "bytelm: done; validation bpb %.4f; checkpoint in %s\n", last_val, opt.out.c_str());
   return exit_code;
 }

@@ -29,7 +29,7 @@ TEST_P(Models, ForwardShapes) {
   auto model = make_model(cfg);
   for (int64_t T : {cfg.context, cfg.context - 3, int64_t(1)}) {
     auto logits = model->forward(random_bytes(3, T, 1));
-    EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, T, 256}));
+    EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, T, 256 + model->vocab_offset()}));
     EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
   }
 }
@@ -94,7 +94,7 @@ TEST_P(Models, FlopsAccounting) {
   EXPECT_EQ(total, model->num_params());
 }
 
-INSTANTIATE_TEST_SUITE_P(All, Models, ::testing::Values("transformer", "megabyte"));
+INSTANTIATE_TEST_SUITE_P(All, Models, ::testing::Values("transformer", "megabyte", "entropy"));
 
 TEST(Megabyte, GlobalModelRunsOncePerPatch) {
   // The paper's accounting: global matmul FLOPs per byte are the global model's divided by P.
@@ -132,7 +132,8 @@ TEST(Config, RejectsInconsistentConfigs) {
 }
 
 TEST(Config, PresetsLoad) {
-  for (const char* name : {"mb_tiny", "mb_demo", "mb_cpu", "mb_s", "tf_tiny", "tf_demo", "tf_cpu", "tf_s"}) {
+  for (const char* name : {"mb_tiny", "mb_demo", "mb_cpu", "mb_s", "tf_tiny", "tf_demo", "tf_cpu", "tf_s", "ent_tiny",
+                           "ent_demo", "ent_s", "blt_tiny", "blt_demo", "blt_s"}) {
     auto cfg = load_config(name, "");
     EXPECT_EQ(ModelConfig::from_json(cfg.to_json()).to_json(), cfg.to_json()) << name;
   }

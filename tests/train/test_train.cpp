@@ -128,7 +128,36 @@ TEST_P(Training, ResumeEqualsUninterrupted) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, Training, ::testing::Values("transformer", "megabyte"));
+INSTANTIATE_TEST_SUITE_P(All, Training, ::testing::Values("transformer", "megabyte", "entropy"));
+
+// A tiny BLT (static patches of 4, so no entropy model is needed) memorises a small corpus to < 0.1 bpb.
+TEST(TrainingBlt, OverfitsRepeatedCorpus) {
+  auto dir = temp_dir("overfit_blt");
+  std::string unit = "the cat sat on the mat; the dog ate the log. ";
+  std::string text;
+  while (text.size() < 16384) text += unit;
+  write(dir + "/corpus.txt", text);
+  nlohmann::json cfg = load_config("tiny", "blt").to_json();
+  cfg["bytelm_context"] = 256;
+  cfg["patching_mode"] = "static";
+  write(dir + "/config.json", cfg.dump());
+  auto o = small_run("blt", dir + "/config.json", dir + "/corpus.txt", dir + "/run");
+  o.steps = 200;
+  o.warmup = 20;
+  o.lr = 1e-2;
+  o.batch = 8;
+  o.val_fraction = 0;
+  o.ckpt_every = 0;
+  o.log_every = 50;
+  ASSERT_EQ(run_train(o), 0);
+  auto m = load_model(dir + "/run");
+  m->eval();
+  Corpus corpus({dir + "/corpus.txt"}, 0.0);
+  auto f = corpus.files(Split::All).at(0);
+  double bpb = score_bytes(*m, f.data, f.size, 8, "cpu") / std::log(2.0) / f.size;
+  EXPECT_LT(bpb, 0.1);
+  fs::remove_all(dir);
+}
 
 TEST(Checkpoint, RoundTripAndRejection) {
   auto dir = temp_dir("ckpt");
