@@ -129,6 +129,9 @@ int main(int argc, char** argv) {
   b->add_option("--device", bench.device, "cpu | cuda | cuda:N");
   b->add_option("--threads", bench.threads, "CPU threads (0 = all cores)");
   b->add_option("--json-out", bench.json_out, "Also append the JSON lines to this file");
+  b->add_option("--uncached", bench.uncached, "BLT configs whose --no-cache generation is also timed (slow)")->expected(0, -1);
+  b->add_option("--entropy-model", bench.entropy_model, "With --data: mean bytes per patch of this entropy model");
+  b->add_option("--data", bench.data, "Corpus for --entropy-model (its validation split, up to 256 KiB)")->expected(1, -1);
 
   // CLI11 would report a missing subcommand before an unknown word; name the unknown word instead.
   bool known = false;

@@ -3,15 +3,20 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "blt/patcher.h"
+#include "data/corpus.h"
+#include "model/blt.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
 #include "train/evaluate.h"
+#include "train/patching.h"
 #include "util/error.h"
 #include "util/platform.h"
 
@@ -32,6 +37,17 @@ void reset_peak_rss() {
 
 void sync(const std::string& device) {
   if (device.rfind("cuda", 0) == 0) torch::zeros({1}, torch::Device(device)).cpu();
+}
+
+// BLT with random weights has a uniformly unsure entropy model; set the threshold so that a fraction
+// 1/P of positions start patches (P = the config's patch_size), i.e. patches of the intended mean size.
+void calibrate_random_patcher(BltImpl& blt, const torch::Tensor& x) {
+  PatchingConfig p = blt.config().patching;
+  if (p.mode != "entropy") return;
+  auto ids = torch::cat({torch::ones({x.size(0), 1}, x.options()), x + 4}, 1);
+  auto h = std::get<0>(blt.entropies(ids).narrow(1, 1, x.size(1)).flatten().sort());
+  p.threshold = h.select(0, int64_t(double(h.numel()) * (1.0 - 1.0 / double(p.patch_size)))).item<double>();
+  blt.set_patching(p);
 }
 
 std::string preset_name(const std::string& s) {
@@ -65,7 +81,27 @@ int run_bench(const BenchOptions& opt) {
   emit({{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", threads}, {"n", opt.peak_n},
         {"dtype", opt.device == "cpu" ? "fp32" : "bf16"}, {"flops_per_s", peak}, {"blas", loaded_blas()}});
 
-  struct Row { std::string name, model; int64_t params; double train_bps = 0, flops = 0, frac = 0, gen_bps = 0, rss_train = 0, rss_gen = 0; };
+  if (!opt.entropy_model.empty() && !opt.data.empty()) {
+    // Mean bytes per patch of a trained entropy model on (the validation split of) a corpus.
+    auto ent = load_for_inference(opt.entropy_model, opt.device, opt.threads);
+    Corpus corpus(opt.data, 0.05);
+    const int64_t n = std::min<int64_t>(corpus.size(Split::Val), 262144);
+    std::string sample(size_t(n), '\0');
+    corpus.read(Split::Val, 0, n, reinterpret_cast<uint8_t*>(&sample[0]));
+    auto h = byte_entropies(*ent, sample, opt.device);
+    for (double th : {blt::kReleasedThreshold, 2.0}) {
+      double mean = double(n) / double(patch_starts(h, th, 0).size());
+      emit({{"bench", "patching"}, {"entropy_model", opt.entropy_model}, {"bytes", n}, {"threshold", th},
+            {"mean_bytes_per_patch", mean}});
+    }
+  }
+
+  struct Row {
+    std::string name, model;
+    int64_t params;
+    double train_bps = 0, flops_per_byte = 0, flops = 0, frac = 0, gen_bps = 0, gen_uncached_bps = 0, rss_train = 0,
+           rss_gen = 0, patch = 0;
+  };
   std::vector<Row> rows;
   const torch::Device device(opt.device);
   for (size_t ci = 0; ci < cfgs.size(); ++ci) {
@@ -75,10 +111,19 @@ int run_bench(const BenchOptions& opt) {
     auto model = make_model(cfg);
     model->to(device);
     row.params = model->num_params();
+    const int64_t B = opt.batch > 0 ? opt.batch : (opt.device == "cpu" ? 4 : 8), T = cfg.context;
+    auto* blt = dynamic_cast<BltImpl*>(model.get());
+    if (blt) {
+      torch::NoGradGuard no_grad;
+      auto x = torch::randint(0, kByteVocab, {B, T}, torch::TensorOptions().dtype(torch::kLong)).to(device);
+      calibrate_random_patcher(*blt, x);
+      blt->set_mean_patch_size(blt->measure_patch_size(x));
+      row.patch = blt->mean_patch_size();
+    }
     double fwd = 0;
     for (const auto& part : model->flops())
       if (part.counted) fwd += part.matmul_flops + part.attention_flops;
-    const int64_t B = opt.batch > 0 ? opt.batch : (opt.device == "cpu" ? 4 : 8), T = cfg.context;
+    row.flops_per_byte = 3 * fwd;
 
     if (!opt.skip_train) {
       reset_peak_rss();
@@ -106,7 +151,8 @@ int run_bench(const BenchOptions& opt) {
       emit({{"bench", "train"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", B},
             {"context", T}, {"steps", opt.steps}, {"seconds", dt}, {"bytes_per_s", row.train_bps},
             {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.frac},
-            {"peak_rss_mb", row.rss_train}, {"device", opt.device}, {"threads", threads}});
+            {"peak_rss_mb", row.rss_train}, {"device", opt.device}, {"threads", threads},
+            {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}});
     }
     if (!opt.skip_generate && opt.gen_bytes > 0) {
       reset_peak_rss();
@@ -122,8 +168,21 @@ int run_bench(const BenchOptions& opt) {
       row.gen_bps = double(out.size()) / dt;
       row.rss_gen = peak_rss_bytes() / 1e6;
       emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
-            {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps}, {"peak_rss_mb", row.rss_gen},
-            {"device", opt.device}, {"threads", threads}});
+            {"cache", true}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
+            {"peak_rss_mb", row.rss_gen}, {"device", opt.device}, {"threads", threads}});
+      if (blt && std::find(opt.uncached.begin(), opt.uncached.end(), row.name) != opt.uncached.end()) {
+        // The reference path: the whole window recomputed for every byte (what public BLT code does).
+        g.no_cache = true;
+        t0 = Clock::now();
+        std::string ref = generate(*model, g, [](uint8_t) {});
+        sync(opt.device);
+        double dt_ref = seconds_since(t0);
+        row.gen_uncached_bps = double(ref.size()) / dt_ref;
+        emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
+              {"cache", false}, {"bytes", ref.size()}, {"seconds", dt_ref}, {"bytes_per_s", row.gen_uncached_bps},
+              {"cached_speedup", row.gen_bps / row.gen_uncached_bps}, {"same_bytes", ref == out},
+              {"device", opt.device}, {"threads", threads}});
+      }
       model->train();
     }
     rows.push_back(row);
@@ -131,12 +190,15 @@ int run_bench(const BenchOptions& opt) {
 
   std::fprintf(stderr, "\nbytelm bench on %s (%d threads): measured matmul peak %.1f GFLOP/s\n", opt.device.c_str(),
                threads, peak / 1e9);
-  std::fprintf(stderr, "| config | model | params | train bytes/s | model GFLOP/s | of peak | train RSS MB | gen bytes/s | gen RSS MB |\n");
-  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|\n");
-  for (const auto& r : rows)
-    std::fprintf(stderr, "| %s | %s | %.1fM | %.0f | %.1f | %.1f%% | %.0f | %.1f | %.0f |\n", r.name.c_str(),
-                 r.model.c_str(), r.params / 1e6, r.train_bps, r.flops / 1e9, 100 * r.frac, r.rss_train, r.gen_bps,
-                 r.rss_gen);
+  std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | of peak | train RSS MB "
+                       "| gen bytes/s | gen bytes/s, no cache | gen RSS MB |\n");
+  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& r : rows) {
+    std::string uncached = r.gen_uncached_bps > 0 ? format_rate(r.gen_uncached_bps) : std::string("-");
+    std::fprintf(stderr, "| %s | %s | %.1fM | %.0f | %.3g | %.1f | %.1f%% | %.0f | %.1f | %s | %.0f |\n", r.name.c_str(),
+                 r.model.c_str(), r.params / 1e6, r.train_bps, r.flops_per_byte, r.flops / 1e9, 100 * r.frac,
+                 r.rss_train, r.gen_bps, uncached.c_str(), r.rss_gen);
+  }
   return 0;
 }
 

@@ -9,15 +9,18 @@
 namespace bytelm {
 
 struct BenchOptions {
-  std::vector<std::string> configs{"mb_cpu", "tf_cpu"};  // files or presets (model taken from each)
+  std::vector<std::string> configs{"mb_cpu", "tf_cpu", "blt_cpu", "blt_demo"};  // files or presets
   int64_t batch = 0;          // 0 = each config's bench batch (4 on CPU)
   int64_t steps = 5;          // timed training steps (after 1 warm-up step)
-  int64_t gen_bytes = 512;    // bytes generated at batch 1
+  int64_t gen_bytes = 1024;   // bytes generated at batch 1
+  std::vector<std::string> uncached{"blt_demo"};  // BLT configs whose --no-cache path is also timed
   int64_t peak_n = 2048;      // matmul size for the peak measurement
   bool skip_train = false, skip_generate = false;
   std::string device = "cpu";
   int threads = 0;
   std::string json_out;       // also append JSON lines to this file
+  std::string entropy_model;  // with data: mean bytes per patch of this entropy model's patcher
+  std::vector<std::string> data;
 };
 int run_bench(const BenchOptions& opt);
 
