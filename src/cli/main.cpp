@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   auto* ic = i->add_option("--ckpt", info.ckpt, "Checkpoint directory");
   i->add_option("--config", info.config, "Config JSON file or preset name")->excludes(ic);
   i->add_option("--model", info.model, "Model for a preset name: transformer | megabyte | entropy | blt");
+  i->add_option("--data", info.data, "BLT: measure the mean patch size on these files (FLOPs depend on it)")->expected(1, -1);
   i->add_flag("--json", info.json, "Print one JSON object instead of text");
 
   bytelm::PatchOptions patch;

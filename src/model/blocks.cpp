@@ -2,6 +2,7 @@
 #include "model/blocks.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -21,7 +22,9 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 void Rotary::ensure(int64_t positions, const torch::Device& device) {
-  if (cos_.defined() && cos_.size(0) >= positions && cos_.device() == device) return;
+  // Tables made under InferenceMode (generation) cannot take part in autograd; remake them for training.
+  const bool usable = !cos_.defined() || !cos_.is_inference() || c10::InferenceMode::is_enabled();
+  if (cos_.defined() && cos_.size(0) >= positions && cos_.device() == device && usable) return;
   int64_t capacity = 64;
   while (capacity < positions) capacity *= 2;
   int64_t half = head_dim_ / 2;
@@ -53,10 +56,10 @@ torch::Tensor causal_keep_mask(int64_t Tq, int64_t Tk, const torch::Device& devi
   thread_local std::map<std::tuple<int64_t, int64_t, std::string>, torch::Tensor> cache;
   auto key = std::make_tuple(Tq, Tk, device.str());
   auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
+  if (it != cache.end() && (!it->second.is_inference() || c10::InferenceMode::is_enabled())) return it->second;
   auto mask = torch::ones({Tq, Tk}, torch::TensorOptions().dtype(torch::kBool).device(device)).tril(Tk - Tq);
   if (cache.size() > 64) cache.clear();
-  cache.emplace(key, mask);
+  cache[key] = mask;
   return mask;
 }
 }  // namespace
@@ -86,16 +89,20 @@ torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k
 #endif
 }
 
+namespace {
+// A bias-free width x width projection registered on `owner` (q_proj, k_proj, v_proj, o_proj).
+torch::nn::Linear projection(torch::nn::Module& owner, const char* name, int64_t width) {
+  return owner.register_module(name, torch::nn::Linear(torch::nn::LinearOptions(width, width).bias(false)));
+}
+}  // namespace
+
 CrossAttentionImpl::CrossAttentionImpl(int64_t width, int64_t heads_, double eps) : heads(heads_), head_dim(width / heads_) {
   q_norm = register_module("q_norm", RMSNorm(width, eps));
   k_norm = register_module("k_norm", RMSNorm(width, eps));
-  auto lin = [&](const char* name) {
-    return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(width, width).bias(false)));
-  };
-  q_proj = lin("q_proj");
-  k_proj = lin("k_proj");
-  v_proj = lin("v_proj");
-  o_proj = lin("o_proj");
+  q_proj = projection(*this, "q_proj", width);
+  k_proj = projection(*this, "k_proj", width);
+  v_proj = projection(*this, "v_proj", width);
+  o_proj = projection(*this, "o_proj", width);
 }
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& mask) {
@@ -108,14 +115,28 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
   return o_proj(y.transpose(1, 2).reshape({B, Q, D}));
 }
 
-AttentionImpl::AttentionImpl(int64_t width, int64_t heads_) : heads(heads_), head_dim(width / heads_) {
-  auto lin = [&](const char* name) {
-    return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(width, width).bias(false)));
+torch::Tensor CrossAttentionImpl::forward_grouped(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& index,
+                                                  const torch::Tensor& valid) {
+  const int64_t B = x.size(0), Q = x.size(1), D = x.size(2), G = index.size(2);
+  auto q = q_proj(q_norm(x)).view({B, Q, heads, 1, head_dim});                   // (B, Q, H, 1, Dh)
+  auto kvn = k_norm(kv);
+  auto flat = index.reshape({B, Q * G, 1}).expand({B, Q * G, D});
+  auto group = [&](const torch::Tensor& t) {                                      // (B, S, D) -> (B, Q, H, G, Dh)
+    return t.gather(1, flat).view({B, Q, G, heads, head_dim}).permute({0, 1, 3, 2, 4});
   };
-  q_proj = lin("q_proj");
-  k_proj = lin("k_proj");
-  v_proj = lin("v_proj");
-  o_proj = lin("o_proj");
+  auto k = group(k_proj(kvn)), v = group(v_proj(kvn));
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(head_dim)));  // (B, Q, H, 1, G)
+  if (valid.defined())
+    scores = scores.masked_fill(valid.view({B, Q, 1, 1, G}).logical_not(), std::numeric_limits<float>::lowest());
+  auto y = torch::matmul(torch::softmax(scores, -1), v);                          // (B, Q, H, 1, Dh)
+  return o_proj(y.reshape({B, Q, D}));
+}
+
+AttentionImpl::AttentionImpl(int64_t width, int64_t heads_) : heads(heads_), head_dim(width / heads_) {
+  q_proj = projection(*this, "q_proj", width);
+  k_proj = projection(*this, "k_proj", width);
+  v_proj = projection(*this, "v_proj", width);
+  o_proj = projection(*this, "o_proj", width);
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache) {

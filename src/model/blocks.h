@@ -60,6 +60,11 @@ struct CrossAttentionImpl : torch::nn::Module {
   CrossAttentionImpl(int64_t width, int64_t heads, double eps);
   // x: (B, Q, D) queries; kv: (B, S, D); mask: additive (B, 1, Q, S) -> (B, Q, D)
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& mask);
+  // The same when each query may see only a small group of the keys: query i attends to kv[index[i, :]]
+  // where valid[i, :] (undefined = all valid). index, valid: (B, Q, G). Equals forward() with the
+  // matching mask, in O(Q * G) instead of O(Q * S) time and memory.
+  torch::Tensor forward_grouped(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& index,
+                                const torch::Tensor& valid);
   RMSNorm q_norm{nullptr}, k_norm{nullptr};
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t heads, head_dim;

@@ -14,13 +14,6 @@ torch::nn::Linear linear(int64_t in, int64_t out) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
 }
 
-// Additive attention mask from a boolean "may attend": 0 there, the lowest finite value elsewhere
-// (as HF does, so a query with nothing to see averages everything instead of producing NaN).
-torch::Tensor additive_mask(const torch::Tensor& keep, torch::ScalarType dtype) {
-  auto opts = torch::TensorOptions().dtype(dtype).device(keep.device());
-  return torch::zeros(keep.sizes(), opts).masked_fill_(keep.logical_not(), std::numeric_limits<float>::lowest());
-}
-
 int64_t count_params(const torch::nn::Module& m, bool matmul_only) {
   int64_t n = 0;
   for (const auto& p : m.named_parameters()) {
@@ -199,20 +192,21 @@ torch::Tensor BltImpl::hash_embeddings(const torch::Tensor& ids) {
 }
 
 // HF BltCrossAttention returns o_proj(attn) + query, and the encoder adds the query again.
-torch::Tensor BltImpl::encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& mask) {
+torch::Tensor BltImpl::encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& index,
+                                     const torch::Tensor& valid) {
   auto& layers = model->local_encoder->cross_attn_layers;
   // With cross-attention after every encoder layer, HF recomputes the patch queries from each layer's
   // states and keeps only the last layer's result, so only the last cross-attention layer matters.
   auto cross = layers[layers->size() - 1]->as<CrossAttentionImpl>();
-  return 2 * queries + cross->forward(queries, states, mask);
+  return 2 * queries + cross->forward_grouped(queries, states, index, valid);
 }
 
-torch::Tensor BltImpl::decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& mask, int64_t pos0,
+torch::Tensor BltImpl::decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index, int64_t pos0,
                               std::vector<KVCache>* caches) {
   auto dec = model->local_decoder;
   for (size_t i = 0; i < dec->layers->size(); ++i) {
     if (i == 0 || cfg_.decoder_cross_all_layers)  // HF: h + (o_proj(attn) + h)
-      h = 2 * h + dec->cross_attn_layers[i]->as<CrossAttentionImpl>()->forward(h, kv, mask);
+      h = 2 * h + dec->cross_attn_layers[i]->as<CrossAttentionImpl>()->forward_grouped(h, kv, index, {});
     h = dec->layers[i]->as<BlockImpl>()->forward(h, dec->rope, pos0, caches ? &(*caches)[i] : nullptr);
   }
   return lm_head(dec->norm(h));
@@ -224,21 +218,34 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   auto ids = torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);  // (B, N)
 
   // Patches (on the CPU): patch id of every position 0..N, where N is the next, unseen id.
-  auto ent = entropies(ids);
-  auto ids_cpu = ids.to(torch::kCPU).contiguous();
   auto pid = torch::empty({B, N + 1}, torch::kLong);
   int64_t K = 0;
+  const auto all_lengths = batch_patch_lengths(ids);
   for (int64_t b = 0; b < B; ++b) {
-    std::vector<int64_t> idv(ids_cpu.data_ptr<int64_t>() + b * N, ids_cpu.data_ptr<int64_t>() + (b + 1) * N);
-    std::vector<float> ev;
-    if (ent.defined()) ev.assign(ent.data_ptr<float>() + b * N, ent.data_ptr<float>() + (b + 1) * N);
-    auto lengths = patch_lengths(idv, ev);
+    const auto& lengths = all_lengths[b];
     int64_t* row = pid.data_ptr<int64_t>() + b * (N + 1);
     int64_t pos = 0;
     for (size_t j = 0; j < lengths.size(); ++j)
       for (int64_t i = 0; i < lengths[j] && pos <= N; ++i) row[pos++] = int64_t(j);
     K = std::max(K, row[N - 1] + 1);  // patches holding at least one of the N ids
   }
+  // Bytes of each patch, padded to the longest: index (B, K, L) into the N positions, valid (B, K, L).
+  int64_t L = 1;
+  for (const auto& lengths : all_lengths)
+    for (int64_t len : lengths) L = std::max(L, std::min(len, N));
+  auto group_index = torch::zeros({B, K, L}, torch::kLong);
+  auto group_valid = torch::zeros({B, K, L}, torch::kBool);
+  int64_t* gi = group_index.data_ptr<int64_t>();
+  bool* gv = group_valid.data_ptr<bool>();
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t pos = 0;
+    for (int64_t j = 0; j < int64_t(all_lengths[b].size()) && pos < N; ++j)
+      for (int64_t i = 0; i < all_lengths[b][j] && pos < N; ++i, ++pos) {
+        gi[(b * K + j) * L + i] = pos;
+        gv[(b * K + j) * L + i] = true;
+      }
+  }
+  const auto patch_groups = std::make_pair(group_index.to(ids.device()), group_valid.to(ids.device()));
   pid = pid.to(ids.device());
   auto enc_pid = pid.narrow(1, 0, N);          // (B, N): patch of each id
   auto dec_pid = pid.narrow(1, 1, N) - 1;      // (B, N): id t is decoded from the patch before that of t+1
@@ -249,9 +256,9 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   auto pooled = torch::zeros({B, K, De}, h.options())
                     .scatter_reduce(1, enc_pid.unsqueeze(-1).expand({B, N, De}), h, "amax", /*include_self=*/false);
   auto queries = enc->patch_embedding_projection(pooled).reshape({B, K * k, De});
-  auto slot_patch = torch::arange(K, pid.options()).repeat_interleave(k);  // (K*k): patch of each vector
-  auto enc_keep = slot_patch.view({1, K * k, 1}) == enc_pid.view({B, 1, N});  // a patch sees its own bytes
-  auto patches = encoder_cross(queries, h, additive_mask(enc_keep.unsqueeze(1), h.scalar_type()));
+  // Each patch's k queries attend to the bytes of that patch only: gather them (padded to the longest
+  // patch) instead of masking a (K*k, N) score matrix.
+  auto patches = encoder_cross(queries, h, patch_groups.first.repeat_interleave(k, 1), patch_groups.second.repeat_interleave(k, 1));
 
   // Latent global transformer over patches (causal).
   auto gt = model->global_transformer;
@@ -260,25 +267,31 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
 
   // Local decoder: bytes attend to the k vectors of their global state.
   auto kv = model->local_decoder->patch_embedding_projection(g).reshape({B, K * k, Dd});
-  auto dec_keep = dec_pid.view({B, N, 1}) == slot_patch.view({1, 1, K * k});
-  auto logits = decode(h, kv, additive_mask(dec_keep.unsqueeze(1), h.scalar_type()), 0, nullptr);  // (B, N, 260)
+  auto dec_index = dec_pid.unsqueeze(-1) * k + torch::arange(k, pid.options());  // (B, N, k)
+  auto logits = decode(h, kv, dec_index, 0, nullptr);  // (B, N, 260)
   return logits.narrow(1, 0, T);
 }
 
-double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
-  torch::NoGradGuard no_grad;
-  const int64_t B = bytes.size(0), N = bytes.size(1) + 1;
-  auto ids = torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);
+std::vector<std::vector<int64_t>> BltImpl::batch_patch_lengths(const torch::Tensor& ids) {
+  const int64_t B = ids.size(0), N = ids.size(1);
   auto ent = entropies(ids);
   auto ids_cpu = ids.to(torch::kCPU).contiguous();
-  double total = 0;
+  std::vector<std::vector<int64_t>> out;
   for (int64_t b = 0; b < B; ++b) {
     std::vector<int64_t> idv(ids_cpu.data_ptr<int64_t>() + b * N, ids_cpu.data_ptr<int64_t>() + (b + 1) * N);
     std::vector<float> ev;
     if (ent.defined()) ev.assign(ent.data_ptr<float>() + b * N, ent.data_ptr<float>() + (b + 1) * N);
-    total += blt::mean_bytes_per_patch(patch_lengths(idv, ev));
+    out.push_back(patch_lengths(idv, ev));
   }
-  return total / double(B);
+  return out;
+}
+
+double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
+  torch::NoGradGuard no_grad;
+  auto ids = torch::cat({torch::full({bytes.size(0), 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);
+  double total = 0;
+  for (const auto& lengths : batch_patch_lengths(ids)) total += blt::mean_bytes_per_patch(lengths);
+  return total / double(bytes.size(0));
 }
 
 // ---- cached decoding --------------------------------------------------------------------------------
@@ -335,7 +348,8 @@ torch::Tensor BltImpl::step(int64_t id) {
     auto states = torch::cat(open_patch_, 1);  // (1, L, D_e)
     const int64_t L = states.size(1);
     auto queries = enc->patch_embedding_projection(std::get<0>(states.max(1, true))).reshape({1, k, De});
-    auto patch = encoder_cross(queries, states, torch::zeros({1, 1, k, L}, states.options())).reshape({1, 1, k * De});
+    auto all = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(states.device())).expand({1, k, L});
+    auto patch = encoder_cross(queries, states, all, {}).reshape({1, 1, k * De});
     auto gt = model->global_transformer;
     auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch,
                          closed_patches_, &global_caches_);  // (1, 1, D_g)
@@ -344,7 +358,8 @@ torch::Tensor BltImpl::step(int64_t id) {
     ++closed_patches_;
   }
   // 4. The decoder predicts id t+1 from the encoder state of t and the current global state.
-  auto logits = decode(h, patch_kv_, torch::zeros({1, 1, 1, k}, h.options()), t, &decoder_caches_);
+  auto logits = decode(h, patch_kv_, torch::arange(k, torch::TensorOptions().dtype(torch::kLong).device(h.device())).view({1, 1, k}),
+                       t, &decoder_caches_);
   return logits.view({1, blt::kVocab});
 }
 

@@ -87,6 +87,8 @@ class BltImpl : public LanguageModelImpl {
 
   // Patch lengths of one sequence of ids (NextByte alignment: they cover the N ids and the next one).
   std::vector<int64_t> patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const;
+  // Patch lengths of every sequence of ids (B, N).
+  std::vector<std::vector<int64_t>> batch_patch_lengths(const torch::Tensor& ids);
   // Entropies of the entropy model over ids (B, N) -> (B, N); empty if the mode needs none.
   torch::Tensor entropies(const torch::Tensor& ids);
   // Replaces the patching rule (e.g. a calibrated threshold); the weights stay.
@@ -102,8 +104,11 @@ class BltImpl : public LanguageModelImpl {
 
  private:
   torch::Tensor hash_embeddings(const torch::Tensor& ids);   // (B, N) -> (B, N, D_e)
-  torch::Tensor encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& mask);
-  torch::Tensor decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& mask, int64_t pos0,
+  // Patch queries (B, K*k, D_e) attend to their own bytes: index/valid (B, K*k, L) into the states (B, N, D_e).
+  torch::Tensor encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& index,
+                              const torch::Tensor& valid);
+  // Decoder over byte states h (B, N, D): byte t cross-attends to kv[index[t, :]] (its patch's k vectors).
+  torch::Tensor decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index, int64_t pos0,
                        std::vector<KVCache>* caches);
   torch::Tensor step(int64_t id);  // cached step for one id -> logits (1, 260)
 

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/corpus.h"
+#include "model/blt.h"
 #include "model/checkpoint.h"
 #include "util/error.h"
 
@@ -15,8 +17,19 @@ namespace bytelm {
 int run_info(const InfoOptions& opt) {
   ModelConfig cfg = opt.ckpt.empty() ? load_config(opt.config, opt.model) : load_checkpoint_config(opt.ckpt);
   auto model = opt.ckpt.empty() ? make_model(cfg) : load_model(opt.ckpt);
+  auto* blt = dynamic_cast<BltImpl*>(model.get());
+  if (blt && !opt.data.empty()) {
+    // FLOPs per byte of BLT depend on the mean patch size: measure it on 8 windows of the corpus.
+    Corpus corpus(opt.data, 0.0);
+    const int64_t len = std::min<int64_t>(cfg.context, corpus.size(Split::All)), rows = 8;
+    std::vector<uint8_t> buf(size_t(rows * len));
+    corpus.sample(Split::All, 1, 0, rows, len, buf.data());
+    auto x = torch::from_blob(buf.data(), {rows, len}, torch::kUInt8).to(torch::kLong);
+    blt->set_mean_patch_size(blt->measure_patch_size(x));
+  }
   auto parts = model->flops();
   nlohmann::json j{{"model", cfg.model}, {"config", cfg.to_json()}, {"params", model->num_params()}};
+  if (blt) j["mean_patch_size"] = blt->mean_patch_size();
   double fwd = 0;
   nlohmann::json jp = nlohmann::json::array();
   for (const auto& p : parts) {
@@ -37,6 +50,9 @@ int run_info(const InfoOptions& opt) {
               (long long)cfg.context);
   if (cfg.model == "megabyte")
     std::printf(", patch size %lld (%lld patches)", (long long)cfg.patch_size, (long long)(cfg.context / cfg.patch_size));
+  if (blt)
+    std::printf(", %s patching, mean patch size %.2f bytes (%s)", cfg.patching.mode.c_str(), blt->mean_patch_size(),
+                opt.data.empty() ? "the config's patch_size; measure with --data" : "measured");
   std::printf("\n%-8s %12s %14s %16s %16s %16s %16s\n", "part", "params", "matmul params", "matmul FLOP/B",
               "attn FLOP/B", "forward FLOP/B", "train FLOP/B");
   for (const auto& p : jp)
@@ -44,6 +60,7 @@ int run_info(const InfoOptions& opt) {
                 (long long)p["params"].get<int64_t>(), (long long)p["matmul_params"].get<int64_t>(),
                 p["matmul_flops_per_byte"].get<double>(), p["attention_flops_per_byte"].get<double>(),
                 p["forward_flops_per_byte"].get<double>(), p["train_flops_per_byte"].get<double>());
+  if (blt) std::printf("(the entropy model is reported beside the model and not counted in the total)\n");
   std::printf("%-8s %12lld %14s %16s %16s %16.4g %16.4g\n", "total", (long long)model->num_params(), "", "", "", fwd,
               3 * fwd);
   return 0;

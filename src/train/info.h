@@ -2,11 +2,13 @@
 // accounting (forward = 2 x matmul parameters applied per byte + attention; training = 3 x forward).
 #pragma once
 #include <string>
+#include <vector>
 
 namespace bytelm {
 
 struct InfoOptions {
   std::string ckpt, config, model;
+  std::vector<std::string> data;  // BLT: measure the mean patch size on this corpus (else the config's patch_size)
   bool json = false;
 };
 int run_info(const InfoOptions& opt);

@@ -182,3 +182,22 @@ TEST(BltConfig, RejectsBadPatching) {
   j["decoder_config"]["hidden_size"] = 64;
   EXPECT_THROW(ModelConfig::from_json(j), Error);  // the decoder reads the encoder's states
 }
+
+// The grouped cross-attention used by BLT's full forward equals dense cross-attention with a mask.
+TEST(CrossAttention, GroupedEqualsMasked) {
+  torch::manual_seed(3);
+  CrossAttention cross(32, 4, 1e-5);
+  const int64_t B = 2, Q = 7, S = 11, G = 3;
+  auto x = torch::randn({B, Q, 32}), kv = torch::randn({B, S, 32});
+  auto index = torch::randint(0, S, {B, Q, G}, torch::kLong);
+  auto valid = torch::rand({B, Q, G}) < 0.7;
+  valid.select(2, 0).fill_(true);
+  index.select(2, 1).copy_((index.select(2, 0) + 1) % S);  // distinct keys in a group, as in BLT
+  index.select(2, 2).copy_((index.select(2, 0) + 2) % S);
+  auto keep = torch::zeros({B, Q, S}, torch::kBool);
+  keep.scatter_(2, index, valid);
+  auto mask = torch::zeros({B, 1, Q, S}).masked_fill_(keep.unsqueeze(1).logical_not(), std::numeric_limits<float>::lowest());
+  torch::NoGradGuard no_grad;
+  auto dense = cross->forward(x, kv, mask), grouped = cross->forward_grouped(x, kv, index, valid);
+  EXPECT_LT((dense - grouped).abs().max().item<float>(), 1e-5f);
+}
