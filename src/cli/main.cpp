@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   g->add_option("--stop", gen.stop, "Stop once the output ends with this string (it is printed)");
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   g->add_option("--device", gen.device, "cpu | cuda | cuda:N");
-  g->add_option("--threads", gen.threads, "CPU threads (0 = all cores)");
+  g->add_option("--threads", gen.threads, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
 
   bytelm::InfoOptions info;
   auto* i = app.add_subcommand("info", "Parameters and FLOPs per byte, split by part");
@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
   b->add_flag("--skip-train", bench.skip_train, "Do not measure training");
   b->add_flag("--skip-generate", bench.skip_generate, "Do not measure generation");
   b->add_option("--device", bench.device, "cpu | cuda | cuda:N");
-  b->add_option("--threads", bench.threads, "CPU threads (0 = all cores)");
+  b->add_option("--threads", bench.threads, "CPU threads for training (0 = all cores)");
+  b->add_option("--gen-threads", bench.gen_threads, "CPU threads for batch-1 generation (0 = all cores)");
   b->add_option("--json-out", bench.json_out, "Also append the JSON lines to this file");
   b->add_option("--uncached", bench.uncached, "BLT configs whose --no-cache generation is also timed (slow)")->expected(0, -1);
   b->add_option("--entropy-model", bench.entropy_model, "With --data: mean bytes per patch of this entropy model");

@@ -155,6 +155,7 @@ int run_bench(const BenchOptions& opt) {
             {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}});
     }
     if (!opt.skip_generate && opt.gen_bytes > 0) {
+      const int gen_threads = setup_threads(opt.gen_threads);
       reset_peak_rss();
       model->eval();
       GenerateOptions g;
@@ -169,7 +170,7 @@ int run_bench(const BenchOptions& opt) {
       row.rss_gen = peak_rss_bytes() / 1e6;
       emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
             {"cache", true}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
-            {"peak_rss_mb", row.rss_gen}, {"device", opt.device}, {"threads", threads}});
+            {"peak_rss_mb", row.rss_gen}, {"device", opt.device}, {"threads", gen_threads}});
       if (blt && std::find(opt.uncached.begin(), opt.uncached.end(), row.name) != opt.uncached.end()) {
         // The reference path: the whole window recomputed for every byte (what public BLT code does).
         g.no_cache = true;
@@ -181,15 +182,16 @@ int run_bench(const BenchOptions& opt) {
         emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
               {"cache", false}, {"bytes", ref.size()}, {"seconds", dt_ref}, {"bytes_per_s", row.gen_uncached_bps},
               {"cached_speedup", row.gen_bps / row.gen_uncached_bps}, {"same_bytes", ref == out},
-              {"device", opt.device}, {"threads", threads}});
+              {"device", opt.device}, {"threads", gen_threads}});
       }
+      setup_threads(opt.threads);
       model->train();
     }
     rows.push_back(row);
   }
 
-  std::fprintf(stderr, "\nbytelm bench on %s (%d threads): measured matmul peak %.1f GFLOP/s\n", opt.device.c_str(),
-               threads, peak / 1e9);
+  std::fprintf(stderr, "\nbytelm bench on %s (%d threads; generation %d): measured matmul peak %.1f GFLOP/s\n",
+               opt.device.c_str(), threads, opt.gen_threads, peak / 1e9);
   std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | of peak | train RSS MB "
                        "| gen bytes/s | gen bytes/s, no cache | gen RSS MB |\n");
   std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|\n");

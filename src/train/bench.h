@@ -17,7 +17,8 @@ struct BenchOptions {
   int64_t peak_n = 2048;      // matmul size for the peak measurement
   bool skip_train = false, skip_generate = false;
   std::string device = "cpu";
-  int threads = 0;
+  int threads = 0;            // training
+  int gen_threads = 1;        // batch-1 generation (per-op overhead bound: 1 thread measured fastest)
   std::string json_out;       // also append JSON lines to this file
   std::string entropy_model;  // with data: mean bytes per patch of this entropy model's patcher
   std::vector<std::string> data;
