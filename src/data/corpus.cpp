@@ -96,34 +96,15 @@ Corpus::Corpus(const std::vector<std::string>& paths, double val_fraction) {
   std::vector<std::string> file_paths;
   for (const std::string& path : paths) collect_files(path, &file_paths);
 
-  try {
-    for (const std::string& path : file_paths) {
-      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) throw Error(path + ": cannot open corpus file: " + std::strerror(errno));
-      struct stat st;
-      if (::fstat(fd, &st) != 0) {
-        int err = errno;
-        ::close(fd);
-        throw Error(path + ": cannot stat corpus file: " + std::strerror(err));
-      }
-      const int64_t size = static_cast<int64_t>(st.st_size);
-      if (size == 0) {
-        ::close(fd);
-        continue;
-      }
-      void* mapping = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
-      int map_errno = errno;
-      ::close(fd);
-      if (mapping == MAP_FAILED) throw Error(path + ": cannot mmap corpus file: " + std::strerror(map_errno));
-      // Corpus windows are read at random offsets; tell the kernel not to bother reading ahead.
-      ::madvise(mapping, static_cast<size_t>(size), MADV_RANDOM);
-      const int64_t val_size =
-          std::min<int64_t>(size, static_cast<int64_t>(std::ceil(val_fraction * static_cast<double>(size))));
-      files_.push_back({path, mapping, size, size - val_size});
-    }
-  } catch (...) {
-    for (MappedFile& f : files_) ::munmap(f.mapping, static_cast<size_t>(f.size));
-    throw;
+  for (const std::string& path : file_paths) {
+    MappedFile map(path, "corpus file");
+    if (map.size() == 0) continue;
+    // Corpus windows are read at random offsets; tell the kernel not to bother reading ahead.
+    map.advise_random();
+    const int64_t size = static_cast<int64_t>(map.size());
+    const int64_t val_size =
+        std::min<int64_t>(size, static_cast<int64_t>(std::ceil(val_fraction * static_cast<double>(size))));
+    files_.push_back({path, std::move(map), size - val_size});
   }
 
   if (files_.empty()) {
@@ -132,11 +113,12 @@ Corpus::Corpus(const std::vector<std::string>& paths, double val_fraction) {
     throw Error("corpus: no bytes in " + joined + " (no non-empty files)");
   }
 
-  for (const MappedFile& f : files_) {
-    const uint8_t* data = static_cast<const uint8_t*>(f.mapping);
+  for (const File& f : files_) {
+    const uint8_t* data = f.map.data();
+    const int64_t size = static_cast<int64_t>(f.map.size());
     add_part(f.path, data, f.train_size, &train_.parts);
-    add_part(f.path, data + f.train_size, f.size - f.train_size, &val_.parts);
-    add_part(f.path, data, f.size, &all_.parts);
+    add_part(f.path, data + f.train_size, size - f.train_size, &val_.parts);
+    add_part(f.path, data, size, &all_.parts);
   }
   for (Stream* s : {&train_, &val_, &all_}) {
     for (const FileView& part : s->parts) {
@@ -146,9 +128,7 @@ Corpus::Corpus(const std::vector<std::string>& paths, double val_fraction) {
   }
 }
 
-Corpus::~Corpus() {
-  for (MappedFile& f : files_) ::munmap(f.mapping, static_cast<size_t>(f.size));
-}
+Corpus::~Corpus() = default;
 
 const Corpus::Stream& Corpus::stream(Split split) const {
   switch (split) {

@@ -2,6 +2,7 @@
 // The byte stream of a split is the concatenation of each file's part of it, in path order. Sampling is a
 // pure function of (seed, step, row), so a resumed run draws exactly the batches the original run would have.
 #pragma once
+#include "io/mapped_file.h"
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,10 +43,9 @@ class Corpus {
   std::vector<FileView> files(Split split) const;
 
  private:
-  struct MappedFile {
+  struct File {
     std::string path;
-    void* mapping;
-    int64_t size;
+    MappedFile map;
     int64_t train_size;  // bytes [0, train_size) are training, the rest validation
   };
   // One split's stream: the parts in order and where each starts in the stream.
@@ -56,7 +56,7 @@ class Corpus {
   };
   const Stream& stream(Split split) const;
 
-  std::vector<MappedFile> files_;
+  std::vector<File> files_;
   Stream train_, val_, all_;
 };
 

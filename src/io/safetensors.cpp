@@ -166,33 +166,13 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
-SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw Error(path + ": cannot stat: " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
+SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path), map_(path, "safetensors file") {
+  const uint64_t file_size = map_.size();
+  if (file_size < 8)
     throw Error(path + ": file too short for a safetensors header (" + std::to_string(file_size) + " bytes)");
-  }
-  void* mapping = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int map_errno = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (mapping == MAP_FAILED) throw Error(path + ": mmap failed: " + std::strerror(map_errno));
-  mapping_ = mapping;
-  mapping_size_ = file_size;
 
-  try {
-    const uint8_t* bytes = static_cast<const uint8_t*>(mapping_);
+  {
+    const uint8_t* bytes = map_.data();
     uint64_t header_size = 0;
     for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];  // little-endian u64
     if (header_size > file_size - 8)
@@ -243,48 +223,12 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     if (covered != data_size)
       throw Error(path + ": data region has " + std::to_string(data_size - covered) +
                   " trailing bytes not covered by any tensor (gap)");
-  } catch (...) {
-    unmap();
-    throw;
   }
 }
 
-SafetensorsReader::~SafetensorsReader() { unmap(); }
-
-SafetensorsReader::SafetensorsReader(SafetensorsReader&& other) noexcept
-    : path_(std::move(other.path_)),
-      mapping_(other.mapping_),
-      mapping_size_(other.mapping_size_),
-      data_region_(other.data_region_),
-      tensors_(std::move(other.tensors_)),
-      metadata_(std::move(other.metadata_)) {
-  other.mapping_ = nullptr;
-  other.mapping_size_ = 0;
-  other.data_region_ = nullptr;
-}
-
-SafetensorsReader& SafetensorsReader::operator=(SafetensorsReader&& other) noexcept {
-  if (this != &other) {
-    unmap();
-    path_ = std::move(other.path_);
-    mapping_ = other.mapping_;
-    mapping_size_ = other.mapping_size_;
-    data_region_ = other.data_region_;
-    tensors_ = std::move(other.tensors_);
-    metadata_ = std::move(other.metadata_);
-    other.mapping_ = nullptr;
-    other.mapping_size_ = 0;
-    other.data_region_ = nullptr;
-  }
-  return *this;
-}
-
-void SafetensorsReader::unmap() noexcept {
-  if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
-  mapping_ = nullptr;
-  mapping_size_ = 0;
-  data_region_ = nullptr;
-}
+SafetensorsReader::~SafetensorsReader() = default;
+SafetensorsReader::SafetensorsReader(SafetensorsReader&&) noexcept = default;
+SafetensorsReader& SafetensorsReader::operator=(SafetensorsReader&&) noexcept = default;
 
 const TensorInfo& SafetensorsReader::info(const std::string& name) const {
   auto it = tensors_.find(name);

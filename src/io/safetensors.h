@@ -5,6 +5,7 @@
 // The reader trusts nothing in the file: every offset and size is checked before a pointer is handed out, and
 // every problem becomes a one-line bytelm::Error naming the file.
 #pragma once
+#include "io/mapped_file.h"
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -45,11 +46,8 @@ class SafetensorsReader {
   const std::string& path() const { return path_; }
 
  private:
-  void unmap() noexcept;
-
   std::string path_;
-  void* mapping_ = nullptr;
-  size_t mapping_size_ = 0;
+  MappedFile map_;
   const uint8_t* data_region_ = nullptr;
   std::map<std::string, TensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;
