@@ -171,59 +171,57 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path), map
   if (file_size < 8)
     throw Error(path + ": file too short for a safetensors header (" + std::to_string(file_size) + " bytes)");
 
-  {
-    const uint8_t* bytes = map_.data();
-    uint64_t header_size = 0;
-    for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];  // little-endian u64
-    if (header_size > file_size - 8)
-      throw Error(path + ": header length " + std::to_string(header_size) + " exceeds file size " +
-                  std::to_string(file_size));
-    if (header_size > kMaxHeaderBytes)
-      throw Error(path + ": header length " + std::to_string(header_size) + " is too large");
-    const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
-    nlohmann::json header = parse_header(path, header_begin, header_begin + header_size);
-    if (!header.is_object()) throw Error(path + ": header JSON is not an object");
+  const uint8_t* bytes = map_.data();
+  uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];  // little-endian u64
+  if (header_size > file_size - 8)
+    throw Error(path + ": header length " + std::to_string(header_size) + " exceeds file size " +
+                std::to_string(file_size));
+  if (header_size > kMaxHeaderBytes)
+    throw Error(path + ": header length " + std::to_string(header_size) + " is too large");
+  const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
+  nlohmann::json header = parse_header(path, header_begin, header_begin + header_size);
+  if (!header.is_object()) throw Error(path + ": header JSON is not an object");
 
-    data_region_ = bytes + 8 + header_size;
-    const uint64_t data_size = file_size - 8 - header_size;
+  data_region_ = bytes + 8 + header_size;
+  const uint64_t data_size = file_size - 8 - header_size;
 
-    for (const auto& item : header.items()) {
-      if (item.key() == "__metadata__") {
-        if (!item.value().is_object()) throw Error(path + ": __metadata__ is not an object");
-        for (const auto& meta : item.value().items()) {
-          if (!meta.value().is_string())
-            throw Error(path + ": metadata value for " + quote_name(meta.key()) + " is not a string");
-          metadata_[meta.key()] = meta.value().get<std::string>();
-        }
-        continue;
+  for (const auto& item : header.items()) {
+    if (item.key() == "__metadata__") {
+      if (!item.value().is_object()) throw Error(path + ": __metadata__ is not an object");
+      for (const auto& meta : item.value().items()) {
+        if (!meta.value().is_string())
+          throw Error(path + ": metadata value for " + quote_name(meta.key()) + " is not a string");
+        metadata_[meta.key()] = meta.value().get<std::string>();
       }
-      TensorInfo info = parse_entry(path, item.key(), item.value());
-      if (info.end > data_size)
-        throw Error(path + ": tensor " + quote_name(item.key()) + ": data_offsets end " + std::to_string(info.end) +
-                    " beyond data region of " + std::to_string(data_size) + " bytes");
-      tensors_.emplace(item.key(), std::move(info));
+      continue;
     }
-
-    // Tensors must tile [0, data_size): sorted by offsets, each must start where the previous ended.
-    std::vector<std::pair<const std::string*, const TensorInfo*>> order;
-    for (const auto& entry : tensors_) order.emplace_back(&entry.first, &entry.second);
-    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-      return std::make_pair(a.second->begin, a.second->end) < std::make_pair(b.second->begin, b.second->end);
-    });
-    uint64_t covered = 0;
-    for (const auto& [name, info] : order) {
-      if (info->begin < covered)
-        throw Error(path + ": tensor " + quote_name(*name) + " overlaps another tensor (begins at " +
-                    std::to_string(info->begin) + ", previous ends at " + std::to_string(covered) + ")");
-      if (info->begin > covered)
-        throw Error(path + ": gap in data region: bytes " + std::to_string(covered) + ".." +
-                    std::to_string(info->begin) + " belong to no tensor");
-      covered = info->end;
-    }
-    if (covered != data_size)
-      throw Error(path + ": data region has " + std::to_string(data_size - covered) +
-                  " trailing bytes not covered by any tensor (gap)");
+    TensorInfo info = parse_entry(path, item.key(), item.value());
+    if (info.end > data_size)
+      throw Error(path + ": tensor " + quote_name(item.key()) + ": data_offsets end " + std::to_string(info.end) +
+                  " beyond data region of " + std::to_string(data_size) + " bytes");
+    tensors_.emplace(item.key(), std::move(info));
   }
+
+  // Tensors must tile [0, data_size): sorted by offsets, each must start where the previous ended.
+  std::vector<std::pair<const std::string*, const TensorInfo*>> order;
+  for (const auto& entry : tensors_) order.emplace_back(&entry.first, &entry.second);
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a.second->begin, a.second->end) < std::make_pair(b.second->begin, b.second->end);
+  });
+  uint64_t covered = 0;
+  for (const auto& [name, info] : order) {
+    if (info->begin < covered)
+      throw Error(path + ": tensor " + quote_name(*name) + " overlaps another tensor (begins at " +
+                  std::to_string(info->begin) + ", previous ends at " + std::to_string(covered) + ")");
+    if (info->begin > covered)
+      throw Error(path + ": gap in data region: bytes " + std::to_string(covered) + ".." +
+                  std::to_string(info->begin) + " belong to no tensor");
+    covered = info->end;
+  }
+  if (covered != data_size)
+    throw Error(path + ": data region has " + std::to_string(data_size - covered) +
+                " trailing bytes not covered by any tensor (gap)");
 }
 
 SafetensorsReader::~SafetensorsReader() = default;
