@@ -27,9 +27,8 @@ std::vector<float> byte_entropies(LanguageModelImpl& model, const std::string& b
   out.reserve(bytes.size());
   for (size_t start = 0; start < bytes.size(); start += size_t(window)) {
     const int64_t n = std::min<int64_t>(window, int64_t(bytes.size() - start));
-    auto x = torch::empty({1, n}, torch::kLong);
-    for (int64_t i = 0; i < n; ++i) x[0][i] = int64_t(uint8_t(bytes[start + i]));
-    auto h = entropy_of(model.forward(x.to(device))).to(torch::kCPU).contiguous();  // (1, n)
+    auto x = torch::from_blob(const_cast<char*>(bytes.data() + start), {1, n}, torch::kUInt8).to(device, torch::kLong);
+    auto h = entropy_of(model.forward(x)).to(torch::kCPU).contiguous();  // (1, n)
     out.insert(out.end(), h.data_ptr<float>(), h.data_ptr<float>() + n);
   }
   return out;
