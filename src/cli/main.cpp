@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   t->add_option("--exit-after", train.exit_after, "Stop after this step with a checkpoint, as on Ctrl-C (0 = off)");
   t->add_flag("--resume", train.resume, "Continue the run in --out from its last checkpoint");
   t->add_option("--device", train.device, "cpu | cuda | cuda:N");
+  t->add_option("--precision", train.precision, "fp32 | bf16 (autocast; fp32 weights and optimizer) | auto = bf16 on CUDA");
   t->add_option("--threads", train.threads, "CPU threads (0 = all cores)");
   t->add_option("--peak-flops", train.peak_flops, "Peak FLOP/s for MFU (0 = measure a matmul at start)");
 
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   e->add_option("--batch", ev.batch, "Context windows per forward pass");
   e->add_flag("--json", ev.json, "Print one JSON object instead of text");
   e->add_option("--device", ev.device, "cpu | cuda | cuda:N");
+  e->add_option("--precision", ev.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
   e->add_option("--threads", ev.threads, "CPU threads (0 = all cores)");
 
   bytelm::GenerateOptions gen;
@@ -88,7 +90,12 @@ int main(int argc, char** argv) {
   auto* g = app.add_subcommand("generate", "Sample bytes from a checkpoint, streamed to stdout");
   g->add_option("--ckpt", gen.ckpt, "Checkpoint directory (required)");
   auto* po = g->add_option("--prompt", gen.prompt, "Prompt text");
-  g->add_option("--prompt-file", prompt_file, "Read the prompt bytes from this file")->excludes(po);
+  auto* pf = g->add_option("--prompt-file", prompt_file, "Read the prompt bytes from this file")->excludes(po);
+  g->add_option("--prompts-file", gen.prompts_file,
+                "Many prompts, one per line: generated --batch at a time, printed as JSON lines")
+      ->excludes(po)
+      ->excludes(pf);
+  g->add_option("--batch", gen.batch, "With --prompts-file: prompts decoded together in one batch");
   g->add_option("--max-bytes", gen.max_bytes, "Bytes to generate");
   g->add_option("--temperature", gen.temperature, "Sampling temperature (0 = greedy)");
   g->add_option("--top-k", gen.top_k, "Keep the k most likely bytes (0 = off)");
@@ -97,6 +104,7 @@ int main(int argc, char** argv) {
   g->add_option("--stop", gen.stop, "Stop once the output ends with this string (it is printed)");
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   g->add_option("--device", gen.device, "cpu | cuda | cuda:N");
+  g->add_option("--precision", gen.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
   g->add_option("--threads", gen.threads, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
 
   bytelm::InfoOptions info;

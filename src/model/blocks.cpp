@@ -6,6 +6,7 @@
 #include <map>
 #include <tuple>
 
+#include "util/device.h"
 #include "util/error.h"
 
 namespace bytelm {
@@ -127,7 +128,9 @@ torch::Tensor CrossAttentionImpl::forward_grouped(const torch::Tensor& x, const 
   auto k = group(k_proj(kvn)), v = group(v_proj(kvn));
   auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(head_dim)));  // (B, Q, H, 1, G)
   if (valid.defined())
-    scores = scores.masked_fill(valid.view({B, Q, 1, 1, G}).logical_not(), std::numeric_limits<float>::lowest());
+    // The dtype's own lowest value (bf16 under autocast): finite, so a query with nothing valid averages.
+    scores = scores.masked_fill(valid.view({B, Q, 1, 1, G}).logical_not(),
+                                scores.scalar_type() == torch::kBFloat16 ? -3.38e38 : std::numeric_limits<float>::lowest());
   auto y = torch::matmul(torch::softmax(scores, -1), v);                          // (B, Q, H, 1, Dh)
   return o_proj(y.reshape({B, Q, D}));
 }
@@ -203,7 +206,8 @@ torch::Tensor StackImpl::forward(const torch::Tensor& x, int64_t pos0, std::vect
 
 std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity) const {
   auto w = parameters().front();
-  auto opts = torch::TensorOptions().dtype(w.scalar_type()).device(w.device());
+  // Keys are stored in the dtype they are computed in (bf16 under autocast).
+  auto opts = torch::TensorOptions().dtype(compute_dtype(w.device(), w.scalar_type())).device(w.device());
   std::vector<KVCache> caches(cfg.layers);
   for (auto& c : caches) {
     c.k = torch::zeros({batch, cfg.heads, capacity, cfg.width / cfg.heads}, opts);

@@ -1,4 +1,8 @@
-// adamw.h — AdamW with per-parameter decay rules, and its state as named tensors (for checkpoints).
+// adamw.h — AdamW with per-parameter decay rules, its state as named tensors (for checkpoints), and
+// gradient clipping without a host-device synchronisation.
+// The update runs as multi-tensor ops (one _foreach_ call per stage over all parameters of a decay
+// group) or, on CUDA with LibTorch 2.x, as ATen's fused AdamW kernel; step_reference() is the plain
+// per-parameter loop both are tested against.
 #pragma once
 #include <torch/torch.h>
 
@@ -18,6 +22,8 @@ struct AdamWOptions {
 // norms, embeddings or pads, and every 1-D parameter, get no weight decay.
 class AdamW {
  public:
+  enum class Impl { Auto, ForEach, Reference };
+
   AdamW(const NamedTensors& params, const AdamWOptions& o) : o_(o) {
     for (const auto& [name, p] : params) {
       bool no_decay = p.dim() < 2 || name.find("embed") != std::string::npos ||
@@ -25,20 +31,32 @@ class AdamW {
       slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), no_decay ? 0.0 : o.weight_decay});
     }
   }
-  void step(double lr) {
+
+  // One update with learning rate lr, from the parameters' .grad() (parameters without one are skipped).
+  void step(double lr, Impl impl = Impl::Auto) {
     torch::NoGradGuard no_grad;
     ++t_;
-    const double bc1 = 1 - std::pow(o_.beta1, double(t_)), bc2 = 1 - std::pow(o_.beta2, double(t_));
-    for (auto& s : slots_) {
-      auto g = s.param.grad();
-      if (!g.defined()) continue;
-      if (s.decay > 0) s.param.mul_(1 - lr * s.decay);
-      s.m.mul_(o_.beta1).add_(g, 1 - o_.beta1);
-      s.v.mul_(o_.beta2).addcmul_(g, g, 1 - o_.beta2);
-      auto denom = (s.v.sqrt() / std::sqrt(bc2)).add_(o_.adam_eps);
-      s.param.addcdiv_(s.m, denom, -lr / bc1);
+    if (impl == Impl::Reference) return step_reference(lr);
+    for (double decay : {0.0, o_.weight_decay}) {
+      std::vector<torch::Tensor> p, g, m, v;
+      for (auto& s : slots_) {
+        if (s.decay != decay || !s.param.grad().defined()) continue;
+        p.push_back(s.param);
+        g.push_back(s.param.grad());
+        m.push_back(s.m);
+        v.push_back(s.v);
+      }
+      if (p.empty()) continue;
+#if TORCH_VERSION_MAJOR >= 2
+      if (impl == Impl::Auto && p.front().is_cuda()) {
+        fused_step(p, g, m, v, lr, decay);
+        continue;
+      }
+#endif
+      foreach_step(p, g, m, v, lr, decay);
     }
   }
+
   NamedTensors state() const {
     NamedTensors out;
     for (const auto& s : slots_) {
@@ -55,10 +73,79 @@ class AdamW {
     std::string name;
     torch::Tensor param, m, v;
     double decay;
+    torch::Tensor step;  // fused kernel only: the step count as a float tensor on the device
   };
+
+  double bias1() const { return 1 - std::pow(o_.beta1, double(t_)); }
+  double bias2() const { return 1 - std::pow(o_.beta2, double(t_)); }
+
+  void step_reference(double lr) {
+    for (auto& s : slots_) {
+      auto g = s.param.grad();
+      if (!g.defined()) continue;
+      if (s.decay > 0) s.param.mul_(1 - lr * s.decay);
+      s.m.mul_(o_.beta1).add_(g, 1 - o_.beta1);
+      s.v.mul_(o_.beta2).addcmul_(g, g, 1 - o_.beta2);
+      auto denom = (s.v.sqrt() / std::sqrt(bias2())).add_(o_.adam_eps);
+      s.param.addcdiv_(s.m, denom, -lr / bias1());
+    }
+  }
+
+  // The same arithmetic, stage by stage over a whole group (PyTorch's multi-tensor AdamW).
+  void foreach_step(std::vector<torch::Tensor>& p, std::vector<torch::Tensor>& g, std::vector<torch::Tensor>& m,
+                    std::vector<torch::Tensor>& v, double lr, double decay) {
+    if (decay > 0) at::_foreach_mul_(p, 1 - lr * decay);
+    at::_foreach_mul_(m, o_.beta1);
+    at::_foreach_add_(m, g, 1 - o_.beta1);
+    at::_foreach_mul_(v, o_.beta2);
+    at::_foreach_addcmul_(v, g, g, 1 - o_.beta2);
+    auto denom = at::_foreach_sqrt(v);
+    at::_foreach_div_(denom, std::sqrt(bias2()));
+    at::_foreach_add_(denom, o_.adam_eps);
+    at::_foreach_addcdiv_(p, m, denom, -lr / bias1());
+  }
+
+#if TORCH_VERSION_MAJOR >= 2
+  // ATen's fused AdamW: one kernel launch per group; bias corrections from per-parameter step tensors.
+  void fused_step(std::vector<torch::Tensor>& p, std::vector<torch::Tensor>& g, std::vector<torch::Tensor>& m,
+                  std::vector<torch::Tensor>& v, double lr, double decay) {
+    std::vector<torch::Tensor> steps;
+    for (auto& s : slots_) {
+      if (s.decay != decay || !s.param.grad().defined()) continue;
+      if (!s.step.defined()) s.step = torch::zeros({}, s.param.options().dtype(torch::kFloat32));
+      s.step.fill_(double(t_));  // a device-side fill, no synchronisation; also right after a resume
+      steps.push_back(s.step);
+    }
+    at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, o_.beta1, o_.beta2, decay, o_.adam_eps,
+                      /*amsgrad=*/false, /*maximize=*/false);
+  }
+#endif
+
   AdamWOptions o_;
   std::vector<Slot> slots_;
   int64_t t_ = 0;
 };
+
+// Scales the gradients so their global L2 norm is at most max_norm (max_norm <= 0: no scaling) and
+// returns the norm before scaling as a 0-dim fp32 tensor on the device — no .item(), so no host-device
+// synchronisation. Same arithmetic as torch.nn.utils.clip_grad_norm_ (coefficient max / (norm + 1e-6),
+// clamped to 1).
+inline torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({});
+  auto norms = at::_foreach_norm(grads, 2);
+  auto total = torch::stack(norms).to(torch::kFloat32).norm();
+  if (max_norm <= 0) return total;
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+#if TORCH_VERSION_MAJOR >= 2
+  at::_foreach_mul_(grads, coef);
+#else
+  for (auto& g : grads) g.mul_(coef.to(g.scalar_type()));
+#endif
+  return total;
+}
 
 }  // namespace bytelm

@@ -12,12 +12,15 @@
 #include "data/corpus.h"
 #include "model/checkpoint.h"
 #include "util/error.h"
+#include "util/device.h"
 #include "util/platform.h"
 
 namespace bytelm {
 
-double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch, const std::string& device) {
+double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch, const std::string& device,
+                   bool bf16) {
   torch::NoGradGuard no_grad;
+  AutocastScope autocast(torch::Device(device), bf16);
   const int64_t T = model.config().context;
   double total = 0;
   auto score = [&](int64_t offset, int64_t rows, int64_t len) {
@@ -47,6 +50,7 @@ std::shared_ptr<LanguageModelImpl> load_for_inference(const std::string& ckpt, c
 int run_eval(const EvalOptions& opt) {
   if (opt.batch < 1) throw Error("--batch must be >= 1");
   if (opt.data.empty()) throw Error("--data is required");
+  const bool bf16 = use_bf16(opt.precision, opt.device);
   auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
   Corpus corpus(opt.data, 0.0);
   const bool tty = stderr_is_tty() && !opt.json;
@@ -56,7 +60,7 @@ int run_eval(const EvalOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t all = corpus.size(Split::All);
   for (const auto& f : corpus.files(Split::All)) {
-    double nats = score_bytes(*model, f.data, f.size, opt.batch, opt.device);
+    double nats = score_bytes(*model, f.data, f.size, opt.batch, opt.device, bf16);
     total_nats += nats;
     total_bytes += f.size;
     double bpb = nats / std::log(2.0) / double(f.size);
@@ -72,7 +76,8 @@ int run_eval(const EvalOptions& opt) {
   const double bpb = total_nats / std::log(2.0) / double(total_bytes);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (opt.json) {
-    nlohmann::json j{{"ckpt", opt.ckpt}, {"bytes", total_bytes}, {"bpb", bpb}, {"files", files}, {"seconds", secs}};
+    nlohmann::json j{{"ckpt", opt.ckpt}, {"bytes", total_bytes}, {"bpb", bpb}, {"files", files}, {"seconds", secs},
+                     {"device", opt.device}, {"precision", bf16 ? "bf16" : "fp32"}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     if (files.size() > 1 && files.size() <= 50)

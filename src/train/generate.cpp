@@ -1,4 +1,5 @@
-// generate.cpp — batch-1 sampling with KV caches, streamed byte by byte (see evaluate.h).
+// generate.cpp — sampling with KV caches: batch 1 streamed byte by byte, or several prompts at once
+// (see evaluate.h).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -7,9 +8,13 @@
 #include <numeric>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #include "train/evaluate.h"
 #include "util/error.h"
+#include "util/device.h"
 #include "util/platform.h"
 
 namespace bytelm {
@@ -49,11 +54,12 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
   // Inference mode, not just no-grad: no version counters or autograd views are tracked in the many
   // small per-byte steps.
   c10::InferenceMode inference;
+  const torch::Device device(opt.device);
+  AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
   const int64_t T = model.config().context;
   if (int64_t(opt.prompt.size()) >= T)
     throw Error("prompt of " + std::to_string(opt.prompt.size()) + " bytes does not fit the context of " +
                 std::to_string(T) + " bytes (at most " + std::to_string(T - 1) + ")");
-  const torch::Device device(opt.device);
   auto bytes_tensor = [&](const std::string& s) {  // one copy, not one tensor op per byte
     auto t = torch::from_blob(const_cast<char*>(s.data()), {1, int64_t(s.size())}, torch::kUInt8);
     return t.to(device, torch::kLong);
@@ -99,12 +105,123 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
   return out;
 }
 
+std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
+                                        const GenerateOptions& opt) {
+  const int64_t B = int64_t(prompts.size());
+  std::vector<std::string> outs(prompts.size());
+  if (B == 0 || opt.max_bytes == 0) return outs;
+  if (B == 1 || opt.no_cache || model.config().model == "blt") {
+    for (int64_t i = 0; i < B; ++i) {
+      GenerateOptions o = opt;
+      o.prompt = prompts[i];
+      o.seed = opt.seed + uint64_t(i);
+      outs[i] = generate(model, o, [](uint8_t) {});
+    }
+    return outs;
+  }
+  c10::InferenceMode inference;
+  const torch::Device device(opt.device);
+  AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
+  const int64_t T = model.config().context, offset = model.vocab_offset();
+  size_t min_len = prompts[0].size();
+  for (const auto& p : prompts) {
+    if (int64_t(p.size()) >= T)
+      throw Error("a prompt of " + std::to_string(p.size()) + " bytes does not fit the context of " +
+                  std::to_string(T) + " bytes (at most " + std::to_string(T - 1) + ")");
+    min_len = std::min(min_len, p.size());
+  }
+  // B rows of n bytes each, concatenated -> (B, n) int64 on the device, one copy.
+  auto rows_tensor = [&](std::string flat, int64_t n) {
+    return torch::from_blob(&flat[0], {B, n}, torch::kUInt8).to(device, torch::kLong);
+  };
+  // Restarts the caches and feeds every row's text -> logits (B, V) for the byte after it.
+  auto prefill = [&](const std::vector<std::string>& text) {
+    auto logits = model.start(B);
+    const int64_t n = int64_t(text[0].size());
+    if (n > 0) {
+      std::string flat;
+      for (const auto& t : text) flat += t;
+      logits = model.feed(rows_tensor(std::move(flat), n)).select(1, n - 1);
+    }
+    return logits;
+  };
+  std::vector<std::string> text(prompts.size());
+  std::vector<size_t> next_prompt_byte(prompts.size(), min_len);
+  std::vector<std::mt19937_64> rng;
+  for (int64_t i = 0; i < B; ++i) {
+    text[i] = prompts[i].substr(0, min_len);
+    rng.emplace_back(opt.seed + uint64_t(i));
+  }
+  std::vector<bool> done(prompts.size(), false);
+  auto logits = prefill(text);
+  for (;;) {
+    // One device-to-host copy per step for all rows.
+    auto host = logits.narrow(1, offset, 256).to(torch::kCPU, torch::kFloat32).contiguous();
+    std::string step(size_t(B), '\0');
+    bool all_done = true;
+    for (int64_t i = 0; i < B; ++i) {
+      if (next_prompt_byte[i] < prompts[i].size()) {  // still reading its prompt
+        step[i] = prompts[i][next_prompt_byte[i]++];
+        all_done = false;
+        continue;
+      }
+      if (done[i]) continue;  // finished rows are fed a 0 byte and ignored
+      const char b = char(sample_byte(host.select(0, i), opt, rng[i]));
+      std::string& out = outs[i];
+      out.push_back(b);
+      step[i] = b;
+      const bool stopped = !opt.stop.empty() && out.size() >= opt.stop.size() &&
+                           out.compare(out.size() - opt.stop.size(), opt.stop.size(), opt.stop) == 0;
+      done[i] = stopped || int64_t(out.size()) == opt.max_bytes;
+      all_done = all_done && done[i];
+    }
+    if (all_done) break;
+    for (int64_t i = 0; i < B; ++i) text[i].push_back(step[i]);
+    if (int64_t(text[0].size()) > T - 1) {
+      // The window is full (all rows have the same length): keep the last half of each and re-prefill.
+      const size_t keep = size_t(std::max<int64_t>(1, T / 2));
+      for (auto& t : text) t = t.substr(t.size() - keep);
+      logits = prefill(text);
+    } else {
+      logits = model.feed(rows_tensor(step, 1)).select(1, 0);
+    }
+  }
+  return outs;
+}
+
 int run_generate(const GenerateOptions& opt) {
   if (opt.max_bytes < 0) throw Error("--max-bytes must be >= 0");
   if (opt.temperature < 0) throw Error("--temperature must be >= 0");
   if (opt.top_k < 0) throw Error("--top-k must be >= 0");
   if (!(opt.top_p > 0 && opt.top_p <= 1)) throw Error("--top-p must be in (0, 1]");
+  if (opt.batch < 1) throw Error("--batch must be >= 1");
   auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
+  if (!opt.prompts_file.empty()) {
+    // One prompt per line (the newline is not part of it); one JSON object per prompt, in order. Bytes
+    // that are not UTF-8 are shown as U+FFFD in the JSON.
+    std::vector<std::string> prompts;
+    std::string all = read_file(opt.prompts_file), line;
+    for (size_t pos = 0; pos < all.size();) {
+      size_t end = all.find('\n', pos);
+      if (end == std::string::npos) end = all.size();
+      prompts.push_back(all.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    if (prompts.empty()) throw Error(opt.prompts_file + ": no prompts (the file is empty)");
+    for (size_t first = 0; first < prompts.size(); first += size_t(opt.batch)) {
+      std::vector<std::string> chunk(prompts.begin() + first,
+                                     prompts.begin() + std::min(prompts.size(), first + size_t(opt.batch)));
+      GenerateOptions o = opt;
+      o.seed = opt.seed + first;
+      auto outs = generate_batch(*model, chunk, o);
+      for (size_t i = 0; i < outs.size(); ++i) {
+        nlohmann::json j{{"index", first + i}, {"prompt", chunk[i]}, {"output", outs[i]}};
+        std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        std::fflush(stdout);
+      }
+    }
+    return 0;
+  }
   generate(*model, opt, [](uint8_t b) {
     std::fputc(b, stdout);
     std::fflush(stdout);

@@ -19,6 +19,8 @@
 #include "model/checkpoint.h"
 #include "train/adamw.h"
 #include "train/evaluate.h"
+#include "train/loader.h"
+#include "util/device.h"
 #include "util/error.h"
 #include "util/platform.h"
 
@@ -78,6 +80,7 @@ void validate(const TrainOptions& o) {
 int run_train(const TrainOptions& opt) {
   validate(opt);
   check_device(opt.device);
+  const bool bf16 = use_bf16(opt.precision, opt.device);
   setup_threads(opt.threads);
   warn_if_slow_blas();
   torch::Device device(opt.device);
@@ -154,12 +157,16 @@ int run_train(const TrainOptions& opt) {
   for (const auto& part : model->flops())
     if (part.counted) fwd_flops += part.matmul_flops + part.attention_flops;
   double train_flops_per_byte = 3 * fwd_flops;
-  const double peak = opt.peak_flops > 0 ? opt.peak_flops : measure_matmul_peak(opt.device, 0, 0.5);
+  // MFU denominator: --peak-flops, else on CUDA the H100's dense bf16 peak (the yardstick),
+  // else a matmul measured now on the CPU.
+  const double peak = opt.peak_flops > 0 ? opt.peak_flops
+                      : device.is_cuda() ? kH100DenseBf16Flops
+                                         : measure_matmul_peak(opt.device, 0, 0.5);
 
   std::fprintf(stderr, "bytelm: training %s, %.2fM parameters, context %lld, batch %lld x %lld, %s; "
                        "corpus %s: %lld train / %lld val bytes in %lld files\n",
                cfg.model.c_str(), model->num_params() / 1e6, (long long)T, (long long)opt.batch,
-               (long long)opt.accum, opt.device.c_str(), opt.data[0].c_str(), (long long)corpus.size(Split::Train),
+               (long long)opt.accum, (opt.device + (bf16 ? " bf16" : " fp32")).c_str(), opt.data[0].c_str(), (long long)corpus.size(Split::Train),
                (long long)corpus.size(Split::Val), (long long)corpus.num_files());
 
   std::ofstream metrics(opt.out + "/metrics.jsonl", std::ios::app);
@@ -177,15 +184,16 @@ int run_train(const TrainOptions& opt) {
     if (val_len < 1) return NAN;
     torch::NoGradGuard no_grad;
     model->eval();
-    double total = 0;
+    auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     std::vector<uint8_t> buf(opt.batch * val_len);
     for (int64_t i = 0; i < opt.eval_batches; ++i) {
       corpus.sample(Split::Val, 0x5eed, i, opt.batch, val_len, buf.data());
       auto x = to_tensor(buf, opt.batch, val_len, device);
-      total += byte_loss(model->forward(x), x, offset).item<double>();
+      AutocastScope autocast(device, bf16);
+      total += byte_loss(model->forward(x), x, offset);
     }
     model->train();
-    return total / opt.eval_batches / std::log(2.0);
+    return total.item<double>() / opt.eval_batches / std::log(2.0);
   };
 
   g_interrupted = false;
@@ -195,16 +203,20 @@ int run_train(const TrainOptions& opt) {
   auto t_last = t_start;
   int64_t bytes_since = 0;
   double last_val = NAN;
-  std::vector<uint8_t> buf(opt.batch * T);
   model->train();
+  // Batches for sample indices step * accum + micro, prepared ahead on a background thread.
+  BatchLoader loader(corpus, Split::Train, opt.seed, opt.batch, T, uint64_t(start_step + 1) * opt.accum, device);
+  std::vector<torch::Tensor> param_list;
+  for (auto& p : params) param_list.push_back(p.second);
+  double loss_logged = NAN;  // host copies, refreshed on logging steps only
   int exit_code = 0;
   bool finished = false;
 
   for (int64_t step = start_step + 1; step <= opt.steps; ++step) {
-    double loss_sum = 0;
+    // Loss and gradient norm stay on the device; they are read (a synchronisation) only when logged.
+    torch::Tensor loss_t;
     for (int64_t micro = 0; micro < opt.accum; ++micro) {
-      corpus.sample(Split::Train, opt.seed, uint64_t(step) * opt.accum + micro, opt.batch, T, buf.data());
-      auto x = to_tensor(buf, opt.batch, T, device);
+      auto x = loader.next();
       if (step == start_step + 1 && micro == 0 && cfg.model == "blt") {
         // FLOPs per byte depend on the mean patch size: measure it on the first batch.
         auto& blt = static_cast<BltImpl&>(*model);
@@ -215,16 +227,15 @@ int run_train(const TrainOptions& opt) {
         train_flops_per_byte = 3 * fwd_flops;
         std::fprintf(stderr, "bytelm: mean patch size %.2f bytes on the first batch\n", blt.mean_patch_size());
       }
-      auto loss = byte_loss(model->forward(x), x, offset) / double(opt.accum);
+      torch::Tensor loss;
+      {
+        AutocastScope autocast(device, bf16);
+        loss = byte_loss(model->forward(x), x, offset) / double(opt.accum);
+      }
       loss.backward();
-      loss_sum += loss.item<double>();
+      loss_t = micro == 0 ? loss.detach() : loss_t + loss.detach();
     }
-    double grad_norm = 0;
-    {
-      std::vector<torch::Tensor> ps;
-      for (auto& p : params) ps.push_back(p.second);
-      grad_norm = torch::nn::utils::clip_grad_norm_(ps, opt.clip > 0 ? opt.clip : 1e30);
-    }
+    auto grad_norm_t = clip_grad_norm(param_list, opt.clip);
     const double lr = lr_at(opt, step);
     adam.step(lr);
     for (auto& p : params) p.second.mutable_grad() = torch::Tensor();
@@ -245,6 +256,8 @@ int run_train(const TrainOptions& opt) {
       double bps = dt > 0 ? bytes_since / dt : 0;
       double eta = (opt.steps - step) * (elapsed / double(step - start_step));
       if (step % opt.log_every == 0 || last || stop_now) {
+        loss_logged = loss_t.item<double>();
+        const double loss_sum = loss_logged, grad_norm = grad_norm_t.item<double>();
         json m{{"step", step}, {"loss", loss_sum}, {"bpb", loss_sum / std::log(2.0)}, {"lr", lr},
                {"grad_norm", grad_norm}, {"bytes_per_s", bps}, {"flops_per_s", bps * train_flops_per_byte},
                {"mfu", bps * train_flops_per_byte / peak}, {"elapsed_s", elapsed}};
@@ -262,7 +275,7 @@ int run_train(const TrainOptions& opt) {
         std::string bar(filled, '#');
         bar += std::string(width - filled, '.');
         std::fprintf(stderr, "\r[%s] %lld/%lld loss %.3f bpb %.3f val %.3f %sB/s eta %s   ", bar.c_str(),
-                     (long long)step, (long long)opt.steps, loss_sum, loss_sum / std::log(2.0), last_val,
+                     (long long)step, (long long)opt.steps, loss_logged, loss_logged / std::log(2.0), last_val,
                      format_rate(bps).c_str(), format_duration(eta).c_str());
         if (last || stop_now) std::fprintf(stderr, "\n");
       }

@@ -31,6 +31,7 @@ struct TrainOptions {
   int64_t exit_after = 0;             // stop after this step as if interrupted (0 = off)
   bool resume = false;
   std::string device = "cpu";
+  std::string precision = "auto";     // fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on CPU
   int threads = 0;
   double peak_flops = 0;              // for MFU; 0 = measure at start
 };

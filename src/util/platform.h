@@ -16,6 +16,10 @@ void warn_if_slow_blas();
 
 // Measures dense matmul throughput (FLOP/s) on the device: fp32 on CPU, bf16 on CUDA,
 // square matrices of size n (0 = a size suited to the device), repeated for about `seconds`.
+// The NVIDIA H100 SXM's dense bf16 tensor-core peak (989 TFLOP/s; 1979 is the 2:4-sparse figure):
+// the MFU denominator on CUDA unless --peak-flops says otherwise.
+constexpr double kH100DenseBf16Flops = 989e12;
+
 double measure_matmul_peak(const std::string& device, int64_t n = 0, double seconds = 1.0);
 
 // Peak resident set size of this process in bytes (VmHWM).
