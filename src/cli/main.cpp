@@ -129,13 +129,17 @@ int main(int argc, char** argv) {
   bytelm::BenchOptions bench;
   auto* b = app.add_subcommand("bench", "Measure matmul peak, training and generation speed, memory");
   b->add_option("--configs", bench.configs, "Config files or presets to measure")->expected(1, -1);
-  b->add_option("--batch", bench.batch, "Training batch (0 = 4 on CPU, 8 on CUDA)");
+  b->add_option("--batch", bench.batch, "Training batch (0 = 4 on CPU; on CUDA 8, BLT 4)");
   b->add_option("--steps", bench.steps, "Timed training steps (after one warm-up step)");
   b->add_option("--gen-bytes", bench.gen_bytes, "Bytes generated at batch 1");
   b->add_option("--peak-n", bench.peak_n, "Matrix size of the matmul peak measurement");
   b->add_flag("--skip-train", bench.skip_train, "Do not measure training");
   b->add_flag("--skip-generate", bench.skip_generate, "Do not measure generation");
   b->add_option("--device", bench.device, "cpu | cuda | cuda:N");
+  b->add_option("--precision", bench.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
+  b->add_option("--gen-batch", bench.gen_batch, "Also time generation of this many prompts at once (0 = off)");
+  b->add_option("--max-context", bench.max_context,
+                "MEGABYTE: double the context at batch 1 up to this while a training step fits (0 = off)");
   b->add_option("--threads", bench.threads, "CPU threads for training (0 = all cores)");
   b->add_option("--gen-threads", bench.gen_threads, "CPU threads for batch-1 generation (0 = all cores)");
   b->add_option("--json-out", bench.json_out, "Also append the JSON lines to this file");

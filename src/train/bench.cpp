@@ -18,6 +18,7 @@
 #include "train/evaluate.h"
 #include "train/patching.h"
 #include "util/error.h"
+#include "util/device.h"
 #include "util/platform.h"
 
 namespace bytelm {
@@ -35,8 +36,43 @@ void reset_peak_rss() {
   f << "5";
 }
 
-void sync(const std::string& device) {
-  if (device.rfind("cuda", 0) == 0) torch::zeros({1}, torch::Device(device)).cpu();
+void sync(const std::string& device) { synchronize(torch::Device(device)); }
+
+// One optimizer step as the trainer takes it: forward under autocast, backward, clipping, AdamW.
+struct TrainStep {
+  LanguageModelImpl& model;
+  AdamW adam;
+  std::vector<torch::Tensor> params;
+  torch::Device device;
+  bool bf16;
+  void operator()(const torch::Tensor& x) {
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(device, bf16);
+      loss = byte_loss(model.forward(x), x, model.vocab_offset());
+    }
+    loss.backward();
+    clip_grad_norm(params, 1.0);
+    adam.step(1e-4);
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  }
+};
+
+TrainStep make_train_step(LanguageModelImpl& model, const torch::Device& device, bool bf16) {
+  NamedTensors trainable;
+  std::vector<torch::Tensor> params;
+  for (const auto& p : named_parameters_of(model))
+    if (p.second.requires_grad()) {
+      trainable.push_back(p);
+      params.push_back(p.second);
+    }
+  return TrainStep{model, AdamW(trainable, AdamWOptions{}), params, device, bf16};
+}
+
+bool is_out_of_memory(const std::exception& e) {
+  const std::string what = e.what();
+  return what.find("out of memory") != std::string::npos || what.find("std::bad_alloc") != std::string::npos ||
+         dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
 }
 
 // BLT with random weights has a uniformly unsure entropy model; set the threshold so that a fraction
@@ -60,8 +96,10 @@ std::string preset_name(const std::string& s) {
 }  // namespace
 
 int run_bench(const BenchOptions& opt) {
-  if (opt.steps < 1 || opt.gen_bytes < 0 || opt.batch < 0) throw Error("--steps must be >= 1, --gen-bytes and --batch >= 0");
+  if (opt.steps < 1 || opt.gen_bytes < 0 || opt.batch < 0 || opt.gen_batch < 0 || opt.max_context < 0)
+    throw Error("--steps must be >= 1; --gen-bytes, --gen-batch, --batch, --max-context >= 0");
   check_device(opt.device);
+  const bool bf16 = use_bf16(opt.precision, opt.device);
   const int threads = setup_threads(opt.threads);
   warn_if_slow_blas();
   std::ofstream json_file;
@@ -77,9 +115,14 @@ int run_bench(const BenchOptions& opt) {
   std::vector<ModelConfig> cfgs;
   for (const auto& c : opt.configs) cfgs.push_back(load_config(c, ""));  // validate all before measuring
 
+  const torch::Device device(opt.device);
+  const bool cuda = device.is_cuda();
+  const std::string precision = bf16 ? "bf16" : "fp32";
   const double peak = measure_matmul_peak(opt.device, opt.peak_n, 2.0);
   emit({{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", threads}, {"n", opt.peak_n},
-        {"dtype", opt.device == "cpu" ? "fp32" : "bf16"}, {"flops_per_s", peak}, {"blas", loaded_blas()}});
+        {"dtype", cuda ? "bf16" : "fp32"}, {"flops_per_s", peak}, {"blas", loaded_blas()}});
+  // MFU: on CUDA against the H100's dense bf16 peak (989 TFLOP/s), on CPU against the matmul measured here.
+  const double mfu_peak = cuda ? kH100DenseBf16Flops : peak;
 
   if (!opt.entropy_model.empty() && !opt.data.empty()) {
     // Mean bytes per patch of a trained entropy model on (the validation split of) a corpus.
@@ -99,11 +142,14 @@ int run_bench(const BenchOptions& opt) {
   struct Row {
     std::string name, model;
     int64_t params;
-    double train_bps = 0, flops_per_byte = 0, flops = 0, frac = 0, gen_bps = 0, gen_uncached_bps = 0, rss_train = 0,
-           rss_gen = 0, patch = 0;
+    double train_bps = 0, flops_per_byte = 0, flops = 0, mfu = 0, gen_bps = 0, gen_uncached_bps = 0, gen_batch_bps = 0,
+           mem_train = 0, mem_gen = 0, patch = 0;
+    int64_t max_context = 0;
   };
   std::vector<Row> rows;
-  const torch::Device device(opt.device);
+  // Peak memory of the case just run: GPU allocator peak on CUDA, resident set on CPU (MB).
+  auto reset_peak = [&] { cuda ? reset_device_peak(device) : reset_peak_rss(); };
+  auto peak_mb = [&] { return double(cuda ? device_peak_bytes(device) : peak_rss_bytes()) / 1e6; };
   for (size_t ci = 0; ci < cfgs.size(); ++ci) {
     const auto& cfg = cfgs[ci];
     Row row{preset_name(opt.configs[ci]), cfg.model, 0};
@@ -111,7 +157,7 @@ int run_bench(const BenchOptions& opt) {
     auto model = make_model(cfg);
     model->to(device);
     row.params = model->num_params();
-    const int64_t B = opt.batch > 0 ? opt.batch : (opt.device == "cpu" ? 4 : 8), T = cfg.context;
+    const int64_t B = opt.batch > 0 ? opt.batch : (cuda ? (cfg.model == "blt" ? 4 : 8) : 4), T = cfg.context;
     auto* blt = dynamic_cast<BltImpl*>(model.get());
     if (blt) {
       torch::NoGradGuard no_grad;
@@ -126,51 +172,61 @@ int run_bench(const BenchOptions& opt) {
     row.flops_per_byte = 3 * fwd;
 
     if (!opt.skip_train) {
-      reset_peak_rss();
-      NamedTensors trainable;
-      for (const auto& p : named_parameters_of(*model))
-        if (p.second.requires_grad()) trainable.push_back(p);
-      AdamW adam(trainable, AdamWOptions{});
+      reset_peak();
+      auto step = make_train_step(*model, device, bf16);
       auto x = torch::randint(0, kByteVocab, {B, T}, torch::TensorOptions().dtype(torch::kLong)).to(device);
-      auto step = [&] {
-        auto loss = byte_loss(model->forward(x), x, model->vocab_offset());
-        loss.backward();
-        adam.step(1e-4);
-        model->zero_grad();
-      };
-      step();  // warm-up: allocations, caches
+      step(x);  // warm-up: allocations, caches, kernel selection
       sync(opt.device);
       auto t0 = Clock::now();
-      for (int64_t s = 0; s < opt.steps; ++s) step();
+      for (int64_t s = 0; s < opt.steps; ++s) step(x);
       sync(opt.device);
       double dt = seconds_since(t0);
       row.train_bps = double(B * T * opt.steps) / dt;
       row.flops = row.train_bps * 3 * fwd;
-      row.frac = row.flops / peak;
-      row.rss_train = peak_rss_bytes() / 1e6;
+      row.mfu = row.flops / mfu_peak;
+      row.mem_train = peak_mb();
       emit({{"bench", "train"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", B},
             {"context", T}, {"steps", opt.steps}, {"seconds", dt}, {"bytes_per_s", row.train_bps},
-            {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.frac},
-            {"peak_rss_mb", row.rss_train}, {"device", opt.device}, {"threads", threads},
+            {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.flops / peak},
+            {"mfu", row.mfu}, {"mfu_peak_flops", mfu_peak}, {cuda ? "peak_gpu_mb" : "peak_rss_mb", row.mem_train},
+            {"device", opt.device}, {"precision", precision}, {"threads", threads},
             {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}});
     }
     if (!opt.skip_generate && opt.gen_bytes > 0) {
       const int gen_threads = setup_threads(opt.gen_threads);
-      reset_peak_rss();
+      reset_peak();
       model->eval();
       GenerateOptions g;
       g.max_bytes = std::min<int64_t>(opt.gen_bytes, cfg.context - 1);
       g.temperature = 0;
       g.device = opt.device;
+      g.precision = precision;
       auto t0 = Clock::now();
       std::string out = generate(*model, g, [](uint8_t) {});
       sync(opt.device);
       double dt = seconds_since(t0);
       row.gen_bps = double(out.size()) / dt;
-      row.rss_gen = peak_rss_bytes() / 1e6;
+      row.mem_gen = peak_mb();
       emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
             {"cache", true}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
-            {"peak_rss_mb", row.rss_gen}, {"device", opt.device}, {"threads", gen_threads}});
+            {cuda ? "peak_gpu_mb" : "peak_rss_mb", row.mem_gen}, {"device", opt.device}, {"precision", precision},
+            {"threads", gen_threads}});
+      if (opt.gen_batch > 1) {
+        // Several prompts decoded together (different lengths, so rows are teacher-forced part of the way).
+        std::vector<std::string> prompts;
+        for (int64_t i = 0; i < opt.gen_batch; ++i) prompts.push_back(std::string(size_t(i % 4), char('a' + i % 26)));
+        auto t1 = Clock::now();
+        auto outs = generate_batch(*model, prompts, g);
+        sync(opt.device);
+        double dtb = seconds_since(t1);
+        int64_t total = 0;
+        for (const auto& o : outs) total += int64_t(o.size());
+        row.gen_batch_bps = double(total) / dtb;
+        emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
+              {"batch", opt.gen_batch}, {"cache", true}, {"bytes", total}, {"seconds", dtb},
+              {"bytes_per_s", row.gen_batch_bps}, {"device", opt.device}, {"precision", precision},
+              {"threads", gen_threads}});
+      }
       if (blt && std::find(opt.uncached.begin(), opt.uncached.end(), row.name) != opt.uncached.end()) {
         // The reference path: the whole window recomputed for every byte (what public BLT code does).
         g.no_cache = true;
@@ -182,24 +238,57 @@ int run_bench(const BenchOptions& opt) {
         emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
               {"cache", false}, {"bytes", ref.size()}, {"seconds", dt_ref}, {"bytes_per_s", row.gen_uncached_bps},
               {"cached_speedup", row.gen_bps / row.gen_uncached_bps}, {"same_bytes", ref == out},
-              {"device", opt.device}, {"threads", gen_threads}});
+              {"device", opt.device}, {"precision", precision}, {"threads", gen_threads}});
       }
       setup_threads(opt.threads);
       model->train();
     }
+    if (opt.max_context > 0 && cfg.model == "megabyte") {
+      // The largest context (doubling from the config's) for which one training step at batch 1 fits.
+      model.reset();
+      for (int64_t ctx = cfg.context; ctx <= opt.max_context; ctx *= 2) {
+        ModelConfig big = cfg;
+        big.context = ctx;
+        try {
+          reset_peak();
+          torch::manual_seed(0);
+          auto m = make_model(big);
+          m->to(device);
+          auto step = make_train_step(*m, device, bf16);
+          auto x = torch::randint(0, kByteVocab, {1, ctx}, torch::TensorOptions().dtype(torch::kLong)).to(device);
+          auto t0 = Clock::now();
+          step(x);
+          sync(opt.device);
+          const double dt = seconds_since(t0);
+          row.max_context = ctx;
+          emit({{"bench", "max_context"}, {"config", row.name}, {"context", ctx}, {"batch", 1}, {"fits", true},
+                {"step_seconds", dt}, {cuda ? "peak_gpu_mb" : "peak_rss_mb", peak_mb()}, {"device", opt.device},
+                {"precision", precision}});
+        } catch (const std::exception& e) {
+          if (!is_out_of_memory(e)) throw;
+          emit({{"bench", "max_context"}, {"config", row.name}, {"context", ctx}, {"batch", 1}, {"fits", false},
+                {"device", opt.device}, {"precision", precision}});
+          break;
+        }
+      }
+    }
     rows.push_back(row);
   }
 
-  std::fprintf(stderr, "\nbytelm bench on %s (%d threads; generation %d): measured matmul peak %.1f GFLOP/s\n",
-               opt.device.c_str(), threads, opt.gen_threads, peak / 1e9);
-  std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | of peak | train RSS MB "
-                       "| gen bytes/s | gen bytes/s, no cache | gen RSS MB |\n");
-  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::fprintf(stderr, "\nbytelm bench on %s, %s (%d threads; generation %d): measured matmul peak %.1f GFLOP/s%s\n",
+               opt.device.c_str(), precision.c_str(), threads, opt.gen_threads, peak / 1e9,
+               cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)" : "; MFU against that peak");
+  std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | MFU | train %s MB "
+                       "| gen bytes/s | gen bytes/s, batch %lld | gen bytes/s, no cache | gen %s MB | max context |\n",
+               cuda ? "GPU" : "RSS", (long long)opt.gen_batch, cuda ? "GPU" : "RSS");
+  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
-    std::string uncached = r.gen_uncached_bps > 0 ? format_rate(r.gen_uncached_bps) : std::string("-");
-    std::fprintf(stderr, "| %s | %s | %.1fM | %.0f | %.3g | %.1f | %.1f%% | %.0f | %.1f | %s | %.0f |\n", r.name.c_str(),
-                 r.model.c_str(), r.params / 1e6, r.train_bps, r.flops_per_byte, r.flops / 1e9, 100 * r.frac,
-                 r.rss_train, r.gen_bps, uncached.c_str(), r.rss_gen);
+    auto or_dash = [](double v, const std::string& s) { return v > 0 ? s : std::string("-"); };
+    std::fprintf(stderr, "| %s | %s | %.1fM | %.0f | %.3g | %.1f | %.1f%% | %.0f | %.1f | %s | %s | %.0f | %s |\n",
+                 r.name.c_str(), r.model.c_str(), r.params / 1e6, r.train_bps, r.flops_per_byte, r.flops / 1e9,
+                 100 * r.mfu, r.mem_train, r.gen_bps, or_dash(r.gen_batch_bps, format_rate(r.gen_batch_bps)).c_str(),
+                 or_dash(r.gen_uncached_bps, format_rate(r.gen_uncached_bps)).c_str(), r.mem_gen,
+                 or_dash(double(r.max_context), std::to_string(r.max_context)).c_str());
   }
   return 0;
 }

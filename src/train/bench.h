@@ -1,5 +1,6 @@
 // bench.h — `bytelm bench`: measured matmul peak, then per model config: training bytes/s, model
-// FLOP/s and fraction of the peak, batch-1 generation bytes/s, peak resident memory.
+// FLOP/s, fraction of the peak (and on CUDA, MFU against the H100's 989 TFLOP/s), batch-1 and batched
+// generation bytes/s, peak resident and GPU memory; optionally MEGABYTE's largest trainable context.
 // Output: one JSON object per line on stdout (or --json-out), then a table on stderr.
 #pragma once
 #include <cstdint>
@@ -17,6 +18,9 @@ struct BenchOptions {
   int64_t peak_n = 2048;      // matmul size for the peak measurement
   bool skip_train = false, skip_generate = false;
   std::string device = "cpu";
+  std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
+  int64_t gen_batch = 0;      // also time generation of this many prompts at once (0 = off)
+  int64_t max_context = 0;    // MEGABYTE: search the largest context that trains at batch 1, up to this (0 = off)
   int threads = 0;            // training
   int gen_threads = 1;        // batch-1 generation (per-op overhead bound: 1 thread measured fastest)
   std::string json_out;       // also append JSON lines to this file

@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -98,8 +100,11 @@ class Cli : public ::testing::Test {
   }
 
   static std::string dir_;
+  static bool cuda_available_;
 };
 std::string Cli::dir_;
+// This test binary links no torch; a CUDA machine is recognised by the variable gpu-check.sh sets.
+bool Cli::cuda_available_ = std::getenv("BYTELM_TEST_DEVICE") && std::string(std::getenv("BYTELM_TEST_DEVICE")) == "cuda";
 
 // safetensors bytes from a header JSON and a data region.
 std::string safetensors(const std::string& header, const std::string& data) {
@@ -235,6 +240,47 @@ TEST_F(Cli, PromptErrors) {
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", std::string(64, 'a')}, "context");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt-file", dir_ + "/no-such-prompt"}, "no-such-prompt");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "a", "--prompt-file", dir_ + "/corpus/a.txt"}, "excludes");
+}
+
+// Many prompts from a file, decoded in batches: one JSON line per prompt, in order, each equal to the
+// same prompt generated alone (greedy).
+TEST_F(Cli, PromptsFileGivesJsonLines) {
+  write(dir_ + "/prompts.txt", "call\n\nme ishmael\nx");
+  Result r = run({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/prompts.txt", "--batch", "3",
+                  "--max-bytes", "30", "--temperature", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<nlohmann::json> rows;
+  while (std::getline(lines, line)) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 4u);
+  const std::vector<std::string> prompts{"call", "", "me ishmael", "x"};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]["index"].get<size_t>(), i);
+    EXPECT_EQ(rows[i]["prompt"].get<std::string>(), prompts[i]);
+    Result alone = run({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", prompts[i], "--max-bytes", "30",
+                        "--temperature", "0"});
+    // JSON shows bytes that are not UTF-8 as U+FFFD; compare only when the output is ASCII.
+    bool ascii = std::all_of(alone.out.begin(), alone.out.end(), [](char c) { return c > 0 && c < 127; });
+    if (ascii) EXPECT_EQ(rows[i]["output"].get<std::string>(), alone.out) << i;
+  }
+  write(dir_ + "/empty_prompts.txt", "");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/empty_prompts.txt"}, "no prompts");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/prompts.txt", "--batch", "0"}, "--batch");
+}
+
+TEST_F(Cli, DeviceAndPrecisionErrors) {
+  expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--precision", "fp16"}, "--precision");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--precision", "int8"}, "--precision");
+  if (!cuda_available_) expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--device", "cuda"}, "CUDA");
+  // bf16 autocast runs on the CPU too (slowly: no bf16 matrix units here) and gives a close bpb.
+  Result a = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--precision", "fp32"});
+  Result b = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--precision", "bf16"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(jb["precision"], "bf16");
+  EXPECT_NEAR(jb["bpb"].get<double>(), ja["bpb"].get<double>(), 0.01 * ja["bpb"].get<double>());
 }
 
 TEST_F(Cli, ExistingRunIsNeverDamaged) {
