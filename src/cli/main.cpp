@@ -105,6 +105,8 @@ int main(int argc, char** argv) {
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   g->add_option("--device", gen.device, "cpu | cuda | cuda:N");
   g->add_option("--precision", gen.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
+  g->add_option("--decode", gen.decode,
+                "Per-byte steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
   g->add_option("--threads", gen.threads, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
 
   bytelm::InfoOptions info;

@@ -38,10 +38,20 @@ void Rotary::ensure(int64_t positions, const torch::Device& device) {
 
 torch::Tensor Rotary::apply(const torch::Tensor& x, int64_t pos0) {
   if (!enabled()) return x;
-  int64_t T = x.size(2), half = head_dim_ / 2;
+  const int64_t T = x.size(2);
   ensure(pos0 + T, x.device());
-  auto cos = cos_.narrow(0, pos0, T).to(x.scalar_type());  // (T, Dh/2)
-  auto sin = sin_.narrow(0, pos0, T).to(x.scalar_type());
+  return rotate(x, cos_.narrow(0, pos0, T), sin_.narrow(0, pos0, T));  // tables (T, Dh/2)
+}
+
+torch::Tensor Rotary::apply_at(const torch::Tensor& x, const torch::Tensor& pos) {
+  if (!enabled()) return x;
+  auto index = pos.view({1});
+  return rotate(x, cos_.index_select(0, index), sin_.index_select(0, index));  // tables (1, Dh/2)
+}
+
+torch::Tensor Rotary::rotate(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t) const {
+  const int64_t half = head_dim_ / 2;
+  auto cos = cos_t.to(x.scalar_type()), sin = sin_t.to(x.scalar_type());
   if (interleaved_) {
     auto pairs = x.unflatten(-1, {half, 2});  // (B, H, T, Dh/2, 2)
     auto x1 = pairs.select(-1, 0), x2 = pairs.select(-1, 1);
@@ -87,6 +97,16 @@ torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k
 #else
   auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
   return torch::matmul(torch::softmax(scores + additive_mask.to(scores.scalar_type()), -1), v);
+#endif
+}
+
+torch::Tensor attention_keep(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& keep) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, keep);
+#else
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
+  return torch::matmul(torch::softmax(scores.masked_fill(keep.logical_not(), -INFINITY), -1), v);
 #endif
 }
 
@@ -162,6 +182,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Rotary& rope, int64
   return o_proj(y.transpose(1, 2).reshape({B, T, D}));
 }
 
+torch::Tensor AttentionImpl::step(const torch::Tensor& x, Rotary& rope, const torch::Tensor& pos, int64_t span,
+                                  KVCache& cache) {
+  const int64_t B = x.size(0), D = x.size(2);
+  auto split = [&](const torch::Tensor& t) { return t.view({B, 1, heads, head_dim}).transpose(1, 2); };
+  auto q = rope.apply_at(split(q_proj(x)), pos);  // (B, H, 1, Dh)
+  auto k = rope.apply_at(split(k_proj(x)), pos);
+  auto v = split(v_proj(x));
+  auto index = pos.view({1});
+  cache.k.index_copy_(2, index, k.to(cache.k.scalar_type()));
+  cache.v.index_copy_(2, index, v.to(cache.v.scalar_type()));
+  auto keep = cache.positions.narrow(0, 0, span).le(pos).view({1, 1, 1, span});  // keys <= pos
+  auto y = attention_keep(q, cache.k.narrow(2, 0, span), cache.v.narrow(2, 0, span), keep);  // (B, H, 1, Dh)
+  return o_proj(y.transpose(1, 2).reshape({B, 1, D}));
+}
+
 SwiGLUImpl::SwiGLUImpl(int64_t width, int64_t hidden) {
   auto opts = [](int64_t in, int64_t out) { return torch::nn::LinearOptions(in, out).bias(false); };
   gate_proj = register_module("gate_proj", torch::nn::Linear(opts(width, hidden)));
@@ -185,6 +220,12 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, Rotary& rope, int64_t p
   return h + mlp(post_attention_layernorm(h));
 }
 
+torch::Tensor BlockImpl::step(const torch::Tensor& x, Rotary& rope, const torch::Tensor& pos, int64_t span,
+                              KVCache& cache) {
+  auto h = x + self_attn->step(input_layernorm(x), rope, pos, span, cache);
+  return h + mlp(post_attention_layernorm(h));
+}
+
 StackImpl::StackImpl(const StackConfig& cfg_, double eps, bool final_norm)
     : cfg(cfg_), rope(cfg_.width / cfg_.heads, cfg_.rope_theta, cfg_.rope_interleaved) {
   layers = register_module("layers", torch::nn::ModuleList());
@@ -204,14 +245,29 @@ torch::Tensor StackImpl::forward(const torch::Tensor& x, int64_t pos0, std::vect
   return norm ? norm(h) : h;
 }
 
-std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity) const {
+torch::Tensor StackImpl::step(const torch::Tensor& x, const torch::Tensor& pos, int64_t span,
+                              std::vector<KVCache>& caches) {
+  auto h = x;
+  for (size_t i = 0; i < layers->size(); ++i) h = layers[i]->as<BlockImpl>()->step(h, rope, pos, span, caches[i]);
+  return norm ? norm(h) : h;
+}
+
+std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity, std::vector<KVCache> old) {
   auto w = parameters().front();
   // Keys are stored in the dtype they are computed in (bf16 under autocast).
   auto opts = torch::TensorOptions().dtype(compute_dtype(w.device(), w.scalar_type())).device(w.device());
+  rope.reserve(capacity, w.device());  // the static step reads the tables, never grows them
+  const std::vector<int64_t> shape{batch, cfg.heads, capacity, cfg.width / cfg.heads};
+  if (int64_t(old.size()) == cfg.layers && old[0].k.sizes() == shape && old[0].k.options().dtype() == opts.dtype() &&
+      old[0].k.device() == w.device() && old[0].k.is_inference() == c10::InferenceMode::is_enabled()) {
+    for (auto& c : old) c.len = 0;  // stale entries are never read: lengths and position masks exclude them
+    return old;
+  }
   std::vector<KVCache> caches(cfg.layers);
   for (auto& c : caches) {
-    c.k = torch::zeros({batch, cfg.heads, capacity, cfg.width / cfg.heads}, opts);
+    c.k = torch::zeros(shape, opts);
     c.v = torch::zeros_like(c.k);
+    c.positions = torch::arange(capacity, torch::TensorOptions().dtype(torch::kLong).device(w.device()));
   }
   return caches;
 }

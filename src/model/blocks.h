@@ -13,8 +13,9 @@ namespace bytelm {
 
 // Keys/values of one attention layer for incremental decoding.
 // k, v: (B, H, capacity, Dh), preallocated; positions [0, len) are valid.
+// positions: (capacity) int64 0..capacity-1 on the same device, for the static-shape step's mask.
 struct KVCache {
-  torch::Tensor k, v;
+  torch::Tensor k, v, positions;
   int64_t len = 0;
 };
 
@@ -37,9 +38,14 @@ class Rotary {
   bool enabled() const { return theta_ > 0; }
   // x: (B, H, T, Dh) at positions pos0 .. pos0+T-1 -> same shape.
   torch::Tensor apply(const torch::Tensor& x, int64_t pos0);
+  // x: (B, H, 1, Dh) at the position held in `pos` (0-dim int64 on x's device): no host read, so it can be
+  // captured in a CUDA graph. The tables must have been reserved for that position.
+  torch::Tensor apply_at(const torch::Tensor& x, const torch::Tensor& pos);
+  void reserve(int64_t positions, const torch::Device& device) { if (enabled()) ensure(positions, device); }
 
  private:
   void ensure(int64_t positions, const torch::Device& device);
+  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
   int64_t head_dim_ = 0;
   double theta_ = 0;
   bool interleaved_ = false;
@@ -53,6 +59,9 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 // finite number elsewhere (finite so a query that may see nothing gets a uniform average, not NaN).
 torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                   const torch::Tensor& additive_mask);
+// Same with a boolean mask broadcastable to (B, H, Tq, Tk), true where a key takes part.
+torch::Tensor attention_keep(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& keep);
 
 // Cross-attention (BLT): RMSNorm on queries (q_norm) and on keys/values (k_norm), no rotary.
 // Returns o_proj(attention) only; callers add their residuals (see blt.cpp).
@@ -75,6 +84,10 @@ struct AttentionImpl : torch::nn::Module {
   AttentionImpl(int64_t width, int64_t heads);
   // x: (B, T, D) at positions pos0.. ; with a cache, appends this step's keys/values and attends to all.
   torch::Tensor forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache);
+  // Static-shape decoding step (CUDA-graph ready): x (B, 1, D) at the position in `pos` (0-dim int64 on the
+  // device); writes its key/value at that position and attends to cache positions [0, span) <= pos.
+  // Shapes depend only on (B, span), never on the position.
+  torch::Tensor step(const torch::Tensor& x, Rotary& rope, const torch::Tensor& pos, int64_t span, KVCache& cache);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t heads, head_dim;
 };
@@ -91,6 +104,7 @@ TORCH_MODULE(SwiGLU);
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const StackConfig& cfg, double eps);
   torch::Tensor forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache);
+  torch::Tensor step(const torch::Tensor& x, Rotary& rope, const torch::Tensor& pos, int64_t span, KVCache& cache);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   SwiGLU mlp{nullptr};
@@ -104,8 +118,11 @@ struct StackImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
   // The blocks alone, without the final norm.
   torch::Tensor blocks(const torch::Tensor& x, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
-  // Empty caches for batch B and up to `capacity` positions, matching the weights' device and dtype.
-  std::vector<KVCache> make_caches(int64_t batch, int64_t capacity) const;
+  // Static-shape decoding step through every layer and the final norm (see AttentionImpl::step).
+  torch::Tensor step(const torch::Tensor& x, const torch::Tensor& pos, int64_t span, std::vector<KVCache>& caches);
+  // Empty caches for batch B and up to `capacity` positions, in the device and dtype the keys are computed
+  // in. Reuses `old` (same tensors, so CUDA graphs that point at them stay valid) when it fits.
+  std::vector<KVCache> make_caches(int64_t batch, int64_t capacity, std::vector<KVCache> old = {});
   StackConfig cfg;
   torch::nn::ModuleList layers;
   RMSNorm norm{nullptr};

@@ -2,6 +2,7 @@
 // D_G global width per byte (global model width P*D_G), D_L local width.
 #include "model/megabyte.h"
 
+#include "util/device.h"
 #include "util/error.h"
 
 namespace bytelm {
@@ -67,11 +68,27 @@ torch::Tensor MegabyteImpl::local_step(const torch::Tensor& x, int64_t p) {
 
 torch::Tensor MegabyteImpl::start(int64_t batch) {
   const int64_t P = cfg_.patch_size, K = cfg_.context / P;
-  global_caches_ = global_model->make_caches(batch, K);
-  local_caches_ = local_model->make_caches(batch, P);
-  history_ = torch::zeros({batch, cfg_.context}, torch::TensorOptions().dtype(torch::kLong).device(head->weight.device()));
+  global_caches_ = global_model->make_caches(batch, K, std::move(global_caches_));
+  local_caches_ = local_model->make_caches(batch, P, std::move(local_caches_));
+  // Decoding state is allocated once per batch size (and dtype) and then overwritten in place, so the
+  // tensors a captured CUDA graph points at stay valid from one start() to the next.
+  const auto dev = head->weight.device();
+  const auto ctx_dtype = compute_dtype(dev, head->weight.scalar_type());
+  if (!history_.defined() || history_.size(0) != batch || history_.device() != dev ||
+      patch_ctx_.scalar_type() != ctx_dtype || history_.is_inference() != c10::InferenceMode::is_enabled()) {
+    auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
+    history_ = torch::zeros({batch, cfg_.context}, longs);
+    patch_ctx_ = torch::zeros({batch, P, cfg_.local.width}, torch::TensorOptions().dtype(ctx_dtype).device(dev));
+    in_byte_ = torch::zeros({batch}, longs);
+    p_ = torch::zeros({}, longs);
+    k_ = torch::zeros({}, longs);
+    zero_ = torch::zeros({}, longs);
+    patch_offsets_ = torch::arange(P, longs);
+    static_logits_ = torch::zeros({batch, kByteVocab}, torch::TensorOptions().device(dev));
+  }
+  history_.zero_();
   decoded_ = 0;
-  patch_ctx_ = global_step(global_pad.view({1, -1}).expand({batch, -1}), 0);
+  patch_ctx_.copy_(global_step(global_pad.view({1, -1}).expand({batch, -1}), 0));
   return local_step(patch_ctx_.select(1, 0) + local_pad, 0);
 }
 
@@ -89,13 +106,45 @@ torch::Tensor MegabyteImpl::feed(const torch::Tensor& bytes) {
       // Patch k-1 is complete: embed its bytes and advance the global model by one patch.
       auto idx = history_.narrow(1, (k - 1) * P, P);                                 // (B, P)
       auto emb = global_embed(idx) + global_pos->weight.narrow(0, (k - 1) * P, P);   // (B, P, D_G)
-      patch_ctx_ = global_step(emb.reshape({B, -1}), k);
+      patch_ctx_.copy_(global_step(emb.reshape({B, -1}), k));
       out.push_back(local_step(patch_ctx_.select(1, 0) + local_pad, 0));
     } else {
       out.push_back(local_step(patch_ctx_.select(1, p) + local_embed(b), p));
     }
   }
   return torch::stack(out, 1);  // (B, n, 256)
+}
+
+int64_t MegabyteImpl::static_prepare(const torch::Tensor& bytes) {
+  const int64_t P = cfg_.patch_size;
+  if (decoded_ + 1 > cfg_.context - 1)
+    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  history_.select(1, decoded_).copy_(bytes.view({-1}));
+  const int64_t next = ++decoded_, k = next / P, p = next % P;
+  for (auto& c : local_caches_) c.len = p + 1;
+  if (p == 0) {  // patch k-1 is complete: a global step for patch k
+    k_.fill_(k);
+    for (auto& c : global_caches_) c.len = k + 1;
+    return static_span(k + 1, cfg_.context / P);
+  }
+  in_byte_.copy_(bytes.view({-1}));
+  p_.fill_(p);
+  return 0;
+}
+
+void MegabyteImpl::static_compute(int64_t key) {
+  const int64_t B = history_.size(0), P = cfg_.patch_size, DG = cfg_.global_byte_width();
+  if (key == 0) {
+    auto x = patch_ctx_.index_select(1, p_.view({1})) + local_embed(in_byte_).unsqueeze(1);  // (B, 1, D_L)
+    static_logits_.copy_(head(local_model->step(x, p_, P, local_caches_)).select(1, 0));
+    return;
+  }
+  auto idx = (k_ - 1) * P + patch_offsets_;                                                   // (P)
+  auto emb = global_embed(history_.index_select(1, idx)) + global_pos->weight.index_select(0, idx);  // (B, P, D_G)
+  auto g = global_model->step(emb.reshape({B, 1, P * DG}), k_, key, global_caches_);           // (B, 1, P*D_G)
+  patch_ctx_.copy_(global_to_local(g.view({B, P, DG})));
+  auto x = patch_ctx_.narrow(1, 0, 1) + local_pad;                                            // (B, 1, D_L)
+  static_logits_.copy_(head(local_model->step(x, zero_, P, local_caches_)).select(1, 0));
 }
 
 std::vector<FlopsPart> MegabyteImpl::flops() const {

@@ -19,6 +19,11 @@ class MegabyteImpl : public LanguageModelImpl {
   torch::Tensor start(int64_t batch) override;
   torch::Tensor feed(const torch::Tensor& bytes) override;
   std::vector<FlopsPart> flops() const override;
+  // Static steps: key 0 = a local step inside a patch; key s >= 1 = a global step (attention span s) at a
+  // patch boundary, followed by the local step at the patch's first position.
+  bool has_static_step() const override { return true; }
+  int64_t static_prepare(const torch::Tensor& bytes) override;
+  void static_compute(int64_t key) override;
 
   torch::nn::Embedding global_embed{nullptr};  // (256, D_G)
   torch::nn::Embedding global_pos{nullptr};    // (T, D_G)
@@ -38,7 +43,9 @@ class MegabyteImpl : public LanguageModelImpl {
 
   std::vector<KVCache> global_caches_, local_caches_;
   torch::Tensor history_;  // (B, T) bytes fed so far
-  torch::Tensor patch_ctx_;  // (B, P, D_L): projected global output of the current patch
+  torch::Tensor patch_ctx_;  // (B, P, D_L): projected global output of the current patch (kept in place)
+  // Static step inputs: the byte (B), its patch position p and patch index k (0-dim), 0, and 0..P-1.
+  torch::Tensor in_byte_, p_, k_, zero_, patch_offsets_;
 };
 
 }  // namespace bytelm

@@ -14,6 +14,17 @@ int64_t LanguageModelImpl::num_params() const {
   return n;
 }
 
+int64_t LanguageModelImpl::static_prepare(const torch::Tensor&) {
+  throw Error(cfg_.model + " has no static-shape decoding step");
+}
+void LanguageModelImpl::static_compute(int64_t) { throw Error(cfg_.model + " has no static-shape decoding step"); }
+
+int64_t static_span(int64_t needed, int64_t capacity) {
+  int64_t span = 64;
+  while (span < needed) span *= 2;
+  return std::min(span, capacity);
+}
+
 LanguageModel make_model(const ModelConfig& cfg) {
   cfg.validate();
   if (cfg.model == "transformer") return std::make_shared<TransformerImpl>(cfg);

@@ -43,15 +43,34 @@ class LanguageModelImpl : public torch::nn::Module {
   // Number of bytes fed since start().
   int64_t decoded() const { return decoded_; }
 
+  // Static-shape decoding, one byte per row per step, for CUDA graphs (Transformer, MEGABYTE). It shares
+  // the caches of start()/feed(): prefill with feed(), then continue with static steps.
+  //   static_prepare(bytes (B) int64 on the device): appends the bytes like feed() would, but only writes
+  //     them and their positions into the model's preallocated input tensors (small copies) and returns the
+  //     key of the computation that produces the next logits;
+  //   static_compute(key): that computation. It reads and writes only preallocated tensors and never reads
+  //     a value on the host, so one CUDA graph per key can be captured and replayed;
+  //   static_logits(): (B, V), the output tensor static_compute() writes.
+  // Tensors stay the same from start() to start() for the same batch size (a new batch size reallocates).
+  virtual bool has_static_step() const { return false; }
+  virtual int64_t static_prepare(const torch::Tensor& bytes);
+  virtual void static_compute(int64_t key);
+  const torch::Tensor& static_logits() const { return static_logits_; }
+
   virtual std::vector<FlopsPart> flops() const = 0;
   int64_t num_params() const;
 
  protected:
   ModelConfig cfg_;
   int64_t decoded_ = 0;
+  torch::Tensor static_logits_;  // (B, V)
 };
 
 using LanguageModel = std::shared_ptr<LanguageModelImpl>;
+
+// Attention span of a static decoding step that needs `needed` cache positions: the next power of two
+// (at least 64), at most `capacity`. One CUDA graph per span; each attends over at most twice what it needs.
+int64_t static_span(int64_t needed, int64_t capacity);
 
 // Builds a freshly initialised model (deterministic given torch::manual_seed).
 LanguageModel make_model(const ModelConfig& cfg);

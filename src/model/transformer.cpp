@@ -20,9 +20,16 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& bytes) {
 }
 
 torch::Tensor TransformerImpl::start(int64_t batch) {
-  caches_ = model->make_caches(batch, cfg_.context);
+  caches_ = model->make_caches(batch, cfg_.context, std::move(caches_));
   decoded_ = 0;
-  auto ids = torch::full({batch, 1}, kStartId, torch::TensorOptions().dtype(torch::kLong).device(head->weight.device()));
+  const auto dev = head->weight.device();
+  auto ids = torch::full({batch, 1}, kStartId, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  if (!in_ids_.defined() || in_ids_.size(0) != batch || in_ids_.device() != dev ||
+      in_ids_.is_inference() != c10::InferenceMode::is_enabled()) {
+    in_ids_ = torch::zeros({batch, 1}, ids.options());
+    pos_ = torch::zeros({}, ids.options());
+    static_logits_ = torch::zeros({batch, kByteVocab}, torch::TensorOptions().device(dev));
+  }
   return head(model(embed(ids), 0, &caches_)).select(1, 0);  // (B, 256)
 }
 
@@ -34,6 +41,22 @@ torch::Tensor TransformerImpl::feed(const torch::Tensor& bytes) {
   auto out = head(model(embed(bytes), decoded_ + 1, &caches_));
   decoded_ += n;
   return out;  // (B, n, 256)
+}
+
+int64_t TransformerImpl::static_prepare(const torch::Tensor& bytes) {
+  if (decoded_ + 1 > cfg_.context - 1)
+    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  const int64_t position = decoded_ + 1;  // input position of this byte (0 is the start id)
+  in_ids_.copy_(bytes.view({-1, 1}));
+  pos_.fill_(position);
+  for (auto& c : caches_) c.len = position + 1;
+  ++decoded_;
+  return static_span(position + 1, cfg_.context);
+}
+
+void TransformerImpl::static_compute(int64_t span) {
+  auto logits = head(model->step(embed(in_ids_), pos_, span, caches_));  // (B, 1, 256)
+  static_logits_.copy_(logits.select(1, 0));
 }
 
 std::vector<FlopsPart> TransformerImpl::flops() const {

@@ -13,6 +13,9 @@ class TransformerImpl : public LanguageModelImpl {
   torch::Tensor start(int64_t batch) override;
   torch::Tensor feed(const torch::Tensor& bytes) override;
   std::vector<FlopsPart> flops() const override;
+  bool has_static_step() const override { return true; }
+  int64_t static_prepare(const torch::Tensor& bytes) override;  // key = attention span
+  void static_compute(int64_t key) override;
 
   static constexpr int64_t kStartId = 256;
   torch::nn::Embedding embed{nullptr};  // (257, D): 256 bytes + start id
@@ -21,6 +24,7 @@ class TransformerImpl : public LanguageModelImpl {
 
  private:
   std::vector<KVCache> caches_;
+  torch::Tensor in_ids_, pos_;  // static step inputs: (B, 1) ids, 0-dim position
 };
 
 }  // namespace bytelm

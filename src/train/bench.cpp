@@ -17,6 +17,7 @@
 #include "train/adamw.h"
 #include "train/evaluate.h"
 #include "train/patching.h"
+#include "train/static_decoder.h"
 #include "util/error.h"
 #include "util/device.h"
 #include "util/platform.h"
@@ -201,6 +202,8 @@ int run_bench(const BenchOptions& opt) {
       g.temperature = 0;
       g.device = opt.device;
       g.precision = precision;
+      const StepPlan plan = plan_steps(g.decode, *model, device);
+      const std::string decode_mode = plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";
       auto t0 = Clock::now();
       std::string out = generate(*model, g, [](uint8_t) {});
       sync(opt.device);
@@ -208,7 +211,7 @@ int run_bench(const BenchOptions& opt) {
       row.gen_bps = double(out.size()) / dt;
       row.mem_gen = peak_mb();
       emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
-            {"cache", true}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
+            {"cache", true}, {"decode", decode_mode}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
             {cuda ? "peak_gpu_mb" : "peak_rss_mb", row.mem_gen}, {"device", opt.device}, {"precision", precision},
             {"threads", gen_threads}});
       if (opt.gen_batch > 1) {
@@ -223,7 +226,7 @@ int run_bench(const BenchOptions& opt) {
         for (const auto& o : outs) total += int64_t(o.size());
         row.gen_batch_bps = double(total) / dtb;
         emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
-              {"batch", opt.gen_batch}, {"cache", true}, {"bytes", total}, {"seconds", dtb},
+              {"batch", opt.gen_batch}, {"cache", true}, {"decode", decode_mode}, {"bytes", total}, {"seconds", dtb},
               {"bytes_per_s", row.gen_batch_bps}, {"device", opt.device}, {"precision", precision},
               {"threads", gen_threads}});
       }

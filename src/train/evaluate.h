@@ -41,6 +41,10 @@ struct GenerateOptions {
   bool no_cache = false;        // recompute the full forward pass over the whole window for every byte
   std::string device = "cpu";
   std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
+  // Per-byte steps after the prompt: "dynamic" (KV caches that grow), "static" (fixed-shape steps, see
+  // StaticDecoder), "graphs" (static steps replayed as CUDA graphs), "auto" (graphs on CUDA where the model
+  // has static steps, else dynamic).
+  std::string decode = "auto";
   int threads = 1;              // batch-1 decoding is bound by per-op overhead: 1 thread measured fastest
   std::string prompts_file;     // run_generate: one prompt per line, generated in batches, JSON lines out
   int64_t batch = 8;            // prompts per batched pass

@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "train/evaluate.h"
 #include "util/error.h"
+#include "train/static_decoder.h"
 #include "util/device.h"
 #include "util/platform.h"
 
@@ -66,6 +67,9 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
   };
   std::string text = opt.prompt;  // everything in the context window so far
   const int64_t offset = model.vocab_offset();
+  const StepPlan plan = opt.no_cache ? StepPlan{} : plan_steps(opt.decode, model, device);
+  std::unique_ptr<StaticDecoder> steps;
+  if (plan.static_steps) steps = std::make_unique<StaticDecoder>(model, plan.graphs);
   // Logits over the 256 byte values for the byte after `text`; special ids (BLT) are never sampled.
   auto next_logits_uncached = [&]() {
     // The full forward pass over text + one placeholder byte: by causality the last row predicts the
@@ -99,7 +103,8 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
     } else if (opt.no_cache) {
       logits = next_logits_uncached();
     } else {
-      logits = model.feed(bytes_tensor(std::string(1, char(b)))).view({-1});
+      auto next = bytes_tensor(std::string(1, char(b)));  // (1, 1)
+      logits = steps ? steps->step(next.view({1})).view({-1}) : model.feed(next).view({-1});
     }
   }
   return out;
@@ -153,6 +158,9 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
     rng.emplace_back(opt.seed + uint64_t(i));
   }
   std::vector<bool> done(prompts.size(), false);
+  const StepPlan plan = plan_steps(opt.decode, model, device);
+  std::unique_ptr<StaticDecoder> steps;
+  if (plan.static_steps) steps = std::make_unique<StaticDecoder>(model, plan.graphs);
   auto logits = prefill(text);
   for (;;) {
     // One device-to-host copy per step for all rows.
@@ -183,7 +191,8 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
       for (auto& t : text) t = t.substr(t.size() - keep);
       logits = prefill(text);
     } else {
-      logits = model.feed(rows_tensor(step, 1)).select(1, 0);
+      auto next = rows_tensor(step, 1);  // (B, 1)
+      logits = steps ? steps->step(next.view({B})) : model.feed(next).select(1, 0);
     }
   }
   return outs;

@@ -83,8 +83,7 @@ TEST_P(Precision, CachedDecodingUnderAutocast) {
 // The same weights on CUDA give CPU's logits: fp32 within 1e-4 (TF32 off), bf16 within bf16 tolerance.
 TEST_P(Precision, CudaMatchesCpu) {
   BYTELM_SKIP_WITHOUT_CUDA();
-  at::globalContext().setAllowTF32CuBLAS(false);
-  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setFloat32MatmulPrecision("highest");  // no TF32 in fp32 matmuls
   auto model = tiny_model(GetParam());
   model->eval();
   torch::NoGradGuard no_grad;

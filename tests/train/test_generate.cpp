@@ -1,11 +1,15 @@
 // test_generate.cpp — batched generation: several prompts of different lengths decoded together give
-// each prompt's batch-1 output (greedy and sampled, through the sliding window, with stop strings).
+// each prompt's batch-1 output (greedy and sampled, through the sliding window, with stop strings);
+// static-shape (CUDA-graph) decoding steps against the growing-cache ones.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "common/test_device.h"
 #include "model/model.h"
 #include "train/evaluate.h"
+#include "train/static_decoder.h"
+#include "util/device.h"
+#include "util/error.h"
 
 using namespace bytelm;
 using bytelm::testing::test_device;
@@ -79,4 +83,79 @@ TEST(BatchedGeneration, RejectsPromptLongerThanContext) {
   o.device = test_device();
   EXPECT_THROW(generate_batch(*model, {"ok", std::string(64, 'x')}, o), std::exception);
   EXPECT_TRUE(generate_batch(*model, {}, o).empty());
+}
+
+namespace {
+class StaticSteps : public ::testing::TestWithParam<std::string> {};
+}  // namespace
+
+// Static-shape steps (what CUDA graphs replay) give the logits of the growing-cache steps: after a prefill,
+// across patch boundaries and attention-span buckets (64 -> 128 -> 256), and again after a restart that
+// reuses the same tensors. On CUDA the steps run as captured graphs.
+TEST_P(StaticSteps, MatchDynamicSteps) {
+  torch::manual_seed(9);
+  auto cfg = load_config("tiny", GetParam());
+  cfg.context = 256;
+  const torch::Device device(test_device());
+  auto model = make_model(cfg);
+  model->to(device);
+  model->eval();
+  c10::InferenceMode inference;
+  const int64_t B = 2, T = cfg.context, prefill = 5;
+  auto x = torch::randint(0, 256, {B, T}, torch::kLong).to(device);
+  StaticDecoder steps(*model, device.is_cuda() && cuda_compiled());
+  for (int round = 0; round < 2; ++round) {
+    const int64_t end = round == 0 ? T - 1 : 40;
+    model->start(B);
+    model->feed(x.narrow(1, 0, prefill));
+    std::vector<torch::Tensor> dynamic;
+    for (int64_t i = prefill; i < end; ++i) dynamic.push_back(model->feed(x.narrow(1, i, 1)).select(1, 0));
+    model->start(B);
+    model->feed(x.narrow(1, 0, prefill));
+    for (int64_t i = prefill; i < end; ++i) {
+      auto logits = steps.step(x.select(1, i));
+      const double err = (logits - dynamic[size_t(i - prefill)]).abs().max().item<double>();
+      ASSERT_LT(err, 1e-4) << GetParam() << " round " << round << " byte " << i;
+    }
+    EXPECT_EQ(model->decoded(), end);
+    if (round == 0) EXPECT_THROW(steps.step(x.select(1, 0)), Error);  // past the context
+  }
+  if (device.is_cuda() && cuda_compiled()) EXPECT_GT(steps.graphs_captured(), 0);
+}
+
+// End to end: generation with static steps equals generation with dynamic ones (greedy, sliding window,
+// batch 1 and batched).
+TEST_P(StaticSteps, GenerationMatches) {
+  auto model = tiny_model(GetParam());
+  GenerateOptions o;
+  o.device = test_device();
+  o.precision = "fp32";
+  o.temperature = 0;
+  o.max_bytes = 100;
+  o.prompt = "abc";
+  o.decode = "dynamic";
+  const std::string dynamic = generate(*model, o, [](uint8_t) {});
+  o.decode = "static";
+  EXPECT_EQ(generate(*model, o, [](uint8_t) {}), dynamic);
+  const std::vector<std::string> prompts{"abc", "", "hello"};
+  o.decode = "dynamic";
+  auto batched_dynamic = generate_batch(*model, prompts, o);
+  o.decode = "static";
+  EXPECT_EQ(generate_batch(*model, prompts, o), batched_dynamic);
+  EXPECT_EQ(batched_dynamic[0], dynamic);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, StaticSteps, ::testing::Values("transformer", "megabyte"));
+
+TEST(StaticSteps, ModesAndErrors) {
+  auto blt = tiny_model("blt");
+  const torch::Device cpu(torch::kCPU);
+  EXPECT_FALSE(plan_steps("auto", *blt, cpu).static_steps);
+  EXPECT_THROW(plan_steps("static", *blt, cpu), Error);
+  auto mb = tiny_model("megabyte");
+  EXPECT_TRUE(plan_steps("static", *mb, cpu).static_steps);
+  EXPECT_FALSE(plan_steps("static", *mb, cpu).graphs);
+  EXPECT_THROW(plan_steps("graphs", *mb, cpu), Error);
+  EXPECT_THROW(plan_steps("fast", *mb, cpu), Error);
+  EXPECT_FALSE(plan_steps("auto", *mb, cpu).static_steps);  // CPU: growing caches are faster
 }
