@@ -2,12 +2,17 @@
 # hf_reference_test.sh BYTELM SOURCE_DIR — bytelm's BLT bpb equals scripts/blt_reference.py (a plain
 # PyTorch transcription of Hugging Face's BltForCausalLM forward) on a trained tiny BLT with entropy
 # patching, with and without max_patch_length, a global input projection and encoder cross-attention
-# after every layer. Exits 77 (skipped) when Debian's python3-torch is not installed.
+# after every layer; where transformers' BltForCausalLM is importable, also against HF's own code
+# (scripts/hf-parity.py). Exits 77 (skipped) when python3 has no torch.
 set -euo pipefail
 bytelm="$1"
 src="$2"
-py=/usr/bin/python3
-"$py" -c "import torch" 2>/dev/null || { echo "python3-torch not installed: skipped"; exit 77; }
+# Debian's python3-torch here; on the GPU machine, whichever python3 has torch (and transformers).
+py=""
+for candidate in /usr/bin/python3 python3; do
+  if "$candidate" -c "import torch" 2>/dev/null; then py="$candidate"; break; fi
+done
+[[ -n "$py" ]] || { echo "no python3 with torch: skipped"; exit 77; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkdir "$dir/corpus"
@@ -37,14 +42,20 @@ if sys.argv[4] == "split":
 json.dump(c, open(sys.argv[2], "w"))
 PY
   "$bytelm" train --model blt --config "$dir/$variant.json" --entropy-model "$dir/ent" --out "$dir/blt_$variant" "${common[@]}" 2>/dev/null
-  ours=$("$bytelm" eval --ckpt "$dir/blt_$variant" --data "$dir/sample.txt" --json)
-  ref=$("$py" "$src/scripts/blt_reference.py" "$dir/blt_$variant" "$dir/sample.txt" 2>/dev/null)
-  "$py" - "$ours" "$ref" "$variant" <<'PY' || fail=1
+  ours=$("$bytelm" eval --ckpt "$dir/blt_$variant" --data "$dir/sample.txt" --json --precision fp32)
+  refs=("reference=$("$py" "$src/scripts/blt_reference.py" "$dir/blt_$variant" "$dir/sample.txt" 2>/dev/null)")
+  # Where Hugging Face transformers with BltForCausalLM is installed (the GPU machine), HF's own code too.
+  if "$py" -c "from transformers import BltForCausalLM" 2>/dev/null; then
+    refs+=("huggingface=$("$py" "$src/scripts/hf-parity.py" "$dir/blt_$variant" "$dir/sample.txt" 2>/dev/null)")
+  fi
+  for r in "${refs[@]}"; do
+    "$py" - "$ours" "${r#*=}" "$variant" "${r%%=*}" <<'PY' || fail=1
 import json, sys
 ours, ref = json.loads(sys.argv[1])["bpb"], json.loads(sys.argv[2])["bpb"]
 ok = abs(ours - ref) < 1e-5
-print(f"{sys.argv[3]}: bytelm {ours:.9f} reference {ref:.9f} {'ok' if ok else 'MISMATCH'}")
+print(f"{sys.argv[3]}: bytelm {ours:.9f} {sys.argv[4]} {ref:.9f} {'ok' if ok else 'MISMATCH'}")
 sys.exit(0 if ok else 1)
 PY
+  done
 done
 exit $fail
