@@ -141,3 +141,30 @@ TEST(TrainingBlt, OverfitsRepeatedCorpus) {
   cfg["patching_mode"] = "static";
   EXPECT_LT(overfit_bpb("blt", cfg, 200), 0.1);
 }
+
+// bf16 autocast training (fp32 weights and AdamW state): the loss falls, the checkpoint holds fp32
+// weights, and an interrupted run resumes to exactly the uninterrupted one.
+TEST(TrainingBf16, LearnsAndResumesExactly) {
+  auto dir = temp_dir("bf16");
+  std::string text;
+  for (int i = 0; i < 6000; ++i) text += "call me ishmael. "[i % 17];
+  write(dir + "/corpus.txt", text);
+  auto a = small_run("megabyte", "tiny", dir + "/corpus.txt", dir + "/a");
+  a.steps = 12;
+  a.precision = "bf16";
+  ASSERT_EQ(run_train(a), 0);
+  auto b = a;
+  b.out = dir + "/b";
+  b.exit_after = 5;
+  ASSERT_EQ(run_train(b), 0);
+  b.exit_after = 0;
+  b.resume = true;
+  ASSERT_EQ(run_train(b), 0);
+  auto ma = read_metrics(dir + "/a"), mb = read_metrics(dir + "/b");
+  ASSERT_EQ(ma.size(), 12u);
+  ASSERT_EQ(mb.size(), 12u);
+  for (size_t i = 0; i < ma.size(); ++i) EXPECT_EQ(ma[i]["loss"].get<double>(), mb[i]["loss"].get<double>()) << i;
+  EXPECT_LT(ma.back()["loss"].get<double>(), ma.front()["loss"].get<double>() - 1.0);
+  for (const auto& p : load_model(dir + "/a")->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+  fs::remove_all(dir);
+}
