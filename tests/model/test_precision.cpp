@@ -15,12 +15,7 @@ using bytelm::testing::test_device;
 
 namespace {
 
-LanguageModel tiny_model(const std::string& name) {
-  torch::manual_seed(0);
-  auto cfg = load_config("tiny", name);
-  if (name == "blt") cfg.patching.mode = "space";  // dynamic patches without a trained entropy model
-  return make_model(cfg);
-}
+LanguageModel tiny_model(const std::string& name) { return bytelm::testing::tiny_model(name, 0, "cpu"); }
 
 torch::Tensor random_bytes(int64_t B, int64_t T, int64_t seed) {
   torch::manual_seed(seed);

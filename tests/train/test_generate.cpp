@@ -16,15 +16,7 @@ using bytelm::testing::test_device;
 
 namespace {
 
-LanguageModel tiny_model(const std::string& name) {
-  torch::manual_seed(5);
-  auto cfg = load_config("tiny", name);
-  if (name == "blt") cfg.patching.mode = "space";
-  auto model = make_model(cfg);
-  model->to(torch::Device(test_device()));
-  model->eval();
-  return model;
-}
+LanguageModel tiny_model(const std::string& name) { return bytelm::testing::tiny_model(name, 5); }
 
 std::vector<std::string> single(LanguageModelImpl& model, const std::vector<std::string>& prompts, GenerateOptions o) {
   std::vector<std::string> out;
