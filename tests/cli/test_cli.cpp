@@ -272,6 +272,8 @@ TEST_F(Cli, PromptsFileGivesJsonLines) {
 TEST_F(Cli, DeviceAndPrecisionErrors) {
   expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--precision", "fp16"}, "--precision");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--precision", "int8"}, "--precision");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--decode", "warp"}, "--decode");
+  if (!cuda_available_) expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--decode", "graphs"}, "cuda");
   if (!cuda_available_) expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--device", "cuda"}, "CUDA");
   // bf16 autocast runs on the CPU too (slowly: no bf16 matrix units here) and gives a close bpb.
   Result a = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--precision", "fp32"});
