@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "blt/hash.h"
+#include "util/device.h"
 #include "util/error.h"
 
 namespace bytelm {
@@ -204,12 +205,9 @@ torch::Tensor BltImpl::encoder_cross(const torch::Tensor& queries, const torch::
 torch::Tensor BltImpl::decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index, int64_t pos0,
                               std::vector<KVCache>* caches) {
   auto dec = model->local_decoder;
-  for (size_t i = 0; i < dec->layers->size(); ++i) {
-    if (i == 0 || cfg_.decoder_cross_all_layers)  // HF: h + (o_proj(attn) + h)
-      h = 2 * h + dec->cross_attn_layers[i]->as<CrossAttentionImpl>()->forward_grouped(h, kv, index, {});
-    h = dec->layers[i]->as<BlockImpl>()->forward(h, dec->rope, pos0, caches ? &(*caches)[i] : nullptr);
-  }
-  return lm_head(dec->norm(h));
+  return decode_with(std::move(h), kv, index, [&](BlockImpl& block, const torch::Tensor& y, size_t i) {
+    return block.forward(y, dec->rope, pos0, caches ? &(*caches)[i] : nullptr);
+  });
 }
 
 torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
@@ -299,15 +297,36 @@ double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
 torch::Tensor BltImpl::start(int64_t batch) {
   if (batch != 1) throw Error("BLT cached decoding runs one sequence at a time (batch 1)");
   const int64_t cap = cfg_.context + 1;  // BOS + context bytes
+  const int64_t k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
+  if (rule_.needs_entropies()) patcher_caches_ = model->patcher->make_caches(1, cap, std::move(patcher_caches_));
+  encoder_caches_ = model->local_encoder->make_caches(1, cap, std::move(encoder_caches_));
+  global_caches_ = model->global_transformer->make_caches(1, cap, std::move(global_caches_));
+  decoder_caches_ = model->local_decoder->make_caches(1, cap, std::move(decoder_caches_));
+  // Decoding state is allocated once and overwritten in place (captured CUDA graphs point at it).
+  // Encoder states are the fp32 residual stream; patch keys/values come out of a projection (bf16 under autocast).
+  const auto dev = lm_head->weight.device();
+  const auto kv_dtype = compute_dtype(dev, lm_head->weight.scalar_type());
+  if (!states_.defined() || states_.device() != dev || patch_kv_.scalar_type() != kv_dtype ||
+      states_.is_inference() != c10::InferenceMode::is_enabled()) {
+    auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
+    auto floats = torch::TensorOptions().dtype(lm_head->weight.scalar_type()).device(dev);
+    states_ = torch::zeros({1, cap, De}, floats);
+    patch_kv_ = torch::zeros({1, k, Dd}, floats.dtype(kv_dtype));
+    in_id_ = torch::zeros({1, 1}, longs);
+    t_ = torch::zeros({}, longs);
+    start_ = torch::zeros({}, longs);
+    gpos_ = torch::zeros({}, longs);
+    in_rows_ = torch::zeros({1, 1, cfg_.hash_functions * int64_t(cfg_.hash_sizes.size())}, longs);
+    k_index_ = torch::arange(k, longs).view({1, 1, k});
+    positions_ = torch::arange(cap, longs);
+    entropy_out_ = torch::zeros({1}, floats.dtype(torch::kFloat32));
+    static_logits_ = torch::zeros({1, blt::kVocab}, floats.dtype(torch::kFloat32));
+  }
   ids_.clear();
   ent_.clear();
-  open_patch_.clear();
+  open_start_ = 0;
   closed_patches_ = 0;
   decoded_ = 0;
-  if (rule_.needs_entropies()) patcher_caches_ = model->patcher->make_caches(1, cap);
-  encoder_caches_ = model->local_encoder->make_caches(1, cap);
-  global_caches_ = model->global_transformer->make_caches(1, cap);
-  decoder_caches_ = model->local_decoder->make_caches(1, cap);
   return step(blt::kBos);
 }
 
@@ -323,6 +342,35 @@ torch::Tensor BltImpl::feed(const torch::Tensor& bytes) {
   return torch::stack(out, 1);  // (1, n, 260)
 }
 
+std::vector<int64_t> BltImpl::hash_rows(int64_t t) const {
+  const int n_sizes = int(cfg_.hash_sizes.size());
+  std::vector<int64_t> rows;
+  for (int f = 0; f < int(cfg_.hash_functions); ++f)
+    for (int s = 0; s < n_sizes; ++s)
+      rows.push_back(blt::fused_row(blt::ngram_bucket(ids_.data(), t, int(cfg_.hash_sizes[s]), f, cfg_.hash_vocab),
+                                    blt::table_index(f, s, n_sizes), cfg_.hash_vocab));
+  return rows;
+}
+
+bool BltImpl::closes_patch() {
+  // Id t (the last one) closes its patch if id t+1 starts a new one.
+  if (patch_lengths(ids_, ent_).back() != 1) return false;
+  ++closed_patches_;
+  open_start_ = int64_t(ids_.size());
+  return true;
+}
+
+torch::Tensor BltImpl::decode_with(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index,
+                                   const std::function<torch::Tensor(BlockImpl&, const torch::Tensor&, size_t)>& block) {
+  auto dec = model->local_decoder;
+  for (size_t i = 0; i < dec->layers->size(); ++i) {
+    if (i == 0 || cfg_.decoder_cross_all_layers)  // HF: h + (o_proj(attn) + h)
+      h = 2 * h + dec->cross_attn_layers[i]->as<CrossAttentionImpl>()->forward_grouped(h, kv, index, {});
+    h = block(*dec->layers[i]->as<BlockImpl>(), h, i);
+  }
+  return lm_head(dec->norm(h));
+}
+
 torch::Tensor BltImpl::step(int64_t id) {
   const int64_t t = int64_t(ids_.size()), k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
   ids_.push_back(id);
@@ -332,35 +380,99 @@ torch::Tensor BltImpl::step(int64_t id) {
   if (rule_.needs_entropies()) ent_.push_back(entropy_of(model->patcher->logits(idt, t, &patcher_caches_)).item<float>());
   // 2. The encoder reads id t (byte embedding + hash n-grams ending at t).
   auto enc = model->local_encoder;
-  const int n_sizes = int(cfg_.hash_sizes.size());
-  std::vector<int64_t> rows;
-  for (int f = 0; f < int(cfg_.hash_functions); ++f)
-    for (int s = 0; s < n_sizes; ++s)
-      rows.push_back(blt::fused_row(blt::ngram_bucket(ids_.data(), t, int(cfg_.hash_sizes[s]), f, cfg_.hash_vocab),
-                                    blt::table_index(f, s, n_sizes), cfg_.hash_vocab));
-  auto row_t = torch::tensor(rows, torch::kLong).to(opts.device()).view({1, 1, -1});
+  auto row_t = torch::tensor(hash_rows(t), torch::kLong).to(opts.device()).view({1, 1, -1});
   auto x = enc->embed_tokens(idt) + model->encoder_hash_tok_embedding(row_t).sum(2);  // (1, 1, D_e)
   auto h = enc->forward(x, t, &encoder_caches_);
-  open_patch_.push_back(h);
+  states_.narrow(1, t, 1).copy_(h);
   // 3. If id t+1 starts a patch, the patch holding t is complete: pool it and step the global model.
-  auto lengths = patch_lengths(ids_, ent_);
-  if (lengths.back() == 1) {
-    auto states = torch::cat(open_patch_, 1);  // (1, L, D_e)
+  const int64_t first = open_start_, global_pos = closed_patches_;
+  if (closes_patch()) {
+    auto states = states_.narrow(1, first, t - first + 1);  // (1, L, D_e)
     const int64_t L = states.size(1);
     auto queries = enc->patch_embedding_projection(std::get<0>(states.max(1, true))).reshape({1, k, De});
     auto all = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(states.device())).expand({1, k, L});
     auto patch = encoder_cross(queries, states, all, {}).reshape({1, 1, k * De});
     auto gt = model->global_transformer;
-    auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch,
-                         closed_patches_, &global_caches_);  // (1, 1, D_g)
-    patch_kv_ = model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd});
-    open_patch_.clear();
-    ++closed_patches_;
+    auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch, global_pos,
+                         &global_caches_);  // (1, 1, D_g)
+    patch_kv_.copy_(model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd}));
   }
   // 4. The decoder predicts id t+1 from the encoder state of t and the current global state.
-  auto logits = decode(h, patch_kv_, torch::arange(k, torch::TensorOptions().dtype(torch::kLong).device(h.device())).view({1, 1, k}),
-                       t, &decoder_caches_);
+  auto logits = decode(h, patch_kv_, k_index_, t, &decoder_caches_);
   return logits.view({1, blt::kVocab});
+}
+
+// ---- static steps (CUDA graphs) ---------------------------------------------------------------------
+// The same computation as step(), split where the host must look: the entropy model's step, then its
+// entropy decides (on the host) whether this id closes a patch; then everything else in one computation.
+
+int64_t BltImpl::static_prepare(const torch::Tensor& bytes) {
+  if (decoded_ + 1 > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  const int64_t cap = cfg_.context + 1;
+  if (cap >= (int64_t(1) << 19)) throw Error("BLT static steps support contexts below 524288 bytes");
+  // The id is needed on the host anyway: its hash n-grams and the patching rule read it.
+  const int64_t id = bytes.view({-1}).select(0, 0).item<int64_t>() + blt::kByteOffset;
+  ++decoded_;
+  const int64_t t = int64_t(ids_.size());
+  ids_.push_back(id);
+  in_id_.fill_(id);
+  t_.fill_(t);
+  for (auto* caches : {&patcher_caches_, &encoder_caches_, &decoder_caches_})
+    for (auto& c : *caches) c.len = t + 1;
+  static_phase_ = 1;
+  if (rule_.needs_entropies()) return patcher_key(static_span(t + 1, cap));
+  return static_next();
+}
+
+int64_t BltImpl::static_next() {
+  if (static_phase_ != 1) return -1;
+  static_phase_ = 2;
+  const int64_t t = int64_t(ids_.size()) - 1, cap = cfg_.context + 1;
+  if (rule_.needs_entropies()) ent_.push_back(entropy_out_.item<float>());  // waits for the entropy model
+  in_rows_.copy_(torch::tensor(hash_rows(t), torch::kLong).view({1, 1, -1}));
+  start_.fill_(open_start_);
+  gpos_.fill_(closed_patches_);
+  const int64_t global_span = static_span(closed_patches_ + 1, cap);
+  const bool close = closes_patch();
+  if (close)  // the static global step writes position closed_patches_ - 1 (what the cached path would)
+    for (auto& c : global_caches_) c.len = closed_patches_;
+  return rest_key(static_span(t + 1, cap), close ? global_span : 0);
+}
+
+void BltImpl::static_compute(int64_t key) {
+  const int64_t span = key & ((int64_t(1) << 19) - 1);
+  if ((key >> 40) == 1) {  // the entropy model reads id t
+    auto patcher = model->patcher;
+    auto logits = patcher->lm_head(patcher->step(patcher->embed_tokens(in_id_), t_, span, patcher_caches_));
+    entropy_out_.copy_(entropy_of(logits).view({1}));
+    return;
+  }
+  const int64_t global_span = (key >> 20) & ((int64_t(1) << 19) - 1);
+  const int64_t k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
+  auto enc = model->local_encoder;
+  auto x = enc->embed_tokens(in_id_) + model->encoder_hash_tok_embedding(in_rows_).sum(2);  // (1, 1, D_e)
+  auto h = enc->step(x, t_, span, encoder_caches_);
+  states_.index_copy_(1, t_.view({1}), h.to(states_.scalar_type()));
+  if (global_span > 0) {
+    // The patch [start, t] closes: pool and cross-attend over those positions of a fixed window.
+    auto states = states_.narrow(1, 0, span);                                // (1, span, D_e)
+    auto pos = positions_.narrow(0, 0, span);
+    auto keep = pos.ge(start_).logical_and(pos.le(t_));                      // (span)
+    auto pooled = states.masked_fill(keep.logical_not().view({1, span, 1}), -INFINITY).amax(1, true);
+    auto queries = enc->patch_embedding_projection(pooled).reshape({1, k, De});
+    auto patch = encoder_cross(queries, states, pos.view({1, 1, span}).expand({1, k, span}),
+                               keep.view({1, 1, span}).expand({1, k, span}))
+                     .reshape({1, 1, k * De});
+    auto gt = model->global_transformer;
+    auto g = gt->step(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch, gpos_, global_span,
+                      global_caches_);  // (1, 1, D_g)
+    patch_kv_.copy_(model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd}));
+  }
+  auto dec = model->local_decoder;
+  auto logits = decode_with(h, patch_kv_, k_index_, [&](BlockImpl& block, const torch::Tensor& y, size_t i) {
+    return block.step(y, dec->rope, t_, span, decoder_caches_[i]);
+  });
+  static_logits_.copy_(logits.view({1, blt::kVocab}));
 }
 
 std::vector<FlopsPart> BltImpl::flops() const {

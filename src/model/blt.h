@@ -7,6 +7,8 @@
 // rotary pairs interleaved (2i, 2i+1); rope theta per part; cross-attention adds its query twice
 // (x + (attn(x) + x)); no final norm in encoder or global model; patch queries are max-pooled.
 #pragma once
+#include <functional>
+
 #include "blt/patcher.h"
 #include "model/blocks.h"
 #include "model/model.h"
@@ -84,6 +86,12 @@ class BltImpl : public LanguageModelImpl {
   torch::Tensor feed(const torch::Tensor& bytes) override;
   int64_t vocab_offset() const override { return 4; }
   std::vector<FlopsPart> flops() const override;
+  // Static steps (batch 1): key kind 1 = the entropy model's step (its entropy is then read on the host);
+  // kind 2 = encoder (+ pooling, cross-attention and a global step if the byte closes a patch) + decoder.
+  bool has_static_step() const override { return true; }
+  int64_t static_prepare(const torch::Tensor& bytes) override;
+  void static_compute(int64_t key) override;
+  int64_t static_next() override;
 
   // Patch lengths of one sequence of ids (NextByte alignment: they cover the N ids and the next one).
   std::vector<int64_t> patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const;
@@ -110,7 +118,17 @@ class BltImpl : public LanguageModelImpl {
   // Decoder over byte states h (B, N, D): byte t cross-attends to kv[index[t, :]] (its patch's k vectors).
   torch::Tensor decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index, int64_t pos0,
                        std::vector<KVCache>* caches);
+  // The same with each decoder block applied by `block(block, h, layer)` (full pass, cached or static step).
+  torch::Tensor decode_with(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index,
+                            const std::function<torch::Tensor(BlockImpl&, const torch::Tensor&, size_t)>& block);
   torch::Tensor step(int64_t id);  // cached step for one id -> logits (1, 260)
+  // Static-step keys: the entropy model at span s; the rest at encoder span s, closing a patch or not.
+  static int64_t patcher_key(int64_t span) { return (int64_t(1) << 40) | span; }
+  // global_span > 0: this id closes a patch and the global model steps over that span.
+  static int64_t rest_key(int64_t span, int64_t global_span) { return (int64_t(2) << 40) | (global_span << 20) | span; }
+  // Host side of id t: its hash rows for the encoder input; whether it closes its patch (then moves on).
+  std::vector<int64_t> hash_rows(int64_t t) const;
+  bool closes_patch();
 
   blt::Patcher rule_;
   double mean_patch_size_;
@@ -118,9 +136,14 @@ class BltImpl : public LanguageModelImpl {
   std::vector<int64_t> ids_;
   std::vector<float> ent_;
   std::vector<KVCache> patcher_caches_, encoder_caches_, global_caches_, decoder_caches_;
-  std::vector<torch::Tensor> open_patch_;  // encoder states (1, 1, D_e) of the patch being read
+  int64_t open_start_ = 0;  // position of the first id of the patch being read
   int64_t closed_patches_ = 0;
-  torch::Tensor patch_kv_;  // (1, k, D_d): decoder keys/values of the current global state
+  torch::Tensor states_;    // (1, capacity, D_e): encoder state of every id so far (pooled when a patch closes)
+  torch::Tensor patch_kv_;  // (1, k, D_d): decoder keys/values of the current global state (kept in place)
+  // Static step inputs: id (1, 1), its position t, the open patch's start, the global position (0-dim),
+  // hash rows (1, 1, R), 0..k-1 (1, 1, k), 0..capacity-1; and the entropy output (1).
+  torch::Tensor in_id_, t_, start_, gpos_, in_rows_, k_index_, positions_, entropy_out_;
+  int static_phase_ = 0;  // 1: after static_prepare, 2: the rest of the step handed out
 };
 
 // Copies an entropy-model checkpoint into a BLT model's patcher; Error if it does not fit.

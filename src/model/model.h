@@ -55,6 +55,10 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual bool has_static_step() const { return false; }
   virtual int64_t static_prepare(const torch::Tensor& bytes);
   virtual void static_compute(int64_t key);
+  //   static_next(): after static_compute(), the key of a further computation for the same byte, or -1 when
+  //     the logits are ready (BLT: the entropy model's step first; its entropy, read on the host, decides
+  //     whether the encoder also closes a patch and steps the global model).
+  virtual int64_t static_next() { return -1; }
   const torch::Tensor& static_logits() const { return static_logits_; }
 
   virtual std::vector<FlopsPart> flops() const = 0;

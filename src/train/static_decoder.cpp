@@ -35,11 +35,12 @@ StaticDecoder::~StaticDecoder() = default;
 int64_t StaticDecoder::graphs_captured() const { return g_->captured; }
 
 torch::Tensor StaticDecoder::step(const torch::Tensor& bytes) {
-  const int64_t key = model_.static_prepare(bytes);
-  if (!graphs_) {
-    model_.static_compute(key);
-    return model_.static_logits();
-  }
+  for (int64_t key = model_.static_prepare(bytes); key >= 0; key = model_.static_next()) run(key);
+  return model_.static_logits();
+}
+
+void StaticDecoder::run(int64_t key) {
+  if (!graphs_) return model_.static_compute(key);
 #ifdef BYTELM_CUDA
   auto& graph = g_->by_key[key];
   if (!graph) {
@@ -60,7 +61,6 @@ torch::Tensor StaticDecoder::step(const torch::Tensor& bytes) {
   }
   graph->replay();
 #endif
-  return model_.static_logits();
 }
 
 StepPlan plan_steps(const std::string& mode, const LanguageModelImpl& model, const torch::Device& device) {

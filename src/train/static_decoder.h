@@ -27,6 +27,7 @@ class StaticDecoder {
   int64_t graphs_captured() const;
 
  private:
+  void run(int64_t key);  // one static_compute(key): replayed graph or eager
   LanguageModelImpl& model_;
   bool graphs_;
   struct Graphs;

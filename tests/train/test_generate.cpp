@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "common/test_device.h"
+#include "model/blt.h"
 #include "model/model.h"
 #include "train/evaluate.h"
 #include "train/static_decoder.h"
@@ -146,11 +147,56 @@ TEST(StaticSteps, ModesAndErrors) {
   auto blt = tiny_model("blt");
   const torch::Device cpu(torch::kCPU);
   EXPECT_FALSE(plan_steps("auto", *blt, cpu).static_steps);
-  EXPECT_THROW(plan_steps("static", *blt, cpu), Error);
+  EXPECT_TRUE(plan_steps("static", *blt, cpu).static_steps);
   auto mb = tiny_model("megabyte");
   EXPECT_TRUE(plan_steps("static", *mb, cpu).static_steps);
   EXPECT_FALSE(plan_steps("static", *mb, cpu).graphs);
   EXPECT_THROW(plan_steps("graphs", *mb, cpu), Error);
   EXPECT_THROW(plan_steps("fast", *mb, cpu), Error);
   EXPECT_FALSE(plan_steps("auto", *mb, cpu).static_steps);  // CPU: growing caches are faster
+}
+
+// BLT's static steps (entropy model step; then, its entropy read on the host, encoder + pooling + global +
+// decoder) give the dynamic steps' logits, for entropy patching with patches of varied length and for
+// space patching; and the same generations.
+TEST(StaticStepsBlt, MatchDynamicSteps) {
+  const torch::Device device(test_device());
+  for (const std::string mode : {"entropy", "space"}) {
+    auto model = std::dynamic_pointer_cast<BltImpl>(bytelm::testing::tiny_model("blt", 7));
+    c10::InferenceMode inference;
+    torch::manual_seed(3);
+    const int64_t T = model->config().context;
+    auto letters = torch::randint(97, 105, {1, T}, torch::kLong);
+    auto x = torch::where(torch::rand({1, T}) < 0.2, torch::full({1, T}, 32, torch::kLong), letters).to(device);
+    PatchingConfig p = model->config().patching;
+    p.mode = mode;
+    model->set_patching(p);
+    if (mode == "entropy") {  // the median entropy: patches of varied length
+      auto ids = torch::cat({torch::ones({1, 1}, x.options()), x + 4}, 1);
+      auto h = model->entropies(ids).flatten();
+      p.threshold = std::get<0>(h.sort()).select(0, h.numel() / 2).item<double>();
+    }
+    model->set_patching(p);
+    model->start(1);
+    model->feed(x.narrow(1, 0, 3));
+    std::vector<torch::Tensor> dynamic;
+    for (int64_t i = 3; i < T - 1; ++i) dynamic.push_back(model->feed(x.narrow(1, i, 1)).select(1, 0).clone());
+    StaticDecoder steps(*model, device.is_cuda() && cuda_compiled());
+    model->start(1);
+    model->feed(x.narrow(1, 0, 3));
+    for (int64_t i = 3; i < T - 1; ++i) {
+      const double err = (steps.step(x.select(1, i)) - dynamic[size_t(i - 3)]).abs().max().item<double>();
+      ASSERT_LT(err, 1e-4) << mode << " byte " << i;
+    }
+    GenerateOptions o;
+    o.device = test_device();
+    o.precision = "fp32";
+    o.temperature = 0;
+    o.max_bytes = 80;  // past the context of 64: the window slides
+    o.prompt = "ab cd";
+    o.decode = "dynamic";
+    const std::string ref = generate(*model, o, [](uint8_t) {});
+    o.decode = "static";
+    EXPECT_EQ(generate(*model, o, [](uint8_t) {}), ref) << mode;
+  }
 }
