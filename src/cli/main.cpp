@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
   b->add_flag("--skip-generate", bench.skip_generate, "Do not measure generation");
   b->add_option("--device", bench.device, "cpu | cuda | cuda:N");
   b->add_option("--precision", bench.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
+  b->add_option("--decode", bench.decode, "Generation steps: auto (CUDA graphs on CUDA) | graphs | static | dynamic");
   b->add_option("--gen-batch", bench.gen_batch, "Also time generation of this many prompts at once (0 = off)");
   b->add_option("--max-context", bench.max_context,
                 "MEGABYTE: double the context at batch 1 up to this while a training step fits (0 = off)");

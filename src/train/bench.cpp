@@ -202,6 +202,7 @@ int run_bench(const BenchOptions& opt) {
       g.temperature = 0;
       g.device = opt.device;
       g.precision = precision;
+      g.decode = opt.decode;
       const StepPlan plan = plan_steps(g.decode, *model, device);
       const std::string decode_mode = plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";
       auto t0 = Clock::now();
