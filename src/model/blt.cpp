@@ -295,23 +295,29 @@ double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
 // ---- cached decoding --------------------------------------------------------------------------------
 
 torch::Tensor BltImpl::start(int64_t batch) {
-  if (batch != 1) throw Error("BLT cached decoding runs one sequence at a time (batch 1)");
   const int64_t cap = cfg_.context + 1;  // BOS + context bytes
   const int64_t k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
-  if (rule_.needs_entropies()) patcher_caches_ = model->patcher->make_caches(1, cap, std::move(patcher_caches_));
-  encoder_caches_ = model->local_encoder->make_caches(1, cap, std::move(encoder_caches_));
-  global_caches_ = model->global_transformer->make_caches(1, cap, std::move(global_caches_));
-  decoder_caches_ = model->local_decoder->make_caches(1, cap, std::move(decoder_caches_));
-  // Decoding state is allocated once and overwritten in place (captured CUDA graphs point at it).
-  // Encoder states are the fp32 residual stream; patch keys/values come out of a projection (bf16 under autocast).
+  if (rule_.needs_entropies()) patcher_caches_ = model->patcher->make_caches(batch, cap, std::move(patcher_caches_));
+  encoder_caches_ = model->local_encoder->make_caches(batch, cap, std::move(encoder_caches_));
+  decoder_caches_ = model->local_decoder->make_caches(batch, cap, std::move(decoder_caches_));
+  rows_.resize(size_t(batch));
+  for (auto& row : rows_) {
+    row.global_caches = model->global_transformer->make_caches(1, cap, std::move(row.global_caches));
+    row.ids.clear();
+    row.ent.clear();
+    row.open_start = row.closed = 0;
+  }
+  // Decoding state is allocated once per batch size and overwritten in place (captured CUDA graphs point
+  // at it). Encoder states are the fp32 residual stream; patch keys/values come out of a projection
+  // (bf16 under autocast).
   const auto dev = lm_head->weight.device();
   const auto kv_dtype = compute_dtype(dev, lm_head->weight.scalar_type());
-  if (!states_.defined() || states_.device() != dev || patch_kv_.scalar_type() != kv_dtype ||
+  if (!states_.defined() || states_.size(0) != batch || states_.device() != dev || patch_kv_.scalar_type() != kv_dtype ||
       states_.is_inference() != c10::InferenceMode::is_enabled()) {
     auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
     auto floats = torch::TensorOptions().dtype(lm_head->weight.scalar_type()).device(dev);
-    states_ = torch::zeros({1, cap, De}, floats);
-    patch_kv_ = torch::zeros({1, k, Dd}, floats.dtype(kv_dtype));
+    states_ = torch::zeros({batch, cap, De}, floats);
+    patch_kv_ = torch::zeros({batch, k, Dd}, floats.dtype(kv_dtype));
     in_id_ = torch::zeros({1, 1}, longs);
     t_ = torch::zeros({}, longs);
     start_ = torch::zeros({}, longs);
@@ -322,41 +328,43 @@ torch::Tensor BltImpl::start(int64_t batch) {
     entropy_out_ = torch::zeros({1}, floats.dtype(torch::kFloat32));
     static_logits_ = torch::zeros({1, blt::kVocab}, floats.dtype(torch::kFloat32));
   }
-  ids_.clear();
-  ent_.clear();
-  open_start_ = 0;
-  closed_patches_ = 0;
   decoded_ = 0;
-  return step(blt::kBos);
+  return step(std::vector<int64_t>(size_t(batch), blt::kBos));
 }
 
 torch::Tensor BltImpl::feed(const torch::Tensor& bytes) {
-  const int64_t n = bytes.size(1);
+  const int64_t B = bytes.size(0), n = bytes.size(1);
+  if (B != int64_t(rows_.size())) throw Error("feed: " + std::to_string(B) + " rows, but start() was called for " + std::to_string(rows_.size()));
   if (decoded_ + n > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
   auto cpu = bytes.to(torch::kCPU).contiguous();
+  const int64_t* src = cpu.data_ptr<int64_t>();
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < n; ++i) {
-    out.push_back(step(cpu.data_ptr<int64_t>()[i] + blt::kByteOffset));
+    std::vector<int64_t> ids(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) ids[b] = src[b * n + i] + blt::kByteOffset;
+    out.push_back(step(ids));
     ++decoded_;
   }
-  return torch::stack(out, 1);  // (1, n, 260)
+  return torch::stack(out, 1);  // (B, n, 260)
 }
 
-std::vector<int64_t> BltImpl::hash_rows(int64_t t) const {
+std::vector<int64_t> BltImpl::hash_rows(int64_t b, int64_t t) const {
   const int n_sizes = int(cfg_.hash_sizes.size());
+  const int64_t* ids = rows_[b].ids.data();
   std::vector<int64_t> rows;
   for (int f = 0; f < int(cfg_.hash_functions); ++f)
     for (int s = 0; s < n_sizes; ++s)
-      rows.push_back(blt::fused_row(blt::ngram_bucket(ids_.data(), t, int(cfg_.hash_sizes[s]), f, cfg_.hash_vocab),
+      rows.push_back(blt::fused_row(blt::ngram_bucket(ids, t, int(cfg_.hash_sizes[s]), f, cfg_.hash_vocab),
                                     blt::table_index(f, s, n_sizes), cfg_.hash_vocab));
   return rows;
 }
 
-bool BltImpl::closes_patch() {
-  // Id t (the last one) closes its patch if id t+1 starts a new one.
-  if (patch_lengths(ids_, ent_).back() != 1) return false;
-  ++closed_patches_;
-  open_start_ = int64_t(ids_.size());
+bool BltImpl::closes_patch(int64_t b) {
+  // Id t (the row's last one) closes its patch if id t+1 starts a new one.
+  Row& row = rows_[b];
+  if (patch_lengths(row.ids, row.ent).back() != 1) return false;
+  ++row.closed;
+  row.open_start = int64_t(row.ids.size());
   return true;
 }
 
@@ -371,35 +379,46 @@ torch::Tensor BltImpl::decode_with(torch::Tensor h, const torch::Tensor& kv, con
   return lm_head(dec->norm(h));
 }
 
-torch::Tensor BltImpl::step(int64_t id) {
-  const int64_t t = int64_t(ids_.size()), k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
-  ids_.push_back(id);
-  auto opts = torch::TensorOptions().device(lm_head->weight.device());
-  auto idt = torch::full({1, 1}, id, opts.dtype(torch::kLong));
+torch::Tensor BltImpl::step(const std::vector<int64_t>& ids) {
+  const int64_t B = int64_t(ids.size()), t = int64_t(rows_[0].ids.size());
+  const int64_t k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
+  for (int64_t b = 0; b < B; ++b) rows_[b].ids.push_back(ids[b]);
+  const auto dev = lm_head->weight.device();
+  auto idt = torch::tensor(ids, torch::kLong).to(dev).view({B, 1});
   // 1. The entropy model reads id t: its entropy decides whether id t+1 starts a patch.
-  if (rule_.needs_entropies()) ent_.push_back(entropy_of(model->patcher->logits(idt, t, &patcher_caches_)).item<float>());
+  if (rule_.needs_entropies()) {
+    auto e = entropy_of(model->patcher->logits(idt, t, &patcher_caches_)).to(torch::kCPU).contiguous();  // (B, 1)
+    for (int64_t b = 0; b < B; ++b) rows_[b].ent.push_back(e.data_ptr<float>()[b]);
+  }
   // 2. The encoder reads id t (byte embedding + hash n-grams ending at t).
   auto enc = model->local_encoder;
-  auto row_t = torch::tensor(hash_rows(t), torch::kLong).to(opts.device()).view({1, 1, -1});
-  auto x = enc->embed_tokens(idt) + model->encoder_hash_tok_embedding(row_t).sum(2);  // (1, 1, D_e)
+  std::vector<int64_t> all_rows;
+  for (int64_t b = 0; b < B; ++b) {
+    auto r = hash_rows(b, t);
+    all_rows.insert(all_rows.end(), r.begin(), r.end());
+  }
+  auto row_t = torch::tensor(all_rows, torch::kLong).to(dev).view({B, 1, -1});
+  auto x = enc->embed_tokens(idt) + model->encoder_hash_tok_embedding(row_t).sum(2);  // (B, 1, D_e)
   auto h = enc->forward(x, t, &encoder_caches_);
   states_.narrow(1, t, 1).copy_(h);
-  // 3. If id t+1 starts a patch, the patch holding t is complete: pool it and step the global model.
-  const int64_t first = open_start_, global_pos = closed_patches_;
-  if (closes_patch()) {
-    auto states = states_.narrow(1, first, t - first + 1);  // (1, L, D_e)
+  // 3. Rows whose id t+1 starts a patch have completed the patch holding t: pool it and step that row's
+  //    global model (batch 1: rows close patches at different bytes).
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t first = rows_[b].open_start, global_pos = rows_[b].closed;
+    if (!closes_patch(b)) continue;
+    auto states = states_.select(0, b).narrow(0, first, t - first + 1).unsqueeze(0);  // (1, L, D_e)
     const int64_t L = states.size(1);
     auto queries = enc->patch_embedding_projection(std::get<0>(states.max(1, true))).reshape({1, k, De});
-    auto all = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(states.device())).expand({1, k, L});
+    auto all = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(dev)).expand({1, k, L});
     auto patch = encoder_cross(queries, states, all, {}).reshape({1, 1, k * De});
     auto gt = model->global_transformer;
     auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch, global_pos,
-                         &global_caches_);  // (1, 1, D_g)
-    patch_kv_.copy_(model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd}));
+                         &rows_[b].global_caches);  // (1, 1, D_g)
+    patch_kv_.narrow(0, b, 1).copy_(model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd}));
   }
-  // 4. The decoder predicts id t+1 from the encoder state of t and the current global state.
-  auto logits = decode(h, patch_kv_, k_index_, t, &decoder_caches_);
-  return logits.view({1, blt::kVocab});
+  // 4. The decoder predicts id t+1 from the encoder state of t and the row's current global state.
+  auto logits = decode(h, patch_kv_, k_index_.expand({B, 1, k}), t, &decoder_caches_);
+  return logits.view({B, blt::kVocab});
 }
 
 // ---- static steps (CUDA graphs) ---------------------------------------------------------------------
@@ -410,11 +429,13 @@ int64_t BltImpl::static_prepare(const torch::Tensor& bytes) {
   if (decoded_ + 1 > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
   const int64_t cap = cfg_.context + 1;
   if (cap >= (int64_t(1) << 19)) throw Error("BLT static steps support contexts below 524288 bytes");
+  if (rows_.size() != 1) throw Error("BLT static steps decode one sequence (batch 1)");
+  Row& row = rows_[0];
   // The id is needed on the host anyway: its hash n-grams and the patching rule read it.
   const int64_t id = bytes.view({-1}).select(0, 0).item<int64_t>() + blt::kByteOffset;
   ++decoded_;
-  const int64_t t = int64_t(ids_.size());
-  ids_.push_back(id);
+  const int64_t t = int64_t(row.ids.size());
+  row.ids.push_back(id);
   in_id_.fill_(id);
   t_.fill_(t);
   for (auto* caches : {&patcher_caches_, &encoder_caches_, &decoder_caches_})
@@ -427,15 +448,16 @@ int64_t BltImpl::static_prepare(const torch::Tensor& bytes) {
 int64_t BltImpl::static_next() {
   if (static_phase_ != 1) return -1;
   static_phase_ = 2;
-  const int64_t t = int64_t(ids_.size()) - 1, cap = cfg_.context + 1;
-  if (rule_.needs_entropies()) ent_.push_back(entropy_out_.item<float>());  // waits for the entropy model
-  in_rows_.copy_(torch::tensor(hash_rows(t), torch::kLong).view({1, 1, -1}));
-  start_.fill_(open_start_);
-  gpos_.fill_(closed_patches_);
-  const int64_t global_span = static_span(closed_patches_ + 1, cap);
-  const bool close = closes_patch();
-  if (close)  // the static global step writes position closed_patches_ - 1 (what the cached path would)
-    for (auto& c : global_caches_) c.len = closed_patches_;
+  Row& row = rows_[0];
+  const int64_t t = int64_t(row.ids.size()) - 1, cap = cfg_.context + 1;
+  if (rule_.needs_entropies()) row.ent.push_back(entropy_out_.item<float>());  // waits for the entropy model
+  in_rows_.copy_(torch::tensor(hash_rows(0, t), torch::kLong).view({1, 1, -1}));
+  start_.fill_(row.open_start);
+  gpos_.fill_(row.closed);
+  const int64_t global_span = static_span(row.closed + 1, cap);
+  const bool close = closes_patch(0);
+  if (close)  // the static global step writes position row.closed - 1 (what the cached path would)
+    for (auto& c : row.global_caches) c.len = row.closed;
   return rest_key(static_span(t + 1, cap), close ? global_span : 0);
 }
 
@@ -465,7 +487,7 @@ void BltImpl::static_compute(int64_t key) {
                      .reshape({1, 1, k * De});
     auto gt = model->global_transformer;
     auto g = gt->step(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch, gpos_, global_span,
-                      global_caches_);  // (1, 1, D_g)
+                      rows_[0].global_caches);  // (1, 1, D_g)
     patch_kv_.copy_(model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd}));
   }
   auto dec = model->local_decoder;

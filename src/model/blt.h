@@ -79,14 +79,15 @@ class BltImpl : public LanguageModelImpl {
   explicit BltImpl(const ModelConfig& cfg);
   // bytes (B, T) -> logits (B, T, 260): ids are BOS + bytes, patched by the configured rule.
   torch::Tensor forward(const torch::Tensor& bytes) override;
-  // Cached decoding (batch 1): the entropy model advances one byte at a time with its KV cache and
-  // decides boundaries online; when a patch closes the encoder pools it and the global model takes one
-  // step with its cache; the decoder runs once per byte with its cache.
+  // Cached decoding: the entropy model advances one byte at a time with its KV cache and decides
+  // boundaries online; when a patch closes the encoder pools it and the global model takes one step with
+  // its cache; the decoder runs once per byte with its cache. Rows of a batch advance together byte by
+  // byte; each has its own patches, so each has its own global-model cache and steps it on its own.
   torch::Tensor start(int64_t batch) override;
   torch::Tensor feed(const torch::Tensor& bytes) override;
   int64_t vocab_offset() const override { return 4; }
   std::vector<FlopsPart> flops() const override;
-  // Static steps (batch 1): key kind 1 = the entropy model's step (its entropy is then read on the host);
+  // Static steps (batch 1 only): key kind 1 = the entropy model's step (its entropy is then read on the host);
   // kind 2 = encoder (+ pooling, cross-attention and a global step if the byte closes a patch) + decoder.
   bool has_static_step() const override { return true; }
   int64_t static_prepare(const torch::Tensor& bytes) override;
@@ -121,25 +122,30 @@ class BltImpl : public LanguageModelImpl {
   // The same with each decoder block applied by `block(block, h, layer)` (full pass, cached or static step).
   torch::Tensor decode_with(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index,
                             const std::function<torch::Tensor(BlockImpl&, const torch::Tensor&, size_t)>& block);
-  torch::Tensor step(int64_t id);  // cached step for one id -> logits (1, 260)
+  torch::Tensor step(const std::vector<int64_t>& ids);  // cached step for one id per row -> logits (B, 260)
   // Static-step keys: the entropy model at span s; the rest at encoder span s, closing a patch or not.
   static int64_t patcher_key(int64_t span) { return (int64_t(1) << 40) | span; }
   // global_span > 0: this id closes a patch and the global model steps over that span.
   static int64_t rest_key(int64_t span, int64_t global_span) { return (int64_t(2) << 40) | (global_span << 20) | span; }
-  // Host side of id t: its hash rows for the encoder input; whether it closes its patch (then moves on).
-  std::vector<int64_t> hash_rows(int64_t t) const;
-  bool closes_patch();
+  // Host side of id t of row b: its hash rows for the encoder input; whether it closes its patch (if so,
+  // the row moves on to the next patch).
+  std::vector<int64_t> hash_rows(int64_t b, int64_t t) const;
+  bool closes_patch(int64_t b);
 
   blt::Patcher rule_;
   double mean_patch_size_;
-  // decoding state (batch 1)
-  std::vector<int64_t> ids_;
-  std::vector<float> ent_;
-  std::vector<KVCache> patcher_caches_, encoder_caches_, global_caches_, decoder_caches_;
-  int64_t open_start_ = 0;  // position of the first id of the patch being read
-  int64_t closed_patches_ = 0;
-  torch::Tensor states_;    // (1, capacity, D_e): encoder state of every id so far (pooled when a patch closes)
-  torch::Tensor patch_kv_;  // (1, k, D_d): decoder keys/values of the current global state (kept in place)
+  // decoding state
+  struct Row {
+    std::vector<int64_t> ids;         // ids read so far (BOS first)
+    std::vector<float> ent;           // their entropies (entropy patching)
+    int64_t open_start = 0;           // position of the first id of the patch being read
+    int64_t closed = 0;               // patches closed so far = the global model's next position
+    std::vector<KVCache> global_caches;  // batch 1: rows step the global model at different times
+  };
+  std::vector<Row> rows_;
+  std::vector<KVCache> patcher_caches_, encoder_caches_, decoder_caches_;  // batch B
+  torch::Tensor states_;    // (B, capacity, D_e): encoder state of every id so far (pooled when a patch closes)
+  torch::Tensor patch_kv_;  // (B, k, D_d): decoder keys/values of each row's global state (kept in place)
   // Static step inputs: id (1, 1), its position t, the open patch's start, the global position (0-dim),
   // hash rows (1, 1, R), 0..k-1 (1, 1, k), 0..capacity-1; and the entropy output (1).
   torch::Tensor in_id_, t_, start_, gpos_, in_rows_, k_index_, positions_, entropy_out_;

@@ -115,7 +115,7 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
   const int64_t B = int64_t(prompts.size());
   std::vector<std::string> outs(prompts.size());
   if (B == 0 || opt.max_bytes == 0) return outs;
-  if (B == 1 || opt.no_cache || model.config().model == "blt") {
+  if (B == 1 || opt.no_cache) {
     for (int64_t i = 0; i < B; ++i) {
       GenerateOptions o = opt;
       o.prompt = prompts[i];
@@ -158,7 +158,8 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
     rng.emplace_back(opt.seed + uint64_t(i));
   }
   std::vector<bool> done(prompts.size(), false);
-  const StepPlan plan = plan_steps(opt.decode, model, device);
+  // BLT's static steps decode one sequence; its batches use the growing caches.
+  const StepPlan plan = model.config().model == "blt" ? StepPlan{} : plan_steps(opt.decode, model, device);
   std::unique_ptr<StaticDecoder> steps;
   if (plan.static_steps) steps = std::make_unique<StaticDecoder>(model, plan.graphs);
   auto logits = prefill(text);
