@@ -28,7 +28,7 @@ class AdamW {
     for (const auto& [name, p] : params) {
       bool no_decay = p.dim() < 2 || name.find("embed") != std::string::npos ||
                       name.find("_pos") != std::string::npos || name.find("_pad") != std::string::npos;
-      slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), no_decay ? 0.0 : o.weight_decay});
+      slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), no_decay ? 0.0 : o.weight_decay, {}});
     }
   }
 
@@ -37,23 +37,21 @@ class AdamW {
     torch::NoGradGuard no_grad;
     ++t_;
     if (impl == Impl::Reference) return step_reference(lr);
-    for (double decay : {0.0, o_.weight_decay}) {
-      std::vector<torch::Tensor> p, g, m, v;
-      for (auto& s : slots_) {
-        if (s.decay != decay || !s.param.grad().defined()) continue;
-        p.push_back(s.param);
-        g.push_back(s.param.grad());
-        m.push_back(s.m);
-        v.push_back(s.v);
-      }
-      if (p.empty()) continue;
+    // One group without weight decay and one with it (a single group when weight_decay is 0).
+    std::vector<double> decays{0.0};
+    if (o_.weight_decay > 0) decays.push_back(o_.weight_decay);
+    for (double decay : decays) {
+      std::vector<Slot*> group;
+      for (auto& s : slots_)
+        if (s.decay == decay && s.param.grad().defined()) group.push_back(&s);
+      if (group.empty()) continue;
 #if TORCH_VERSION_MAJOR >= 2
-      if (impl == Impl::Auto && p.front().is_cuda()) {
-        fused_step(p, g, m, v, lr, decay);
+      if (impl == Impl::Auto && group.front()->param.is_cuda()) {
+        fused_step(group, lr, decay);
         continue;
       }
 #endif
-      foreach_step(p, g, m, v, lr, decay);
+      foreach_step(group, lr, decay);
     }
   }
 
@@ -91,32 +89,46 @@ class AdamW {
     }
   }
 
+  // A group's parameters, gradients and moments as lists for the multi-tensor ops.
+  struct Lists {
+    std::vector<torch::Tensor> p, g, m, v;
+  };
+  static Lists lists_of(const std::vector<Slot*>& group) {
+    Lists l;
+    for (const Slot* s : group) {
+      l.p.push_back(s->param);
+      l.g.push_back(s->param.grad());
+      l.m.push_back(s->m);
+      l.v.push_back(s->v);
+    }
+    return l;
+  }
+
   // The same arithmetic, stage by stage over a whole group (PyTorch's multi-tensor AdamW).
-  void foreach_step(std::vector<torch::Tensor>& p, std::vector<torch::Tensor>& g, std::vector<torch::Tensor>& m,
-                    std::vector<torch::Tensor>& v, double lr, double decay) {
-    if (decay > 0) at::_foreach_mul_(p, 1 - lr * decay);
-    at::_foreach_mul_(m, o_.beta1);
-    at::_foreach_add_(m, g, 1 - o_.beta1);
-    at::_foreach_mul_(v, o_.beta2);
-    at::_foreach_addcmul_(v, g, g, 1 - o_.beta2);
-    auto denom = at::_foreach_sqrt(v);
+  void foreach_step(const std::vector<Slot*>& group, double lr, double decay) {
+    Lists l = lists_of(group);
+    if (decay > 0) at::_foreach_mul_(l.p, 1 - lr * decay);
+    at::_foreach_mul_(l.m, o_.beta1);
+    at::_foreach_add_(l.m, l.g, 1 - o_.beta1);
+    at::_foreach_mul_(l.v, o_.beta2);
+    at::_foreach_addcmul_(l.v, l.g, l.g, 1 - o_.beta2);
+    auto denom = at::_foreach_sqrt(l.v);
     at::_foreach_div_(denom, std::sqrt(bias2()));
     at::_foreach_add_(denom, o_.adam_eps);
-    at::_foreach_addcdiv_(p, m, denom, -lr / bias1());
+    at::_foreach_addcdiv_(l.p, l.m, denom, -lr / bias1());
   }
 
 #if TORCH_VERSION_MAJOR >= 2
   // ATen's fused AdamW: one kernel launch per group; bias corrections from per-parameter step tensors.
-  void fused_step(std::vector<torch::Tensor>& p, std::vector<torch::Tensor>& g, std::vector<torch::Tensor>& m,
-                  std::vector<torch::Tensor>& v, double lr, double decay) {
+  void fused_step(const std::vector<Slot*>& group, double lr, double decay) {
+    Lists l = lists_of(group);
     std::vector<torch::Tensor> steps;
-    for (auto& s : slots_) {
-      if (s.decay != decay || !s.param.grad().defined()) continue;
-      if (!s.step.defined()) s.step = torch::zeros({}, s.param.options().dtype(torch::kFloat32));
-      s.step.fill_(double(t_));  // a device-side fill, no synchronisation; also right after a resume
-      steps.push_back(s.step);
+    for (Slot* s : group) {
+      if (!s->step.defined()) s->step = torch::zeros({}, s->param.options().dtype(torch::kFloat32));
+      s->step.fill_(double(t_));  // a device-side fill, no synchronisation; also right after a resume
+      steps.push_back(s->step);
     }
-    at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, o_.beta1, o_.beta2, decay, o_.adam_eps,
+    at::_fused_adamw_(l.p, l.g, l.m, l.v, /*max_exp_avg_sqs=*/{}, steps, lr, o_.beta1, o_.beta2, decay, o_.adam_eps,
                       /*amsgrad=*/false, /*maximize=*/false);
   }
 #endif

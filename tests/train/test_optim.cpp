@@ -46,11 +46,12 @@ std::string temp_dir(const std::string& name) {
 }  // namespace
 
 // The multi-tensor (and, on CUDA with LibTorch 2.x, fused) update equals the per-parameter loop:
-// bit for bit on CPU, to rounding on CUDA. Parameters without a gradient are left alone.
-TEST(AdamW, MultiTensorEqualsReference) {
+// bit for bit on CPU, to rounding on CUDA. Parameters without a gradient are left alone. With weight
+// decay 0 all parameters form one group (each is updated once).
+void expect_multi_tensor_equals_reference(double weight_decay) {
   auto a = make_params(1), b = make_params(1);
   AdamWOptions o;
-  o.weight_decay = 0.1;
+  o.weight_decay = weight_decay;
   AdamW fast(a, o), ref(b, o);
   for (int step = 0; step < 5; ++step) {
     set_grads(a, step);
@@ -60,13 +61,18 @@ TEST(AdamW, MultiTensorEqualsReference) {
   }
   const bool cpu = test_device() == "cpu";
   for (size_t i = 0; i < a.size(); ++i) {
-    if (cpu) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
-    else EXPECT_TRUE(torch::allclose(a[i].second, b[i].second, 1e-5, 1e-6)) << a[i].first;
+    if (cpu) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first << " decay " << weight_decay;
+    else EXPECT_TRUE(torch::allclose(a[i].second, b[i].second, 1e-5, 1e-6)) << a[i].first << " decay " << weight_decay;
   }
   auto sa = fast.state(), sb = ref.state();
   for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::allclose(sa[i].second, sb[i].second, 1e-5, 1e-7)) << sa[i].first;
   // The parameter without a gradient kept its value.
   EXPECT_TRUE(torch::equal(a[4].second, make_params(1)[4].second));
+}
+
+TEST(AdamW, MultiTensorEqualsReference) {
+  expect_multi_tensor_equals_reference(0.1);
+  expect_multi_tensor_equals_reference(0.0);
 }
 
 // Clipping matches LibTorch's clip_grad_norm_ (norm before clipping, scaled gradients) and returns a
