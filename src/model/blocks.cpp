@@ -76,25 +76,31 @@ torch::Tensor causal_keep_mask(int64_t Tq, int64_t Tk, const torch::Device& devi
 }  // namespace
 
 namespace {
+// q K^T / sqrt(Dh): q (..., Tq, Dh), k (..., Tk, Dh) -> (..., Tq, Tk).
+torch::Tensor scaled_scores(const torch::Tensor& q, const torch::Tensor& k) {
+  return torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
+}
+}  // namespace
+
+namespace {
 // Causal self-attention in query chunks, for LibTorch 1.13 on the CPU (no fused kernel there): the full
 // (T, T) score matrix is never held, neither in the forward pass nor for the backward pass, which
 // recomputes each chunk's scores from q, k and the saved log-sum-exp (the FlashAttention recipe, with
 // LibTorch ops). Chunk c of queries only sees keys [0, end of c), which also halves the work.
 // q, k, v: (B, H, T, Dh) -> (B, H, T, Dh).
 struct ChunkedCausalAttention : torch::autograd::Function<ChunkedCausalAttention> {
-  static torch::Tensor scores(const torch::Tensor& qc, const torch::Tensor& kk, int64_t a, int64_t c, double scale) {
-    auto s = torch::matmul(qc, kk.transpose(-2, -1)).mul_(scale);                 // (B, H, c, a + c)
-    return s.masked_fill_(causal_keep_mask(c, a + c, s.device()).logical_not(), -INFINITY);
+  // Scores of queries [a, a + c) against keys [0, a + c), causally masked: (B, H, c, a + c).
+  static torch::Tensor scores(const torch::Tensor& qc, const torch::Tensor& kk, int64_t a, int64_t c) {
+    return scaled_scores(qc, kk).masked_fill_(causal_keep_mask(c, a + c, qc.device()).logical_not(), -INFINITY);
   }
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, int64_t chunk) {
     const int64_t T = q.size(2);
-    const double scale = 1.0 / std::sqrt(double(q.size(-1)));
     auto o = torch::empty_like(q);
     auto lse = torch::empty(q.sizes().slice(0, 3), q.options());  // (B, H, T)
     for (int64_t a = 0; a < T; a += chunk) {
       const int64_t c = std::min(chunk, T - a);
-      auto s = scores(q.narrow(2, a, c), k.narrow(2, 0, a + c), a, c, scale);
+      auto s = scores(q.narrow(2, a, c), k.narrow(2, 0, a + c), a, c);
       auto l = s.logsumexp(-1, /*keepdim=*/true);                                    // (B, H, c, 1)
       o.narrow(2, a, c).copy_(torch::matmul(s.sub_(l).exp_(), v.narrow(2, 0, a + c)));
       lse.narrow(2, a, c).copy_(l.squeeze(-1));
@@ -115,7 +121,7 @@ struct ChunkedCausalAttention : torch::autograd::Function<ChunkedCausalAttention
     for (int64_t a = 0; a < T; a += chunk) {
       const int64_t c = std::min(chunk, T - a);
       auto qc = q.narrow(2, a, c), kk = k.narrow(2, 0, a + c), vv = v.narrow(2, 0, a + c), dc = dout.narrow(2, a, c);
-      auto p = scores(qc, kk, a, c, scale).sub_(lse.narrow(2, a, c).unsqueeze(-1)).exp_();  // (B, H, c, a + c)
+      auto p = scores(qc, kk, a, c).sub_(lse.narrow(2, a, c).unsqueeze(-1)).exp_();  // (B, H, c, a + c)
       dv.narrow(2, 0, a + c).add_(torch::matmul(p.transpose(-2, -1), dc));
       auto ds = p.mul_(torch::matmul(dc, vv.transpose(-2, -1)).sub_(delta.narrow(2, a, c)));
       dq.narrow(2, a, c).copy_(torch::matmul(ds, kk).mul_(scale));
@@ -131,21 +137,32 @@ torch::Tensor chunked_causal_attention(const torch::Tensor& q, const torch::Tens
   return ChunkedCausalAttention::apply(q, k, v, chunk);
 }
 
+torch::Tensor attention_keep(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& keep) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, keep);
+#else
+  return torch::matmul(torch::softmax(scaled_scores(q, k).masked_fill(keep.logical_not(), -INFINITY), -1), v);
+#endif
+}
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
   const int64_t Tq = q.size(2), Tk = k.size(2);
-  const bool masked = causal && Tq > 1;
+  if (!causal || Tq == 1) {
 #if TORCH_VERSION_MAJOR >= 2
-  if (!masked) return at::scaled_dot_product_attention(q, k, v);
+    return at::scaled_dot_product_attention(q, k, v);
+#else
+    return torch::matmul(torch::softmax(scaled_scores(q, k), -1), v);
+#endif
+  }
+#if TORCH_VERSION_MAJOR >= 2
   if (Tq == Tk) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-  return at::scaled_dot_product_attention(q, k, v, causal_keep_mask(Tq, Tk, q.device()));
 #else
   // LibTorch 1.13 has no public fused kernel. Long causal self-attention goes in query chunks (memory
   // O(T * chunk) instead of O(T^2)); the rest is the math path.
-  if (masked && Tq == Tk && Tq > kAttentionChunk) return chunked_causal_attention(q, k, v, kAttentionChunk);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
-  if (masked) scores.masked_fill_(causal_keep_mask(Tq, Tk, q.device()).logical_not(), -INFINITY);
-  return torch::matmul(torch::softmax(scores, -1), v);
+  if (Tq == Tk && Tq > kAttentionChunk) return chunked_causal_attention(q, k, v, kAttentionChunk);
 #endif
+  return attention_keep(q, k, v, causal_keep_mask(Tq, Tk, q.device()));
 }
 
 torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -153,18 +170,8 @@ torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k
 #if TORCH_VERSION_MAJOR >= 2
   return at::scaled_dot_product_attention(q, k, v, additive_mask.to(q.scalar_type()));
 #else
-  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
+  auto scores = scaled_scores(q, k);
   return torch::matmul(torch::softmax(scores + additive_mask.to(scores.scalar_type()), -1), v);
-#endif
-}
-
-torch::Tensor attention_keep(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                             const torch::Tensor& keep) {
-#if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, keep);
-#else
-  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(q.size(-1))));
-  return torch::matmul(torch::softmax(scores.masked_fill(keep.logical_not(), -INFINITY), -1), v);
 #endif
 }
 
@@ -204,7 +211,7 @@ torch::Tensor CrossAttentionImpl::forward_grouped(const torch::Tensor& x, const 
     return t.gather(1, flat).view({B, Q, G, heads, head_dim}).permute({0, 1, 3, 2, 4});
   };
   auto k = group(k_proj(kvn)), v = group(v_proj(kvn));
-  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(head_dim)));  // (B, Q, H, 1, G)
+  auto scores = scaled_scores(q, k);                                              // (B, Q, H, 1, G)
   if (valid.defined())
     // The dtype's own lowest value (bf16 under autocast): finite, so a query with nothing valid averages.
     scores = scores.masked_fill(valid.view({B, Q, 1, 1, G}).logical_not(),
@@ -316,8 +323,7 @@ std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity, std
   auto opts = torch::TensorOptions().dtype(compute_dtype(w.device(), w.scalar_type())).device(w.device());
   rope.reserve(capacity, w.device());  // the static step reads the tables, never grows them
   const std::vector<int64_t> shape{batch, cfg.heads, capacity, cfg.width / cfg.heads};
-  if (int64_t(old.size()) == cfg.layers && old[0].k.sizes() == shape && old[0].k.options().dtype() == opts.dtype() &&
-      old[0].k.device() == w.device() && old[0].k.is_inference() == c10::InferenceMode::is_enabled()) {
+  if (int64_t(old.size()) == cfg.layers && reusable(old[0].k, shape, opts)) {
     for (auto& c : old) c.len = 0;  // stale entries are never read: lengths and position masks exclude them
     return old;
   }
@@ -328,6 +334,11 @@ std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity, std
     c.positions = torch::arange(capacity, torch::TensorOptions().dtype(torch::kLong).device(w.device()));
   }
   return caches;
+}
+
+bool reusable(const torch::Tensor& t, torch::IntArrayRef sizes, const torch::TensorOptions& options) {
+  return t.defined() && t.sizes() == sizes && t.dtype() == options.dtype() && t.device() == options.device() &&
+         t.is_inference() == c10::InferenceMode::is_enabled();
 }
 
 void init_weights(torch::nn::Module& module, double std, int64_t layers) {

@@ -135,6 +135,11 @@ struct StackImpl : torch::nn::Module {
 };
 TORCH_MODULE(Stack);
 
+// Whether a preallocated decoding tensor can be kept (and overwritten in place, so that captured CUDA graphs
+// that point at it stay valid): defined, with these sizes, dtype and device, and made in the current
+// inference mode (tensors made under InferenceMode cannot be used outside it, nor the other way round).
+bool reusable(const torch::Tensor& t, torch::IntArrayRef sizes, const torch::TensorOptions& options);
+
 // Normal(0, std) for every Linear/Embedding weight of `module`; output projections (o_proj,
 // down_proj) get std / sqrt(2 * layers) as in GPT-2, so the residual stream does not grow with depth.
 void init_weights(torch::nn::Module& module, double std, int64_t layers);

@@ -192,14 +192,24 @@ torch::Tensor BltImpl::hash_embeddings(const torch::Tensor& ids) {
   return sum;
 }
 
-// HF BltCrossAttention returns o_proj(attn) + query, and the encoder adds the query again.
-torch::Tensor BltImpl::encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& index,
-                                     const torch::Tensor& valid) {
-  auto& layers = model->local_encoder->cross_attn_layers;
+torch::Tensor BltImpl::patch_inputs(const torch::Tensor& pooled, const torch::Tensor& states, const torch::Tensor& index,
+                                    const torch::Tensor& valid) {
+  const int64_t B = pooled.size(0), K = pooled.size(1), k = cfg_.cross_attn_k, De = cfg_.encoder.width;
+  auto enc = model->local_encoder;
+  auto queries = enc->patch_embedding_projection(pooled).reshape({B, K * k, De});
   // With cross-attention after every encoder layer, HF recomputes the patch queries from each layer's
   // states and keeps only the last layer's result, so only the last cross-attention layer matters.
-  auto cross = layers[layers->size() - 1]->as<CrossAttentionImpl>();
-  return 2 * queries + cross->forward_grouped(queries, states, index, valid);
+  auto cross = enc->cross_attn_layers[enc->cross_attn_layers->size() - 1]->as<CrossAttentionImpl>();
+  auto attended = cross->forward_grouped(queries, states, index.repeat_interleave(k, 1),
+                                         valid.defined() ? valid.repeat_interleave(k, 1) : valid);
+  // HF BltCrossAttention returns o_proj(attn) + query, and the encoder adds the query again.
+  auto patches = (2 * queries + attended).reshape({B, K, k * De});
+  auto gt = model->global_transformer;
+  return gt->token_embedding_projection ? gt->token_embedding_projection(patches) : patches;
+}
+
+torch::Tensor BltImpl::decoder_kv(const torch::Tensor& g) {
+  return model->local_decoder->patch_embedding_projection(g).reshape({g.size(0), -1, cfg_.decoder.width});
 }
 
 torch::Tensor BltImpl::decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index, int64_t pos0,
@@ -211,8 +221,7 @@ torch::Tensor BltImpl::decode(torch::Tensor h, const torch::Tensor& kv, const to
 }
 
 torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
-  const int64_t B = bytes.size(0), T = bytes.size(1), N = T + 1, k = cfg_.cross_attn_k;
-  const int64_t De = cfg_.encoder.width, Dd = cfg_.decoder.width;
+  const int64_t B = bytes.size(0), T = bytes.size(1), N = T + 1, k = cfg_.cross_attn_k, De = cfg_.encoder.width;
   auto ids = torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);  // (B, N)
 
   // Patches (on the CPU): patch id of every position 0..N, where N is the next, unseen id.
@@ -253,18 +262,15 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   auto h = enc->forward(enc->embed_tokens(ids) + hash_embeddings(ids));  // (B, N, D_e)
   auto pooled = torch::zeros({B, K, De}, h.options())
                     .scatter_reduce(1, enc_pid.unsqueeze(-1).expand({B, N, De}), h, "amax", /*include_self=*/false);
-  auto queries = enc->patch_embedding_projection(pooled).reshape({B, K * k, De});
   // Each patch's k queries attend to the bytes of that patch only: gather them (padded to the longest
   // patch) instead of masking a (K*k, N) score matrix.
-  auto patches = encoder_cross(queries, h, patch_groups.first.repeat_interleave(k, 1), patch_groups.second.repeat_interleave(k, 1));
+  auto g_in = patch_inputs(pooled, h, patch_groups.first, patch_groups.second);
 
   // Latent global transformer over patches (causal).
-  auto gt = model->global_transformer;
-  auto g_in = patches.reshape({B, K, k * De});
-  auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(g_in) : g_in);  // (B, K, D_g)
+  auto g = model->global_transformer->forward(g_in);  // (B, K, D_g)
 
   // Local decoder: bytes attend to the k vectors of their global state.
-  auto kv = model->local_decoder->patch_embedding_projection(g).reshape({B, K * k, Dd});
+  auto kv = decoder_kv(g);  // (B, K*k, D_d)
   auto dec_index = dec_pid.unsqueeze(-1) * k + torch::arange(k, pid.options());  // (B, N, k)
   auto logits = decode(h, kv, dec_index, 0, nullptr);  // (B, N, 260)
   return logits.narrow(1, 0, T);
@@ -311,13 +317,12 @@ torch::Tensor BltImpl::start(int64_t batch) {
   // at it). Encoder states are the fp32 residual stream; patch keys/values come out of a projection
   // (bf16 under autocast).
   const auto dev = lm_head->weight.device();
-  const auto kv_dtype = compute_dtype(dev, lm_head->weight.scalar_type());
-  if (!states_.defined() || states_.size(0) != batch || states_.device() != dev || patch_kv_.scalar_type() != kv_dtype ||
-      states_.is_inference() != c10::InferenceMode::is_enabled()) {
-    auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
-    auto floats = torch::TensorOptions().dtype(lm_head->weight.scalar_type()).device(dev);
+  const auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
+  const auto floats = torch::TensorOptions().dtype(lm_head->weight.scalar_type()).device(dev);
+  const auto kv_opts = floats.dtype(compute_dtype(dev, lm_head->weight.scalar_type()));
+  if (!reusable(states_, {batch, cap, De}, floats) || !reusable(patch_kv_, {batch, k, Dd}, kv_opts)) {
     states_ = torch::zeros({batch, cap, De}, floats);
-    patch_kv_ = torch::zeros({batch, k, Dd}, floats.dtype(kv_dtype));
+    patch_kv_ = torch::zeros({batch, k, Dd}, kv_opts);
     in_id_ = torch::zeros({1, 1}, longs);
     t_ = torch::zeros({}, longs);
     start_ = torch::zeros({}, longs);
@@ -380,8 +385,7 @@ torch::Tensor BltImpl::decode_with(torch::Tensor h, const torch::Tensor& kv, con
 }
 
 torch::Tensor BltImpl::step(const std::vector<int64_t>& ids) {
-  const int64_t B = int64_t(ids.size()), t = int64_t(rows_[0].ids.size());
-  const int64_t k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
+  const int64_t B = int64_t(ids.size()), t = int64_t(rows_[0].ids.size()), k = cfg_.cross_attn_k;
   for (int64_t b = 0; b < B; ++b) rows_[b].ids.push_back(ids[b]);
   const auto dev = lm_head->weight.device();
   auto idt = torch::tensor(ids, torch::kLong).to(dev).view({B, 1});
@@ -407,14 +411,10 @@ torch::Tensor BltImpl::step(const std::vector<int64_t>& ids) {
     const int64_t first = rows_[b].open_start, global_pos = rows_[b].closed;
     if (!closes_patch(b)) continue;
     auto states = states_.select(0, b).narrow(0, first, t - first + 1).unsqueeze(0);  // (1, L, D_e)
-    const int64_t L = states.size(1);
-    auto queries = enc->patch_embedding_projection(std::get<0>(states.max(1, true))).reshape({1, k, De});
-    auto all = torch::arange(L, torch::TensorOptions().dtype(torch::kLong).device(dev)).expand({1, k, L});
-    auto patch = encoder_cross(queries, states, all, {}).reshape({1, 1, k * De});
-    auto gt = model->global_transformer;
-    auto g = gt->forward(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch, global_pos,
-                         &rows_[b].global_caches);  // (1, 1, D_g)
-    patch_kv_.narrow(0, b, 1).copy_(model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd}));
+    auto all = torch::arange(states.size(1), torch::TensorOptions().dtype(torch::kLong).device(dev)).view({1, 1, -1});
+    auto g_in = patch_inputs(std::get<0>(states.max(1, true)), states, all, {});
+    auto g = model->global_transformer->forward(g_in, global_pos, &rows_[b].global_caches);  // (1, 1, D_g)
+    patch_kv_.narrow(0, b, 1).copy_(decoder_kv(g));
   }
   // 4. The decoder predicts id t+1 from the encoder state of t and the row's current global state.
   auto logits = decode(h, patch_kv_, k_index_.expand({B, 1, k}), t, &decoder_caches_);
@@ -470,7 +470,6 @@ void BltImpl::static_compute(int64_t key) {
     return;
   }
   const int64_t global_span = (key >> 20) & ((int64_t(1) << 19) - 1);
-  const int64_t k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
   auto enc = model->local_encoder;
   auto x = enc->embed_tokens(in_id_) + model->encoder_hash_tok_embedding(in_rows_).sum(2);  // (1, 1, D_e)
   auto h = enc->step(x, t_, span, encoder_caches_);
@@ -481,14 +480,9 @@ void BltImpl::static_compute(int64_t key) {
     auto pos = positions_.narrow(0, 0, span);
     auto keep = pos.ge(start_).logical_and(pos.le(t_));                      // (span)
     auto pooled = states.masked_fill(keep.logical_not().view({1, span, 1}), -INFINITY).amax(1, true);
-    auto queries = enc->patch_embedding_projection(pooled).reshape({1, k, De});
-    auto patch = encoder_cross(queries, states, pos.view({1, 1, span}).expand({1, k, span}),
-                               keep.view({1, 1, span}).expand({1, k, span}))
-                     .reshape({1, 1, k * De});
-    auto gt = model->global_transformer;
-    auto g = gt->step(gt->token_embedding_projection ? gt->token_embedding_projection(patch) : patch, gpos_, global_span,
-                      rows_[0].global_caches);  // (1, 1, D_g)
-    patch_kv_.copy_(model->local_decoder->patch_embedding_projection(g).reshape({1, k, Dd}));
+    auto g_in = patch_inputs(pooled, states, pos.view({1, 1, span}), keep.view({1, 1, span}));
+    auto g = model->global_transformer->step(g_in, gpos_, global_span, rows_[0].global_caches);  // (1, 1, D_g)
+    patch_kv_.copy_(decoder_kv(g));
   }
   auto dec = model->local_decoder;
   auto logits = decode_with(h, patch_kv_, k_index_, [&](BlockImpl& block, const torch::Tensor& y, size_t i) {

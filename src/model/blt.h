@@ -113,9 +113,13 @@ class BltImpl : public LanguageModelImpl {
 
  private:
   torch::Tensor hash_embeddings(const torch::Tensor& ids);   // (B, N) -> (B, N, D_e)
-  // Patch queries (B, K*k, D_e) attend to their own bytes: index/valid (B, K*k, L) into the states (B, N, D_e).
-  torch::Tensor encoder_cross(const torch::Tensor& queries, const torch::Tensor& states, const torch::Tensor& index,
-                              const torch::Tensor& valid);
+  // Patches -> global-model inputs (B, K, D_g): pooled (B, K, D_e) max-pooled byte states, projected to k
+  // queries per patch, which attend to the states (B, N, D_e) at index[:, j, :] where valid[:, j, :]
+  // (index, valid: (B, K, L); valid undefined = all).
+  torch::Tensor patch_inputs(const torch::Tensor& pooled, const torch::Tensor& states, const torch::Tensor& index,
+                             const torch::Tensor& valid);
+  // Global states (B, K, D_g) -> the decoder's keys/values, k per patch: (B, K*k, D_d).
+  torch::Tensor decoder_kv(const torch::Tensor& g);
   // Decoder over byte states h (B, N, D): byte t cross-attends to kv[index[t, :]] (its patch's k vectors).
   torch::Tensor decode(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index, int64_t pos0,
                        std::vector<KVCache>* caches);

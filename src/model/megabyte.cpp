@@ -73,12 +73,11 @@ torch::Tensor MegabyteImpl::start(int64_t batch) {
   // Decoding state is allocated once per batch size (and dtype) and then overwritten in place, so the
   // tensors a captured CUDA graph points at stay valid from one start() to the next.
   const auto dev = head->weight.device();
-  const auto ctx_dtype = compute_dtype(dev, head->weight.scalar_type());
-  if (!history_.defined() || history_.size(0) != batch || history_.device() != dev ||
-      patch_ctx_.scalar_type() != ctx_dtype || history_.is_inference() != c10::InferenceMode::is_enabled()) {
-    auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
+  const auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
+  const auto ctx_opts = torch::TensorOptions().dtype(compute_dtype(dev, head->weight.scalar_type())).device(dev);
+  if (!reusable(history_, {batch, cfg_.context}, longs) || !reusable(patch_ctx_, {batch, P, cfg_.local.width}, ctx_opts)) {
     history_ = torch::zeros({batch, cfg_.context}, longs);
-    patch_ctx_ = torch::zeros({batch, P, cfg_.local.width}, torch::TensorOptions().dtype(ctx_dtype).device(dev));
+    patch_ctx_ = torch::zeros({batch, P, cfg_.local.width}, ctx_opts);
     in_byte_ = torch::zeros({batch}, longs);
     p_ = torch::zeros({}, longs);
     k_ = torch::zeros({}, longs);

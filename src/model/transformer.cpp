@@ -24,8 +24,7 @@ torch::Tensor TransformerImpl::start(int64_t batch) {
   decoded_ = 0;
   const auto dev = head->weight.device();
   auto ids = torch::full({batch, 1}, kStartId, torch::TensorOptions().dtype(torch::kLong).device(dev));
-  if (!in_ids_.defined() || in_ids_.size(0) != batch || in_ids_.device() != dev ||
-      in_ids_.is_inference() != c10::InferenceMode::is_enabled()) {
+  if (!reusable(in_ids_, {batch, 1}, ids.options())) {
     in_ids_ = torch::zeros({batch, 1}, ids.options());
     pos_ = torch::zeros({}, ids.options());
     static_logits_ = torch::zeros({batch, kByteVocab}, torch::TensorOptions().device(dev));
