@@ -89,7 +89,7 @@ class BltImpl : public LanguageModelImpl {
   std::vector<FlopsPart> flops() const override;
   // Static steps (batch 1 only): key kind 1 = the entropy model's step (its entropy is then read on the host);
   // kind 2 = encoder (+ pooling, cross-attention and a global step if the byte closes a patch) + decoder.
-  bool has_static_step() const override { return true; }
+  bool has_static_step(int64_t batch) const override { return batch == 1; }
   int64_t static_prepare(const torch::Tensor& bytes) override;
   void static_compute(int64_t key) override;
   int64_t static_next() override;

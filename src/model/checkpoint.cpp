@@ -79,6 +79,13 @@ NamedTensors named_parameters_of(const torch::nn::Module& module) {
   return out;
 }
 
+NamedTensors trainable_parameters_of(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& p : module.named_parameters())
+    if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
 void save_model(const std::string& dir, const LanguageModelImpl& model, const std::map<std::string, std::string>& metadata) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -29,6 +29,8 @@ void save_tensors(const std::string& path, const NamedTensors& tensors,
 std::map<std::string, std::string> load_tensors_into(const std::string& path, const NamedTensors& targets);
 
 NamedTensors named_parameters_of(const torch::nn::Module& module);
+// The parameters that require gradients: frozen ones (BLT's entropy model) are saved but not optimised.
+NamedTensors trainable_parameters_of(const torch::nn::Module& module);
 
 // config.json + model.safetensors into dir (created if needed).
 void save_model(const std::string& dir, const LanguageModelImpl& model,

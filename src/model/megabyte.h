@@ -21,7 +21,7 @@ class MegabyteImpl : public LanguageModelImpl {
   std::vector<FlopsPart> flops() const override;
   // Static steps: key 0 = a local step inside a patch; key s >= 1 = a global step (attention span s) at a
   // patch boundary, followed by the local step at the patch's first position.
-  bool has_static_step() const override { return true; }
+  bool has_static_step(int64_t) const override { return true; }
   int64_t static_prepare(const torch::Tensor& bytes) override;
   void static_compute(int64_t key) override;
 

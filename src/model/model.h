@@ -52,7 +52,7 @@ class LanguageModelImpl : public torch::nn::Module {
   //     a value on the host, so one CUDA graph per key can be captured and replayed;
   //   static_logits(): (B, V), the output tensor static_compute() writes.
   // Tensors stay the same from start() to start() for the same batch size (a new batch size reallocates).
-  virtual bool has_static_step() const { return false; }
+  virtual bool has_static_step(int64_t /*batch*/) const { return false; }
   virtual int64_t static_prepare(const torch::Tensor& bytes);
   virtual void static_compute(int64_t key);
   //   static_next(): after static_compute(), the key of a further computation for the same byte, or -1 when

@@ -13,7 +13,7 @@ class TransformerImpl : public LanguageModelImpl {
   torch::Tensor start(int64_t batch) override;
   torch::Tensor feed(const torch::Tensor& bytes) override;
   std::vector<FlopsPart> flops() const override;
-  bool has_static_step() const override { return true; }
+  bool has_static_step(int64_t) const override { return true; }
   int64_t static_prepare(const torch::Tensor& bytes) override;  // key = attention span
   void static_compute(int64_t key) override;
 

@@ -18,6 +18,28 @@ struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, weight_decay = 0.1;
 };
 
+// Scales the gradients so their global L2 norm is at most max_norm (max_norm <= 0: no scaling) and
+// returns the norm before scaling as a 0-dim fp32 tensor on the device — no .item(), so no host-device
+// synchronisation. Same arithmetic as torch.nn.utils.clip_grad_norm_ (coefficient max / (norm + 1e-6),
+// clamped to 1).
+inline torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({});
+  auto norms = at::_foreach_norm(grads, 2);
+  auto total = torch::stack(norms).to(torch::kFloat32).norm();
+  if (max_norm <= 0) return total;
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+#if TORCH_VERSION_MAJOR >= 2
+  at::_foreach_mul_(grads, coef);
+#else
+  for (auto& g : grads) g.mul_(coef.to(g.scalar_type()));
+#endif
+  return total;
+}
+
 // AdamW as in PyTorch (decoupled weight decay, bias-corrected moments). Parameters whose names mark
 // norms, embeddings or pads, and every 1-D parameter, get no weight decay.
 class AdamW {
@@ -53,6 +75,17 @@ class AdamW {
 #endif
       foreach_step(group, lr, decay);
     }
+  }
+
+  // The end of a training step: clips the gradients to max_norm (<= 0: no clipping), updates, drops the
+  // gradients. Returns the norm before clipping as a device tensor (see clip_grad_norm).
+  torch::Tensor clip_step_and_clear(double lr, double max_norm) {
+    std::vector<torch::Tensor> params;
+    for (const auto& s : slots_) params.push_back(s.param);
+    auto norm = clip_grad_norm(params, max_norm);
+    step(lr);
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    return norm;
   }
 
   NamedTensors state() const {
@@ -137,27 +170,5 @@ class AdamW {
   std::vector<Slot> slots_;
   int64_t t_ = 0;
 };
-
-// Scales the gradients so their global L2 norm is at most max_norm (max_norm <= 0: no scaling) and
-// returns the norm before scaling as a 0-dim fp32 tensor on the device — no .item(), so no host-device
-// synchronisation. Same arithmetic as torch.nn.utils.clip_grad_norm_ (coefficient max / (norm + 1e-6),
-// clamped to 1).
-inline torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return torch::zeros({});
-  auto norms = at::_foreach_norm(grads, 2);
-  auto total = torch::stack(norms).to(torch::kFloat32).norm();
-  if (max_norm <= 0) return total;
-  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
-#if TORCH_VERSION_MAJOR >= 2
-  at::_foreach_mul_(grads, coef);
-#else
-  for (auto& g : grads) g.mul_(coef.to(g.scalar_type()));
-#endif
-  return total;
-}
 
 }  // namespace bytelm

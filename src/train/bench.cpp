@@ -43,7 +43,6 @@ void sync(const std::string& device) { synchronize(torch::Device(device)); }
 struct TrainStep {
   LanguageModelImpl& model;
   AdamW adam;
-  std::vector<torch::Tensor> params;
   torch::Device device;
   bool bf16;
   void operator()(const torch::Tensor& x) {
@@ -53,21 +52,12 @@ struct TrainStep {
       loss = byte_loss(model.forward(x), x, model.vocab_offset());
     }
     loss.backward();
-    clip_grad_norm(params, 1.0);
-    adam.step(1e-4);
-    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    adam.clip_step_and_clear(1e-4, 1.0);
   }
 };
 
 TrainStep make_train_step(LanguageModelImpl& model, const torch::Device& device, bool bf16) {
-  NamedTensors trainable;
-  std::vector<torch::Tensor> params;
-  for (const auto& p : named_parameters_of(model))
-    if (p.second.requires_grad()) {
-      trainable.push_back(p);
-      params.push_back(p.second);
-    }
-  return TrainStep{model, AdamW(trainable, AdamWOptions{}), params, device, bf16};
+  return TrainStep{model, AdamW(trainable_parameters_of(model), AdamWOptions{}), device, bf16};
 }
 
 bool is_out_of_memory(const std::exception& e) {
@@ -203,8 +193,10 @@ int run_bench(const BenchOptions& opt) {
       g.device = opt.device;
       g.precision = precision;
       g.decode = opt.decode;
-      const StepPlan plan = plan_steps(g.decode, *model, device);
-      const std::string decode_mode = plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";
+      auto decode_mode = [&](int64_t batch) {  // which steps generation uses at this batch size
+        const StepPlan plan = plan_steps(g.decode, *model, device, batch);
+        return plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";
+      };
       auto t0 = Clock::now();
       std::string out = generate(*model, g, [](uint8_t) {});
       sync(opt.device);
@@ -212,7 +204,7 @@ int run_bench(const BenchOptions& opt) {
       row.gen_bps = double(out.size()) / dt;
       row.mem_gen = peak_mb();
       emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
-            {"cache", true}, {"decode", decode_mode}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
+            {"cache", true}, {"decode", decode_mode(1)}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
             {cuda ? "peak_gpu_mb" : "peak_rss_mb", row.mem_gen}, {"device", opt.device}, {"precision", precision},
             {"threads", gen_threads}});
       if (opt.gen_batch > 1) {
@@ -227,7 +219,7 @@ int run_bench(const BenchOptions& opt) {
         for (const auto& o : outs) total += int64_t(o.size());
         row.gen_batch_bps = double(total) / dtb;
         emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
-              {"batch", opt.gen_batch}, {"cache", true}, {"decode", decode_mode}, {"bytes", total}, {"seconds", dtb},
+              {"batch", opt.gen_batch}, {"cache", true}, {"decode", decode_mode(opt.gen_batch)}, {"bytes", total}, {"seconds", dtb},
               {"bytes_per_s", row.gen_batch_bps}, {"device", opt.device}, {"precision", precision},
               {"threads", gen_threads}});
       }

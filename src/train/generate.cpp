@@ -49,6 +49,24 @@ int sample_byte(const torch::Tensor& logits, const GenerateOptions& o, std::mt19
   return order[dist(rng)];
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return !suffix.empty() && s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void check_prompt_fits(size_t bytes, int64_t context) {
+  if (int64_t(bytes) >= context)
+    throw Error("prompt of " + std::to_string(bytes) + " bytes does not fit the context of " + std::to_string(context) +
+                " bytes (at most " + std::to_string(context - 1) + ")");
+}
+
+// Static steps (replayed as CUDA graphs on CUDA) for `batch` rows when --decode asks for them; null = the
+// growing caches of feed().
+std::unique_ptr<StaticDecoder> static_steps(LanguageModelImpl& model, const GenerateOptions& opt, int64_t batch) {
+  if (opt.no_cache) return nullptr;
+  const StepPlan plan = plan_steps(opt.decode, model, torch::Device(opt.device), batch);
+  return plan.static_steps ? std::make_unique<StaticDecoder>(model, plan.graphs) : nullptr;
+}
+
 }  // namespace
 
 std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const std::function<void(uint8_t)>& sink) {
@@ -58,18 +76,14 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
   const torch::Device device(opt.device);
   AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
   const int64_t T = model.config().context;
-  if (int64_t(opt.prompt.size()) >= T)
-    throw Error("prompt of " + std::to_string(opt.prompt.size()) + " bytes does not fit the context of " +
-                std::to_string(T) + " bytes (at most " + std::to_string(T - 1) + ")");
+  check_prompt_fits(opt.prompt.size(), T);
   auto bytes_tensor = [&](const std::string& s) {  // one copy, not one tensor op per byte
     auto t = torch::from_blob(const_cast<char*>(s.data()), {1, int64_t(s.size())}, torch::kUInt8);
     return t.to(device, torch::kLong);
   };
   std::string text = opt.prompt;  // everything in the context window so far
   const int64_t offset = model.vocab_offset();
-  const StepPlan plan = opt.no_cache ? StepPlan{} : plan_steps(opt.decode, model, device);
-  std::unique_ptr<StaticDecoder> steps;
-  if (plan.static_steps) steps = std::make_unique<StaticDecoder>(model, plan.graphs);
+  auto steps = static_steps(model, opt, 1);
   // Logits over the 256 byte values for the byte after `text`; special ids (BLT) are never sampled.
   auto next_logits_uncached = [&]() {
     // The full forward pass over text + one placeholder byte: by causality the last row predicts the
@@ -90,9 +104,7 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
     int b = sample_byte(logits.narrow(0, offset, 256), opt, rng);
     out.push_back(char(b));
     sink(uint8_t(b));
-    if (!opt.stop.empty() && out.size() >= opt.stop.size() &&
-        out.compare(out.size() - opt.stop.size(), opt.stop.size(), opt.stop) == 0)
-      break;
+    if (ends_with(out, opt.stop)) break;
     if (i + 1 == opt.max_bytes) break;
     text.push_back(char(b));
     if (int64_t(text.size()) > T - 1) {
@@ -130,9 +142,7 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
   const int64_t T = model.config().context, offset = model.vocab_offset();
   size_t min_len = prompts[0].size();
   for (const auto& p : prompts) {
-    if (int64_t(p.size()) >= T)
-      throw Error("a prompt of " + std::to_string(p.size()) + " bytes does not fit the context of " +
-                  std::to_string(T) + " bytes (at most " + std::to_string(T - 1) + ")");
+    check_prompt_fits(p.size(), T);
     min_len = std::min(min_len, p.size());
   }
   // B rows of n bytes each, concatenated -> (B, n) int64 on the device, one copy.
@@ -158,10 +168,7 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
     rng.emplace_back(opt.seed + uint64_t(i));
   }
   std::vector<bool> done(prompts.size(), false);
-  // BLT's static steps decode one sequence; its batches use the growing caches.
-  const StepPlan plan = model.config().model == "blt" ? StepPlan{} : plan_steps(opt.decode, model, device);
-  std::unique_ptr<StaticDecoder> steps;
-  if (plan.static_steps) steps = std::make_unique<StaticDecoder>(model, plan.graphs);
+  auto steps = static_steps(model, opt, B);
   auto logits = prefill(text);
   for (;;) {
     // One device-to-host copy per step for all rows.
@@ -179,9 +186,7 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
       std::string& out = outs[i];
       out.push_back(b);
       step[i] = b;
-      const bool stopped = !opt.stop.empty() && out.size() >= opt.stop.size() &&
-                           out.compare(out.size() - opt.stop.size(), opt.stop.size(), opt.stop) == 0;
-      done[i] = stopped || int64_t(out.size()) == opt.max_bytes;
+      done[i] = ends_with(out, opt.stop) || int64_t(out.size()) == opt.max_bytes;
       all_done = all_done && done[i];
     }
     if (all_done) break;

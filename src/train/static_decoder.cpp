@@ -24,7 +24,6 @@ struct StaticDecoder::Graphs {
 
 StaticDecoder::StaticDecoder(LanguageModelImpl& model, bool graphs)
     : model_(model), graphs_(graphs), g_(std::make_unique<Graphs>()) {
-  if (!model.has_static_step()) throw Error(model.config().model + " has no static-shape decoding step");
 #ifndef BYTELM_CUDA
   if (graphs) throw Error("CUDA graphs need a LibTorch with CUDA");
 #endif
@@ -63,15 +62,17 @@ void StaticDecoder::run(int64_t key) {
 #endif
 }
 
-StepPlan plan_steps(const std::string& mode, const LanguageModelImpl& model, const torch::Device& device) {
+StepPlan plan_steps(const std::string& mode, const LanguageModelImpl& model, const torch::Device& device,
+                    int64_t batch) {
   StepPlan plan;
   if (mode == "dynamic") return plan;
   if (mode == "auto") {
-    plan.graphs = plan.static_steps = cuda_compiled() && device.is_cuda() && model.has_static_step();
+    plan.graphs = plan.static_steps = cuda_compiled() && device.is_cuda() && model.has_static_step(batch);
     return plan;
   }
   if (mode != "static" && mode != "graphs") throw Error("--decode " + mode + ": expected auto, graphs, static or dynamic");
-  if (!model.has_static_step()) throw Error("--decode " + mode + ": " + model.config().model + " decodes with dynamic shapes only");
+  if (batch > 1 && !model.has_static_step(batch) && model.has_static_step(1)) return plan;
+  if (!model.has_static_step(batch)) throw Error("--decode " + mode + ": " + model.config().model + " decodes with dynamic shapes only");
   plan.static_steps = true;
   plan.graphs = mode == "graphs";
   if (plan.graphs && !(cuda_compiled() && device.is_cuda())) throw Error("--decode graphs needs --device cuda (and a CUDA build)");

@@ -34,11 +34,14 @@ class StaticDecoder {
   std::unique_ptr<Graphs> g_;
 };
 
-// Whether a --decode mode ("auto", "graphs", "static", "dynamic") uses static steps for this model
-// on this device, and whether through CUDA graphs. Throws Error for an unknown mode, or "graphs" without CUDA.
+// Whether a --decode mode ("auto", "graphs", "static", "dynamic") uses static steps for this model on
+// this device with `batch` rows, and whether through CUDA graphs. A batch the model has no static steps
+// for (BLT: more than one row) uses growing caches. Throws Error for an unknown mode, a model without
+// static steps, or "graphs" without CUDA.
 struct StepPlan {
   bool static_steps = false, graphs = false;
 };
-StepPlan plan_steps(const std::string& mode, const LanguageModelImpl& model, const torch::Device& device);
+StepPlan plan_steps(const std::string& mode, const LanguageModelImpl& model, const torch::Device& device,
+                    int64_t batch = 1);
 
 }  // namespace bytelm

@@ -122,11 +122,7 @@ int run_train(const TrainOptions& opt) {
   if (cfg.model == "blt" && !opt.resume && !opt.entropy_model.empty())
     load_patcher(static_cast<BltImpl&>(*model), *load_model(opt.entropy_model));
   model->to(device);
-  // Frozen parameters (BLT's entropy model) are saved with the model but not optimised.
-  NamedTensors params;
-  for (const auto& p : named_parameters_of(*model))
-    if (p.second.requires_grad()) params.push_back(p);
-  AdamW adam(params, AdamWOptions{opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
+  AdamW adam(trainable_parameters_of(*model), AdamWOptions{opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
   const int64_t offset = model->vocab_offset();
 
   if (opt.resume) {
@@ -206,8 +202,6 @@ int run_train(const TrainOptions& opt) {
   model->train();
   // Batches for sample indices step * accum + micro, prepared ahead on a background thread.
   BatchLoader loader(corpus, Split::Train, opt.seed, opt.batch, T, uint64_t(start_step + 1) * opt.accum, device);
-  std::vector<torch::Tensor> param_list;
-  for (auto& p : params) param_list.push_back(p.second);
   double loss_logged = NAN;  // host copies, refreshed on logging steps only
   int exit_code = 0;
   bool finished = false;
@@ -235,10 +229,8 @@ int run_train(const TrainOptions& opt) {
       loss.backward();
       loss_t = micro == 0 ? loss.detach() : loss_t + loss.detach();
     }
-    auto grad_norm_t = clip_grad_norm(param_list, opt.clip);
     const double lr = lr_at(opt, step);
-    adam.step(lr);
-    for (auto& p : params) p.second.mutable_grad() = torch::Tensor();
+    auto grad_norm_t = adam.clip_step_and_clear(lr, opt.clip);
     bytes_since += opt.batch * opt.accum * T;
 
     const bool last = step == opt.steps;

@@ -148,6 +148,7 @@ TEST(StaticSteps, ModesAndErrors) {
   const torch::Device cpu(torch::kCPU);
   EXPECT_FALSE(plan_steps("auto", *blt, cpu).static_steps);
   EXPECT_TRUE(plan_steps("static", *blt, cpu).static_steps);
+  EXPECT_FALSE(plan_steps("static", *blt, cpu, 2).static_steps);  // BLT batches: growing caches
   auto mb = tiny_model("megabyte");
   EXPECT_TRUE(plan_steps("static", *mb, cpu).static_steps);
   EXPECT_FALSE(plan_steps("static", *mb, cpu).graphs);
