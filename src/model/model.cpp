@@ -25,6 +25,13 @@ int64_t static_span(int64_t needed, int64_t capacity) {
   return std::min(span, capacity);
 }
 
+double LanguageModelImpl::forward_flops_per_byte() const {
+  double total = 0;
+  for (const auto& part : flops())
+    if (part.counted) total += part.matmul_flops + part.attention_flops;
+  return total;
+}
+
 LanguageModel make_model(const ModelConfig& cfg) {
   cfg.validate();
   if (cfg.model == "transformer") return std::make_shared<TransformerImpl>(cfg);

@@ -62,6 +62,8 @@ class LanguageModelImpl : public torch::nn::Module {
   const torch::Tensor& static_logits() const { return static_logits_; }
 
   virtual std::vector<FlopsPart> flops() const = 0;
+  // Forward FLOPs per byte of the counted parts (training = 3 x this, the papers' accounting).
+  double forward_flops_per_byte() const;
   int64_t num_params() const;
 
  protected:

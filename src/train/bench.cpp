@@ -157,9 +157,7 @@ int run_bench(const BenchOptions& opt) {
       blt->set_mean_patch_size(blt->measure_patch_size(x));
       row.patch = blt->mean_patch_size();
     }
-    double fwd = 0;
-    for (const auto& part : model->flops())
-      if (part.counted) fwd += part.matmul_flops + part.attention_flops;
+    const double fwd = model->forward_flops_per_byte();
     row.flops_per_byte = 3 * fwd;
 
     if (!opt.skip_train) {

@@ -11,8 +11,8 @@
 
 #include "data/corpus.h"
 #include "model/checkpoint.h"
-#include "util/error.h"
 #include "util/device.h"
+#include "util/error.h"
 #include "util/platform.h"
 
 namespace bytelm {

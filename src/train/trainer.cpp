@@ -149,10 +149,7 @@ int run_train(const TrainOptions& opt) {
   if (ec) throw Error(opt.out + ": cannot create directory (" + ec.message() + ")");
 
   // FLOPs for MFU: training = 3 x forward (paper's accounting), per byte.
-  double fwd_flops = 0;
-  for (const auto& part : model->flops())
-    if (part.counted) fwd_flops += part.matmul_flops + part.attention_flops;
-  double train_flops_per_byte = 3 * fwd_flops;
+  double train_flops_per_byte = 3 * model->forward_flops_per_byte();
   // MFU denominator: --peak-flops, else on CUDA the H100's dense bf16 peak (the yardstick),
   // else a matmul measured now on the CPU.
   const double peak = opt.peak_flops > 0 ? opt.peak_flops
@@ -215,10 +212,7 @@ int run_train(const TrainOptions& opt) {
         // FLOPs per byte depend on the mean patch size: measure it on the first batch.
         auto& blt = static_cast<BltImpl&>(*model);
         blt.set_mean_patch_size(blt.measure_patch_size(x));
-        fwd_flops = 0;
-        for (const auto& part : model->flops())
-          if (part.counted) fwd_flops += part.matmul_flops + part.attention_flops;
-        train_flops_per_byte = 3 * fwd_flops;
+        train_flops_per_byte = 3 * model->forward_flops_per_byte();
         std::fprintf(stderr, "bytelm: mean patch size %.2f bytes on the first batch\n", blt.mean_patch_size());
       }
       torch::Tensor loss;
