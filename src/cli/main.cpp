@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -17,6 +18,9 @@
 #include "train/patching.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/platform.h"
+#include "util/text.h"
+#include "git_version.h"
 
 namespace {
 
@@ -25,6 +29,18 @@ int fail(const std::string& msg, int code) {
   std::string line = msg.substr(0, msg.find('\n'));
   std::fprintf(stderr, "bytelm: error: %s\n", line.c_str());
   return code;
+}
+
+// The names (without dashes) of the options of `sub` given on the command line.
+std::set<std::string> given_options(const CLI::App* sub) {
+  std::set<std::string> names;
+  for (const CLI::Option* o : sub->get_options())
+    if (o->count() > 0 && !o->get_lnames().empty()) names.insert(o->get_lnames()[0]);
+  return names;
+}
+
+std::string version_text() {
+  return std::string("bytelm ") + BYTELM_VERSION + " (commit " + BYTELM_GIT_COMMIT + "), " + bytelm::torch_build_info();
 }
 
 }  // namespace
@@ -42,16 +58,21 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(false);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  app.set_version_flag("--version", [] { return version_text(); }, "Project version, git commit, LibTorch version, CUDA or not");
+  const std::string presets = bytelm::presets_table();
+  const auto non_negative = CLI::NonNegativeNumber;
 
   bytelm::TrainOptions train;
   auto* t = app.add_subcommand("train", "Train a model on raw bytes");
   t->add_option("--model", train.model, "Model: transformer | megabyte | entropy | blt")
       ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt"}));
   t->add_option("--entropy-model", train.entropy_model, "BLT: entropy-model checkpoint (trained with --model entropy)");
-  t->add_option("--config", train.config, "Config JSON file or preset name (tiny, demo, cpu, s)");
+  t->add_option("--config", train.config, "Config JSON file or preset name (default: the model's demo preset; list below)");
   t->add_option("--data", train.data, "Files or directories of training bytes")->expected(1, -1);
-  t->add_option("--out", train.out, "Checkpoint directory (required)");
-  t->add_option("--steps", train.steps, "Optimizer steps of the whole run");
+  t->add_option("--out", train.out, "Run directory: checkpoints, metrics.jsonl, trainer.json (required)");
+  t->add_option("--bytes-per-patch", train.bytes_per_patch,
+                "BLT: calibrate the entropy threshold on the training data for this mean patch size (0 = the config's)");
+  t->add_option("--steps", train.steps, "Optimizer steps of the whole run (on --resume: the run's, or more to extend it)");
   t->add_option("--batch", train.batch, "Sequences per micro-batch");
   t->add_option("--accum", train.accum, "Micro-batches per step (gradient accumulation)");
   t->add_option("--lr", train.lr, "Peak learning rate");
@@ -62,28 +83,35 @@ int main(int argc, char** argv) {
   t->add_option("--beta2", train.beta2, "AdamW beta2");
   t->add_option("--adam-eps", train.adam_eps, "AdamW epsilon");
   t->add_option("--clip", train.clip, "Gradient-norm clip (0 = off)");
-  t->add_option("--seed", train.seed, "Seed for initialisation and data order");
+  t->add_option("--seed", train.seed, "Seed for initialisation and data order")->check(non_negative);
   t->add_option("--val-fraction", train.val_fraction, "Fraction at the tail of each file held out for validation");
   t->add_option("--eval-every", train.eval_every, "Validation every N steps (0 = at the end only)");
   t->add_option("--eval-batches", train.eval_batches, "Batches per validation");
   t->add_option("--ckpt-every", train.ckpt_every, "Checkpoint every N steps (0 = at the end only)");
   t->add_option("--log-every", train.log_every, "Metrics line every N steps");
   t->add_option("--exit-after", train.exit_after, "Stop after this step with a checkpoint, as on Ctrl-C (0 = off)");
-  t->add_flag("--resume", train.resume, "Continue the run in --out from its last checkpoint");
+  t->add_flag("--resume", train.resume,
+              "Continue the run in --out from its last checkpoint with its stored settings (only --out needed)");
   t->add_option("--device", train.device, "cpu | cuda | cuda:N");
   t->add_option("--precision", train.precision, "fp32 | bf16 (autocast; fp32 weights and optimizer) | auto = bf16 on CUDA");
-  t->add_option("--threads", train.threads, "CPU threads (0 = all cores)");
+  t->add_option("--threads", train.threads, "CPU threads of every pool: LibTorch and OpenBLAS (0 = all cores)")->check(non_negative);
+  t->footer(presets);
   t->add_option("--peak-flops", train.peak_flops, "Peak FLOP/s for MFU (0 = measure a matmul at start)");
 
   bytelm::EvalOptions ev;
   auto* e = app.add_subcommand("eval", "Bits per byte of a checkpoint over whole files");
   e->add_option("--ckpt", ev.ckpt, "Checkpoint directory (required)");
-  e->add_option("--data", ev.data, "Files or directories to score (required)")->expected(1, -1);
+  e->add_option("--data", ev.data, "Files or directories to score (with --split train|val: default the run's data)")
+      ->expected(1, -1);
+  e->add_option("--split", ev.split,
+                "all: every byte; train|val: the run's split of each file (val also scores training's validation windows)")
+      ->check(CLI::IsMember({"all", "train", "val"}));
+  e->add_option("--val-fraction", ev.val_fraction, "With --split: the held-out tail fraction (default: the run's)");
   e->add_option("--batch", ev.batch, "Context windows per forward pass");
   e->add_flag("--json", ev.json, "Print one JSON object instead of text");
   e->add_option("--device", ev.device, "cpu | cuda | cuda:N");
   e->add_option("--precision", ev.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
-  e->add_option("--threads", ev.threads, "CPU threads (0 = all cores)");
+  e->add_option("--threads", ev.threads, "CPU threads (0 = all cores)")->check(non_negative);
 
   bytelm::GenerateOptions gen;
   std::string prompt_file;
@@ -96,26 +124,37 @@ int main(int argc, char** argv) {
       ->excludes(po)
       ->excludes(pf);
   g->add_option("--batch", gen.batch, "With --prompts-file: prompts decoded together in one batch");
-  g->add_option("--max-bytes", gen.max_bytes, "Bytes to generate");
+  g->add_option("--max-bytes", gen.max_bytes, "Bytes to generate (>= 1)");
   g->add_option("--temperature", gen.temperature, "Sampling temperature (0 = greedy)");
   g->add_option("--top-k", gen.top_k, "Keep the k most likely bytes (0 = off)");
   g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)");
-  g->add_option("--seed", gen.seed, "Sampling seed");
-  g->add_option("--stop", gen.stop, "Stop once the output ends with this string (it is printed)");
+  g->add_option("--min-p", gen.min_p, "Keep bytes with probability >= min-p x the most likely one's (0 = off)");
+  g->add_option("--repetition-penalty", gen.repetition_penalty,
+                "Divide positive (multiply negative) logits of bytes seen in the last --repetition-window bytes (1 = off)");
+  g->add_option("--repetition-window", gen.repetition_window, "Bytes of context the repetition penalty looks at");
+  g->add_option("--seed", gen.seed, "Sampling seed")->check(non_negative);
+  std::vector<std::string> stops;
+  g->add_option("--stop", stops,
+                "Stop once the output ends with this string (printed); C escapes (\\n, \\t, \\xHH); repeatable")
+      ->take_all();
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   g->add_option("--device", gen.device, "cpu | cuda | cuda:N");
   g->add_option("--precision", gen.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
   g->add_option("--decode", gen.decode,
                 "Per-byte steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
-  g->add_option("--threads", gen.threads, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
+  g->add_option("--threads", gen.threads, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)")
+      ->check(non_negative);
 
   bytelm::InfoOptions info;
   auto* i = app.add_subcommand("info", "Parameters and FLOPs per byte, split by part");
   auto* ic = i->add_option("--ckpt", info.ckpt, "Checkpoint directory");
+  i->add_flag("--presets", info.presets, "List the presets (name, model, context, parameters); with --json or --markdown");
+  i->add_flag("--markdown", info.markdown, "With --presets: the README's Markdown table");
   i->add_option("--config", info.config, "Config JSON file or preset name")->excludes(ic);
   i->add_option("--model", info.model, "Model for a preset name: transformer | megabyte | entropy | blt");
   i->add_option("--data", info.data, "BLT: measure the mean patch size on these files (FLOPs depend on it)")->expected(1, -1);
   i->add_flag("--json", info.json, "Print one JSON object instead of text");
+  i->footer(presets);
 
   bytelm::PatchOptions patch;
   auto* pa = app.add_subcommand("patch", "Show where an entropy model cuts a file into BLT patches");
@@ -126,7 +165,7 @@ int main(int argc, char** argv) {
   pa->add_option("--max-patch-length", patch.max_patch_length, "Split longer patches (0 = none)");
   pa->add_flag("--json", patch.json, "Print entropies and boundaries as JSON");
   pa->add_option("--device", patch.device, "cpu | cuda | cuda:N");
-  pa->add_option("--threads", patch.threads, "CPU threads (0 = all cores)");
+  pa->add_option("--threads", patch.threads, "CPU threads (0 = all cores)")->check(non_negative);
 
   bytelm::BenchOptions bench;
   auto* b = app.add_subcommand("bench", "Measure matmul peak, training and generation speed, memory");
@@ -143,8 +182,9 @@ int main(int argc, char** argv) {
   b->add_option("--gen-batch", bench.gen_batch, "Also time generation of this many prompts at once (0 = off)");
   b->add_option("--max-context", bench.max_context,
                 "MEGABYTE: double the context at batch 1 up to this while a training step fits (0 = off)");
-  b->add_option("--threads", bench.threads, "CPU threads for training (0 = all cores)");
-  b->add_option("--gen-threads", bench.gen_threads, "CPU threads for batch-1 generation (0 = all cores)");
+  b->add_option("--threads", bench.threads, "CPU threads for training (0 = all cores)")->check(non_negative);
+  b->add_option("--gen-threads", bench.gen_threads, "CPU threads for batch-1 generation (0 = all cores)")
+      ->check(non_negative);
   b->add_option("--json-out", bench.json_out, "Also append the JSON lines to this file");
   b->add_option("--uncached", bench.uncached, "BLT configs whose --no-cache generation is also timed (slow)")->expected(0, -1);
   b->add_option("--entropy-model", bench.entropy_model, "With --data: mean bytes per patch of this entropy model");
@@ -164,7 +204,10 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*t) return bytelm::run_train(train);
+    if (*t) {
+      train.given = given_options(t);
+      return bytelm::run_train(train);
+    }
     if (*e) {
       if (ev.ckpt.empty()) throw bytelm::Error("--ckpt is required");
       return bytelm::run_eval(ev);
@@ -172,10 +215,11 @@ int main(int argc, char** argv) {
     if (*g) {
       if (gen.ckpt.empty()) throw bytelm::Error("--ckpt is required");
       if (!prompt_file.empty()) gen.prompt = bytelm::read_file(prompt_file);
+      for (const auto& s : stops) gen.stop.push_back(bytelm::unescape_c(s, "--stop " + s));
       return bytelm::run_generate(gen);
     }
     if (*i) {
-      if (info.ckpt.empty() && info.config.empty()) throw bytelm::Error("info needs --ckpt or --config");
+      if (info.ckpt.empty() && !info.presets && info.config.empty()) throw bytelm::Error("info needs --ckpt or --config (or --presets)");
       return bytelm::run_info(info);
     }
     if (*b) return bytelm::run_bench(bench);
@@ -184,7 +228,7 @@ int main(int argc, char** argv) {
       return bytelm::run_patch(patch);
     }
   } catch (const bytelm::Error& err) {
-    return fail(err.what(), 2);
+    return fail(err.what(), err.code);
   } catch (const std::exception& err) {
     return fail(std::string("internal error: ") + err.what(), 1);
   }

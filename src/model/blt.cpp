@@ -298,6 +298,46 @@ double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
   return total / double(bytes.size(0));
 }
 
+double BltImpl::calibrate_threshold(const torch::Tensor& bytes, double bytes_per_patch) {
+  if (cfg_.patching.mode != "entropy")
+    throw Error("--bytes-per-patch needs entropy patching (this config uses " + cfg_.patching.mode + " patching)");
+  torch::NoGradGuard no_grad;
+  auto ids = torch::cat({torch::full({bytes.size(0), 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);
+  auto ent = entropies(ids);  // (B, N) on the CPU
+  auto ids_cpu = ids.to(torch::kCPU).contiguous();
+  const int64_t B = ids.size(0), N = ids.size(1);
+  std::vector<std::vector<int64_t>> rows(B);
+  std::vector<std::vector<float>> row_ent(B);
+  float max_entropy = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    rows[b].assign(ids_cpu[b].data_ptr<int64_t>(), ids_cpu[b].data_ptr<int64_t>() + N);
+    row_ent[b].assign(ent[b].data_ptr<float>(), ent[b].data_ptr<float>() + N);
+    for (float h : row_ent[b]) max_entropy = std::max(max_entropy, h);
+  }
+  const PatchingConfig base = cfg_.patching;
+  auto mean_at = [&](double threshold) {  // mean bytes per patch under the rule with this threshold
+    PatchingConfig p = base;
+    p.threshold = threshold;
+    set_patching(p);
+    double total = 0;
+    for (int64_t b = 0; b < B; ++b) total += blt::mean_bytes_per_patch(patch_lengths(rows[b], row_ent[b]));
+    return total / double(B);
+  };
+  double lo = 0, hi = double(max_entropy) + 1;
+  const double reachable = mean_at(hi);
+  if (reachable < bytes_per_patch) {
+    set_patching(base);
+    throw Error("--bytes-per-patch " + std::to_string(bytes_per_patch) + ": this entropy model and config reach at most " +
+                std::to_string(reachable) + " bytes per patch");
+  }
+  for (int it = 0; it < 40; ++it) {  // the mean patch size grows with the threshold
+    const double mid = 0.5 * (lo + hi);
+    (mean_at(mid) < bytes_per_patch ? lo : hi) = mid;
+  }
+  mean_at(hi);
+  return hi;
+}
+
 // ---- cached decoding --------------------------------------------------------------------------------
 
 torch::Tensor BltImpl::start(int64_t batch) {

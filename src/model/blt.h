@@ -107,6 +107,10 @@ class BltImpl : public LanguageModelImpl {
   double mean_patch_size() const { return mean_patch_size_; }
   // Mean bytes per patch over the sequences in `bytes` (B, T).
   double measure_patch_size(const torch::Tensor& bytes);
+  // Entropy patching: sets the threshold (bisection) so the mean patch size over `bytes` (B, T) is close
+  // to `bytes_per_patch`; the entropies are computed once. Returns the threshold. Throws Error if the
+  // mode is not entropy patching or the size cannot be reached.
+  double calibrate_threshold(const torch::Tensor& bytes, double bytes_per_patch);
 
   BltInner model{nullptr};
   torch::nn::Linear lm_head{nullptr};  // D_d -> 260

@@ -67,4 +67,19 @@ struct ModelConfig {
 // If `model` is non-empty it must match the config's "model". Throws Error.
 ModelConfig load_config(const std::string& path_or_preset, const std::string& model);
 
+// The presets in configs/: name ("mb_demo"), model, context, and parameters as recorded in
+// configs/presets.tsv (-1 if not recorded; test_presets checks the file against the models).
+struct PresetInfo {
+  std::string name, model, path;
+  int64_t context = 0;
+  int64_t params = -1;
+};
+std::vector<PresetInfo> list_presets();
+// The shape in words: "4 x 768" (layers x width), MEGABYTE's and BLT's parts.
+std::string describe_shape(const ModelConfig& c);
+// The presets as aligned text lines (for --help and errors).
+std::string presets_table();
+// The file presets_table() reads the parameter counts from.
+std::string presets_tsv_path();
+
 }  // namespace bytelm

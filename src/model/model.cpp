@@ -14,6 +14,13 @@ int64_t LanguageModelImpl::num_params() const {
   return n;
 }
 
+int64_t LanguageModelImpl::counted_params() const {
+  int64_t beside = 0;
+  for (const auto& part : flops())
+    if (!part.counted) beside += part.params;
+  return num_params() - beside;
+}
+
 int64_t LanguageModelImpl::static_prepare(const torch::Tensor&) {
   throw Error(cfg_.model + " has no static-shape decoding step");
 }

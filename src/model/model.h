@@ -64,7 +64,9 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual std::vector<FlopsPart> flops() const = 0;
   // Forward FLOPs per byte of the counted parts (training = 3 x this, the papers' accounting).
   double forward_flops_per_byte() const;
-  int64_t num_params() const;
+  int64_t num_params() const;  // every parameter, BLT's entropy model included (what a checkpoint holds)
+  // Parameters of the counted parts: the model's size as the papers report it (BLT without its entropy model).
+  int64_t counted_params() const;
 
  protected:
   ModelConfig cfg_;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "train/sampling.h"
+
 namespace bytelm {
 
 class LanguageModelImpl;
@@ -18,9 +20,19 @@ std::shared_ptr<LanguageModelImpl> load_for_inference(const std::string& ckpt, c
 double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch,
                    const std::string& device, bool bf16 = false);
 
+class Corpus;
+
+// Bits per byte of training's validation: `eval_batches` x `batch` fixed windows of the validation split
+// (a seed-independent stream, so every evaluation of a run sees the same bytes), each scored from the
+// model's start state. NaN if the split is empty. The model must be in eval mode.
+double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t batch, int64_t eval_batches,
+                      const std::string& device, bool bf16);
+
 struct EvalOptions {
   std::string ckpt;
-  std::vector<std::string> data;
+  std::vector<std::string> data;  // files or directories; with --split val, default: the run's data
+  std::string split = "all";      // all | train | val (val: the run's validation windows, see run_eval)
+  double val_fraction = -1;       // for --split train|val; < 0 = the run's (trainer.json), else 0.05
   int64_t batch = 4;
   bool json = false;
   std::string device = "cpu";
@@ -29,15 +41,12 @@ struct EvalOptions {
 };
 int run_eval(const EvalOptions& opt);
 
-struct GenerateOptions {
+struct GenerateOptions : SamplingOptions {  // temperature, top-k, top-p, min-p, repetition penalty
   std::string ckpt;
   std::string prompt;           // raw bytes
   int64_t max_bytes = 256;
-  double temperature = 1.0;     // 0 = greedy
-  int64_t top_k = 0;            // 0 = off
-  double top_p = 1.0;           // 1 = off
   uint64_t seed = 0;
-  std::string stop;             // stop once the output ends with this (included)
+  std::vector<std::string> stop;    // stop once the output ends with one of these (included)
   bool no_cache = false;        // recompute the full forward pass over the whole window for every byte
   std::string device = "cpu";
   std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)

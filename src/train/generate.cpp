@@ -17,40 +17,23 @@
 #include "train/static_decoder.h"
 #include "util/device.h"
 #include "util/platform.h"
+#include "util/text.h"
 
 namespace bytelm {
 
 namespace {
 
-// Samples one byte from logits (256) with temperature, top-k and top-p (nucleus) filtering.
-int sample_byte(const torch::Tensor& logits, const GenerateOptions& o, std::mt19937_64& rng) {
+// One byte from the 256 byte logits (any device) under the sampling options.
+int sample_byte(const torch::Tensor& logits, const GenerateOptions& o, std::mt19937_64& rng, const std::string& recent) {
   auto l = logits.to(torch::kCPU, torch::kFloat32).contiguous();
-  const float* p = l.data_ptr<float>();
-  const int V = int(l.numel());
-  if (o.temperature <= 0) return int(std::max_element(p, p + V) - p);
-  std::vector<int> order(V);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
-  int keep = o.top_k > 0 ? std::min<int>(V, int(o.top_k)) : V;
-  std::vector<double> probs(keep);
-  double maxv = p[order[0]], sum = 0;
-  for (int i = 0; i < keep; ++i) sum += probs[i] = std::exp((p[order[i]] - maxv) / o.temperature);
-  if (o.top_p < 1.0) {
-    double acc = 0;
-    int cut = keep;
-    for (int i = 0; i < keep; ++i) {
-      acc += probs[i] / sum;
-      if (acc >= o.top_p) { cut = i + 1; break; }
-    }
-    keep = cut;
-    probs.resize(keep);
-  }
-  std::discrete_distribution<int> dist(probs.begin(), probs.end());
-  return order[dist(rng)];
+  return sample_byte(l.data_ptr<float>(), int(l.numel()), o, rng, recent);
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return !suffix.empty() && s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+// True once `out` ends with one of the stop strings.
+bool ends_with_stop(const std::string& out, const std::vector<std::string>& stops) {
+  for (const auto& s : stops)
+    if (!s.empty() && out.size() >= s.size() && out.compare(out.size() - s.size(), s.size(), s) == 0) return true;
+  return false;
 }
 
 void check_prompt_fits(size_t bytes, int64_t context) {
@@ -101,10 +84,10 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
   std::mt19937_64 rng(opt.seed);
   std::string out;
   for (int64_t i = 0; i < opt.max_bytes; ++i) {
-    int b = sample_byte(logits.narrow(0, offset, 256), opt, rng);
+    int b = sample_byte(logits.narrow(0, offset, 256), opt, rng, text);
     out.push_back(char(b));
     sink(uint8_t(b));
-    if (ends_with(out, opt.stop)) break;
+    if (ends_with_stop(out, opt.stop)) break;
     if (i + 1 == opt.max_bytes) break;
     text.push_back(char(b));
     if (int64_t(text.size()) > T - 1) {
@@ -182,11 +165,11 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
         continue;
       }
       if (done[i]) continue;  // finished rows are fed a 0 byte and ignored
-      const char b = char(sample_byte(host.select(0, i), opt, rng[i]));
+      const char b = char(sample_byte(host.select(0, i), opt, rng[i], text[i]));
       std::string& out = outs[i];
       out.push_back(b);
       step[i] = b;
-      done[i] = ends_with(out, opt.stop) || int64_t(out.size()) == opt.max_bytes;
+      done[i] = ends_with_stop(out, opt.stop) || int64_t(out.size()) == opt.max_bytes;
       all_done = all_done && done[i];
     }
     if (all_done) break;
@@ -205,15 +188,13 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
 }
 
 int run_generate(const GenerateOptions& opt) {
-  if (opt.max_bytes < 0) throw Error("--max-bytes must be >= 0");
-  if (opt.temperature < 0) throw Error("--temperature must be >= 0");
-  if (opt.top_k < 0) throw Error("--top-k must be >= 0");
-  if (!(opt.top_p > 0 && opt.top_p <= 1)) throw Error("--top-p must be in (0, 1]");
+  if (opt.max_bytes < 1) throw Error("--max-bytes must be >= 1");
+  if (opt.threads < 0) throw Error("--threads must be >= 0 (0 = all cores)");
+  check_sampling(opt);
   if (opt.batch < 1) throw Error("--batch must be >= 1");
   auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
   if (!opt.prompts_file.empty()) {
-    // One prompt per line (the newline is not part of it); one JSON object per prompt, in order. Bytes
-    // that are not UTF-8 are shown as U+FFFD in the JSON.
+    // One prompt per line (the newline is not part of it); one JSON object per prompt, in order.
     std::vector<std::string> prompts;
     std::string all = read_file(opt.prompts_file), line;
     for (size_t pos = 0; pos < all.size();) {
@@ -230,7 +211,10 @@ int run_generate(const GenerateOptions& opt) {
       o.seed = opt.seed + first;
       auto outs = generate_batch(*model, chunk, o);
       for (size_t i = 0; i < outs.size(); ++i) {
-        nlohmann::json j{{"index", first + i}, {"prompt", chunk[i]}, {"output", outs[i]}};
+        // JSON strings hold UTF-8 only: bytes that are not are shown as U+FFFD in "output", and the exact
+        // bytes are always in "output_base64".
+        nlohmann::json j{{"index", first + i}, {"prompt", chunk[i]}, {"output", outs[i]},
+                         {"output_base64", base64_encode(outs[i])}, {"utf8", is_utf8(outs[i])}};
         std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         std::fflush(stdout);
       }

@@ -14,7 +14,48 @@
 
 namespace bytelm {
 
+namespace {
+
+// What a preset is for, from its name's suffix.
+std::string preset_use(const std::string& name) {
+  const std::string suffix = name.substr(name.find('_') + 1);
+  if (suffix == "tiny") return "tests";
+  if (suffix == "demo") return "CPU demo";
+  if (suffix == "cpu") return "CPU bench";
+  if (suffix == "s") return "GPU bench";
+  return "";
+}
+
+std::string millions(int64_t n) {
+  if (n < 0) return "?";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fM", double(n) / 1e6);
+  return buf;
+}
+
+}  // namespace
+
+int run_presets(const InfoOptions& opt) {
+  const auto presets = list_presets();
+  if (opt.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& p : presets)
+      j.push_back({{"name", p.name}, {"model", p.model}, {"context", p.context}, {"params", p.params}});
+    std::printf("%s\n", j.dump().c_str());
+  } else if (opt.markdown) {
+    // The README's preset table (tests/docs/test_readme checks that the README shows exactly this).
+    std::printf("| preset | use | model | context | shape | parameters |\n|---|---|---|---|---|---|\n");
+    for (const auto& p : presets)
+      std::printf("| %s | %s | %s | %lld | %s | %s |\n", p.name.c_str(), preset_use(p.name).c_str(), p.model.c_str(),
+                  (long long)p.context, describe_shape(load_config(p.path, "")).c_str(), millions(p.params).c_str());
+  } else {
+    std::printf("%s", presets_table().c_str());
+  }
+  return 0;
+}
+
 int run_info(const InfoOptions& opt) {
+  if (opt.presets) return run_presets(opt);
   ModelConfig cfg = opt.ckpt.empty() ? load_config(opt.config, opt.model) : load_checkpoint_config(opt.ckpt);
   auto model = opt.ckpt.empty() ? make_model(cfg) : load_model(opt.ckpt);
   auto* blt = dynamic_cast<BltImpl*>(model.get());
@@ -28,7 +69,14 @@ int run_info(const InfoOptions& opt) {
     blt->set_mean_patch_size(blt->measure_patch_size(x));
   }
   auto parts = model->flops();
-  nlohmann::json j{{"model", cfg.model}, {"config", cfg.to_json()}, {"params", model->num_params()}};
+  // Parts reported beside the model but not counted (BLT's entropy model): their parameters are shown
+  // apart from the model's, and the checkpoint's total holds both.
+  const int64_t params = model->counted_params(), beside = model->num_params() - params;
+  nlohmann::json j{{"model", cfg.model}, {"config", cfg.to_json()}, {"params", params}};
+  if (beside > 0) {
+    j["entropy_model_params"] = beside;
+    j["checkpoint_params"] = model->num_params();
+  }
   if (blt) j["mean_patch_size"] = blt->mean_patch_size();
   double fwd = 0;
   nlohmann::json jp = nlohmann::json::array();
@@ -46,8 +94,9 @@ int run_info(const InfoOptions& opt) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%s: %.2fM parameters, context %lld bytes", cfg.model.c_str(), model->num_params() / 1e6,
-              (long long)cfg.context);
+  std::printf("%s: %.2fM parameters, context %lld bytes", cfg.model.c_str(), params / 1e6, (long long)cfg.context);
+  if (beside > 0)
+    std::printf(" (+ %.2fM in the entropy model = %.2fM in the checkpoint)", beside / 1e6, model->num_params() / 1e6);
   if (cfg.model == "megabyte")
     std::printf(", patch size %lld (%lld patches)", (long long)cfg.patch_size, (long long)(cfg.context / cfg.patch_size));
   if (blt)
@@ -60,9 +109,10 @@ int run_info(const InfoOptions& opt) {
                 (long long)p["params"].get<int64_t>(), (long long)p["matmul_params"].get<int64_t>(),
                 p["matmul_flops_per_byte"].get<double>(), p["attention_flops_per_byte"].get<double>(),
                 p["forward_flops_per_byte"].get<double>(), p["train_flops_per_byte"].get<double>());
-  if (blt) std::printf("(the entropy model is reported beside the model and not counted in the total)\n");
-  std::printf("%-8s %12lld %14s %16s %16s %16.4g %16.4g\n", "total", (long long)model->num_params(), "", "", "", fwd,
-              3 * fwd);
+  std::printf("%-8s %12lld %14s %16s %16s %16.4g %16.4g\n", "total", (long long)params, "", "", "", fwd, 3 * fwd);
+  if (beside > 0)
+    std::printf("(total without the entropy model, which runs beside BLT: %lld parameters, not counted in FLOPs; "
+                "the checkpoint holds %lld)\n", (long long)beside, (long long)model->num_params());
   return 0;
 }
 

@@ -10,6 +10,8 @@ struct InfoOptions {
   std::string ckpt, config, model;
   std::vector<std::string> data;  // BLT: measure the mean patch size on this corpus (else the config's patch_size)
   bool json = false;
+  bool presets = false;   // list the presets (configs/) instead
+  bool markdown = false;  // with presets: the README's Markdown table
 };
 int run_info(const InfoOptions& opt);
 

@@ -57,12 +57,13 @@ TEST_P(BatchedGeneration, EqualsOnePromptAtATime) {
   o.temperature = 0;
   o.max_bytes = 40;
   auto greedy = single(*model, prompts, o);
-  o.stop = greedy[2].substr(5, 2);  // occurs in row 2's output at the latest at byte 7
+  const std::string stop = greedy[2].substr(5, 2);  // occurs in row 2's output at the latest at byte 7
+  o.stop = {stop};
   auto stopped = generate_batch(*model, prompts, o);
   for (size_t i = 0; i < prompts.size(); ++i) {
     const auto& s = stopped[i];
     EXPECT_EQ(s, greedy[i].substr(0, s.size()));
-    const bool ends_with_stop = s.size() >= 2 && s.compare(s.size() - 2, 2, o.stop) == 0;
+    const bool ends_with_stop = s.size() >= 2 && s.compare(s.size() - 2, 2, stop) == 0;
     EXPECT_TRUE(ends_with_stop || s.size() == 40u) << i;
   }
   EXPECT_LE(stopped[2].size(), 7u);

@@ -1,0 +1,66 @@
+// train_options.h — the settings of a training run: defaults, range checks, the run record
+// (trainer.json) and how --resume merges the command line with the stored run. Torch-free.
+//
+// A run's record holds every setting that decides what the run computes (model, config, data, batch,
+// schedule, optimiser, seed, split, precision); --resume takes them from the record, so `--out DIR
+// --resume` alone continues the run. Changing one of them on resume is refused (the README promises that
+// a resumed run reproduces an uninterrupted one bit for bit); --steps may extend the run, and the
+// reporting cadence (--eval-every, --eval-batches, --ckpt-every, --log-every) may change; both are recorded.
+#pragma once
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace bytelm {
+
+struct TrainOptions {
+  std::string model;                  // transformer | megabyte | entropy | blt
+  std::string config;                 // file or preset name ("" = the model's demo preset)
+  std::vector<std::string> data;      // files or directories
+  std::string out;                    // checkpoint directory
+  std::string entropy_model;          // BLT: entropy-model checkpoint whose weights become the patcher
+  double bytes_per_patch = 0;         // BLT: > 0 calibrates the entropy threshold on the training data
+  int64_t steps = 1000;               // optimizer steps in the whole run
+  int64_t batch = 8;                  // sequences per micro-batch
+  int64_t accum = 1;                  // micro-batches per step
+  double lr = 1e-3;                   // peak learning rate
+  double min_lr_ratio = 0.1;          // cosine decays to lr * min_lr_ratio
+  int64_t warmup = 100;               // linear warmup steps
+  double weight_decay = 0.1;          // not applied to norms, embeddings, pads
+  double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
+  double clip = 1.0;                  // global grad-norm clip (0 = off)
+  int64_t seed = 1234;                // init and data order
+  double val_fraction = 0.05;         // tail of each file held out
+  int64_t eval_every = 200;           // validation bpb every N steps (0 = only at the end)
+  int64_t eval_batches = 4;           // validation batches
+  int64_t ckpt_every = 500;           // checkpoint every N steps (0 = only at the end)
+  int64_t log_every = 10;             // metrics line every N steps
+  int64_t exit_after = 0;             // stop after this step as if interrupted (0 = off)
+  bool resume = false;
+  std::string device = "cpu";
+  std::string precision = "auto";     // fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on CPU
+  int threads = 0;
+  double peak_flops = 0;              // for MFU; 0 = measure at start
+  // Options given on the command line, by name without dashes ("batch", "min-lr-ratio"); filled by the CLI.
+  // On --resume only these may differ from the record.
+  std::set<std::string> given;
+};
+
+// Range checks of every option; throws Error naming the flag. Does not need --data/--model on resume.
+void check_train_options(const TrainOptions& o);
+
+// The run record's settings (everything but out, resume, exit_after, device, threads, peak_flops).
+nlohmann::json train_record(const TrainOptions& o);
+
+// --resume: the stored record (trainer.json) merged with the command line. Settings that decide what the
+// run computes come from the record; if one was given and differs, Error naming the flag. Older records
+// without a key take the command line's value. `step` is the run's current step (for --steps checks).
+TrainOptions merge_resume(const TrainOptions& cli, const nlohmann::json& record, int64_t step);
+
+// The default config preset per model when --config is not given.
+std::string default_preset(const std::string& model);
+
+}  // namespace bytelm

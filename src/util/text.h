@@ -1,0 +1,18 @@
+// text.h — small byte-string helpers for the CLI and JSON output: C escapes in flags, base64 for bytes
+// that JSON strings cannot carry losslessly. Torch-free.
+#pragma once
+#include <string>
+
+namespace bytelm {
+
+// Decodes C escapes: \n \t \r \0 \\ \" \' \a \b \f \v and \xHH (one or two hex digits). Throws Error naming
+// `what` on a malformed escape (a trailing backslash, \x without hex digits, an unknown letter).
+std::string unescape_c(const std::string& s, const std::string& what);
+
+// Standard base64 (RFC 4648, with '=' padding).
+std::string base64_encode(const std::string& bytes);
+
+// True if `s` is valid UTF-8 (so it round-trips through a JSON string).
+bool is_utf8(const std::string& s);
+
+}  // namespace bytelm
