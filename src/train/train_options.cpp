@@ -56,7 +56,8 @@ std::vector<std::string> canonical(const std::vector<std::string>& paths) {
   std::vector<std::string> out;
   for (const auto& p : paths) {
     std::error_code ec;
-    auto c = std::filesystem::weakly_canonical(p, ec);
+    auto c = std::filesystem::weakly_canonical(std::filesystem::absolute(p, ec), ec);
+    if (!ec && c.filename().empty()) c = c.parent_path();  // "dir/" names "dir"
     out.push_back(ec ? p : c.string());
   }
   return out;
@@ -129,7 +130,7 @@ TrainOptions merge_resume(const TrainOptions& cli, const json& record, int64_t s
     if (given && !f.adjustable && !same_setting(f, mine, stored))
       throw Error("--" + std::string(f.flag) + " " + shown(mine) + " differs from the run's " + shown(stored) +
                   " (a resumed run keeps its settings; start a new --out to change it)");
-    if (!given) {
+    if (!given || !f.adjustable) {  // the record keeps its own spelling of a setting given again
       try {
         f.set(merged, stored);
       } catch (const json::exception& e) {

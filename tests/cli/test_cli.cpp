@@ -1,112 +1,10 @@
 // test_cli.cpp — the bytelm binary end to end: --help, the happy path, every bad-input case (one-line
 // error, exit code 2, no file changed) and Ctrl-C during training (checkpoint, exit 130, resumable).
-#include <gtest/gtest.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "cli/cli_harness.h"
 
-#include <algorithm>
-#include <chrono>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <sstream>
-#include <thread>
-
-#include <nlohmann/json.hpp>
-
-extern char** environ;
-namespace fs = std::filesystem;
+using namespace bytelm_test;
 
 namespace {
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void write(const std::string& path, const std::string& s) { std::ofstream(path, std::ios::binary) << s; }
-
-// Starts the binary with stdout/stderr redirected to files; returns its pid.
-pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
-  std::vector<std::string> full{BYTELM_BIN};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  EXPECT_EQ(rc, 0);
-  return pid;
-}
-
-class Cli : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() / ("bytelm_cli_" + std::to_string(getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ + "/corpus");
-    std::string text;
-    for (int i = 0; i < 3000; ++i) text += "call me ishmael. "[i % 17];
-    write(dir_ + "/corpus/a.txt", text);
-    Result r = run({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out",
-                    dir_ + "/ckpt", "--steps", "2", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
-    ASSERT_EQ(r.code, 0) << r.err;
-  }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-
-  static Result run(const std::vector<std::string>& args) {
-    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
-    pid_t pid = spawn(args, out, err);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
-  }
-
-  // Bad input: exit code 2 and exactly one line "bytelm: error: ..." containing `word`.
-  static void expect_bad(const std::vector<std::string>& args, const std::string& word) {
-    Result r = run(args);
-    std::string cmd;
-    for (auto& a : args) cmd += a + " ";
-    EXPECT_EQ(r.code, 2) << cmd << "\n" << r.err;
-    EXPECT_EQ(r.err.rfind("bytelm: error: ", 0), 0u) << cmd << "\n" << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << cmd << "\n" << r.err;
-    EXPECT_NE(r.err.find(word), std::string::npos) << cmd << "\nexpected '" << word << "' in: " << r.err;
-  }
-
-  // A copy of the trained checkpoint whose model.safetensors is replaced by `bytes`.
-  static std::string broken_ckpt(const std::string& name, const std::string& bytes) {
-    std::string d = dir_ + "/" + name;
-    fs::create_directories(d);
-    fs::copy_file(dir_ + "/ckpt/config.json", d + "/config.json", fs::copy_options::overwrite_existing);
-    write(d + "/model.safetensors", bytes);
-    return d;
-  }
-
-  static std::string dir_;
-  static bool cuda_available_;
-};
-std::string Cli::dir_;
-// This test binary links no torch; a CUDA machine is recognised by the variable gpu-check.sh sets.
-bool Cli::cuda_available_ = std::getenv("BYTELM_TEST_DEVICE") && std::string(std::getenv("BYTELM_TEST_DEVICE")) == "cuda";
-
 // safetensors bytes from a header JSON and a data region.
 std::string safetensors(const std::string& header, const std::string& data) {
   std::string out(8, '\0');
@@ -114,7 +12,6 @@ std::string safetensors(const std::string& header, const std::string& data) {
   std::memcpy(&out[0], &n, 8);
   return out + header + data;
 }
-
 }  // namespace
 
 TEST_F(Cli, HelpListsEveryOptionWithDefaults) {

@@ -1,0 +1,133 @@
+// cli_harness.h — running the bytelm binary from tests: spawn with captured stdout/stderr, the one-line
+// error contract (exit 2, "bytelm: error: ..."), and a suite fixture with a tiny corpus and a trained
+// MEGABYTE checkpoint shared by the tests of one binary.
+#pragma once
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace bytelm_test {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline void write(const std::string& path, const std::string& s) { std::ofstream(path, std::ios::binary) << s; }
+
+// Starts `argv` (argv[0] a path) with stdout/stderr redirected to files; returns its pid.
+inline pid_t spawn_argv(std::vector<std::string> full, const std::string& out, const std::string& err) {
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  EXPECT_EQ(rc, 0);
+  return pid;
+}
+
+// Starts the bytelm binary with `args`.
+inline pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  std::vector<std::string> full{BYTELM_BIN};
+  full.insert(full.end(), args.begin(), args.end());
+  return spawn_argv(full, out, err);
+}
+
+inline Result wait_for(pid_t pid, const std::string& out, const std::string& err) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = (fs::temp_directory_path() / ("bytelm_cli_" + std::to_string(getpid()))).string();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ + "/corpus");
+    std::string text;
+    for (int i = 0; i < 3000; ++i) text += "call me ishmael. "[i % 17];
+    write(dir_ + "/corpus/a.txt", text);
+    Result r = run({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out",
+                    dir_ + "/ckpt", "--steps", "2", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  static Result run(const std::vector<std::string>& args) {
+    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
+    return wait_for(spawn(args, out, err), out, err);
+  }
+
+  // Runs bytelm with its address space limited to `kib` KiB (ulimit -v), e.g. to provoke out-of-memory.
+  static Result run_limited(const std::vector<std::string>& args, int64_t kib) {
+    std::vector<std::string> full{"/bin/sh", "-c", "ulimit -v " + std::to_string(kib) + " && exec \"$0\" \"$@\"",
+                                  BYTELM_BIN};
+    full.insert(full.end(), args.begin(), args.end());
+    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
+    return wait_for(spawn_argv(full, out, err), out, err);
+  }
+
+  // Bad input: exit code 2 and exactly one line "bytelm: error: ..." containing `word`.
+  static void expect_bad(const std::vector<std::string>& args, const std::string& word) {
+    Result r = run(args);
+    std::string cmd;
+    for (auto& a : args) cmd += a + " ";
+    EXPECT_EQ(r.code, 2) << cmd << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("bytelm: error: ", 0), 0u) << cmd << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << cmd << "\n" << r.err;
+    EXPECT_NE(r.err.find(word), std::string::npos) << cmd << "\nexpected '" << word << "' in: " << r.err;
+  }
+
+  // A copy of the trained checkpoint whose model.safetensors is replaced by `bytes`.
+  static std::string broken_ckpt(const std::string& name, const std::string& bytes) {
+    std::string d = dir_ + "/" + name;
+    fs::create_directories(d);
+    fs::copy_file(dir_ + "/ckpt/config.json", d + "/config.json", fs::copy_options::overwrite_existing);
+    write(d + "/model.safetensors", bytes);
+    return d;
+  }
+
+  static std::string dir_;
+  static bool cuda_available_;
+};
+inline std::string Cli::dir_;
+// Test binaries of the CLI link no torch; a CUDA machine is recognised by the variable gpu-check.sh sets.
+inline bool Cli::cuda_available_ =
+    std::getenv("BYTELM_TEST_DEVICE") && std::string(std::getenv("BYTELM_TEST_DEVICE")) == "cuda";
+
+}  // namespace bytelm_test
