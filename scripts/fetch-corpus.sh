@@ -69,5 +69,13 @@ for entry in "${packages[@]}"; do
   echo "$spec: $count .txt files -> $dest/$subdir/"
 done
 
+# The file list is pinned too (scripts/corpus-files.txt; the README's paths into the corpus are checked
+# against it by tests/docs/test_readme).
+manifest="$(dirname "$0")/corpus-files.txt"
+if ! diff -q <(cd "$dest" && find . -type f -name '*.txt' | sed 's|^\./||' | LC_ALL=C sort) "$manifest" >/dev/null; then
+  echo "fetch-corpus: the files in $dest differ from $manifest" >&2
+  exit 1
+fi
+
 date -u +%Y-%m-%dT%H:%M:%SZ >"$marker"
 report

@@ -29,7 +29,7 @@ std::string preset_use(const std::string& name) {
 std::string millions(int64_t n) {
   if (n < 0) return "?";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1fM", double(n) / 1e6);
+  std::snprintf(buf, sizeof buf, n < 1000000 ? "%.2fM" : "%.1fM", double(n) / 1e6);
   return buf;
 }
 

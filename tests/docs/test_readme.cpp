@@ -1,0 +1,159 @@
+// test_readme.cpp — the README cannot drift from the code: its preset table is exactly what
+// `bytelm info --presets --markdown` prints; every `bytelm` command in its shell blocks names a real
+// subcommand, flags that subcommand accepts, presets that exist and paths that exist (files of the repo,
+// or files of the pinned corpus listed in scripts/corpus-files.txt); every repo path it quotes exists.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kRoot = BYTELM_SOURCE_DIR;
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// stdout of a shell command.
+std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// Lines of the README's ```sh blocks, with comments and line continuations resolved.
+std::vector<std::string> shell_lines(const std::string& readme) {
+  std::vector<std::string> lines;
+  std::istringstream in(readme);
+  std::string line;
+  bool in_sh = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("```", 0) == 0) {
+      in_sh = !in_sh && line == "```sh";
+      continue;
+    }
+    if (!in_sh) continue;
+    const auto hash = line.find(" #");
+    if (hash != std::string::npos) line = line.substr(0, hash);
+    if (line.find_first_not_of(' ') == std::string::npos || line.find_first_not_of(' ') == line.find('#')) continue;
+    lines.push_back(line.substr(line.find_first_not_of(' ')));
+  }
+  return lines;
+}
+
+// Shell-like words: whitespace-separated, double or single quotes grouping; [ ] | dropped (optional parts).
+std::vector<std::string> words(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  char quote = 0;
+  bool any = false;
+  for (char c : line) {
+    if (quote) {
+      if (c == quote) quote = 0;
+      else cur.push_back(c);
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+      any = true;
+    } else if (c == ' ' || c == '[' || c == ']' || c == '|') {
+      if (!cur.empty() || any) out.push_back(cur);
+      cur.clear();
+      any = false;
+    } else {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty() || any) out.push_back(cur);
+  return out;
+}
+
+std::set<std::string> corpus_files() {
+  std::set<std::string> files;
+  std::istringstream in(slurp(kRoot + "/scripts/corpus-files.txt"));
+  for (std::string f; std::getline(in, f);) files.insert("data/corpus/" + f);
+  return files;
+}
+
+bool mentions_flag(const std::string& help, const std::string& flag) {
+  for (size_t at = help.find(flag); at != std::string::npos; at = help.find(flag, at + 1)) {
+    const char next = at + flag.size() < help.size() ? help[at + flag.size()] : ' ';
+    if (!std::isalnum(static_cast<unsigned char>(next)) && next != '-') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST(Readme, PresetTableIsGenerated) {
+  const std::string table = capture(std::string(BYTELM_BIN) + " info --presets --markdown");
+  ASSERT_FALSE(table.empty());
+  EXPECT_NE(slurp(kRoot + "/README.md").find(table), std::string::npos)
+      << "README's preset table differs from `bytelm info --presets --markdown`:\n" << table;
+}
+
+TEST(Readme, CommandsNameRealFlagsPresetsAndPaths) {
+  const auto corpus = corpus_files();
+  ASSERT_EQ(corpus.size(), 373u);
+  std::map<std::string, std::string> help;  // subcommand -> its --help
+  int commands = 0;
+  for (const auto& line : shell_lines(slurp(kRoot + "/README.md"))) {
+    const auto w = words(line);
+    for (const auto& word : w) {  // repo paths and corpus paths named anywhere in the line
+      if (word.rfind("data/corpus/", 0) == 0 && word.size() > 12)
+        EXPECT_TRUE(corpus.count(word)) << word << " is not a file of the default corpus: " << line;
+      else if (word.rfind("scripts/", 0) == 0 || word.rfind("configs/", 0) == 0)
+        EXPECT_TRUE(fs::exists(kRoot + "/" + word)) << word << " does not exist: " << line;
+    }
+    if (w.empty() || w[0] != "bytelm") continue;
+    ++commands;
+    const std::string sub = w.size() > 1 && w[1].rfind("--", 0) != 0 ? w[1] : "";
+    if (!help.count(sub)) help[sub] = capture(std::string(BYTELM_BIN) + " " + sub + " --help");
+    ASSERT_FALSE(help[sub].empty()) << "no such subcommand: " << line;
+    std::string model;
+    for (size_t i = 1; i < w.size(); ++i) {
+      if (w[i] == "--model" && i + 1 < w.size()) model = w[i + 1];
+      if (w[i].rfind("--", 0) == 0) EXPECT_TRUE(mentions_flag(help[sub], w[i])) << w[i] << " is not a flag of: " << line;
+    }
+    for (size_t i = 1; i + 1 < w.size(); ++i) {
+      if (w[i] != "--config" && w[i] != "--configs") continue;
+      for (size_t j = i + 1; j < w.size() && w[j].rfind("--", 0) != 0; ++j) {
+        const std::string name = w[j];
+        const std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
+                                   : model == "entropy" ? "ent_" : "";
+        EXPECT_TRUE(fs::exists(kRoot + "/" + name) || fs::exists(kRoot + "/configs/" + name + ".json") ||
+                    (!prefix.empty() && fs::exists(kRoot + "/configs/" + prefix + name + ".json")))
+            << "no preset or file '" << name << "': " << line;
+      }
+    }
+  }
+  EXPECT_GE(commands, 15);
+}
+
+TEST(Readme, QuotedRepoPathsExist) {
+  const std::string readme = slurp(kRoot + "/README.md");
+  const std::regex path(R"(`((?:src|scripts|configs|tests|cmake)/[A-Za-z0-9_./-]+)`)");
+  int checked = 0;
+  for (std::sregex_iterator it(readme.begin(), readme.end(), path), end; it != end; ++it) {
+    const std::string p = (*it)[1];
+    if (p.find("NAME") != std::string::npos) continue;  // a placeholder (configs/mb_NAME.json)
+    const std::string f = kRoot + "/" + p;  // a file, or a module named without its extension
+    EXPECT_TRUE(fs::exists(f) || fs::exists(f + ".h") || fs::exists(f + ".cpp")) << p << " is quoted in the README but does not exist";
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);
+}
