@@ -1,4 +1,4 @@
-// blt.h — BLT, the Byte Latent Transformer (Pagnoni et al. 2024), and its entropy model, in the module
+// blt.h — BLT, the Byte Latent Transformer (Pagnoni et al. 2024), in the module
 // layout of Hugging Face's BltForCausalLM so that named_parameters() are the checkpoint's tensor names
 // (model.local_encoder.*, model.global_transformer.*, model.local_decoder.*, model.patcher.*, lm_head).
 // Ids: BOS=1, byte b -> b + 4, vocab 260 (src/blt/hash.h). Shapes: B batch, N ids (BOS + bytes),
@@ -11,37 +11,10 @@
 
 #include "blt/patcher.h"
 #include "model/blocks.h"
+#include "model/entropy_model.h"
 #include "model/model.h"
 
 namespace bytelm {
-
-// The entropy model (HF BltPatcher): embed_tokens, layers, norm, lm_head over 260 ids.
-struct PatcherImpl : StackImpl {
-  explicit PatcherImpl(const StackConfig& cfg);
-  // ids (B, N) at positions pos0.. -> logits (B, N, 260)
-  torch::Tensor logits(const torch::Tensor& ids, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
-  torch::nn::Embedding embed_tokens{nullptr};
-  torch::nn::Linear lm_head{nullptr};
-};
-TORCH_MODULE(Patcher);
-
-// Entropy (nats) of softmax(logits) along the last dim, in fp32: (..., V) -> (...).
-torch::Tensor entropy_of(const torch::Tensor& logits);
-
-// `bytelm train --model entropy`: the patcher as a byte language model. Input ids are BOS then bytes.
-class EntropyModelImpl : public LanguageModelImpl {
- public:
-  explicit EntropyModelImpl(const ModelConfig& cfg);
-  torch::Tensor forward(const torch::Tensor& bytes) override;  // (B, T) -> (B, T, 260)
-  torch::Tensor start(int64_t batch) override;
-  torch::Tensor feed(const torch::Tensor& bytes) override;
-  int64_t vocab_offset() const override { return 4; }
-  std::vector<FlopsPart> flops() const override;
-  Patcher patcher{nullptr};
-
- private:
-  std::vector<KVCache> caches_;
-};
 
 struct LocalEncoderImpl : StackImpl {  // blocks without a final norm
   LocalEncoderImpl(const ModelConfig& cfg);
@@ -159,6 +132,9 @@ class BltImpl : public LanguageModelImpl {
   torch::Tensor in_id_, t_, start_, gpos_, in_rows_, k_index_, positions_, entropy_out_;
   int static_phase_ = 0;  // 1: after static_prepare, 2: the rest of the step handed out
 };
+
+// The patching rule of a config (blt_patching.cpp).
+blt::PatcherOptions patcher_options(const PatchingConfig& patching);
 
 // Copies an entropy-model checkpoint into a BLT model's patcher; Error if it does not fit.
 void load_patcher(BltImpl& blt, const LanguageModelImpl& entropy_model);

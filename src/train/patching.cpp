@@ -20,20 +20,6 @@
 
 namespace bytelm {
 
-std::vector<float> byte_entropies(LanguageModelImpl& model, const std::string& bytes, const std::string& device) {
-  torch::NoGradGuard no_grad;
-  const int64_t window = model.config().context;  // bytes per forward pass
-  std::vector<float> out;
-  out.reserve(bytes.size());
-  for (size_t start = 0; start < bytes.size(); start += size_t(window)) {
-    const int64_t n = std::min<int64_t>(window, int64_t(bytes.size() - start));
-    auto x = torch::from_blob(const_cast<char*>(bytes.data() + start), {1, n}, torch::kUInt8).to(device, torch::kLong);
-    auto h = entropy_of(model.forward(x)).to(torch::kCPU).contiguous();  // (1, n)
-    out.insert(out.end(), h.data_ptr<float>(), h.data_ptr<float>() + n);
-  }
-  return out;
-}
-
 std::vector<int64_t> patch_starts(const std::vector<float>& entropies, double threshold, int64_t max_patch_length) {
   std::vector<int64_t> starts;
   for (int64_t i = 0; i < int64_t(entropies.size()); ++i) {

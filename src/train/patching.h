@@ -9,10 +9,6 @@ namespace bytelm {
 
 class LanguageModelImpl;
 
-// Per-byte entropies (nats) of the entropy model over `bytes`: out[i] is the entropy of the distribution
-// that predicts byte i (from BOS and the bytes before it). Long inputs are read in windows of the model's
-// context, each starting with BOS.
-std::vector<float> byte_entropies(LanguageModelImpl& entropy_model, const std::string& bytes, const std::string& device);
 
 // Patch start offsets (byte indices) of `bytes` under the global entropy rule (BLT: byte i >= 1 starts a
 // patch if entropies[i] > threshold; byte 0 always does), with optional max patch length (0 = none).

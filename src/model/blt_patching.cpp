@@ -1,0 +1,117 @@
+// blt_patching.cpp — BLT's patching glue: the configured rule, entropies from its patcher, patch lengths,
+// measuring and calibrating the mean patch size (see blt.h).
+#include "model/blt.h"
+
+#include <limits>
+
+#include "blt/hash.h"
+#include "model/module_util.h"
+#include "util/device.h"
+#include "util/error.h"
+
+namespace bytelm {
+
+blt::PatcherOptions patcher_options(const PatchingConfig& p) {
+  blt::PatcherOptions o;
+  o.mode = p.mode == "static" ? blt::PatchingMode::Static
+           : p.mode == "space" ? blt::PatchingMode::Space
+           : p.mode == "byte"  ? blt::PatchingMode::Byte
+                               : blt::PatchingMode::Entropy;
+  if (p.monotonicity) {
+    o.rule = blt::EntropyRule::Relative;
+    o.relative_threshold = p.threshold;
+  } else if (p.threshold_add > 0) {
+    o.rule = blt::EntropyRule::Combined;
+    o.threshold = p.threshold;
+    o.relative_threshold = p.threshold_add;
+  } else {
+    o.rule = blt::EntropyRule::Global;
+    o.threshold = p.threshold;
+  }
+  o.patch_size = p.patch_size;
+  if (p.max_patch_length > 0) o.max_patch_length = p.max_patch_length;
+  o.alignment = blt::Alignment::NextByte;  // causal at every position; equals HF on every scored position
+  return o;
+}
+
+void BltImpl::set_patching(const PatchingConfig& patching) {
+  ModelConfig c = cfg_;
+  c.patching = patching;
+  c.validate();
+  rule_ = blt::Patcher(patcher_options(patching));
+  cfg_ = c;
+}
+
+std::vector<int64_t> BltImpl::patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const {
+  return rule_.patch_lengths(ids.data(), rule_.needs_entropies() ? entropies.data() : nullptr, int64_t(ids.size()));
+}
+
+torch::Tensor BltImpl::entropies(const torch::Tensor& ids) {
+  if (!rule_.needs_entropies()) return {};
+  torch::NoGradGuard no_grad;
+  return entropy_of(model->patcher->logits(ids)).to(torch::kCPU).contiguous();  // (B, N)
+}
+
+std::vector<std::vector<int64_t>> BltImpl::batch_patch_lengths(const torch::Tensor& ids) {
+  const int64_t B = ids.size(0), N = ids.size(1);
+  auto ent = entropies(ids);
+  auto ids_cpu = ids.to(torch::kCPU).contiguous();
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> idv(ids_cpu.data_ptr<int64_t>() + b * N, ids_cpu.data_ptr<int64_t>() + (b + 1) * N);
+    std::vector<float> ev;
+    if (ent.defined()) ev.assign(ent.data_ptr<float>() + b * N, ent.data_ptr<float>() + (b + 1) * N);
+    out.push_back(patch_lengths(idv, ev));
+  }
+  return out;
+}
+
+double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
+  torch::NoGradGuard no_grad;
+  auto ids = torch::cat({torch::full({bytes.size(0), 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);
+  double total = 0;
+  for (const auto& lengths : batch_patch_lengths(ids)) total += blt::mean_bytes_per_patch(lengths);
+  return total / double(bytes.size(0));
+}
+
+double BltImpl::calibrate_threshold(const torch::Tensor& bytes, double bytes_per_patch) {
+  if (cfg_.patching.mode != "entropy")
+    throw Error("--bytes-per-patch needs entropy patching (this config uses " + cfg_.patching.mode + " patching)");
+  torch::NoGradGuard no_grad;
+  auto ids = torch::cat({torch::full({bytes.size(0), 1}, blt::kBos, bytes.options()), bytes + blt::kByteOffset}, 1);
+  auto ent = entropies(ids);  // (B, N) on the CPU
+  auto ids_cpu = ids.to(torch::kCPU).contiguous();
+  const int64_t B = ids.size(0), N = ids.size(1);
+  std::vector<std::vector<int64_t>> rows(B);
+  std::vector<std::vector<float>> row_ent(B);
+  float max_entropy = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    rows[b].assign(ids_cpu[b].data_ptr<int64_t>(), ids_cpu[b].data_ptr<int64_t>() + N);
+    row_ent[b].assign(ent[b].data_ptr<float>(), ent[b].data_ptr<float>() + N);
+    for (float h : row_ent[b]) max_entropy = std::max(max_entropy, h);
+  }
+  const PatchingConfig base = cfg_.patching;
+  auto mean_at = [&](double threshold) {  // mean bytes per patch under the rule with this threshold
+    PatchingConfig p = base;
+    p.threshold = threshold;
+    set_patching(p);
+    double total = 0;
+    for (int64_t b = 0; b < B; ++b) total += blt::mean_bytes_per_patch(patch_lengths(rows[b], row_ent[b]));
+    return total / double(B);
+  };
+  double lo = 0, hi = double(max_entropy) + 1;
+  const double reachable = mean_at(hi);
+  if (reachable < bytes_per_patch) {
+    set_patching(base);
+    throw Error("--bytes-per-patch " + std::to_string(bytes_per_patch) + ": this entropy model and config reach at most " +
+                std::to_string(reachable) + " bytes per patch");
+  }
+  for (int it = 0; it < 40; ++it) {  // the mean patch size grows with the threshold
+    const double mid = 0.5 * (lo + hi);
+    (mean_at(mid) < bytes_per_patch ? lo : hi) = mid;
+  }
+  mean_at(hi);
+  return hi;
+}
+
+}  // namespace bytelm
