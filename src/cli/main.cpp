@@ -1,26 +1,19 @@
-// main.cpp — the bytelm command-line tool: a thin layer over the library. Every subcommand's --help
-// lists every option with its default. Bad input: one line "bytelm: error: ..." and exit code 2.
+// main.cpp — the bytelm command-line tool: a thin layer over the library. Each subcommand lives in its own
+// file (src/cli/<name>.cpp) over the shared options layer (commands.h); this file dispatches and keeps the
+// error contract: bad input prints one line "bytelm: error: ..." and exits with code 2; a failure during a
+// run (out of memory) exits 1; --help lists every option with its default.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
-#include <cmath>
-#include <cstdlib>
 #include <cstdio>
-#include <set>
-#include <nlohmann/json.hpp>
+#include <cstdlib>
 #include <string>
+#include <vector>
 
-#include "io/atomic_file.h"
-#include "model/config.h"
-#include "train/bench.h"
-#include "train/evaluate.h"
-#include "train/info.h"
-#include "train/patching.h"
-#include "train/trainer.h"
+#include "cli/commands.h"
+#include "git_version.h"
 #include "util/error.h"
 #include "util/platform.h"
-#include "util/text.h"
-#include "git_version.h"
 
 namespace {
 
@@ -29,14 +22,6 @@ int fail(const std::string& msg, int code) {
   std::string line = msg.substr(0, msg.find('\n'));
   std::fprintf(stderr, "bytelm: error: %s\n", line.c_str());
   return code;
-}
-
-// The names (without dashes) of the options of `sub` given on the command line.
-std::set<std::string> given_options(const CLI::App* sub) {
-  std::set<std::string> names;
-  for (const CLI::Option* o : sub->get_options())
-    if (o->count() > 0 && !o->get_lnames().empty()) names.insert(o->get_lnames()[0]);
-  return names;
 }
 
 std::string version_text() {
@@ -58,175 +43,27 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(false);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
-  app.set_version_flag("--version", [] { return version_text(); }, "Project version, git commit, LibTorch version, CUDA or not");
-  const std::string presets = bytelm::presets_table();
-  const auto non_negative = CLI::NonNegativeNumber;
-
-  bytelm::TrainOptions train;
-  auto* t = app.add_subcommand("train", "Train a model on raw bytes");
-  t->add_option("--model", train.model, "Model: transformer | megabyte | entropy | blt")
-      ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt"}));
-  t->add_option("--entropy-model", train.entropy_model, "BLT: entropy-model checkpoint (trained with --model entropy)");
-  t->add_option("--config", train.config, "Config JSON file or preset name (default: the model's demo preset; list below)");
-  t->add_option("--data", train.data, "Files or directories of training bytes")->expected(1, -1);
-  t->add_option("--out", train.out, "Run directory: checkpoints, metrics.jsonl, trainer.json (required)");
-  t->add_option("--bytes-per-patch", train.bytes_per_patch,
-                "BLT: calibrate the entropy threshold on the training data for this mean patch size (0 = the config's)");
-  t->add_option("--steps", train.steps, "Optimizer steps of the whole run (on --resume: the run's, or more to extend it)");
-  t->add_option("--batch", train.batch, "Sequences per micro-batch");
-  t->add_option("--accum", train.accum, "Micro-batches per step (gradient accumulation)");
-  t->add_option("--lr", train.lr, "Peak learning rate");
-  t->add_option("--min-lr-ratio", train.min_lr_ratio, "Final learning rate as a fraction of --lr (cosine decay)");
-  t->add_option("--warmup", train.warmup, "Linear warmup steps");
-  t->add_option("--weight-decay", train.weight_decay, "AdamW weight decay (not on norms, embeddings, pads)");
-  t->add_option("--beta1", train.beta1, "AdamW beta1");
-  t->add_option("--beta2", train.beta2, "AdamW beta2");
-  t->add_option("--adam-eps", train.adam_eps, "AdamW epsilon");
-  t->add_option("--clip", train.clip, "Gradient-norm clip (0 = off)");
-  t->add_option("--seed", train.seed, "Seed for initialisation and data order")->check(non_negative);
-  t->add_option("--val-fraction", train.val_fraction, "Fraction at the tail of each file held out for validation");
-  t->add_option("--eval-every", train.eval_every, "Validation every N steps (0 = at the end only)");
-  t->add_option("--eval-batches", train.eval_batches, "Batches per validation");
-  t->add_option("--ckpt-every", train.ckpt_every, "Checkpoint every N steps (0 = at the end only)");
-  t->add_option("--log-every", train.log_every, "Metrics line every N steps");
-  t->add_option("--exit-after", train.exit_after, "Stop after this step with a checkpoint, as on Ctrl-C (0 = off)");
-  t->add_flag("--resume", train.resume,
-              "Continue the run in --out from its last checkpoint with its stored settings (only --out needed)");
-  t->add_option("--device", train.device, "cpu | cuda | cuda:N");
-  t->add_option("--precision", train.precision, "fp32 | bf16 (autocast; fp32 weights and optimizer) | auto = bf16 on CUDA");
-  t->add_option("--threads", train.threads, "CPU threads of every pool: LibTorch and OpenBLAS (0 = all cores)")->check(non_negative);
-  t->footer(presets);
-  t->add_option("--peak-flops", train.peak_flops, "Peak FLOP/s for MFU (0 = measure a matmul at start)");
-
-  bytelm::EvalOptions ev;
-  auto* e = app.add_subcommand("eval", "Bits per byte of a checkpoint over whole files");
-  e->add_option("--ckpt", ev.ckpt, "Checkpoint directory (required)");
-  e->add_option("--data", ev.data, "Files or directories to score (with --split train|val: default the run's data)")
-      ->expected(1, -1);
-  e->add_option("--split", ev.split,
-                "all: every byte; train|val: the run's split of each file (val also scores training's validation windows)")
-      ->check(CLI::IsMember({"all", "train", "val"}));
-  e->add_option("--val-fraction", ev.val_fraction, "With --split: the held-out tail fraction (default: the run's)");
-  e->add_option("--batch", ev.batch, "Context windows per forward pass");
-  e->add_flag("--json", ev.json, "Print one JSON object instead of text");
-  e->add_option("--device", ev.device, "cpu | cuda | cuda:N");
-  e->add_option("--precision", ev.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
-  e->add_option("--threads", ev.threads, "CPU threads (0 = all cores)")->check(non_negative);
-
-  bytelm::GenerateOptions gen;
-  std::string prompt_file;
-  auto* g = app.add_subcommand("generate", "Sample bytes from a checkpoint, streamed to stdout");
-  g->add_option("--ckpt", gen.ckpt, "Checkpoint directory (required)");
-  auto* po = g->add_option("--prompt", gen.prompt, "Prompt text");
-  auto* pf = g->add_option("--prompt-file", prompt_file, "Read the prompt bytes from this file")->excludes(po);
-  g->add_option("--prompts-file", gen.prompts_file,
-                "Many prompts, one per line: generated --batch at a time, printed as JSON lines")
-      ->excludes(po)
-      ->excludes(pf);
-  g->add_option("--batch", gen.batch, "With --prompts-file: prompts decoded together in one batch");
-  g->add_option("--max-bytes", gen.max_bytes, "Bytes to generate (>= 1)");
-  g->add_option("--temperature", gen.temperature, "Sampling temperature (0 = greedy)");
-  g->add_option("--top-k", gen.top_k, "Keep the k most likely bytes (0 = off)");
-  g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)");
-  g->add_option("--min-p", gen.min_p, "Keep bytes with probability >= min-p x the most likely one's (0 = off)");
-  g->add_option("--repetition-penalty", gen.repetition_penalty,
-                "Divide positive (multiply negative) logits of bytes seen in the last --repetition-window bytes (1 = off)");
-  g->add_option("--repetition-window", gen.repetition_window, "Bytes of context the repetition penalty looks at");
-  g->add_option("--seed", gen.seed, "Sampling seed")->check(non_negative);
-  std::vector<std::string> stops;
-  g->add_option("--stop", stops,
-                "Stop once the output ends with this string (printed); C escapes (\\n, \\t, \\xHH); repeatable")
-      ->take_all();
-  g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
-  g->add_option("--device", gen.device, "cpu | cuda | cuda:N");
-  g->add_option("--precision", gen.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
-  g->add_option("--decode", gen.decode,
-                "Per-byte steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
-  g->add_option("--threads", gen.threads, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)")
-      ->check(non_negative);
-
-  bytelm::InfoOptions info;
-  auto* i = app.add_subcommand("info", "Parameters and FLOPs per byte, split by part");
-  auto* ic = i->add_option("--ckpt", info.ckpt, "Checkpoint directory");
-  i->add_flag("--presets", info.presets, "List the presets (name, model, context, parameters); with --json or --markdown");
-  i->add_flag("--markdown", info.markdown, "With --presets: the README's Markdown table");
-  i->add_option("--config", info.config, "Config JSON file or preset name")->excludes(ic);
-  i->add_option("--model", info.model, "Model for a preset name: transformer | megabyte | entropy | blt");
-  i->add_option("--data", info.data, "BLT: measure the mean patch size on these files (FLOPs depend on it)")->expected(1, -1);
-  i->add_flag("--json", info.json, "Print one JSON object instead of text");
-  i->footer(presets);
-
-  bytelm::PatchOptions patch;
-  auto* pa = app.add_subcommand("patch", "Show where an entropy model cuts a file into BLT patches");
-  pa->add_option("--entropy-model", patch.entropy_model, "Entropy-model checkpoint, or a BLT checkpoint (its patcher) (required)");
-  pa->add_option("file", patch.file, "The file to patch");
-  auto* th = pa->add_option("--threshold", patch.threshold, "Entropy threshold in nats (0 = the checkpoint's, else 1.3354)");
-  pa->add_option("--bytes-per-patch", patch.bytes_per_patch, "Find the threshold for this mean patch size (bisection)")->excludes(th);
-  pa->add_option("--max-patch-length", patch.max_patch_length, "Split longer patches (0 = none)");
-  pa->add_flag("--json", patch.json, "Print entropies and boundaries as JSON");
-  pa->add_option("--device", patch.device, "cpu | cuda | cuda:N");
-  pa->add_option("--threads", patch.threads, "CPU threads (0 = all cores)")->check(non_negative);
-
-  bytelm::BenchOptions bench;
-  auto* b = app.add_subcommand("bench", "Measure matmul peak, training and generation speed, memory");
-  b->add_option("--configs", bench.configs, "Config files or presets to measure")->expected(1, -1);
-  b->add_option("--batch", bench.batch, "Training batch (0 = 4 on CPU; on CUDA 8, BLT 4)");
-  b->add_option("--steps", bench.steps, "Timed training steps (after one warm-up step)");
-  b->add_option("--gen-bytes", bench.gen_bytes, "Bytes generated at batch 1");
-  b->add_option("--peak-n", bench.peak_n, "Matrix size of the matmul peak measurement");
-  b->add_flag("--skip-train", bench.skip_train, "Do not measure training");
-  b->add_flag("--skip-generate", bench.skip_generate, "Do not measure generation");
-  b->add_option("--device", bench.device, "cpu | cuda | cuda:N");
-  b->add_option("--precision", bench.precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
-  b->add_option("--decode", bench.decode, "Generation steps: auto (CUDA graphs on CUDA) | graphs | static | dynamic");
-  b->add_option("--gen-batch", bench.gen_batch, "Also time generation of this many prompts at once (0 = off)");
-  b->add_option("--max-context", bench.max_context,
-                "MEGABYTE: double the context at batch 1 up to this while a training step fits (0 = off)");
-  b->add_option("--threads", bench.threads, "CPU threads for training (0 = all cores)")->check(non_negative);
-  b->add_option("--gen-threads", bench.gen_threads, "CPU threads for batch-1 generation (0 = all cores)")
-      ->check(non_negative);
-  b->add_option("--json-out", bench.json_out, "Also append the JSON lines to this file");
-  b->add_option("--uncached", bench.uncached, "BLT configs whose --no-cache generation is also timed (slow)")->expected(0, -1);
-  b->add_option("--entropy-model", bench.entropy_model, "With --data: mean bytes per patch of this entropy model");
-  b->add_option("--data", bench.data, "Corpus for --entropy-model (its validation split, up to 256 KiB)")->expected(1, -1);
+  app.set_version_flag("--version", [] { return version_text(); },
+                       "Project version, git commit, LibTorch version, CUDA or not");
+  namespace cli = bytelm::cli;
+  const std::vector<cli::Command> commands{cli::add_train(app), cli::add_eval(app),  cli::add_generate(app),
+                                           cli::add_info(app),  cli::add_patch(app), cli::add_bench(app)};
 
   // CLI11 would report a missing subcommand before an unknown word; name the unknown word instead.
   bool known = false;
-  for (const auto* sub : app.get_subcommands({})) known = known || (argc > 1 && sub->get_name() == argv[1]);
+  for (const auto& c : commands) known = known || (argc > 1 && c.app->get_name() == argv[1]);
   if (argc > 1 && argv[1][0] != '-' && !known)
     return fail(std::string("unknown subcommand '") + argv[1] + "' (see --help)", 2);
-  // Required options are checked by the library after parsing, so an unknown flag is reported first.
+  // Required options are checked by each command after parsing, so an unknown flag is reported first.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
-    if (err.get_exit_code() == 0) return app.exit(err);  // --help
+    if (err.get_exit_code() == 0) return app.exit(err);  // --help, --version
     return fail(std::string(err.what()) + " (see --help)", 2);
   }
-
   try {
-    if (*t) {
-      train.given = given_options(t);
-      return bytelm::run_train(train);
-    }
-    if (*e) {
-      if (ev.ckpt.empty()) throw bytelm::Error("--ckpt is required");
-      return bytelm::run_eval(ev);
-    }
-    if (*g) {
-      if (gen.ckpt.empty()) throw bytelm::Error("--ckpt is required");
-      if (!prompt_file.empty()) gen.prompt = bytelm::read_file(prompt_file);
-      for (const auto& s : stops) gen.stop.push_back(bytelm::unescape_c(s, "--stop " + s));
-      return bytelm::run_generate(gen);
-    }
-    if (*i) {
-      if (info.ckpt.empty() && !info.presets && info.config.empty()) throw bytelm::Error("info needs --ckpt or --config (or --presets)");
-      return bytelm::run_info(info);
-    }
-    if (*b) return bytelm::run_bench(bench);
-    if (*pa) {
-      if (patch.entropy_model.empty()) throw bytelm::Error("--entropy-model is required");
-      return bytelm::run_patch(patch);
-    }
+    for (const auto& c : commands)
+      if (*c.app) return c.run();
   } catch (const bytelm::Error& err) {
     return fail(err.what(), err.code);
   } catch (const std::exception& err) {

@@ -136,6 +136,9 @@ class BltImpl : public LanguageModelImpl {
 // The patching rule of a config (blt_patching.cpp).
 blt::PatcherOptions patcher_options(const PatchingConfig& patching);
 
+// A BLT's patcher as an entropy model of its own (same weights and device, eval mode); Error if it has none.
+std::shared_ptr<EntropyModelImpl> standalone_patcher(const BltImpl& blt);
+
 // Copies an entropy-model checkpoint into a BLT model's patcher; Error if it does not fit.
 void load_patcher(BltImpl& blt, const LanguageModelImpl& entropy_model);
 

@@ -114,4 +114,20 @@ double BltImpl::calibrate_threshold(const torch::Tensor& bytes, double bytes_per
   return hi;
 }
 
+std::shared_ptr<EntropyModelImpl> standalone_patcher(const BltImpl& blt) {
+  const ModelConfig& cfg = blt.config();
+  if (!cfg.has_patcher || !blt.model->patcher) throw Error("this BLT checkpoint has no patcher (entropy model)");
+  ModelConfig ec;
+  ec.model = "entropy";
+  ec.context = cfg.patcher_context;
+  ec.global = cfg.patcher;
+  auto entropy = std::make_shared<EntropyModelImpl>(ec);
+  torch::NoGradGuard no_grad;
+  auto dst = entropy->named_parameters();
+  for (const auto& p : blt.model->patcher->named_parameters()) dst.find("patcher." + p.key())->copy_(p.value());
+  entropy->to(blt.lm_head->weight.device());
+  entropy->eval();
+  return entropy;
+}
+
 }  // namespace bytelm

@@ -8,6 +8,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/platform.h"
 
 namespace bytelm {
 
@@ -122,6 +123,16 @@ LanguageModel load_model(const std::string& dir) {
   if (!std::filesystem::exists(path, ec)) throw Error(dir + ": checkpoint has no model.safetensors");
   auto model = make_model(cfg);
   load_tensors_into(path, named_parameters_of(*model));
+  return model;
+}
+
+LanguageModel load_for_inference(const std::string& ckpt, const std::string& device, int threads) {
+  check_device(device);
+  setup_threads(threads);
+  warn_if_slow_blas();
+  auto model = load_model(ckpt);
+  model->to(torch::Device(device));
+  model->eval();
   return model;
 }
 

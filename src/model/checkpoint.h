@@ -39,4 +39,8 @@ void save_model(const std::string& dir, const LanguageModelImpl& model,
 LanguageModel load_model(const std::string& dir);
 ModelConfig load_checkpoint_config(const std::string& dir);
 
+// Opening a checkpoint for use, the one way every tool does it: checks the device, sets the CPU threads,
+// loads the model onto the device in eval mode. Throws Error.
+LanguageModel load_for_inference(const std::string& ckpt, const std::string& device, int threads);
+
 }  // namespace bytelm

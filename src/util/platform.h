@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "util/format.h"
+
 namespace bytelm {
 
 // Sets LibTorch's intra-op threads (0 = all cores). Returns the number in use.
@@ -25,11 +27,8 @@ double measure_matmul_peak(const std::string& device, int64_t n = 0, double seco
 // Peak resident set size of this process in bytes (VmHWM).
 int64_t peak_rss_bytes();
 
-bool stderr_is_tty();
 // "LibTorch 1.13.1, CPU only" or "LibTorch 2.x, CUDA": what this binary was built against.
 std::string torch_build_info();
-std::string format_duration(double seconds);  // "1h02m", "3m12s", "12.3s"
-std::string format_rate(double per_second);   // "12.3k", "4.56M"
 
 }  // namespace bytelm
 

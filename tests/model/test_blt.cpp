@@ -13,7 +13,7 @@
 #include "io/safetensors.h"
 #include "model/blt.h"
 #include "model/checkpoint.h"
-#include "train/evaluate.h"
+#include "generate/generate.h"
 #include "util/error.h"
 
 using namespace bytelm;

@@ -7,7 +7,7 @@
 #include "common/test_device.h"
 #include "model/blt.h"
 #include "model/model.h"
-#include "train/evaluate.h"
+#include "generate/generate.h"
 #include "train/static_decoder.h"
 #include "util/device.h"
 #include "util/error.h"

@@ -5,7 +5,7 @@
 #include <set>
 #include <vector>
 
-#include "train/sampling.h"
+#include "generate/sampling.h"
 #include "util/error.h"
 
 using bytelm::SamplingOptions;

@@ -11,7 +11,7 @@
 #include "data/corpus.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
-#include "train/evaluate.h"
+#include "eval/evaluate.h"
 #include "train/trainer.h"
 #include "util/error.h"
 

@@ -1,5 +1,6 @@
-// info.cpp — `bytelm info` (see info.h).
-#include "train/info.h"
+// info.cpp — `bytelm info`: parameters and FLOPs per byte by part, following the MEGABYTE paper's accounting
+// (forward = 2 x matmul parameters applied per byte + attention; training = 3 x forward); and the presets.
+#include <memory>
 
 #include <torch/torch.h>
 
@@ -7,14 +8,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/commands.h"
 #include "data/corpus.h"
 #include "model/blt.h"
 #include "model/checkpoint.h"
 #include "util/error.h"
 
-namespace bytelm {
+namespace bytelm::cli {
 
 namespace {
+
+struct InfoOptions {
+  std::string ckpt, config, model;
+  std::vector<std::string> data;  // BLT: measure the mean patch size on this corpus (else the config's patch_size)
+  bool json = false;
+  bool presets = false;   // list the presets (configs/) instead
+  bool markdown = false;  // with presets: the README's Markdown table
+};
 
 // What a preset is for, from its name's suffix.
 std::string preset_use(const std::string& name) {
@@ -32,8 +42,6 @@ std::string millions(int64_t n) {
   std::snprintf(buf, sizeof buf, n < 1000000 ? "%.2fM" : "%.1fM", double(n) / 1e6);
   return buf;
 }
-
-}  // namespace
 
 int run_presets(const InfoOptions& opt) {
   const auto presets = list_presets();
@@ -54,8 +62,9 @@ int run_presets(const InfoOptions& opt) {
   return 0;
 }
 
-int run_info(const InfoOptions& opt) {
+int run(const InfoOptions& opt) {
   if (opt.presets) return run_presets(opt);
+  if (opt.ckpt.empty() && opt.config.empty()) throw Error("info needs --ckpt or --config (or --presets)");
   ModelConfig cfg = opt.ckpt.empty() ? load_config(opt.config, opt.model) : load_checkpoint_config(opt.ckpt);
   auto model = opt.ckpt.empty() ? make_model(cfg) : load_model(opt.ckpt);
   auto* blt = dynamic_cast<BltImpl*>(model.get());
@@ -116,4 +125,20 @@ int run_info(const InfoOptions& opt) {
   return 0;
 }
 
-}  // namespace bytelm
+}  // namespace
+
+Command add_info(CLI::App& app) {
+  auto o = std::make_shared<InfoOptions>();
+  auto* i = app.add_subcommand("info", "Parameters and FLOPs per byte, split by part");
+  auto* ic = i->add_option("--ckpt", o->ckpt, "Checkpoint directory");
+  i->add_option("--config", o->config, "Config JSON file or preset name")->excludes(ic);
+  i->add_option("--model", o->model, "Model for a preset name: transformer | megabyte | entropy | blt");
+  i->add_option("--data", o->data, "BLT: measure the mean patch size on these files (FLOPs depend on it)")->expected(1, -1);
+  i->add_flag("--json", o->json, "Print one JSON object instead of text");
+  i->add_flag("--presets", o->presets, "List the presets (name, model, context, parameters); with --json or --markdown");
+  i->add_flag("--markdown", o->markdown, "With --presets: the README's Markdown table");
+  i->footer(presets_footer());
+  return {i, [o] { return run(*o); }};
+}
+
+}  // namespace bytelm::cli

@@ -1,5 +1,5 @@
 // sampling.cpp — see sampling.h.
-#include "train/sampling.h"
+#include "generate/sampling.h"
 
 #include <algorithm>
 #include <cmath>

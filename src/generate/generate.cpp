@@ -1,5 +1,5 @@
 // generate.cpp — sampling with KV caches: batch 1 streamed byte by byte, or several prompts at once
-// (see evaluate.h).
+// (see generate.h).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -8,16 +8,12 @@
 #include <numeric>
 #include <random>
 
-#include <nlohmann/json.hpp>
-
-#include "io/atomic_file.h"
 #include "model/checkpoint.h"
-#include "train/evaluate.h"
+#include "generate/generate.h"
 #include "util/error.h"
 #include "train/static_decoder.h"
 #include "util/device.h"
 #include "util/platform.h"
-#include "util/text.h"
 
 namespace bytelm {
 
@@ -187,45 +183,11 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
   return outs;
 }
 
-int run_generate(const GenerateOptions& opt) {
+void check_generate_options(const GenerateOptions& opt) {
   if (opt.max_bytes < 1) throw Error("--max-bytes must be >= 1");
-  if (opt.threads < 0) throw Error("--threads must be >= 0 (0 = all cores)");
   check_sampling(opt);
   if (opt.batch < 1) throw Error("--batch must be >= 1");
-  auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
-  if (!opt.prompts_file.empty()) {
-    // One prompt per line (the newline is not part of it); one JSON object per prompt, in order.
-    std::vector<std::string> prompts;
-    std::string all = read_file(opt.prompts_file), line;
-    for (size_t pos = 0; pos < all.size();) {
-      size_t end = all.find('\n', pos);
-      if (end == std::string::npos) end = all.size();
-      prompts.push_back(all.substr(pos, end - pos));
-      pos = end + 1;
-    }
-    if (prompts.empty()) throw Error(opt.prompts_file + ": no prompts (the file is empty)");
-    for (size_t first = 0; first < prompts.size(); first += size_t(opt.batch)) {
-      std::vector<std::string> chunk(prompts.begin() + first,
-                                     prompts.begin() + std::min(prompts.size(), first + size_t(opt.batch)));
-      GenerateOptions o = opt;
-      o.seed = opt.seed + first;
-      auto outs = generate_batch(*model, chunk, o);
-      for (size_t i = 0; i < outs.size(); ++i) {
-        // JSON strings hold UTF-8 only: bytes that are not are shown as U+FFFD in "output", and the exact
-        // bytes are always in "output_base64".
-        nlohmann::json j{{"index", first + i}, {"prompt", chunk[i]}, {"output", outs[i]},
-                         {"output_base64", base64_encode(outs[i])}, {"utf8", is_utf8(outs[i])}};
-        std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-        std::fflush(stdout);
-      }
-    }
-    return 0;
-  }
-  generate(*model, opt, [](uint8_t b) {
-    std::fputc(b, stdout);
-    std::fflush(stdout);
-  });
-  return 0;
+  if (opt.threads < 0) throw Error("--threads must be >= 0 (0 = all cores)");
 }
 
 }  // namespace bytelm

@@ -1,0 +1,35 @@
+// bench.cpp — `bytelm bench`: the flags of the speed and memory measurements (src/train/bench.h).
+#include <memory>
+
+#include "cli/commands.h"
+#include "train/bench.h"
+
+namespace bytelm::cli {
+
+Command add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* b = app.add_subcommand("bench", "Measure matmul peak, training and generation speed, memory");
+  b->add_option("--configs", o->configs, "Config files or presets to measure")->expected(1, -1);
+  b->add_option("--batch", o->batch, "Training batch (0 = 4 on CPU; on CUDA 8, BLT 4)");
+  b->add_option("--steps", o->steps, "Timed training steps (after one warm-up step)");
+  b->add_option("--gen-bytes", o->gen_bytes, "Bytes generated at batch 1");
+  b->add_option("--peak-n", o->peak_n, "Matrix size of the matmul peak measurement");
+  b->add_flag("--skip-train", o->skip_train, "Do not measure training");
+  b->add_flag("--skip-generate", o->skip_generate, "Do not measure generation");
+  b->add_option("--device", o->device, "cpu | cuda | cuda:N");
+  b->add_option("--precision", o->precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
+  b->add_option("--decode", o->decode, "Generation steps: auto (CUDA graphs on CUDA) | graphs | static | dynamic");
+  b->add_option("--gen-batch", o->gen_batch, "Also time generation of this many prompts at once (0 = off)");
+  b->add_option("--max-context", o->max_context,
+                "MEGABYTE: double the context at batch 1 up to this while a training step fits (0 = off)");
+  b->add_option("--threads", o->threads, "CPU threads for training (0 = all cores)")->check(CLI::NonNegativeNumber);
+  b->add_option("--gen-threads", o->gen_threads, "CPU threads for batch-1 generation (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+  b->add_option("--json-out", o->json_out, "Also append the JSON lines to this file");
+  b->add_option("--uncached", o->uncached, "BLT configs whose --no-cache generation is also timed (slow)")->expected(0, -1);
+  b->add_option("--entropy-model", o->entropy_model, "With --data: mean bytes per patch of this entropy model");
+  b->add_option("--data", o->data, "Corpus for --entropy-model (its validation split, up to 256 KiB)")->expected(1, -1);
+  return {b, [o] { return run_bench(*o); }};
+}
+
+}  // namespace bytelm::cli

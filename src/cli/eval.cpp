@@ -1,0 +1,142 @@
+// eval.cpp — `bytelm eval`: bits (and nats) per byte of a checkpoint over whole files, or over the run's own
+// train or validation split (the data and split come from its trainer.json).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "data/corpus.h"
+#include "eval/evaluate.h"
+#include "io/atomic_file.h"
+#include "model/checkpoint.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/platform.h"
+
+namespace bytelm::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string ckpt;
+  std::vector<std::string> data;  // files or directories; with --split train|val, default: the run's data
+  std::string split = "all";      // all | train | val
+  double val_fraction = -1;       // with --split train|val; < 0 = the run's (trainer.json), else 0.05
+  int64_t batch = 4;
+  bool json = false;
+  std::string device = "cpu";
+  std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
+  int threads = 0;
+};
+
+// The run record (trainer.json) of a checkpoint, or null if it has none (a model saved without training
+// state) or it cannot be read.
+nlohmann::json run_record(const std::string& ckpt) {
+  std::error_code ec;
+  if (!std::filesystem::exists(ckpt + "/trainer.json", ec)) return nullptr;
+  try {
+    return nlohmann::json::parse(read_file(ckpt + "/trainer.json"));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+Split parse_split(const std::string& s) {
+  if (s == "all") return Split::All;
+  if (s == "train") return Split::Train;
+  if (s == "val") return Split::Val;
+  throw Error("--split " + s + ": expected all, train or val");
+}
+
+void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, double run_val, double val_fraction,
+                  bool bf16, double secs) {
+  double nats = 0;
+  int64_t bytes = 0;
+  nlohmann::json jf = nlohmann::json::array();
+  for (const auto& f : files) {
+    nats += f.nats;
+    bytes += f.bytes;
+    jf.push_back({{"path", f.path}, {"bytes", f.bytes}, {"bpb", f.nats / std::log(2.0) / double(f.bytes)}});
+  }
+  const double bpb = nats / std::log(2.0) / double(bytes);
+  if (opt.json) {
+    nlohmann::json j{{"ckpt", opt.ckpt}, {"split", opt.split}, {"bytes", bytes}, {"bpb", bpb},
+                     {"nats_per_byte", nats / double(bytes)}, {"files", jf}, {"seconds", secs},
+                     {"device", opt.device}, {"precision", bf16 ? "bf16" : "fp32"}};
+    if (opt.split != "all") j["val_fraction"] = val_fraction;
+    if (!std::isnan(run_val)) j["run_val_bpb"] = run_val;
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  if (jf.size() > 1 && jf.size() <= 50)
+    for (const auto& f : jf)
+      std::printf("%-60s %10lld bytes  %.4f bpb\n", f["path"].get<std::string>().c_str(),
+                  (long long)f["bytes"].get<int64_t>(), f["bpb"].get<double>());
+  std::printf("total: %lld bytes in %zu files, %.4f bits per byte, %.4f nats per byte (%.1fs)\n", (long long)bytes,
+              jf.size(), bpb, nats / double(bytes), secs);
+  if (!std::isnan(run_val))
+    std::printf("training's validation windows: %.4f bits per byte (the val_bpb in metrics.jsonl)\n", run_val);
+}
+
+int run(const EvalOptions& opt) {
+  if (opt.ckpt.empty()) throw Error("--ckpt is required");
+  if (opt.batch < 1) throw Error("--batch must be >= 1");
+  const Split split = parse_split(opt.split);
+  if (opt.val_fraction >= 1) throw Error("--val-fraction must be in [0, 1)");
+  // --split train|val: the run's data and val fraction (trainer.json) unless given.
+  const nlohmann::json record = split == Split::All ? nlohmann::json(nullptr) : run_record(opt.ckpt);
+  std::vector<std::string> data = opt.data;
+  if (data.empty() && record.is_object() && record.contains("data")) data = record["data"].get<std::vector<std::string>>();
+  if (data.empty())
+    throw Error(split == Split::All ? "--data is required" : "--data is required (the checkpoint has no run record naming its data)");
+  double val_fraction = opt.val_fraction;
+  if (val_fraction < 0) val_fraction = record.is_object() ? record.value("val_fraction", 0.05) : 0.05;
+  if (split == Split::All) val_fraction = 0;
+  const bool bf16 = use_bf16(opt.precision, opt.device);
+  auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
+  Corpus corpus(data, val_fraction);
+  if (corpus.size(split) == 0)
+    throw Error("--split " + opt.split + ": the split is empty (--val-fraction " + std::to_string(val_fraction) + ")");
+  const bool tty = stderr_is_tty() && !opt.json;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto progress = [&](int64_t done, int64_t all) {
+    if (!tty) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "\r%lld/%lld bytes  eta %s   ", (long long)done, (long long)all,
+                 format_duration(el / double(done) * double(all - done)).c_str());
+  };
+  auto files = score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress);
+  if (tty) std::fprintf(stderr, "\n");
+  // Training's own validation number (the same windows it scored), when the run record says how.
+  double run_val = NAN;
+  if (split == Split::Val && record.is_object() && record.contains("batch") && record.contains("eval_batches"))
+    run_val = validation_bpb(*model, corpus, record["batch"].get<int64_t>(), record["eval_batches"].get<int64_t>(),
+                             opt.device, bf16);
+  print_report(opt, files, run_val, val_fraction, bf16,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return 0;
+}
+
+}  // namespace
+
+Command add_eval(CLI::App& app) {
+  auto o = std::make_shared<EvalOptions>();
+  auto* e = app.add_subcommand("eval", "Bits per byte of a checkpoint over whole files");
+  e->add_option("--ckpt", o->ckpt, "Checkpoint directory (required)");
+  e->add_option("--data", o->data, "Files or directories to score (with --split train|val: default the run's data)")
+      ->expected(1, -1);
+  e->add_option("--split", o->split,
+                "all: every byte; train|val: the run's split of each file (val also scores training's validation windows)")
+      ->check(CLI::IsMember({"all", "train", "val"}));
+  e->add_option("--val-fraction", o->val_fraction, "With --split: the held-out tail fraction (default: the run's)");
+  e->add_option("--batch", o->batch, "Context windows per forward pass");
+  e->add_flag("--json", o->json, "Print one JSON object instead of text");
+  add_device_flags(e, &o->device, &o->precision, &o->threads);
+  return {e, [o] { return run(*o); }};
+}
+
+}  // namespace bytelm::cli

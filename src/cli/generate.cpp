@@ -1,0 +1,109 @@
+// generate.cpp — `bytelm generate`: a prompt streamed to stdout byte by byte, or a file of prompts decoded in
+// batches and printed as JSON lines.
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "generate/generate.h"
+#include "io/atomic_file.h"
+#include "model/checkpoint.h"
+#include "util/error.h"
+#include "util/text.h"
+
+namespace bytelm::cli {
+
+namespace {
+
+// One prompt per line (the newline is not part of it).
+std::vector<std::string> read_prompts(const std::string& path) {
+  std::vector<std::string> prompts;
+  const std::string all = read_file(path);
+  for (size_t pos = 0; pos < all.size();) {
+    size_t end = all.find('\n', pos);
+    if (end == std::string::npos) end = all.size();
+    prompts.push_back(all.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  if (prompts.empty()) throw Error(path + ": no prompts (the file is empty)");
+  return prompts;
+}
+
+// One JSON object per prompt, in order. JSON strings hold UTF-8 only: bytes that are not are shown as
+// U+FFFD in "output", and the exact bytes are always in "output_base64".
+void print_batches(LanguageModelImpl& model, const std::vector<std::string>& prompts, const GenerateOptions& opt) {
+  for (size_t first = 0; first < prompts.size(); first += size_t(opt.batch)) {
+    std::vector<std::string> chunk(prompts.begin() + first,
+                                   prompts.begin() + std::min(prompts.size(), first + size_t(opt.batch)));
+    GenerateOptions o = opt;
+    o.seed = opt.seed + first;
+    auto outs = generate_batch(model, chunk, o);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      nlohmann::json j{{"index", first + i}, {"prompt", chunk[i]}, {"output", outs[i]},
+                       {"output_base64", base64_encode(outs[i])}, {"utf8", is_utf8(outs[i])}};
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::fflush(stdout);
+    }
+  }
+}
+
+struct GenerateCli {
+  GenerateOptions gen;
+  std::string prompt_file;
+  std::vector<std::string> stops;  // as typed: C escapes not yet decoded
+};
+
+int run(GenerateCli& c) {
+  GenerateOptions& opt = c.gen;
+  if (opt.ckpt.empty()) throw Error("--ckpt is required");
+  if (!c.prompt_file.empty()) opt.prompt = read_file(c.prompt_file);
+  for (const auto& s : c.stops) opt.stop.push_back(unescape_c(s, "--stop " + s));
+  check_generate_options(opt);
+  auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
+  if (!opt.prompts_file.empty()) {
+    print_batches(*model, read_prompts(opt.prompts_file), opt);
+    return 0;
+  }
+  generate(*model, opt, [](uint8_t b) {
+    std::fputc(b, stdout);
+    std::fflush(stdout);
+  });
+  return 0;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& app) {
+  auto c = std::make_shared<GenerateCli>();
+  GenerateOptions& gen = c->gen;
+  auto* g = app.add_subcommand("generate", "Sample bytes from a checkpoint, streamed to stdout");
+  g->add_option("--ckpt", gen.ckpt, "Checkpoint directory (required)");
+  auto* po = g->add_option("--prompt", gen.prompt, "Prompt text");
+  auto* pf = g->add_option("--prompt-file", c->prompt_file, "Read the prompt bytes from this file")->excludes(po);
+  g->add_option("--prompts-file", gen.prompts_file,
+                "Many prompts, one per line: generated --batch at a time, printed as JSON lines")
+      ->excludes(po)
+      ->excludes(pf);
+  g->add_option("--batch", gen.batch, "With --prompts-file: prompts decoded together in one batch");
+  g->add_option("--max-bytes", gen.max_bytes, "Bytes to generate (>= 1)");
+  g->add_option("--temperature", gen.temperature, "Sampling temperature (0 = greedy)");
+  g->add_option("--top-k", gen.top_k, "Keep the k most likely bytes (0 = off)");
+  g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)");
+  g->add_option("--min-p", gen.min_p, "Keep bytes with probability >= min-p x the most likely one's (0 = off)");
+  g->add_option("--repetition-penalty", gen.repetition_penalty,
+                "Divide positive (multiply negative) logits of bytes seen in the last --repetition-window bytes (1 = off)");
+  g->add_option("--repetition-window", gen.repetition_window, "Bytes of context the repetition penalty looks at");
+  g->add_option("--seed", gen.seed, "Sampling seed")->check(CLI::NonNegativeNumber);
+  g->add_option("--stop", c->stops,
+                "Stop once the output ends with this string (printed); C escapes (\\n, \\t, \\xHH); repeatable")
+      ->take_all();
+  g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
+  g->add_option("--decode", gen.decode,
+                "Per-byte steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
+  add_device_flags(g, &gen.device, &gen.precision, &gen.threads,
+                   "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
+  return {g, [c] { return run(*c); }};
+}
+
+}  // namespace bytelm::cli

@@ -1,0 +1,114 @@
+// patch.cpp — `bytelm patch`: where an entropy model (or a BLT checkpoint's own patcher) cuts a file into
+// BLT patches: '|' between patches (alternating colours on a terminal), or entropies and boundaries as JSON.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "blt/entropy_threshold.h"
+#include "blt/patcher.h"
+#include "cli/commands.h"
+#include "io/atomic_file.h"
+#include "model/blt.h"
+#include "model/checkpoint.h"
+#include "util/error.h"
+
+namespace bytelm::cli {
+
+namespace {
+
+struct PatchOptions {
+  std::string entropy_model;   // entropy-model checkpoint or a BLT checkpoint (its patcher)
+  std::string file;
+  double threshold = 0;        // 0 = the checkpoint's (BLT) or the released default 1.3354
+  double bytes_per_patch = 0;  // > 0: calibrate the threshold for this mean patch size
+  int64_t max_patch_length = 0;
+  bool json = false;
+  std::string device = "cpu";
+  int threads = 0;
+};
+
+void print_patches(const std::string& bytes, const std::vector<int64_t>& starts) {
+  const bool tty = isatty(1);
+  size_t next = 1;
+  bool shade = false;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (next < starts.size() && int64_t(i) == starts[next]) {
+      ++next;
+      shade = !shade;
+      if (!tty) std::fputc('|', stdout);
+    }
+    if (tty) std::fputs(shade ? "\x1b[48;5;153m" : "\x1b[48;5;223m", stdout);
+    std::fputc(bytes[i], stdout);
+  }
+  if (tty) std::fputs("\x1b[0m", stdout);
+  std::fputc('\n', stdout);
+}
+
+int run(const PatchOptions& opt) {
+  if (opt.entropy_model.empty()) throw Error("--entropy-model is required");
+  if (opt.file.empty()) throw Error("patch needs a FILE");
+  if (std::isnan(opt.threshold) || opt.threshold < 0) throw Error("--threshold must be a number >= 0");
+  if (opt.max_patch_length < 0) throw Error("--max-patch-length must be >= 1 (or 0 for none)");
+  if (opt.threshold > 0 && opt.bytes_per_patch > 0) throw Error("--threshold and --bytes-per-patch exclude each other");
+  auto loaded = load_for_inference(opt.entropy_model, opt.device, opt.threads);
+  LanguageModel model = loaded;
+  double threshold = blt::kReleasedThreshold;
+  int64_t max_len = opt.max_patch_length;
+  if (loaded->config().model == "blt") {
+    // A BLT checkpoint: its patcher as a stand-alone entropy model, and its patching settings.
+    try {
+      model = standalone_patcher(static_cast<BltImpl&>(*loaded));
+    } catch (const Error& e) {
+      throw Error(opt.entropy_model + ": " + e.what());
+    }
+    threshold = loaded->config().patching.threshold;
+    if (max_len == 0) max_len = loaded->config().patching.max_patch_length;
+  } else if (loaded->config().model != "entropy") {
+    throw Error(opt.entropy_model + ": a " + loaded->config().model + " model is not an entropy model");
+  }
+  const std::string bytes = read_file(opt.file);
+  if (bytes.empty()) throw Error(opt.file + ": empty input");
+  auto ent = byte_entropies(*model, bytes, opt.device);
+  if (opt.threshold > 0) threshold = opt.threshold;
+  if (opt.bytes_per_patch > 0) {
+    // Calibrate on a sample (the first 64 KiB) so that large files stay fast.
+    std::vector<float> sample(ent.begin(), ent.begin() + std::min<size_t>(ent.size(), 65536));
+    threshold = calibrate_threshold(sample, opt.bytes_per_patch, max_len);
+  }
+  auto starts = patch_starts(ent, threshold, max_len);
+  const double mean = double(bytes.size()) / double(starts.size());
+  if (opt.json) {
+    nlohmann::json j{{"file", opt.file}, {"bytes", bytes.size()}, {"threshold", threshold},
+                     {"max_patch_length", max_len}, {"patches", starts.size()}, {"mean_bytes_per_patch", mean},
+                     {"boundaries", starts}, {"entropies", ent}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  print_patches(bytes, starts);
+  std::fprintf(stderr, "%zu bytes, %zu patches, %.2f bytes per patch (threshold %.4f)\n", bytes.size(), starts.size(),
+               mean, threshold);
+  return 0;
+}
+
+}  // namespace
+
+Command add_patch(CLI::App& app) {
+  auto o = std::make_shared<PatchOptions>();
+  auto* pa = app.add_subcommand("patch", "Show where an entropy model cuts a file into BLT patches");
+  pa->add_option("--entropy-model", o->entropy_model,
+                 "Entropy-model checkpoint, or a BLT checkpoint (its patcher) (required)");
+  pa->add_option("file", o->file, "The file to patch");
+  auto* th = pa->add_option("--threshold", o->threshold, "Entropy threshold in nats (0 = the checkpoint's, else 1.3354)");
+  pa->add_option("--bytes-per-patch", o->bytes_per_patch, "Find the threshold for this mean patch size (bisection)")
+      ->excludes(th);
+  pa->add_option("--max-patch-length", o->max_patch_length, "Split longer patches (0 = none)");
+  pa->add_flag("--json", o->json, "Print entropies and boundaries as JSON");
+  add_device_flags(pa, &o->device, nullptr, &o->threads);
+  return {pa, [o] { return run(*o); }};
+}
+
+}  // namespace bytelm::cli

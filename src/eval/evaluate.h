@@ -1,0 +1,36 @@
+// evaluate.h — bits per byte: every byte of whole files (consecutive windows of the context), and the fixed
+// validation windows training scores. Shapes: B windows, T bytes (the context).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace bytelm {
+
+class LanguageModelImpl;
+class Corpus;
+enum class Split;
+
+// Total cross-entropy in nats of every byte of data[0, n): consecutive windows of the model's context,
+// each scored from the model's start state, `batch` windows per forward pass.
+double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch,
+                   const std::string& device, bool bf16 = false);
+
+// Bits per byte of training's validation: `eval_batches` x `batch` fixed windows of the validation split
+// (a seed-independent stream, so every evaluation of a run sees the same bytes), each scored from the
+// model's start state. NaN if the split is empty. The model must be in eval mode.
+double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t batch, int64_t eval_batches,
+                      const std::string& device, bool bf16);
+
+struct FileScore {
+  std::string path;
+  int64_t bytes = 0;
+  double nats = 0;  // summed over the file's bytes
+};
+// Scores every file's part of the split; `progress(bytes done, bytes in all)` after each file.
+std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,
+                                   const std::string& device, bool bf16,
+                                   const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace bytelm

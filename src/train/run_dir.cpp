@@ -1,0 +1,53 @@
+// run_dir.cpp — see run_dir.h.
+#include "train/run_dir.h"
+
+#include <filesystem>
+
+#include "io/atomic_file.h"
+#include "util/error.h"
+
+namespace bytelm {
+
+namespace fs = std::filesystem;
+
+nlohmann::json read_run_record(const std::string& out, int64_t* step) {
+  const std::string path = out + "/trainer.json";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(out + ": nothing to resume (no trainer.json); run without --resume first");
+  try {
+    nlohmann::json j = nlohmann::json::parse(read_file(path));
+    *step = j.at("step").get<int64_t>();
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": invalid trainer state (" + std::string(e.what()) + ")");
+  }
+}
+
+void MetricsFile::write(const nlohmann::json& line) {
+  if (!file_.is_open()) file_.open(path_, std::ios::app);
+  file_ << line.dump() << "\n" << std::flush;
+}
+
+FreshOutDir::FreshOutDir(const std::string& dir) : dir_(dir) {
+  std::error_code ec;
+  created_ = !fs::exists(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) throw Error("--out " + dir + ": cannot create the directory (" + ec.message() + ")");
+  const std::string probe = dir + "/.bytelm-write-test";
+  try {
+    write_file_atomic(probe, "");
+  } catch (const Error&) {
+    if (created_) fs::remove(dir, ec);
+    throw Error("--out " + dir + ": the directory is not writable");
+  }
+  fs::remove(probe, ec);
+}
+
+FreshOutDir::~FreshOutDir() {
+  if (kept_) return;
+  std::error_code ec;
+  if (created_) fs::remove_all(dir_, ec);
+  else fs::remove(dir_ + "/metrics.jsonl", ec);
+}
+
+}  // namespace bytelm

@@ -1,0 +1,44 @@
+// run_dir.h — a training run's directory: the run record (trainer.json), the metrics log, and a new run's
+// directory that is probed for writing before any work and removed again if the run fails before its first
+// checkpoint. Torch-free.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace bytelm {
+
+// The run record (trainer.json) of an existing run; its step in *step. Error if missing or corrupt.
+nlohmann::json read_run_record(const std::string& out, int64_t* step);
+
+// Metrics lines (JSONL) appended to a file that the first line creates, so a run that fails before logging
+// leaves no empty file behind.
+class MetricsFile {
+ public:
+  explicit MetricsFile(std::string path) : path_(std::move(path)) {}
+  void write(const nlohmann::json& line);
+
+ private:
+  std::string path_;
+  std::ofstream file_;
+};
+
+// A new run's output directory: created (or reused if it exists) and probed for writing, so an unwritable
+// --out fails at once (Error naming --out). Unless keep() is called (the first checkpoint was written), the
+// destructor removes what the run made: the directory if it created it, else metrics.jsonl.
+class FreshOutDir {
+ public:
+  explicit FreshOutDir(const std::string& dir);
+  ~FreshOutDir();
+  FreshOutDir(const FreshOutDir&) = delete;
+  FreshOutDir& operator=(const FreshOutDir&) = delete;
+  void keep() { kept_ = true; }
+
+ private:
+  std::string dir_;
+  bool created_ = false, kept_ = false;
+};
+
+}  // namespace bytelm
