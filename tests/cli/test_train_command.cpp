@@ -242,41 +242,42 @@ TEST_F(Cli, ProgressOnATerminalShowsNoNan) {
   EXPECT_EQ(screen.find("nan"), std::string::npos) << screen;
 }
 
-// BLT: --bytes-per-patch calibrates the entropy threshold on the training data; a patcher that cuts almost
-// every byte is warned about.
-TEST_F(Cli, BltBytesPerPatch) {
-  const std::string corpus = dir_ + "/corpus", ent = dir_ + "/ent_bpp";
-  Result r = run({"train", "--model", "entropy", "--config", "tiny", "--data", corpus, "--out", ent, "--steps", "40",
-                  "--batch", "4", "--lr", "0.01", "--warmup", "2", "--threads", "1", "--peak-flops", "1e11"});
-  ASSERT_EQ(r.code, 0) << r.err;
-  auto blt = [&](const std::string& out, std::vector<std::string> more) {
-    std::vector<std::string> a{"train", "--model", "blt", "--config", "tiny", "--entropy-model", ent, "--data", corpus,
-                               "--out", out, "--steps", "1", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"};
-    a.insert(a.end(), more.begin(), more.end());
-    return run(a);
-  };
-  r = blt(dir_ + "/blt_low", {"--bytes-per-patch", "1"});
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("warning:"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("almost byte-level"), std::string::npos) << r.err;
+TEST_F(Cli, ExistingRunIsNeverDamaged) {
+  const std::string model = slurp(dir_ + "/ckpt/model.safetensors"), trainer = slurp(dir_ + "/ckpt/trainer.json");
+  // A fresh run into an existing run's directory is refused; so is --resume with a different config.
+  expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/ckpt"},
+             "--resume");
+  expect_bad({"train", "--model", "megabyte", "--config", "demo", "--data", dir_ + "/corpus", "--out", dir_ + "/ckpt",
+              "--resume"}, "differs");
+  expect_bad({"train", "--data", dir_ + "/corpus", "--out", dir_ + "/nothing", "--resume"}, "nothing to resume");
+  EXPECT_EQ(slurp(dir_ + "/ckpt/model.safetensors"), model);
+  EXPECT_EQ(slurp(dir_ + "/ckpt/trainer.json"), trainer);
+}
 
-  r = blt(dir_ + "/blt_4", {"--bytes-per-patch", "4", "--warmup", "1"});
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.err.find("warning:"), std::string::npos) << r.err;
-  const auto at = r.err.find("mean patch size ");
-  ASSERT_NE(at, std::string::npos) << r.err;
-  EXPECT_NEAR(std::stod(r.err.substr(at + 16)), 4.0, 1.5) << r.err;
-  const double threshold = json::parse(slurp(dir_ + "/blt_4/config.json"))["patching_threshold"];
-  const auto th = r.err.find("entropy threshold ");
-  ASSERT_NE(th, std::string::npos) << r.err;
-  EXPECT_NEAR(std::stod(r.err.substr(th + 18)), threshold, 1e-4) << r.err;  // the calibrated threshold is stored
-  expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", corpus, "--out", dir_ + "/x",
-              "--bytes-per-patch", "4"}, "--bytes-per-patch");
-
-  // info shows BLT's parameters without and with the entropy model.
-  r = run({"info", "--ckpt", dir_ + "/blt_4", "--json"});
-  ASSERT_EQ(r.code, 0) << r.err;
-  auto j = json::parse(r.out);
-  EXPECT_GT(j["entropy_model_params"].get<int64_t>(), 0);
-  EXPECT_EQ(j["params"].get<int64_t>() + j["entropy_model_params"].get<int64_t>(), j["checkpoint_params"].get<int64_t>());
+TEST_F(Cli, CtrlCSavesACheckpointAndResumes) {
+  const std::string out = dir_ + "/interrupted";
+  pid_t pid = spawn({"train", "--model", "transformer", "--config", "tiny", "--data", dir_ + "/corpus", "--out", out,
+                     "--steps", "100000", "--batch", "2", "--log-every", "1", "--ckpt-every", "0", "--threads", "1",
+                     "--peak-flops", "1e11"},
+                    dir_ + "/int.out", dir_ + "/int.err");
+  // Wait until a few steps are logged, then interrupt.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string m = slurp(out + "/metrics.jsonl");
+    if (std::count(m.begin(), m.end(), '\n') >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(pid, 0);  // never signal our own process group
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(dir_ + "/int.err");
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(dir_ + "/int.err");
+  auto tj = nlohmann::json::parse(slurp(out + "/trainer.json"));
+  int64_t step = tj["step"].get<int64_t>();
+  EXPECT_GE(step, 3);
+  Result r = run({"train", "--out", out, "--data", dir_ + "/corpus", "--resume", "--steps", std::to_string(step + 2),
+                  "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(out + "/trainer.json"))["step"].get<int64_t>(), step + 2);
 }
