@@ -27,6 +27,7 @@ struct EvalOptions {
   std::string split = "all";      // all | train | val
   double val_fraction = -1;       // with --split train|val; < 0 = the run's (trainer.json), else 0.05
   int64_t batch = 4;
+  int64_t stride = 0;             // > 0: sliding windows moved by this many bytes
   bool json = false;
   std::string device = "cpu";
   std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
@@ -64,7 +65,7 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
   }
   const double bpb = nats / std::log(2.0) / double(bytes);
   if (opt.json) {
-    nlohmann::json j{{"ckpt", opt.ckpt}, {"split", opt.split}, {"bytes", bytes}, {"bpb", bpb},
+    nlohmann::json j{{"ckpt", opt.ckpt}, {"split", opt.split}, {"stride", opt.stride}, {"bytes", bytes}, {"bpb", bpb},
                      {"nats_per_byte", nats / double(bytes)}, {"files", jf}, {"seconds", secs},
                      {"device", opt.device}, {"precision", bf16 ? "bf16" : "fp32"}};
     if (opt.split != "all") j["val_fraction"] = val_fraction;
@@ -85,6 +86,7 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
 int run(const EvalOptions& opt) {
   if (opt.ckpt.empty()) throw Error("--ckpt is required");
   if (opt.batch < 1) throw Error("--batch must be >= 1");
+  if (opt.stride < 0) throw Error("--stride must be >= 0 (0 = consecutive windows)");
   const Split split = parse_split(opt.split);
   if (opt.val_fraction >= 1) throw Error("--val-fraction must be in [0, 1)");
   // --split train|val: the run's data and val fraction (trainer.json) unless given.
@@ -109,7 +111,7 @@ int run(const EvalOptions& opt) {
     std::fprintf(stderr, "\r%lld/%lld bytes  eta %s   ", (long long)done, (long long)all,
                  format_duration(el / double(done) * double(all - done)).c_str());
   };
-  auto files = score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress);
+  auto files = score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride);
   if (tty) std::fprintf(stderr, "\n");
   // Training's own validation number (the same windows it scored), when the run record says how.
   double run_val = NAN;
@@ -134,6 +136,9 @@ Command add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"all", "train", "val"}));
   e->add_option("--val-fraction", o->val_fraction, "With --split: the held-out tail fraction (default: the run's)");
   e->add_option("--batch", o->batch, "Context windows per forward pass");
+  e->add_option("--stride", o->stride,
+                "Sliding windows: move each window by S bytes and score its last S, so bytes past the first window "
+                "see >= context - S bytes of context (0 = consecutive windows)");
   e->add_flag("--json", o->json, "Print one JSON object instead of text");
   add_device_flags(e, &o->device, &o->precision, &o->threads);
   return {e, [o] { return run(*o); }};

@@ -8,6 +8,7 @@
 #include "data/corpus.h"
 #include "model/model.h"
 #include "util/device.h"
+#include "util/error.h"
 
 namespace bytelm {
 
@@ -31,6 +32,42 @@ double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int
   return total;
 }
 
+double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
+                           const std::string& device, bool bf16) {
+  const int64_t T = model.config().context;
+  if (stride < 1 || stride > T) throw Error("--stride must be in [1, " + std::to_string(T) + "] (the context)");
+  if (n <= T) return score_bytes(model, data, n, batch, device, bf16);
+  // Windows (start, first byte it scores): the first scores all T bytes, each later one the `stride` bytes
+  // after those already scored, ending where they end (the last may overlap more).
+  std::vector<std::pair<int64_t, int64_t>> windows{{0, 0}};
+  for (int64_t done = T; done < n;) {
+    const int64_t end = std::min(done + stride, n);
+    windows.emplace_back(end - T, done);
+    done = end;
+  }
+  torch::NoGradGuard no_grad;
+  AutocastScope autocast(torch::Device(device), bf16);
+  double total = 0;
+  for (size_t w = 0; w < windows.size(); w += size_t(batch)) {
+    const int64_t rows = std::min<int64_t>(batch, int64_t(windows.size() - w));
+    std::vector<uint8_t> buf(size_t(rows * T));
+    auto keep = torch::zeros({rows, T}, torch::kBool);  // (rows, T): the bytes this window scores
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto [start, first] = windows[w + size_t(r)];
+      std::copy(data + start, data + start + T, buf.begin() + r * T);
+      keep[r].narrow(0, first - start, T - (first - start)).fill_(true);
+    }
+    auto x = torch::from_blob(buf.data(), {rows, T}, torch::kUInt8).to(device, torch::kLong);
+    auto logits = model.forward(x);  // (rows, T, V)
+    auto nll = torch::nn::functional::cross_entropy(
+                   logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), x.reshape({-1}) + model.vocab_offset(),
+                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+                   .view({rows, T});
+    total += nll.masked_select(keep.to(nll.device())).sum().item<double>();
+  }
+  return total;
+}
+
 double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t batch, int64_t eval_batches,
                       const std::string& device, bool bf16) {
   const int64_t len = std::min<int64_t>(model.config().context, corpus.size(Split::Val));
@@ -51,12 +88,14 @@ double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t ba
 
 std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,
                                    const std::string& device, bool bf16,
-                                   const std::function<void(int64_t, int64_t)>& progress) {
+                                   const std::function<void(int64_t, int64_t)>& progress, int64_t stride) {
   std::vector<FileScore> out;
   const int64_t all = corpus.size(split);
   int64_t done = 0;
   for (const auto& f : corpus.files(split)) {
-    out.push_back({f.path, f.size, score_bytes(model, f.data, f.size, batch, device, bf16)});
+    out.push_back({f.path, f.size,
+                   stride > 0 ? score_bytes_sliding(model, f.data, f.size, stride, batch, device, bf16)
+                              : score_bytes(model, f.data, f.size, batch, device, bf16)});
     done += f.size;
     if (progress) progress(done, all);
   }

@@ -17,6 +17,13 @@ enum class Split;
 double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch,
                    const std::string& device, bool bf16 = false);
 
+// The same with overlapping windows (sliding-window evaluation): windows of the context T, each after the
+// first moved by `stride` bytes and scoring only its last `stride` bytes, so every byte is scored once and,
+// past the first window, with at least T - stride bytes of context. stride in [1, T]; Error otherwise.
+// Costs about T / stride times the forward passes of score_bytes.
+double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
+                           const std::string& device, bool bf16 = false);
+
 // Bits per byte of training's validation: `eval_batches` x `batch` fixed windows of the validation split
 // (a seed-independent stream, so every evaluation of a run sees the same bytes), each scored from the
 // model's start state. NaN if the split is empty. The model must be in eval mode.
@@ -28,9 +35,10 @@ struct FileScore {
   int64_t bytes = 0;
   double nats = 0;  // summed over the file's bytes
 };
-// Scores every file's part of the split; `progress(bytes done, bytes in all)` after each file.
+// Scores every file's part of the split (stride > 0: sliding windows); `progress(bytes done, bytes in all)`
+// after each file.
 std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,
                                    const std::string& device, bool bf16,
-                                   const std::function<void(int64_t, int64_t)>& progress = {});
+                                   const std::function<void(int64_t, int64_t)>& progress = {}, int64_t stride = 0);
 
 }  // namespace bytelm

@@ -71,4 +71,31 @@ TEST_P(Scoring, MatchesTheSlowReference) {
   fs::remove_all(dir);
 }
 
+// Sliding windows: byte i is scored in the window that ends at e(i) = min(n, T + ceil((i + 1 - T) / S) * S)
+// (the first window for i < T); computed here one byte and one forward pass at a time.
+TEST_P(Scoring, SlidingWindowsMatchTheSlowReference) {
+  torch::manual_seed(4);
+  auto model = make_model(load_config("tiny", GetParam()));
+  model->eval();
+  const int64_t T = model->config().context, n = 150;
+  std::string bytes;
+  for (int64_t i = 0; i < n; ++i) bytes += char((i * 11 + i / 7) % 256);
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  for (int64_t stride : {int64_t(16), T / 2, T}) {
+    double reference = 0;
+    torch::NoGradGuard no_grad;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t end = i < T ? T : std::min(n, T + (i + 1 - T + stride - 1) / stride * stride);
+      auto x = torch::empty({1, T}, torch::kLong);
+      for (int64_t t = 0; t < T; ++t) x[0][t] = int64_t(data[end - T + t]);
+      auto logp = torch::log_softmax(model->forward(x).to(torch::kFloat64), -1);
+      reference -= logp[0][i - (end - T)][int64_t(data[i]) + model->vocab_offset()].item<double>();
+    }
+    EXPECT_NEAR(score_bytes_sliding(*model, data, n, stride, 3, "cpu"), reference, 1e-3) << "stride " << stride;
+  }
+  EXPECT_THROW(score_bytes_sliding(*model, data, n, T + 1, 3, "cpu"), std::exception);
+  // With a stride of T on a multiple of T, sliding equals consecutive windows.
+  EXPECT_NEAR(score_bytes_sliding(*model, data, 2 * T, T, 3, "cpu"), score_bytes(*model, data, 2 * T, 3, "cpu"), 1e-3);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllModels, Scoring, ::testing::Values("transformer", "megabyte", "entropy", "blt"));
