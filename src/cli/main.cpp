@@ -17,6 +17,7 @@
 #include "train/patching.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace {
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
   }
+  bytelm::configure_allocator();  // malloc keeps freed tensor memory for reuse (see util/memory.h)
   CLI::App app{"bytelm: tokenizer-free language models on raw bytes (byte Transformer, MEGABYTE, BLT)"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
