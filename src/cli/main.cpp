@@ -17,6 +17,7 @@
 #include "train/patching.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/blas_core.h"
 #include "util/memory.h"
 
 namespace {
@@ -31,6 +32,7 @@ int fail(const std::string& msg, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bytelm::use_better_openblas_core(argv);  // OpenBLAS's own choice can be SSE3 on new CPUs (util/blas_core.h)
   // libgomp reads OMP_WAIT_POLICY when it loads, before main. Its default (spinning) makes LibTorch's
   // OpenMP threads fight OpenBLAS's own threads on a 2-core machine: measured 1.2-2.5x slower training
   // and generation. So, unless the user chose a policy, set PASSIVE and re-execute ourselves once.
