@@ -16,6 +16,7 @@
 #include "model/blt.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
+#include "train/bench_measure.h"
 #include "train/evaluate.h"
 #include "train/patching.h"
 #include "train/static_decoder.h"
@@ -81,67 +82,6 @@ std::string preset_name(const std::string& s) {
   return dot == std::string::npos ? base : base.substr(0, dot);
 }
 
-// The fp32 (CPU) or bf16 (CUDA) matmul peak in FLOP/s, measured like every other figure: warm-up, then
-// `samples` timed runs of n x n x n products, each run long enough (>= ~0.2 s) to time well.
-Spread measure_peak(const torch::Device& device, int64_t n, int64_t samples) {
-  torch::NoGradGuard no_grad;
-  auto opts = torch::TensorOptions().dtype(device.is_cuda() ? torch::kBFloat16 : torch::kFloat32).device(device);
-  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts), c = torch::empty({n, n}, opts);
-  auto timed = [&](int64_t reps) {
-    synchronize(device);
-    auto t0 = Clock::now();
-    for (int64_t i = 0; i < reps; ++i) torch::mm_out(c, a, b);
-    synchronize(device);
-    return seconds_since(t0);
-  };
-  timed(2);  // warm-up: first touch, BLAS thread start-up
-  const int64_t reps = std::max<int64_t>(1, int64_t(0.2 / std::max(timed(1), 1e-6)));
-  std::vector<double> rates;
-  for (int64_t i = 0; i < samples; ++i) rates.push_back(double(reps) * 2.0 * double(n * n * n) / timed(reps));
-  return spread_of(rates);
-}
-
-// Runs `once` (which returns how many bytes it produced) `repeat` times: bytes/s of each run, minor page
-// faults per byte over all runs, and the bytes of the last run.
-struct Measured {
-  Spread bytes_per_s;
-  double faults_per_byte = 0;
-  int64_t bytes = 0;
-};
-Measured measure_runs(int64_t repeat, const torch::Device& device, const std::function<int64_t()>& once) {
-  Measured m;
-  std::vector<double> rates;
-  int64_t total = 0;
-  const int64_t faults0 = minor_page_faults();
-  for (int64_t r = 0; r < repeat; ++r) {
-    auto t0 = Clock::now();
-    m.bytes = once();
-    synchronize(device);
-    rates.push_back(double(m.bytes) / seconds_since(t0));
-    total += m.bytes;
-  }
-  m.faults_per_byte = double(minor_page_faults() - faults0) / double(std::max<int64_t>(total, 1));
-  m.bytes_per_s = spread_of(rates);
-  return m;
-}
-
-// JSON fields NAME (the median), NAME_min and NAME_max.
-void put_spread(json& j, const std::string& name, const Spread& s) {
-  j[name] = s.median;
-  j[name + "_min"] = s.min;
-  j[name + "_max"] = s.max;
-}
-
-// "4354 (4210-4400)": a median with its spread, for the table.
-std::string with_spread(const Spread& s, const char* fmt = "%.0f") {
-  if (s.samples == 0) return "-";
-  char a[32], b[32], c[32];
-  std::snprintf(a, sizeof a, fmt, s.median);
-  std::snprintf(b, sizeof b, fmt, s.min);
-  std::snprintf(c, sizeof c, fmt, s.max);
-  return s.samples == 1 ? std::string(a) : std::string(a) + " (" + b + "-" + c + ")";
-}
-
 }  // namespace
 
 int run_bench(const BenchOptions& opt) {
@@ -168,7 +108,7 @@ int run_bench(const BenchOptions& opt) {
   const torch::Device device(opt.device);
   const bool cuda = device.is_cuda();
   const std::string precision = bf16 ? "bf16" : "fp32";
-  const Spread peak_spread = measure_peak(device, opt.peak_n, std::max<int64_t>(5, opt.repeat));
+  const Spread peak_spread = measure_peak(opt.device, opt.peak_n, std::max<int64_t>(5, opt.repeat));
   const double peak = peak_spread.median;
   {
     json j{{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", threads}, {"n", opt.peak_n},
@@ -294,7 +234,7 @@ int run_bench(const BenchOptions& opt) {
         generate(*model, w, [](uint8_t) {});
       }
       std::string out;
-      Measured m = measure_runs(opt.repeat, device, [&] {
+      Measured m = measure_runs(opt.repeat, opt.device, [&] {
         out = generate(*model, g, [](uint8_t) {});
         return int64_t(out.size());
       });
@@ -310,7 +250,7 @@ int run_bench(const BenchOptions& opt) {
         GenerateOptions w = g;
         w.max_bytes = std::min<int64_t>(g.max_bytes, 16);
         generate_batch(*model, prompts, w);  // warm-up
-        Measured mb = measure_runs(opt.repeat, device, [&] {
+        Measured mb = measure_runs(opt.repeat, opt.device, [&] {
           int64_t total = 0;
           for (const auto& o : generate_batch(*model, prompts, g)) total += int64_t(o.size());
           return total;
@@ -322,7 +262,7 @@ int run_bench(const BenchOptions& opt) {
         // The reference path: the whole window recomputed for every byte (what public BLT code does).
         g.no_cache = true;
         std::string ref;
-        Measured mu = measure_runs(opt.repeat, device, [&] {
+        Measured mu = measure_runs(opt.repeat, opt.device, [&] {
           ref = generate(*model, g, [](uint8_t) {});
           return int64_t(ref.size());
         });
