@@ -13,6 +13,8 @@
 #include "cli/commands.h"
 #include "git_version.h"
 #include "util/error.h"
+#include "util/blas_core.h"
+#include "util/memory.h"
 #include "util/platform.h"
 
 namespace {
@@ -31,6 +33,7 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bytelm::use_better_openblas_core(argv);  // OpenBLAS's own choice can be SSE3 on new CPUs (util/blas_core.h)
   // libgomp reads OMP_WAIT_POLICY when it loads, before main. Its default (spinning) makes LibTorch's
   // OpenMP threads fight OpenBLAS's own threads on a 2-core machine: measured 1.2-2.5x slower training
   // and generation. So, unless the user chose a policy, set PASSIVE and re-execute ourselves once.
@@ -38,6 +41,7 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
   }
+  bytelm::configure_allocator();  // malloc keeps freed tensor memory for reuse (see util/memory.h)
   CLI::App app{"bytelm: tokenizer-free language models on raw bytes (byte Transformer, MEGABYTE, BLT)"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);

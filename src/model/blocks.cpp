@@ -1,6 +1,8 @@
 // blocks.cpp — shared building blocks (see blocks.h).
 #include "model/blocks.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 #include <limits>
 #include <map>
@@ -16,6 +18,10 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // fp32 (CPU training and decoding): the same arithmetic without the dtype round trips, which cost a
+  // dispatch each in every decoding step.
+  if (x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32)
+    return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
   // Normalise in fp32 even when activations are bf16 (GPU): the mean of squares needs the range.
   auto xf = x.to(torch::kFloat32);
   auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
@@ -230,9 +236,9 @@ AttentionImpl::AttentionImpl(int64_t width, int64_t heads_) : heads(heads_), hea
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   auto split = [&](const torch::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };
-  auto q = rope.apply(split(q_proj(x)), pos0);  // (B, H, T, Dh)
-  auto k = rope.apply(split(k_proj(x)), pos0);
-  auto v = split(v_proj(x));
+  auto q = rope.apply(split(project(q_proj, x)), pos0);  // (B, H, T, Dh)
+  auto k = rope.apply(split(project(k_proj, x)), pos0);
+  auto v = split(project(v_proj, x));
   if (cache) {
     if (cache->len + T > cache->k.size(2))
       throw Error("KV cache overflow: " + std::to_string(cache->len + T) + " positions, capacity " +
@@ -244,22 +250,22 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, Rotary& rope, int64
     v = cache->v.narrow(2, 0, cache->len);
   }
   auto y = attention(q, k, v, /*causal=*/true);  // (B, H, T, Dh)
-  return o_proj(y.transpose(1, 2).reshape({B, T, D}));
+  return project(o_proj, y.transpose(1, 2).reshape({B, T, D}));
 }
 
 torch::Tensor AttentionImpl::step(const torch::Tensor& x, Rotary& rope, const torch::Tensor& pos, int64_t span,
                                   KVCache& cache) {
   const int64_t B = x.size(0), D = x.size(2);
   auto split = [&](const torch::Tensor& t) { return t.view({B, 1, heads, head_dim}).transpose(1, 2); };
-  auto q = rope.apply_at(split(q_proj(x)), pos);  // (B, H, 1, Dh)
-  auto k = rope.apply_at(split(k_proj(x)), pos);
-  auto v = split(v_proj(x));
+  auto q = rope.apply_at(split(project(q_proj, x)), pos);  // (B, H, 1, Dh)
+  auto k = rope.apply_at(split(project(k_proj, x)), pos);
+  auto v = split(project(v_proj, x));
   auto index = pos.view({1});
   cache.k.index_copy_(2, index, k.to(cache.k.scalar_type()));
   cache.v.index_copy_(2, index, v.to(cache.v.scalar_type()));
   auto keep = cache.positions.narrow(0, 0, span).le(pos).view({1, 1, 1, span});  // keys <= pos
   auto y = attention_keep(q, cache.k.narrow(2, 0, span), cache.v.narrow(2, 0, span), keep);  // (B, H, 1, Dh)
-  return o_proj(y.transpose(1, 2).reshape({B, 1, D}));
+  return project(o_proj, y.transpose(1, 2).reshape({B, 1, D}));
 }
 
 SwiGLUImpl::SwiGLUImpl(int64_t width, int64_t hidden) {
@@ -270,7 +276,7 @@ SwiGLUImpl::SwiGLUImpl(int64_t width, int64_t hidden) {
 }
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
-  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  return project(down_proj, torch::silu(project(gate_proj, x)) * project(up_proj, x));
 }
 
 BlockImpl::BlockImpl(const StackConfig& cfg, double eps) {
@@ -334,6 +340,27 @@ std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity, std
     c.positions = torch::arange(capacity, torch::TensorOptions().dtype(torch::kLong).device(w.device()));
   }
   return caches;
+}
+
+namespace {
+bool cpu_autocast() {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+}  // namespace
+
+torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x) {
+  const auto& w = layer->weight;  // (out, in)
+  const bool one_row = x.numel() == w.size(1) && x.dim() >= 1;
+  if (!one_row || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32 ||
+      cpu_autocast() || layer->options.bias())
+    return layer->forward(x);
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  return torch::mv(w, x.reshape({-1})).view(sizes);
 }
 
 bool reusable(const torch::Tensor& t, torch::IntArrayRef sizes, const torch::TensorOptions& options) {

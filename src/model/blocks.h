@@ -135,6 +135,12 @@ struct StackImpl : torch::nn::Module {
 };
 TORCH_MODULE(Stack);
 
+// layer(x) for a bias-free Linear, x (..., in) -> (..., out). A single row on the CPU in fp32 without
+// autocast (batch-1 decoding) goes through a matrix-vector product instead: LibTorch sends a (1, in) x
+// (in, out) product to BLAS gemm, which packs (copies) all of W to multiply one row; gemv reads W once.
+// Same value up to float rounding; training (many rows) and the GPU take layer(x) unchanged.
+torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x);
+
 // Whether a preallocated decoding tensor can be kept (and overwritten in place, so that captured CUDA graphs
 // that point at it stay valid): defined, with these sizes, dtype and device, and made in the current
 // inference mode (tensors made under InferenceMode cannot be used outside it, nor the other way round).

@@ -63,7 +63,7 @@ torch::Tensor MegabyteImpl::global_step(const torch::Tensor& patch_in, int64_t k
 torch::Tensor MegabyteImpl::local_step(const torch::Tensor& x, int64_t p) {
   const int64_t B = x.size(0);
   auto y = local_model(x.view({B, 1, cfg_.local.width}), p, &local_caches_);  // (B, 1, D_L)
-  return head(y).view({B, kByteVocab});
+  return project(head, y).view({B, kByteVocab});
 }
 
 torch::Tensor MegabyteImpl::start(int64_t batch) {
@@ -135,7 +135,7 @@ void MegabyteImpl::static_compute(int64_t key) {
   const int64_t B = history_.size(0), P = cfg_.patch_size, DG = cfg_.global_byte_width();
   if (key == 0) {
     auto x = patch_ctx_.index_select(1, p_.view({1})) + local_embed(in_byte_).unsqueeze(1);  // (B, 1, D_L)
-    static_logits_.copy_(head(local_model->step(x, p_, P, local_caches_)).select(1, 0));
+    static_logits_.copy_(project(head, local_model->step(x, p_, P, local_caches_)).select(1, 0));
     return;
   }
   auto idx = (k_ - 1) * P + patch_offsets_;                                                   // (P)
@@ -143,7 +143,7 @@ void MegabyteImpl::static_compute(int64_t key) {
   auto g = global_model->step(emb.reshape({B, 1, P * DG}), k_, key, global_caches_);           // (B, 1, P*D_G)
   patch_ctx_.copy_(global_to_local(g.view({B, P, DG})));
   auto x = patch_ctx_.narrow(1, 0, 1) + local_pad;                                            // (B, 1, D_L)
-  static_logits_.copy_(head(local_model->step(x, zero_, P, local_caches_)).select(1, 0));
+  static_logits_.copy_(project(head, local_model->step(x, zero_, P, local_caches_)).select(1, 0));
 }
 
 std::vector<FlopsPart> MegabyteImpl::flops() const {

@@ -29,7 +29,7 @@ torch::Tensor TransformerImpl::start(int64_t batch) {
     pos_ = torch::zeros({}, ids.options());
     static_logits_ = torch::zeros({batch, kByteVocab}, torch::TensorOptions().device(dev));
   }
-  return head(model(embed(ids), 0, &caches_)).select(1, 0);  // (B, 256)
+  return project(head, model(embed(ids), 0, &caches_)).select(1, 0);  // (B, 256)
 }
 
 torch::Tensor TransformerImpl::feed(const torch::Tensor& bytes) {
@@ -37,7 +37,7 @@ torch::Tensor TransformerImpl::feed(const torch::Tensor& bytes) {
   if (decoded_ + n > cfg_.context - 1)
     throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
   // Byte i of this call sits at input position decoded_ + 1 + i (position 0 is the start id).
-  auto out = head(model(embed(bytes), decoded_ + 1, &caches_));
+  auto out = project(head, model(embed(bytes), decoded_ + 1, &caches_));
   decoded_ += n;
   return out;  // (B, n, 256)
 }
@@ -54,7 +54,7 @@ int64_t TransformerImpl::static_prepare(const torch::Tensor& bytes) {
 }
 
 void TransformerImpl::static_compute(int64_t span) {
-  auto logits = head(model->step(embed(in_ids_), pos_, span, caches_));  // (B, 1, 256)
+  auto logits = project(head, model->step(embed(in_ids_), pos_, span, caches_));  // (B, 1, 256)
   static_logits_.copy_(logits.select(1, 0));
 }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -15,12 +16,15 @@
 #include "model/blt.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
+#include "train/bench_measure.h"
 #include "train/evaluate.h"
 #include "train/patching.h"
 #include "train/static_decoder.h"
 #include "util/error.h"
 #include "util/device.h"
+#include "util/memory.h"
 #include "util/platform.h"
+#include "util/stats.h"
 
 namespace bytelm {
 
@@ -30,12 +34,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Resets the kernel's peak-RSS counter so each case reports its own peak (Linux >= 4.0).
-void reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-}
 
 void sync(const std::string& device) { synchronize(torch::Device(device)); }
 
@@ -87,7 +85,8 @@ std::string preset_name(const std::string& s) {
 }  // namespace
 
 int run_bench(const BenchOptions& opt) {
-  if (opt.steps < 1 || opt.gen_bytes < 0 || opt.batch < 0 || opt.gen_batch < 0 || opt.max_context < 0)
+  if (opt.steps < 1 || opt.warmup < 0 || opt.repeat < 1 || opt.gen_bytes < 0 || opt.batch < 0 || opt.gen_batch < 0 ||
+      opt.max_context < 0)
     throw Error("--steps must be >= 1; --gen-bytes, --gen-batch, --batch, --max-context >= 0");
   check_device(opt.device);
   const bool bf16 = use_bf16(opt.precision, opt.device);
@@ -109,9 +108,15 @@ int run_bench(const BenchOptions& opt) {
   const torch::Device device(opt.device);
   const bool cuda = device.is_cuda();
   const std::string precision = bf16 ? "bf16" : "fp32";
-  const double peak = measure_matmul_peak(opt.device, opt.peak_n, 2.0);
-  emit({{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", threads}, {"n", opt.peak_n},
-        {"dtype", cuda ? "bf16" : "fp32"}, {"flops_per_s", peak}, {"blas", loaded_blas()}});
+  const Spread peak_spread = measure_peak(opt.device, opt.peak_n, std::max<int64_t>(5, opt.repeat));
+  const double peak = peak_spread.median;
+  {
+    json j{{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", threads}, {"n", opt.peak_n},
+           {"dtype", cuda ? "bf16" : "fp32"}, {"samples", peak_spread.samples}, {"blas", loaded_blas()},
+           {"allocator", allocator_in_use()}};
+    put_spread(j, "flops_per_s", peak_spread);
+    emit(j);
+  }
   // MFU: on CUDA against the H100's dense bf16 peak (989 TFLOP/s), on CPU against the matmul measured here.
   const double mfu_peak = cuda ? kH100DenseBf16Flops : peak;
 
@@ -133,14 +138,15 @@ int run_bench(const BenchOptions& opt) {
   struct Row {
     std::string name, model;
     int64_t params;
-    double train_bps = 0, flops_per_byte = 0, flops = 0, mfu = 0, gen_bps = 0, gen_uncached_bps = 0, gen_batch_bps = 0,
-           mem_train = 0, mem_gen = 0, patch = 0;
+    Spread train_bps, gen_bps, gen_uncached_bps, gen_batch_bps;
+    double flops_per_byte = 0, flops = 0, mfu = 0, mem_train = 0, mem_gen = 0, patch = 0, train_faults = 0;
     int64_t max_context = 0;
   };
   std::vector<Row> rows;
   // Peak memory of the case just run: GPU allocator peak on CUDA, resident set on CPU (MB).
-  auto reset_peak = [&] { cuda ? reset_device_peak(device) : reset_peak_rss(); };
+  auto reset_peak = [&] { cuda ? reset_device_peak(device) : reset_peak_resident(); };
   auto peak_mb = [&] { return double(cuda ? device_peak_bytes(device) : peak_rss_bytes()) / 1e6; };
+  const std::string mem_key = cuda ? "peak_gpu_mb" : "peak_rss_mb";
   for (size_t ci = 0; ci < cfgs.size(); ++ci) {
     const auto& cfg = cfgs[ci];
     Row row{preset_name(opt.configs[ci]), cfg.model, 0};
@@ -164,29 +170,47 @@ int run_bench(const BenchOptions& opt) {
       reset_peak();
       auto step = make_train_step(*model, device, bf16);
       auto x = torch::randint(0, kByteVocab, {B, T}, torch::TensorOptions().dtype(torch::kLong)).to(device);
-      step(x);  // warm-up: allocations, caches, kernel selection
+      // Warm-up: first touch of activations, gradients and optimizer state, caches, kernel selection.
+      const int64_t faults0 = minor_page_faults();
+      for (int64_t s = 0; s < std::max<int64_t>(opt.warmup, 1); ++s) step(x);
       sync(opt.device);
-      auto t0 = Clock::now();
-      for (int64_t s = 0; s < opt.steps; ++s) step(x);
-      sync(opt.device);
-      double dt = seconds_since(t0);
-      row.train_bps = double(B * T * opt.steps) / dt;
-      row.flops = row.train_bps * 3 * fwd;
+      const int64_t faults1 = minor_page_faults();
+      const CpuSeconds cpu0 = cpu_seconds();
+      std::vector<double> rates, secs;
+      for (int64_t s = 0; s < opt.steps; ++s) {  // each step timed alone: one sample
+        auto t0 = Clock::now();
+        step(x);
+        sync(opt.device);
+        secs.push_back(seconds_since(t0));
+        rates.push_back(double(B * T) / secs.back());
+      }
+      double dt = 0;
+      for (double v : secs) dt += v;
+      row.train_faults = double(minor_page_faults() - faults1) / double(opt.steps);
+      const CpuSeconds cpu1 = cpu_seconds();
+      row.train_bps = spread_of(rates);
+      row.flops = row.train_bps.median * 3 * fwd;
       row.mfu = row.flops / mfu_peak;
       row.mem_train = peak_mb();
-      emit({{"bench", "train"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", B},
-            {"context", T}, {"steps", opt.steps}, {"seconds", dt}, {"bytes_per_s", row.train_bps},
-            {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.flops / peak},
-            {"mfu", row.mfu}, {"mfu_peak_flops", mfu_peak}, {cuda ? "peak_gpu_mb" : "peak_rss_mb", row.mem_train},
-            {"device", opt.device}, {"precision", precision}, {"threads", threads},
-            {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}});
+      json j{{"bench", "train"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", B},
+             {"context", T}, {"steps", opt.steps}, {"warmup_steps", std::max<int64_t>(opt.warmup, 1)}, {"seconds", dt},
+             {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.flops / peak},
+             {"peak_fraction_min", row.train_bps.min * 3 * fwd / peak}, {"peak_fraction_max", row.train_bps.max * 3 * fwd / peak},
+             {"mfu", row.mfu}, {"mfu_peak_flops", mfu_peak}, {mem_key, row.mem_train},
+             {"minor_faults_per_step", row.train_faults}, {"minor_faults_warmup", faults1 - faults0},
+             {"user_cpu_seconds_per_step", (cpu1.user - cpu0.user) / double(opt.steps)},
+             {"system_cpu_seconds_per_step", (cpu1.system - cpu0.system) / double(opt.steps)},
+             {"device", opt.device}, {"precision", precision}, {"threads", threads},
+             {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}};
+      put_spread(j, "bytes_per_s", row.train_bps);
+      emit(j);
     }
     if (!opt.skip_generate && opt.gen_bytes > 0) {
       const int gen_threads = setup_threads(opt.gen_threads);
       reset_peak();
       model->eval();
       GenerateOptions g;
-      g.max_bytes = std::min<int64_t>(opt.gen_bytes, cfg.context - 1);
+      g.max_bytes = opt.gen_bytes;  // exactly; past the context, generation slides its window
       g.temperature = 0;
       g.device = opt.device;
       g.precision = precision;
@@ -195,44 +219,58 @@ int run_bench(const BenchOptions& opt) {
         const StepPlan plan = plan_steps(g.decode, *model, device, batch);
         return plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";
       };
-      auto t0 = Clock::now();
-      std::string out = generate(*model, g, [](uint8_t) {});
-      sync(opt.device);
-      double dt = seconds_since(t0);
-      row.gen_bps = double(out.size()) / dt;
+      auto gen_json = [&](int64_t batch, bool cache, const Measured& m) {
+        json j{{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
+               {"batch", batch}, {"cache", cache}, {"bytes", m.bytes}, {"seconds", double(m.bytes) / m.bytes_per_s.median},
+               {"runs", m.bytes_per_s.samples}, {"minor_faults_per_byte", m.faults_per_byte}, {"device", opt.device},
+               {"precision", precision}, {"threads", gen_threads}};
+        if (cache) j["decode"] = decode_mode(batch);
+        put_spread(j, "bytes_per_s", m.bytes_per_s);
+        return j;
+      };
+      {  // warm-up: a short run allocates the caches and decoding state and touches the weights
+        GenerateOptions w = g;
+        w.max_bytes = std::min<int64_t>(g.max_bytes, 64);
+        generate(*model, w, [](uint8_t) {});
+      }
+      std::string out;
+      Measured m = measure_runs(opt.repeat, opt.device, [&] {
+        out = generate(*model, g, [](uint8_t) {});
+        return int64_t(out.size());
+      });
+      row.gen_bps = m.bytes_per_s;
       row.mem_gen = peak_mb();
-      emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
-            {"cache", true}, {"decode", decode_mode(1)}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
-            {cuda ? "peak_gpu_mb" : "peak_rss_mb", row.mem_gen}, {"device", opt.device}, {"precision", precision},
-            {"threads", gen_threads}});
+      json j = gen_json(1, true, m);
+      j[mem_key] = row.mem_gen;
+      emit(j);
       if (opt.gen_batch > 1) {
         // Several prompts decoded together (different lengths, so rows are teacher-forced part of the way).
         std::vector<std::string> prompts;
         for (int64_t i = 0; i < opt.gen_batch; ++i) prompts.push_back(std::string(size_t(i % 4), char('a' + i % 26)));
-        auto t1 = Clock::now();
-        auto outs = generate_batch(*model, prompts, g);
-        sync(opt.device);
-        double dtb = seconds_since(t1);
-        int64_t total = 0;
-        for (const auto& o : outs) total += int64_t(o.size());
-        row.gen_batch_bps = double(total) / dtb;
-        emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
-              {"batch", opt.gen_batch}, {"cache", true}, {"decode", decode_mode(opt.gen_batch)}, {"bytes", total}, {"seconds", dtb},
-              {"bytes_per_s", row.gen_batch_bps}, {"device", opt.device}, {"precision", precision},
-              {"threads", gen_threads}});
+        GenerateOptions w = g;
+        w.max_bytes = std::min<int64_t>(g.max_bytes, 16);
+        generate_batch(*model, prompts, w);  // warm-up
+        Measured mb = measure_runs(opt.repeat, opt.device, [&] {
+          int64_t total = 0;
+          for (const auto& o : generate_batch(*model, prompts, g)) total += int64_t(o.size());
+          return total;
+        });
+        row.gen_batch_bps = mb.bytes_per_s;
+        emit(gen_json(opt.gen_batch, true, mb));
       }
       if (blt && std::find(opt.uncached.begin(), opt.uncached.end(), row.name) != opt.uncached.end()) {
         // The reference path: the whole window recomputed for every byte (what public BLT code does).
         g.no_cache = true;
-        t0 = Clock::now();
-        std::string ref = generate(*model, g, [](uint8_t) {});
-        sync(opt.device);
-        double dt_ref = seconds_since(t0);
-        row.gen_uncached_bps = double(ref.size()) / dt_ref;
-        emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
-              {"cache", false}, {"bytes", ref.size()}, {"seconds", dt_ref}, {"bytes_per_s", row.gen_uncached_bps},
-              {"cached_speedup", row.gen_bps / row.gen_uncached_bps}, {"same_bytes", ref == out},
-              {"device", opt.device}, {"precision", precision}, {"threads", gen_threads}});
+        std::string ref;
+        Measured mu = measure_runs(opt.repeat, opt.device, [&] {
+          ref = generate(*model, g, [](uint8_t) {});
+          return int64_t(ref.size());
+        });
+        row.gen_uncached_bps = mu.bytes_per_s;
+        json ju = gen_json(1, false, mu);
+        ju["cached_speedup"] = row.gen_bps.median / row.gen_uncached_bps.median;
+        ju["same_bytes"] = ref == out;
+        emit(ju);
       }
       setup_threads(opt.threads);
       model->train();
@@ -256,8 +294,7 @@ int run_bench(const BenchOptions& opt) {
           const double dt = seconds_since(t0);
           row.max_context = ctx;
           emit({{"bench", "max_context"}, {"config", row.name}, {"context", ctx}, {"batch", 1}, {"fits", true},
-                {"step_seconds", dt}, {cuda ? "peak_gpu_mb" : "peak_rss_mb", peak_mb()}, {"device", opt.device},
-                {"precision", precision}});
+                {"step_seconds", dt}, {mem_key, peak_mb()}, {"device", opt.device}, {"precision", precision}});
         } catch (const std::exception& e) {
           if (!is_out_of_memory(e)) throw;
           emit({{"bench", "max_context"}, {"config", row.name}, {"context", ctx}, {"batch", 1}, {"fits", false},
@@ -269,20 +306,27 @@ int run_bench(const BenchOptions& opt) {
     rows.push_back(row);
   }
 
-  std::fprintf(stderr, "\nbytelm bench on %s, %s (%d threads; generation %d): measured matmul peak %.1f GFLOP/s%s\n",
-               opt.device.c_str(), precision.c_str(), threads, opt.gen_threads, peak / 1e9,
-               cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)" : "; MFU against that peak");
+  auto plural = [](int n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); };
+  std::fprintf(stderr,
+               "\nbytelm bench on %s, %s (%s; generation %s; malloc: %s): measured matmul peak %s GFLOP/s%s\n"
+               "Figures: median (min-max) of %lld timed training steps after %lld warm-up, %lld generation runs\n",
+               opt.device.c_str(), precision.c_str(), plural(threads, "thread").c_str(),
+               plural(opt.gen_threads, "thread").c_str(), allocator_in_use().c_str(),
+               with_spread({peak_spread.median / 1e9, peak_spread.min / 1e9, peak_spread.max / 1e9, peak_spread.samples},
+                           "%.1f").c_str(),
+               cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)" : "; MFU against its median",
+               (long long)opt.steps, (long long)std::max<int64_t>(opt.warmup, 1), (long long)opt.repeat);
   std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | MFU | train %s MB "
-                       "| gen bytes/s | gen bytes/s, batch %lld | gen bytes/s, no cache | gen %s MB | max context |\n",
+                       "| gen bytes/s | gen bytes/s, batch %lld | gen bytes/s, no cache | gen %s MB | max context "
+                       "| train faults/step |\n",
                cuda ? "GPU" : "RSS", (long long)opt.gen_batch, cuda ? "GPU" : "RSS");
-  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
-    auto or_dash = [](double v, const std::string& s) { return v > 0 ? s : std::string("-"); };
-    std::fprintf(stderr, "| %s | %s | %.1fM | %.0f | %.3g | %.1f | %.1f%% | %.0f | %.1f | %s | %s | %.0f | %s |\n",
-                 r.name.c_str(), r.model.c_str(), r.params / 1e6, r.train_bps, r.flops_per_byte, r.flops / 1e9,
-                 100 * r.mfu, r.mem_train, r.gen_bps, or_dash(r.gen_batch_bps, format_rate(r.gen_batch_bps)).c_str(),
-                 or_dash(r.gen_uncached_bps, format_rate(r.gen_uncached_bps)).c_str(), r.mem_gen,
-                 or_dash(double(r.max_context), std::to_string(r.max_context)).c_str());
+    std::fprintf(stderr, "| %s | %s | %.1fM | %s | %.3g | %.1f | %.1f%% | %.0f | %s | %s | %s | %.0f | %s | %.0f |\n",
+                 r.name.c_str(), r.model.c_str(), r.params / 1e6, with_spread(r.train_bps).c_str(), r.flops_per_byte,
+                 r.flops / 1e9, 100 * r.mfu, r.mem_train, with_spread(r.gen_bps, "%.1f").c_str(),
+                 with_spread(r.gen_batch_bps, "%.1f").c_str(), with_spread(r.gen_uncached_bps, "%.1f").c_str(),
+                 r.mem_gen, r.max_context > 0 ? std::to_string(r.max_context).c_str() : "-", r.train_faults);
   }
   return 0;
 }

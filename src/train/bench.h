@@ -1,6 +1,8 @@
 // bench.h — `bytelm bench`: measured matmul peak, then per model config: training bytes/s, model
 // FLOP/s, fraction of the peak (and on CUDA, MFU against the H100's 989 TFLOP/s), batch-1 and batched
-// generation bytes/s, peak resident and GPU memory; optionally MEGABYTE's largest trainable context.
+// generation bytes/s, peak resident and GPU memory, minor page faults; optionally MEGABYTE's largest
+// trainable context. Every speed is measured after warm-up, several times: the median is the figure, with
+// the smallest and largest sample beside it (JSON fields *_min, *_max).
 // Output: one JSON object per line on stdout (or --json-out), then a table on stderr.
 #pragma once
 #include <cstdint>
@@ -12,8 +14,10 @@ namespace bytelm {
 struct BenchOptions {
   std::vector<std::string> configs{"mb_cpu", "tf_cpu", "blt_cpu", "blt_demo"};  // files or presets
   int64_t batch = 0;          // 0 = each config's bench batch (4 on CPU)
-  int64_t steps = 5;          // timed training steps (after 1 warm-up step)
-  int64_t gen_bytes = 1024;   // bytes generated at batch 1
+  int64_t steps = 5;          // timed training steps, each one sample (after `warmup` untimed steps)
+  int64_t warmup = 2;         // untimed training steps first: first-touch page faults, caches, kernel choice
+  int64_t repeat = 3;         // timed runs of each generation case and of the matmul peak (after a warm-up)
+  int64_t gen_bytes = 1024;   // bytes generated at batch 1 (exactly; past the context the window slides)
   std::vector<std::string> uncached{"blt_demo"};  // BLT configs whose --no-cache path is also timed
   int64_t peak_n = 2048;      // matmul size for the peak measurement
   bool skip_train = false, skip_generate = false;
