@@ -2,7 +2,7 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 
 namespace bytelm::cli {
 
@@ -11,7 +11,9 @@ Command add_bench(CLI::App& app) {
   auto* b = app.add_subcommand("bench", "Measure matmul peak, training and generation speed, memory");
   b->add_option("--configs", o->configs, "Config files or presets to measure")->expected(1, -1);
   b->add_option("--batch", o->batch, "Training batch (0 = 4 on CPU; on CUDA 8, BLT 4)");
-  b->add_option("--steps", o->steps, "Timed training steps (after one warm-up step)");
+  b->add_option("--steps", o->steps, "Timed training steps, each timed alone (after --warmup untimed steps)");
+  b->add_option("--warmup", o->warmup, "Untimed training steps first (first-touch page faults, caches, kernel choice)");
+  b->add_option("--repeat", o->repeat, "Timed runs of each generation case (the matmul peak takes at least 5)");
   b->add_option("--gen-bytes", o->gen_bytes, "Bytes generated at batch 1");
   b->add_option("--peak-n", o->peak_n, "Matrix size of the matmul peak measurement");
   b->add_flag("--skip-train", o->skip_train, "Do not measure training");

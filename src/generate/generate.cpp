@@ -11,7 +11,7 @@
 #include "model/checkpoint.h"
 #include "generate/generate.h"
 #include "util/error.h"
-#include "train/static_decoder.h"
+#include "generate/static_decoder.h"
 #include "util/device.h"
 #include "util/platform.h"
 

@@ -8,7 +8,7 @@
 #include "model/blt.h"
 #include "model/model.h"
 #include "generate/generate.h"
-#include "train/static_decoder.h"
+#include "generate/static_decoder.h"
 #include "util/device.h"
 #include "util/error.h"
 

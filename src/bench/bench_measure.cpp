@@ -1,5 +1,5 @@
 // bench_measure.cpp — see bench_measure.h.
-#include "train/bench_measure.h"
+#include "bench/bench_measure.h"
 
 #include <torch/torch.h>
 

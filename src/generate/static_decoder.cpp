@@ -1,5 +1,5 @@
 // static_decoder.cpp — see static_decoder.h. The CUDA graph code is compiled only when LibTorch has CUDA.
-#include "train/static_decoder.h"
+#include "generate/static_decoder.h"
 
 #include <map>
 

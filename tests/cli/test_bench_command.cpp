@@ -1,0 +1,41 @@
+// test_bench_command.cpp — `bytelm bench` through the binary: every case it is asked for runs and is
+// reported as JSON lines and a table; bad configs and precisions are one-line errors.
+#include "cli/cli_harness.h"
+
+using namespace bytelm_test;
+
+// bench measures every case it is asked for and reports it as JSON lines (values are machine-dependent;
+// what is checked is that each case ran and its numbers are sane).
+TEST_F(Cli, BenchReportsEveryCase) {
+  const std::string json_out = dir_ + "/bench.jsonl";
+  Result r = run({"bench", "--configs", "mb_tiny", "tf_tiny", "blt_tiny", "--steps", "1", "--gen-bytes", "20",
+                  "--gen-batch", "3", "--max-context", "128", "--peak-n", "128", "--uncached", "blt_tiny", "--json-out",
+                  json_out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(json_out), r.out);
+  std::istringstream lines(r.out);
+  std::string line;
+  std::map<std::string, int> count;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    const std::string kind = j["bench"];
+    ++count[kind];
+    if (kind == "train") {
+      EXPECT_GT(j["bytes_per_s"].get<double>(), 0);
+      EXPECT_GT(j["mfu"].get<double>(), 0);
+      EXPECT_LT(j["mfu"].get<double>(), 1);
+    }
+    if (kind == "generate") {
+      EXPECT_GT(j["bytes_per_s"].get<double>(), 0);
+      if (j["cache"] == false) EXPECT_TRUE(j["same_bytes"].get<bool>());
+    }
+    if (kind == "max_context") EXPECT_TRUE(j["fits"].get<bool>()) << line;
+  }
+  EXPECT_EQ(count["matmul_peak"], 1);
+  EXPECT_EQ(count["train"], 3);
+  EXPECT_EQ(count["generate"], 3 * 2 + 1);  // batch 1 and batch 3 per config, BLT without cache
+  EXPECT_EQ(count["max_context"], 2);       // MEGABYTE at 64 and 128 bytes
+  EXPECT_NE(r.err.find("| mb_tiny | megabyte |"), std::string::npos) << r.err;
+  expect_bad({"bench", "--configs", "no-such-config"}, "no-such-config");
+  expect_bad({"bench", "--configs", "mb_tiny", "--precision", "fp8"}, "--precision");
+}
