@@ -52,6 +52,9 @@ class Rotary {
   torch::Tensor cos_, sin_;  // (capacity, Dh/2), fp32
 };
 
+// q K^T / sqrt(Dh): q (..., Tq, Dh), k (..., Tk, Dh) -> (..., Tq, Tk).
+torch::Tensor scaled_scores(const torch::Tensor& q, const torch::Tensor& k);
+
 // Scaled dot-product attention. q: (B, H, Tq, Dh), k, v: (B, H, Tk, Dh) -> (B, H, Tq, Dh).
 // Query i sits at key position (Tk - Tq + i) and, if causal, sees keys 0..that position.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
