@@ -27,6 +27,7 @@ struct FileScore {
   std::string path;
   int64_t bytes = 0;
   double nats = 0;  // summed over the file's bytes
+  int64_t tokens = 0;  // the BPE baseline: tokens the bytes encode to (0 for byte models)
 };
 // Scores every file's part of the split; `progress(bytes done, bytes in all)` after each file.
 std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,

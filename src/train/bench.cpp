@@ -13,6 +13,7 @@
 #include "blt/patcher.h"
 #include "data/corpus.h"
 #include "model/blt.h"
+#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
 #include "train/evaluate.h"
@@ -158,6 +159,10 @@ int run_bench(const BenchOptions& opt) {
       row.patch = blt->mean_patch_size();
     }
     const double fwd = model->forward_flops_per_byte();
+    // The BPE baseline's positions are tokens (ids < 256 are valid tokens too): bytes = tokens x its nominal
+    // bytes per token, so its rows compare with byte models in bytes.
+    auto* bpe = dynamic_cast<BpeModelImpl*>(model.get());
+    const double bytes_per_position = bpe ? bpe->bytes_per_token() : 1.0;
     row.flops_per_byte = 3 * fwd;
 
     if (!opt.skip_train) {
@@ -170,7 +175,7 @@ int run_bench(const BenchOptions& opt) {
       for (int64_t s = 0; s < opt.steps; ++s) step(x);
       sync(opt.device);
       double dt = seconds_since(t0);
-      row.train_bps = double(B * T * opt.steps) / dt;
+      row.train_bps = double(B * T * opt.steps) * bytes_per_position / dt;
       row.flops = row.train_bps * 3 * fwd;
       row.mfu = row.flops / mfu_peak;
       row.mem_train = peak_mb();
@@ -179,7 +184,8 @@ int run_bench(const BenchOptions& opt) {
             {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.flops / peak},
             {"mfu", row.mfu}, {"mfu_peak_flops", mfu_peak}, {cuda ? "peak_gpu_mb" : "peak_rss_mb", row.mem_train},
             {"device", opt.device}, {"precision", precision}, {"threads", threads},
-            {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}});
+            {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)},
+            {"bytes_per_token", bpe ? json(bytes_per_position) : json(nullptr)}});
     }
     if (!opt.skip_generate && opt.gen_bytes > 0) {
       const int gen_threads = setup_threads(opt.gen_threads);
@@ -199,7 +205,7 @@ int run_bench(const BenchOptions& opt) {
       std::string out = generate(*model, g, [](uint8_t) {});
       sync(opt.device);
       double dt = seconds_since(t0);
-      row.gen_bps = double(out.size()) / dt;
+      row.gen_bps = double(out.size()) * bytes_per_position / dt;
       row.mem_gen = peak_mb();
       emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", 1},
             {"cache", true}, {"decode", decode_mode(1)}, {"bytes", out.size()}, {"seconds", dt}, {"bytes_per_s", row.gen_bps},
@@ -215,7 +221,7 @@ int run_bench(const BenchOptions& opt) {
         double dtb = seconds_since(t1);
         int64_t total = 0;
         for (const auto& o : outs) total += int64_t(o.size());
-        row.gen_batch_bps = double(total) / dtb;
+        row.gen_batch_bps = double(total) * bytes_per_position / dtb;
         emit({{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
               {"batch", opt.gen_batch}, {"cache", true}, {"decode", decode_mode(opt.gen_batch)}, {"bytes", total}, {"seconds", dtb},
               {"bytes_per_s", row.gen_batch_bps}, {"device", opt.device}, {"precision", precision},
