@@ -54,7 +54,7 @@ const Spm& spm() {
       if (access(c.c_str(), R_OK) == 0 && (lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND))) break;
     if (!lib) {
       const char* e = dlerror();
-      error = "cannot load bytelm_spm.so (SentencePiece; install libsentencepiece0 and rebuild)" +
+      error = "cannot load bytelm_spm.so, SentencePiece's module (install libsentencepiece-dev and rebuild bytelm)" +
               std::string(e ? std::string(": ") + e : "");
       return;
     }
@@ -74,6 +74,15 @@ const Spm& spm() {
 }
 
 }  // namespace
+
+bool tokenizer_available() {
+  try {
+    spm();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
 
 struct Tokenizer::Impl {
   void* handle = nullptr;

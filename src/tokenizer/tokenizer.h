@@ -58,6 +58,10 @@ class Tokenizer {
   std::vector<std::string> text_;
 };
 
+// Whether SentencePiece could be loaded (bytelm_spm.so; absent when bytelm was built without
+// libsentencepiece-dev). Every other function throws Error saying so when it is not.
+bool tokenizer_available();
+
 // The file name of a tokenizer inside a tokenizer or checkpoint directory.
 constexpr const char* kTokenizerFile = "tokenizer.model";
 

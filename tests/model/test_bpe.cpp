@@ -102,6 +102,7 @@ TEST(Bpe, FlopsPerByteArePerTokenOverBytesPerToken) {
 
 // Bits per byte = every token's -ln p (windows of T tokens, each from the start state) over the raw bytes.
 TEST(Bpe, BitsPerByteIsSummedTokenLossOverBytes) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   const auto dir = std::filesystem::temp_directory_path() / "bytelm_test_bpe_bpb";
   std::filesystem::create_directories(dir);
   std::string text = lexicon_text(700, 5);
@@ -139,6 +140,7 @@ TEST(Bpe, BitsPerByteIsSummedTokenLossOverBytes) {
 }
 
 TEST(Bpe, OverfitsATinyCorpus) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   torch::manual_seed(3);
   const auto ids = tokenizer().encode(lexicon_text(400, 8));
   const int64_t T = 32;
@@ -160,6 +162,7 @@ TEST(Bpe, OverfitsATinyCorpus) {
 }
 
 TEST(Bpe, CheckpointRoundTripsWithItsTokenizer) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   const auto dir = (std::filesystem::temp_directory_path() / "bytelm_test_bpe_ckpt").string();
   std::filesystem::remove_all(dir);
   torch::manual_seed(4);

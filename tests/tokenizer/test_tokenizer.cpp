@@ -87,6 +87,7 @@ void expect_round_trip(const Tokenizer& t, const std::string& s) {
 }
 
 TEST(Tokenizer, BpeRoundTripsTextBinaryAndEdgeCases) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   const Tokenizer& t = bpe();
   EXPECT_EQ(t.vocab_size(), 400);
   for (const auto& s : edge_cases()) expect_round_trip(t, s);
@@ -98,6 +99,7 @@ TEST(Tokenizer, BpeRoundTripsTextBinaryAndEdgeCases) {
 }
 
 TEST(Tokenizer, ChunkedEncodingEqualsWholeLines) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   // encode() works in ~4 KB chunks cut at newlines and spaces; the tokens equal encoding each line alone.
   const Tokenizer& t = bpe();
   const auto text = sample_text(30000, 5);
@@ -113,6 +115,7 @@ TEST(Tokenizer, ChunkedEncodingEqualsWholeLines) {
 }
 
 TEST(Tokenizer, UnigramRoundTrips) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   TokenizerTrainOptions o;
   o.type = "unigram";
   o.vocab = 350;
@@ -122,6 +125,7 @@ TEST(Tokenizer, UnigramRoundTrips) {
 }
 
 TEST(Tokenizer, SavesAndLoads) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   const auto dir = std::filesystem::temp_directory_path() / "bytelm_test_tokenizer";
   std::filesystem::create_directories(dir);
   const std::string path = (dir / kTokenizerFile).string();
@@ -133,6 +137,7 @@ TEST(Tokenizer, SavesAndLoads) {
 }
 
 TEST(Tokenizer, BadFilesAreErrors) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   const auto dir = std::filesystem::temp_directory_path() / "bytelm_test_tokenizer_bad";
   std::filesystem::create_directories(dir);
   const std::string junk = (dir / "junk.model").string();
@@ -147,6 +152,7 @@ TEST(Tokenizer, BadFilesAreErrors) {
 // Every file of the default corpus (data/corpus, fetched by scripts/fetch-corpus.sh), an 8 KB slice of each
 // to stay fast; `bytelm tokenizer stats --data data/corpus` checks the whole corpus.
 TEST(Tokenizer, RoundTripsTheDefaultCorpus) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
   const auto root = std::filesystem::path(BYTELM_SOURCE_DIR) / "data" / "corpus";
   if (!std::filesystem::is_directory(root)) GTEST_SKIP() << "no data/corpus";
   int files = 0;
