@@ -273,6 +273,9 @@ int train_loop(Run& run) {
     run.tokens->sample(Split::Train, uint64_t(opt.seed), token_batch++, opt.batch, run.cfg.context, token_buf.data());
     return torch::from_blob(token_buf.data(), {opt.batch, run.cfg.context}, torch::kLong).clone().to(run.device);
   };
+  // bpe: the logged loss is per byte (token loss / the training split's bytes per token), so its loss and
+  // bpb columns compare with byte models'.
+  const double loss_per_byte = run.tokens ? 1.0 / run.tokens->bytes_per_token(Split::Train) : 1.0;
   for (int64_t step = run.start_step + 1; step <= opt.steps; ++step) {
     auto loss = train_step(run, next_batch, step == run.start_step + 1);
     const double lr = lr_at(opt, step);
@@ -290,8 +293,8 @@ int train_loop(Run& run) {
     }
     const bool log = step % opt.log_every == 0 || last || stop_now;
     // Loss and gradient norm stay on the device; reading them (a synchronisation) happens on logged steps only.
-    progress.stepped(step, log, last || stop_now, log ? loss.item<double>() : NAN, log ? grad_norm.item<double>() : NAN,
-                     lr);
+    progress.stepped(step, log, last || stop_now, log ? loss.item<double>() * loss_per_byte : NAN,
+                     log ? grad_norm.item<double>() : NAN, lr);
     if ((opt.ckpt_every > 0 && step % opt.ckpt_every == 0) || last || stop_now) save_checkpoint(run, step);
     if (stop_now && !last) {
       std::fprintf(stderr, "bytelm: stopped at step %lld; checkpoint saved to %s (continue with --resume)\n",
