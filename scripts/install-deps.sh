@@ -2,12 +2,13 @@
 # install-deps.sh — installs bytelm's build and run dependencies from Debian 12 packages, if missing.
 #   libtorch-dev          LibTorch 1.13 (CPU)
 #   libopenblas0-pthread  OpenBLAS: Debian's default reference BLAS makes matmuls ~12x slower
+#   libsentencepiece-dev  SentencePiece (C++): the subword tokenizer of the BPE baseline (--model bpe)
 #   libcli11-dev nlohmann-json3-dev libgtest-dev cmake ninja-build g++   CLI, JSON, tests, build
 #   python3-torch         the BLT reference test (scripts/blt_reference.py, plain PyTorch 1.13)
 # npm, needed only for the corpus, is installed by scripts/fetch-corpus.sh if absent.
 set -euo pipefail
 
-libraries=(libtorch-dev libopenblas0-pthread libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch)
+libraries=(libtorch-dev libopenblas0-pthread libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch)
 missing=()
 for p in "${libraries[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,7 @@
 #include "generate/generate.h"
 #include "generate/static_decoder.h"
 #include "model/blt.h"
+#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
 #include "util/device.h"
@@ -84,6 +85,12 @@ std::string preset_name(const std::string& s) {
   return dot == std::string::npos ? base : base.substr(0, dot);
 }
 
+void scale(Spread& s, double factor) {
+  s.median *= factor;
+  s.min *= factor;
+  s.max *= factor;
+}
+
 // What every case needs: the options, the device, where JSON lines go, the peak to divide by.
 struct Bench {
   const BenchOptions& opt;
@@ -112,6 +119,9 @@ struct Row {
   int64_t params;
   Spread train_bps, gen_bps, gen_uncached_bps, gen_batch_bps;
   double flops_per_byte = 0, flops = 0, mfu = 0, mem_train = 0, mem_gen = 0, patch = 0, train_faults = 0;
+  // The BPE baseline's positions are tokens: bytes = tokens x its nominal bytes per token, so its rows
+  // compare with byte models in bytes (1 for byte models).
+  double bytes_per_position = 1;
   int64_t max_context = 0;
 };
 
@@ -163,7 +173,7 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
     step(x);
     sync(opt.device);
     secs.push_back(seconds_since(t0));
-    rates.push_back(double(B * T) / secs.back());
+    rates.push_back(double(B * T) * row.bytes_per_position / secs.back());
   }
   double dt = 0;
   for (double v : secs) dt += v;
@@ -225,6 +235,7 @@ void bench_generate(Bench& b, Row& row, LanguageModelImpl& model_ref, const Mode
     out = generate(*model, g, [](uint8_t) {});
     return int64_t(out.size());
   });
+  scale(m.bytes_per_s, row.bytes_per_position);
   row.gen_bps = m.bytes_per_s;
   row.mem_gen = b.peak_mb();
   json j = gen_json(1, true, m);
@@ -242,6 +253,7 @@ void bench_generate(Bench& b, Row& row, LanguageModelImpl& model_ref, const Mode
       for (const auto& o : generate_batch(*model, prompts, g)) total += int64_t(o.size());
       return total;
     });
+    scale(mb.bytes_per_s, row.bytes_per_position);
     row.gen_batch_bps = mb.bytes_per_s;
     b.emit(gen_json(opt.gen_batch, true, mb));
   }
@@ -366,6 +378,7 @@ int run_bench(const BenchOptions& opt) {
     }
     const double fwd = model->forward_flops_per_byte();
     row.flops_per_byte = 3 * fwd;
+    if (auto* bpe = dynamic_cast<BpeModelImpl*>(model.get())) row.bytes_per_position = bpe->bytes_per_token();
     if (!opt.skip_train) bench_train(b, row, *model, cfg, B, fwd, blt);
     if (!opt.skip_generate && opt.gen_bytes > 0) bench_generate(b, row, *model, cfg, blt);
     if (opt.max_context > 0 && cfg.model == "megabyte") {

@@ -1,6 +1,6 @@
 // commands.h — the shared options layer under every subcommand: a subcommand registers its flags on the
 // CLI11 app and returns what to run once they are parsed. One file per subcommand (train.cpp, eval.cpp,
-// generate.cpp, info.cpp, patch.cpp, bench.cpp); main.cpp dispatches and prints errors.
+// generate.cpp, info.cpp, patch.cpp, bench.cpp, tokenizer.cpp); main.cpp dispatches and prints errors.
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -21,6 +21,7 @@ Command add_generate(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_patch(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_tokenizer(CLI::App& app);
 
 // --device, --precision (when `precision` is not null) and --threads, spelled the same everywhere.
 void add_device_flags(CLI::App* sub, std::string* device, std::string* precision, int* threads,

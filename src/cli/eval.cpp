@@ -10,9 +10,12 @@
 
 #include "cli/commands.h"
 #include "data/corpus.h"
+#include "data/token_corpus.h"
 #include "eval/evaluate.h"
+#include "eval/token_evaluate.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
+#include "tokenizer/tokenizer.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -56,11 +59,12 @@ Split parse_split(const std::string& s) {
 void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, double run_val, double val_fraction,
                   bool bf16, double secs) {
   double nats = 0;
-  int64_t bytes = 0;
+  int64_t bytes = 0, tokens = 0;
   nlohmann::json jf = nlohmann::json::array();
   for (const auto& f : files) {
     nats += f.nats;
     bytes += f.bytes;
+    tokens += f.tokens;
     jf.push_back({{"path", f.path}, {"bytes", f.bytes}, {"bpb", f.nats / std::log(2.0) / double(f.bytes)}});
   }
   const double bpb = nats / std::log(2.0) / double(bytes);
@@ -69,6 +73,11 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
                      {"nats_per_byte", nats / double(bytes)}, {"files", jf}, {"seconds", secs},
                      {"device", opt.device}, {"precision", bf16 ? "bf16" : "fp32"}};
     if (opt.split != "all") j["val_fraction"] = val_fraction;
+    if (tokens > 0) {  // the BPE baseline: bpb is still nats over raw bytes; bytes per token beside it
+      j["tokens"] = tokens;
+      j["bytes_per_token"] = double(bytes) / double(tokens);
+      j["nats_per_token"] = nats / double(tokens);
+    }
     if (!std::isnan(run_val)) j["run_val_bpb"] = run_val;
     std::printf("%s\n", j.dump().c_str());
     return;
@@ -79,6 +88,9 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
                   (long long)f["bytes"].get<int64_t>(), f["bpb"].get<double>());
   std::printf("total: %lld bytes in %zu files, %.4f bits per byte, %.4f nats per byte (%.1fs)\n", (long long)bytes,
               jf.size(), bpb, nats / double(bytes), secs);
+  if (tokens > 0)
+    std::printf("tokens: %lld, %.3f bytes per token, %.4f nats per token\n", (long long)tokens,
+                double(bytes) / double(tokens), nats / double(tokens));
   if (!std::isnan(run_val))
     std::printf("training's validation windows: %.4f bits per byte (the val_bpb in metrics.jsonl)\n", run_val);
 }
@@ -111,13 +123,25 @@ int run(const EvalOptions& opt) {
     std::fprintf(stderr, "\r%lld/%lld bytes  eta %s   ", (long long)done, (long long)all,
                  format_duration(el / double(done) * double(all - done)).c_str());
   };
-  auto files = score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride);
+  // The BPE baseline scores tokens: every file's part encoded once, its token losses over its raw bytes.
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<TokenCorpus> tokens;
+  if (model->config().model == "bpe") {
+    tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(opt.ckpt, model->config().vocab_size));
+    tokens = std::make_unique<TokenCorpus>(corpus, *tokenizer, std::vector<Split>{split});
+  }
+  if (tokens && opt.stride > 0)
+    throw Error("--stride: sliding windows are for byte models (the BPE baseline scores consecutive token windows)");
+  auto files = tokens ? score_token_files(*model, *tokens, split, opt.batch, opt.device, bf16, progress)
+                      : score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride);
   if (tty) std::fprintf(stderr, "\n");
   // Training's own validation number (the same windows it scored), when the run record says how.
   double run_val = NAN;
-  if (split == Split::Val && record.is_object() && record.contains("batch") && record.contains("eval_batches"))
-    run_val = validation_bpb(*model, corpus, record["batch"].get<int64_t>(), record["eval_batches"].get<int64_t>(),
-                             opt.device, bf16);
+  if (split == Split::Val && record.is_object() && record.contains("batch") && record.contains("eval_batches")) {
+    const int64_t b = record["batch"].get<int64_t>(), n = record["eval_batches"].get<int64_t>();
+    run_val = tokens ? token_validation_bpb(*model, *tokens, b, n, opt.device, bf16)
+                     : validation_bpb(*model, corpus, b, n, opt.device, bf16);
+  }
   print_report(opt, files, run_val, val_fraction, bf16,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return 0;

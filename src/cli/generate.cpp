@@ -7,8 +7,10 @@
 
 #include "cli/commands.h"
 #include "generate/generate.h"
+#include "generate/generate_tokens.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -32,13 +34,15 @@ std::vector<std::string> read_prompts(const std::string& path) {
 
 // One JSON object per prompt, in order. JSON strings hold UTF-8 only: bytes that are not are shown as
 // U+FFFD in "output", and the exact bytes are always in "output_base64".
-void print_batches(LanguageModelImpl& model, const std::vector<std::string>& prompts, const GenerateOptions& opt) {
+// tokenizer: the BPE baseline's (null for byte models).
+void print_batches(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::vector<std::string>& prompts,
+                   const GenerateOptions& opt) {
   for (size_t first = 0; first < prompts.size(); first += size_t(opt.batch)) {
     std::vector<std::string> chunk(prompts.begin() + first,
                                    prompts.begin() + std::min(prompts.size(), first + size_t(opt.batch)));
     GenerateOptions o = opt;
     o.seed = opt.seed + first;
-    auto outs = generate_batch(model, chunk, o);
+    auto outs = tokenizer ? generate_tokens_batch(model, *tokenizer, chunk, o) : generate_batch(model, chunk, o);
     for (size_t i = 0; i < outs.size(); ++i) {
       nlohmann::json j{{"index", first + i}, {"prompt", chunk[i]}, {"output", outs[i]},
                        {"output_base64", base64_encode(outs[i])}, {"utf8", is_utf8(outs[i])}};
@@ -61,14 +65,21 @@ int run(GenerateCli& c) {
   for (const auto& s : c.stops) opt.stop.push_back(unescape_c(s, "--stop " + s));
   check_generate_options(opt);
   auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (model->config().model == "bpe")
+    tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(opt.ckpt, model->config().vocab_size));
   if (!opt.prompts_file.empty()) {
-    print_batches(*model, read_prompts(opt.prompts_file), opt);
+    print_batches(*model, tokenizer.get(), read_prompts(opt.prompts_file), opt);
     return 0;
   }
-  generate(*model, opt, [](uint8_t b) {
+  auto sink = [](uint8_t b) {
     std::fputc(b, stdout);
     std::fflush(stdout);
-  });
+  };
+  if (tokenizer)
+    generate_tokens(*model, *tokenizer, opt, sink);
+  else
+    generate(*model, opt, sink);
   return 0;
 }
 

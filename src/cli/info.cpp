@@ -11,7 +11,9 @@
 #include "cli/commands.h"
 #include "data/corpus.h"
 #include "model/blt.h"
+#include "model/bpe.h"
 #include "model/checkpoint.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace bytelm::cli {
@@ -20,7 +22,8 @@ namespace {
 
 struct InfoOptions {
   std::string ckpt, config, model;
-  std::vector<std::string> data;  // BLT: measure the mean patch size on this corpus (else the config's patch_size)
+  std::vector<std::string> data;  // BLT: measure the mean patch size on this corpus (else the config's patch_size);
+                                  // bpe with --ckpt: measure bytes per token (else kNominalBytesPerToken)
   bool json = false;
   bool presets = false;   // list the presets (configs/) instead
   bool markdown = false;  // with presets: the README's Markdown table
@@ -77,6 +80,21 @@ int run(const InfoOptions& opt) {
     auto x = torch::from_blob(buf.data(), {rows, len}, torch::kUInt8).to(torch::kLong);
     blt->set_mean_patch_size(blt->measure_patch_size(x));
   }
+  auto* bpe = dynamic_cast<BpeModelImpl*>(model.get());
+  bool measured_bpt = false;
+  if (bpe && !opt.data.empty() && !opt.ckpt.empty()) {
+    // FLOPs per byte of the BPE baseline = per token / bytes per token: measure it on (up to 4 MB of) the data.
+    Corpus corpus(opt.data, 0.0);
+    const Tokenizer tok = load_checkpoint_tokenizer(opt.ckpt, cfg.vocab_size);
+    int64_t bytes = 0, tokens = 0;
+    for (const auto& f : corpus.files(Split::All)) {
+      if (bytes >= (4 << 20)) break;
+      const int64_t n = std::min<int64_t>(f.size, (4 << 20) - bytes);
+      tokens += int64_t(tok.encode(f.data, n).size());
+      bytes += n;
+    }
+    if (tokens > 0) bpe->set_bytes_per_token(double(bytes) / double(tokens)), measured_bpt = true;
+  }
   auto parts = model->flops();
   // Parts reported beside the model but not counted (BLT's entropy model): their parameters are shown
   // apart from the model's, and the checkpoint's total holds both.
@@ -87,6 +105,12 @@ int run(const InfoOptions& opt) {
     j["checkpoint_params"] = model->num_params();
   }
   if (blt) j["mean_patch_size"] = blt->mean_patch_size();
+  if (bpe) {
+    j["vocab_size"] = cfg.vocab_size;
+    j["bytes_per_token"] = bpe->bytes_per_token();
+    j["bytes_per_token_measured"] = measured_bpt;
+    j["forward_flops_per_token"] = bpe->forward_flops_per_token();
+  }
   double fwd = 0;
   nlohmann::json jp = nlohmann::json::array();
   for (const auto& p : parts) {
@@ -103,7 +127,12 @@ int run(const InfoOptions& opt) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%s: %.2fM parameters, context %lld bytes", cfg.model.c_str(), params / 1e6, (long long)cfg.context);
+  std::printf("%s: %.2fM parameters, context %lld %s", cfg.model.c_str(), params / 1e6, (long long)cfg.context,
+              bpe ? "tokens" : "bytes");
+  if (bpe)
+    std::printf(", vocabulary %lld, %.4g forward FLOPs per token, %.3f bytes per token (%s)", (long long)cfg.vocab_size,
+                bpe->forward_flops_per_token(), bpe->bytes_per_token(),
+                measured_bpt ? "measured" : "nominal; measure with --ckpt and --data");
   if (beside > 0)
     std::printf(" (+ %.2fM in the entropy model = %.2fM in the checkpoint)", beside / 1e6, model->num_params() / 1e6);
   if (cfg.model == "megabyte")
@@ -132,8 +161,8 @@ Command add_info(CLI::App& app) {
   auto* i = app.add_subcommand("info", "Parameters and FLOPs per byte, split by part");
   auto* ic = i->add_option("--ckpt", o->ckpt, "Checkpoint directory");
   i->add_option("--config", o->config, "Config JSON file or preset name")->excludes(ic);
-  i->add_option("--model", o->model, "Model for a preset name: transformer | megabyte | entropy | blt");
-  i->add_option("--data", o->data, "BLT: measure the mean patch size on these files (FLOPs depend on it)")->expected(1, -1);
+  i->add_option("--model", o->model, "Model for a preset name: transformer | megabyte | entropy | blt | bpe");
+  i->add_option("--data", o->data, "BLT: measure the mean patch size; bpe (with --ckpt): bytes per token, on these files (FLOPs per byte depend on it)")->expected(1, -1);
   i->add_flag("--json", o->json, "Print one JSON object instead of text");
   i->add_flag("--presets", o->presets, "List the presets (name, model, context, parameters); with --json or --markdown");
   i->add_flag("--markdown", o->markdown, "With --presets: the README's Markdown table");

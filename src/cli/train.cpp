@@ -10,8 +10,12 @@ namespace bytelm::cli {
 Command add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   auto* t = app.add_subcommand("train", "Train a model on raw bytes");
-  t->add_option("--model", o->model, "Model: transformer | megabyte | entropy | blt")
-      ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt"}));
+  t->add_option("--model", o->model, "Model: transformer | megabyte | entropy | blt | bpe (subword baseline)")
+      ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt", "bpe"}));
+  t->add_option("--tokenizer", o->tokenizer,
+                "bpe: tokenizer directory or .model file (`bytelm tokenizer train`; default: train one on the training split)");
+  t->add_option("--tokenizer-type", o->tokenizer_type, "bpe: the tokenizer trained when no --tokenizer: bpe | unigram")
+      ->check(CLI::IsMember({"bpe", "unigram"}));
   t->add_option("--entropy-model", o->entropy_model, "BLT: entropy-model checkpoint (trained with --model entropy)");
   t->add_option("--config", o->config, "Config JSON file or preset name (default: the model's demo preset; list below)");
   t->add_option("--data", o->data, "Files or directories of training bytes")->expected(1, -1);

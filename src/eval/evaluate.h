@@ -34,6 +34,7 @@ struct FileScore {
   std::string path;
   int64_t bytes = 0;
   double nats = 0;  // summed over the file's bytes
+  int64_t tokens = 0;  // the BPE baseline: tokens the bytes encode to (0 for byte models)
 };
 // Scores every file's part of the split (stride > 0: sliding windows); `progress(bytes done, bytes in all)`
 // after each file.

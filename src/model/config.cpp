@@ -83,8 +83,10 @@ void validate_stack(const StackConfig& s, const std::string& name) {
 void validate_blt(const ModelConfig& c);
 
 void ModelConfig::validate() const {
-  if (model != "transformer" && model != "megabyte" && model != "entropy" && model != "blt")
-    throw Error("config: unknown model '" + model + "' (expected transformer, megabyte, entropy or blt)");
+  if (model != "transformer" && model != "megabyte" && model != "entropy" && model != "blt" && model != "bpe")
+    throw Error("config: unknown model '" + model + "' (expected transformer, megabyte, entropy, blt or bpe)");
+  if (model == "bpe" && (vocab_size < 300 || vocab_size > 1000000))
+    throw Error("config: vocab_size must be in [300, 1000000] (259 pieces are bytes and specials)");
   if (context < 1 || context > (int64_t(1) << 26)) throw Error("config: context must be in [1, 2^26]");
   if (init_std <= 0 || init_std > 1) throw Error("config: init_std must be in (0, 1]");
   if (norm_eps <= 0 || norm_eps > 1) throw Error("config: norm_eps must be in (0, 1]");
@@ -110,10 +112,15 @@ ModelConfig ModelConfig::from_json(const json& j) {
   if (!j.contains("model") || !j.at("model").is_string()) throw Error("config: missing string key 'model'");
   ModelConfig c;
   c.model = j.at("model").get<std::string>();
-  if (c.model == "transformer" || c.model == "entropy") {
-    check_keys(j, {"model", "context", "layers", "width", "heads", "mlp_hidden", "rope_theta", "init_std",
-                   "norm_eps"}, "");
+  if (c.model == "transformer" || c.model == "entropy" || c.model == "bpe") {
+    if (c.model == "bpe")
+      check_keys(j, {"model", "context", "vocab_size", "layers", "width", "heads", "mlp_hidden", "rope_theta",
+                     "init_std", "norm_eps"}, "");
+    else
+      check_keys(j, {"model", "context", "layers", "width", "heads", "mlp_hidden", "rope_theta", "init_std",
+                     "norm_eps"}, "");
     c.context = get_int(j, "context", 0, true);
+    if (c.model == "bpe") c.vocab_size = get_int(j, "vocab_size", 0, true);
     c.patch_size = 1;
     json stack;
     for (const char* k : {"layers", "width", "heads", "mlp_hidden", "rope_theta"})
@@ -145,7 +152,8 @@ json blt_to_hf_json(const ModelConfig& c);
 json ModelConfig::to_json() const {
   if (model == "blt") return blt_to_hf_json(*this);
   json j{{"model", model}, {"context", context}, {"init_std", init_std}, {"norm_eps", norm_eps}};
-  if (model == "transformer" || model == "entropy") {
+  if (model == "bpe") j["vocab_size"] = vocab_size;
+  if (model == "transformer" || model == "entropy" || model == "bpe") {
     json s = stack_to_json(global);
     for (auto it = s.begin(); it != s.end(); ++it) j[it.key()] = it.value();
   } else {

@@ -34,8 +34,9 @@ struct PatchingConfig {
 };
 
 struct ModelConfig {
-  std::string model;       // "transformer" | "megabyte" | "entropy" | "blt"
-  int64_t context = 0;     // T, bytes per sequence
+  std::string model;       // "transformer" | "megabyte" | "entropy" | "blt" | "bpe"
+  int64_t context = 0;     // T, bytes per sequence (bpe: tokens per sequence)
+  int64_t vocab_size = 0;  // bpe only: V, the subword tokenizer's pieces (tokenizer.model in the checkpoint)
   int64_t patch_size = 1;  // P (MEGABYTE); 1 for the Transformer
   StackConfig global;      // Transformer / entropy model: the stack; MEGABYTE: global model (width P*D_G);
                            // BLT: the latent global transformer

@@ -2,6 +2,7 @@
 #include "model/model.h"
 
 #include "model/blt.h"
+#include "model/bpe.h"
 #include "model/megabyte.h"
 #include "model/transformer.h"
 #include "util/error.h"
@@ -45,6 +46,7 @@ LanguageModel make_model(const ModelConfig& cfg) {
   if (cfg.model == "megabyte") return std::make_shared<MegabyteImpl>(cfg);
   if (cfg.model == "entropy") return std::make_shared<EntropyModelImpl>(cfg);
   if (cfg.model == "blt") return std::make_shared<BltImpl>(cfg);
+  if (cfg.model == "bpe") return std::make_shared<BpeModelImpl>(cfg);
   throw Error("unknown model '" + cfg.model + "'");
 }
 

@@ -72,6 +72,7 @@ std::string describe_shape(const ModelConfig& c) {
     if (c.has_patcher) s += ", patcher " + stack(c.patcher);
     return s;
   }
+  if (c.model == "bpe") return stack(c.global) + ", V=" + std::to_string(c.vocab_size);
   return stack(c.global);
 }
 
@@ -97,7 +98,7 @@ ModelConfig load_config(const std::string& path_or_preset, const std::string& mo
       path.find(".json") == std::string::npos) {
     const std::string dir = BYTELM_CONFIG_DIR;
     std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
-                         : model == "entropy" ? "ent_" : "";
+                         : model == "entropy" ? "ent_" : model == "bpe" ? "bpe_" : "";
     if (!prefix.empty() && fs::is_regular_file(dir + "/" + prefix + path + ".json", ec))
       path = dir + "/" + prefix + path + ".json";
     else if (fs::is_regular_file(dir + "/" + path + ".json", ec))

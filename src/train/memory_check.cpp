@@ -44,7 +44,8 @@ int64_t usable_memory_bytes() {
 }
 
 int64_t estimate_training_bytes(const ModelConfig& cfg, int64_t params, int64_t batch) {
-  double floats_per_byte = 3.0 * 256;  // logits, their softmax and its gradient
+  // Logits, their softmax and its gradient, per position (bpe: per token, over its vocabulary).
+  double floats_per_byte = 3.0 * double(cfg.model == "bpe" ? cfg.vocab_size : 256);
   if (cfg.model == "megabyte") {
     // Global: K = T/P positions of width P*D_G; local: every byte, width D_L.
     floats_per_byte += stack_floats_per_byte(cfg.global, 1.0 / double(cfg.patch_size));

@@ -37,6 +37,7 @@ const std::vector<Field>& fields() {
       BYTELM_FIELD("model", model, false),           BYTELM_FIELD("config", config, false),
       BYTELM_FIELD("data", data, false),             BYTELM_FIELD("entropy-model", entropy_model, false),
       BYTELM_FIELD("bytes-per-patch", bytes_per_patch, false),
+      BYTELM_FIELD("tokenizer", tokenizer, false),   BYTELM_FIELD("tokenizer-type", tokenizer_type, false),
       BYTELM_FIELD("batch", batch, false),           BYTELM_FIELD("accum", accum, false),
       BYTELM_FIELD("lr", lr, false),                 BYTELM_FIELD("min-lr-ratio", min_lr_ratio, false),
       BYTELM_FIELD("warmup", warmup, false),         BYTELM_FIELD("weight-decay", weight_decay, false),
@@ -87,6 +88,7 @@ void check_train_options(const TrainOptions& o) {
   need(!o.out.empty(), "--out is required");
   need(o.steps >= 1, "--steps must be >= 1");
   need(o.batch >= 1, "--batch must be >= 1");
+  need(o.tokenizer_type == "bpe" || o.tokenizer_type == "unigram", "--tokenizer-type must be bpe or unigram");
   need(o.accum >= 1, "--accum must be >= 1");
   need(o.lr > 0 && o.lr < 10, "--lr must be in (0, 10)");
   need(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]");

@@ -17,12 +17,14 @@
 namespace bytelm {
 
 struct TrainOptions {
-  std::string model;                  // transformer | megabyte | entropy | blt
+  std::string model;                  // transformer | megabyte | entropy | blt | bpe
   std::string config;                 // file or preset name ("" = the model's demo preset)
   std::vector<std::string> data;      // files or directories
   std::string out;                    // checkpoint directory
   std::string entropy_model;          // BLT: entropy-model checkpoint whose weights become the patcher
   double bytes_per_patch = 0;         // BLT: > 0 calibrates the entropy threshold on the training data
+  std::string tokenizer;              // bpe: tokenizer directory or file ("" = train one on the training split)
+  std::string tokenizer_type = "bpe"; // bpe: what to train when no --tokenizer: bpe | unigram
   int64_t steps = 1000;               // optimizer steps in the whole run
   int64_t batch = 8;                  // sequences per micro-batch
   int64_t accum = 1;                  // micro-batches per step

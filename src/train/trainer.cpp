@@ -11,20 +11,24 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "data/corpus.h"
 #include "eval/evaluate.h"
+#include "eval/token_evaluate.h"
 #include "io/atomic_file.h"
 #include "model/blt.h"
+#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
 #include "train/loader.h"
 #include "train/memory_check.h"
 #include "train/progress.h"
 #include "train/run_dir.h"
+#include "train/token_training.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -85,7 +89,7 @@ TrainOptions resolve_options(const TrainOptions& cli, json* record, int64_t* sta
     *record = read_run_record(cli.out, start_step);
     opt = merge_resume(cli, *record, *start_step);
   } else {
-    if (opt.model.empty()) throw Error("--model is required (transformer | megabyte | entropy | blt)");
+    if (opt.model.empty()) throw Error("--model is required (transformer | megabyte | entropy | blt | bpe)");
     if (opt.config.empty()) opt.config = default_preset(opt.model);
     std::error_code ec;
     if (std::filesystem::exists(cli.out + "/trainer.json", ec))
@@ -95,6 +99,7 @@ TrainOptions resolve_options(const TrainOptions& cli, json* record, int64_t* sta
   if (opt.data.empty()) throw Error("--data is required");
   if (!opt.entropy_model.empty() && opt.model != "blt" && !cli.resume) throw Error("--entropy-model is for --model blt");
   if (opt.bytes_per_patch > 0 && opt.model != "blt" && !cli.resume) throw Error("--bytes-per-patch is for --model blt");
+  if (!opt.tokenizer.empty() && opt.model != "bpe" && !cli.resume) throw Error("--tokenizer is for --model bpe");
   return opt;
 }
 
@@ -108,6 +113,8 @@ struct Run {
   ModelConfig cfg;
   std::unique_ptr<FreshOutDir> fresh_dir;  // a new run's directory until its first checkpoint
   std::unique_ptr<Corpus> corpus;
+  std::unique_ptr<Tokenizer> tokenizer;  // bpe: the subword tokenizer, saved with every checkpoint
+  std::unique_ptr<TokenCorpus> tokens;   // bpe: the splits in tokens
   LanguageModel model;
   std::unique_ptr<AdamW> adam;
   double train_flops_per_byte = 0;  // 3 x forward (the papers' accounting)
@@ -136,6 +143,22 @@ void open_corpus(Run& run) {
   if (run.opt.resume && run.record.contains("corpus") && run.record["corpus"] != corpus_summary(corpus))
     throw Error("--data: the files changed since the run started (now " + corpus_summary(corpus).dump() + ", was " +
                 run.record["corpus"].dump() + "); resuming would not continue the same run");
+}
+
+// bpe: the tokenizer (given, resumed or trained now) and both splits in tokens; FLOPs per byte at the
+// training split's bytes per token.
+void tokenize_corpus(Run& run) {
+  const auto t0 = Clock::now();
+  run.tokenizer = std::make_unique<Tokenizer>(run_tokenizer(run.opt, *run.corpus, run.cfg.vocab_size));
+  run.tokens = std::make_unique<TokenCorpus>(*run.corpus, *run.tokenizer, std::vector<Split>{Split::Train, Split::Val});
+  const TokenCorpus& t = *run.tokens;
+  if (t.tokens(Split::Train) < run.cfg.context)
+    throw Error("training split has " + std::to_string(t.tokens(Split::Train)) + " tokens, shorter than one window of " +
+                std::to_string(run.cfg.context) + " tokens (context)");
+  static_cast<BpeModelImpl&>(*run.model).set_bytes_per_token(t.bytes_per_token(Split::Train));
+  std::fprintf(stderr, "bytelm: %lld train / %lld val tokens, %.3f bytes per token on the training split (%.1fs)\n",
+               (long long)t.tokens(Split::Train), (long long)t.tokens(Split::Val), t.bytes_per_token(Split::Train),
+               std::chrono::duration<double>(Clock::now() - t0).count());
 }
 
 // BLT: the threshold that gives --bytes-per-patch on 8 windows of the training split (as `bytelm patch`).
@@ -194,6 +217,7 @@ void print_start(const Run& run) {
 void save_checkpoint(Run& run, int64_t step) {
   std::map<std::string, std::string> meta{{"step", std::to_string(step)}};
   save_model(run.opt.out, *run.model, meta);
+  if (run.tokenizer) run.tokenizer->save(run.opt.out + "/" + kTokenizerFile);
   save_tensors(run.opt.out + "/optimizer.safetensors", run.adam->state(), meta);
   json record = train_record(run.opt);
   record["corpus"] = corpus_summary(*run.corpus);
@@ -203,11 +227,11 @@ void save_checkpoint(Run& run, int64_t step) {
 }
 
 // One optimiser step over --accum micro-batches -> the summed loss (on the device; read only when logged).
-torch::Tensor train_step(Run& run, BatchLoader& loader, bool first) {
+torch::Tensor train_step(Run& run, const std::function<torch::Tensor()>& next_batch, bool first) {
   const int64_t accum = run.opt.accum, offset = run.model->vocab_offset();
   torch::Tensor loss_sum;
   for (int64_t micro = 0; micro < accum; ++micro) {
-    auto x = loader.next();  // (B, T)
+    auto x = next_batch();  // (B, T) bytes, or token ids for bpe
     if (first && micro == 0 && run.cfg.model == "blt") {
       // FLOPs per byte depend on the mean patch size: measure it on the first batch.
       auto& blt = static_cast<BltImpl&>(*run.model);
@@ -231,13 +255,29 @@ torch::Tensor train_step(Run& run, BatchLoader& loader, bool first) {
 int train_loop(Run& run) {
   const TrainOptions& opt = run.opt;
   MetricsFile metrics(opt.out + "/metrics.jsonl");
-  Progress progress(opt, run.cfg.context, run.start_step, &run.train_flops_per_byte, run.peak, metrics);
+  // bpe: bytes per window = tokens per window x the training split's bytes per token (throughput in bytes).
+  const int64_t window_bytes =
+      run.tokens ? std::llround(double(run.cfg.context) * run.tokens->bytes_per_token(Split::Train)) : run.cfg.context;
+  Progress progress(opt, window_bytes, run.start_step, &run.train_flops_per_byte, run.peak, metrics);
   run.model->train();
-  // Batches for sample indices step * accum + micro, prepared ahead on a background thread.
-  BatchLoader loader(*run.corpus, Split::Train, uint64_t(opt.seed), opt.batch, run.cfg.context,
-                     uint64_t(run.start_step + 1) * opt.accum, run.device);
+  // Batches for sample indices step * accum + micro: bytes prepared ahead on a background thread; bpe token
+  // windows (already in memory) sampled in place.
+  std::unique_ptr<BatchLoader> loader;
+  if (!run.tokens)
+    loader = std::make_unique<BatchLoader>(*run.corpus, Split::Train, uint64_t(opt.seed), opt.batch, run.cfg.context,
+                                           uint64_t(run.start_step + 1) * opt.accum, run.device);
+  uint64_t token_batch = uint64_t(run.start_step + 1) * opt.accum;
+  std::vector<int64_t> token_buf(size_t(opt.batch * run.cfg.context));
+  auto next_batch = [&]() -> torch::Tensor {
+    if (loader) return loader->next();
+    run.tokens->sample(Split::Train, uint64_t(opt.seed), token_batch++, opt.batch, run.cfg.context, token_buf.data());
+    return torch::from_blob(token_buf.data(), {opt.batch, run.cfg.context}, torch::kLong).clone().to(run.device);
+  };
+  // bpe: the logged loss is per byte (token loss / the training split's bytes per token), so its loss and
+  // bpb columns compare with byte models'.
+  const double loss_per_byte = run.tokens ? 1.0 / run.tokens->bytes_per_token(Split::Train) : 1.0;
   for (int64_t step = run.start_step + 1; step <= opt.steps; ++step) {
-    auto loss = train_step(run, loader, step == run.start_step + 1);
+    auto loss = train_step(run, next_batch, step == run.start_step + 1);
     const double lr = lr_at(opt, step);
     auto grad_norm = run.adam->clip_step_and_clear(lr, opt.clip);
     const bool last = step == opt.steps;
@@ -245,13 +285,16 @@ int train_loop(Run& run) {
     if ((opt.eval_every > 0 && step % opt.eval_every == 0) || last) {
       // Fixed windows of the validation split (`bytelm eval --split val` scores the same ones).
       run.model->eval();
-      progress.validated(step, validation_bpb(*run.model, *run.corpus, opt.batch, opt.eval_batches, opt.device, run.bf16));
+      progress.validated(step, run.tokens ? token_validation_bpb(*run.model, *run.tokens, opt.batch, opt.eval_batches,
+                                                                 opt.device, run.bf16)
+                                          : validation_bpb(*run.model, *run.corpus, opt.batch, opt.eval_batches,
+                                                           opt.device, run.bf16));
       run.model->train();
     }
     const bool log = step % opt.log_every == 0 || last || stop_now;
     // Loss and gradient norm stay on the device; reading them (a synchronisation) happens on logged steps only.
-    progress.stepped(step, log, last || stop_now, log ? loss.item<double>() : NAN, log ? grad_norm.item<double>() : NAN,
-                     lr);
+    progress.stepped(step, log, last || stop_now, log ? loss.item<double>() * loss_per_byte : NAN,
+                     log ? grad_norm.item<double>() : NAN, lr);
     if ((opt.ckpt_every > 0 && step % opt.ckpt_every == 0) || last || stop_now) save_checkpoint(run, step);
     if (stop_now && !last) {
       std::fprintf(stderr, "bytelm: stopped at step %lld; checkpoint saved to %s (continue with --resume)\n",
@@ -281,6 +324,7 @@ int run_train(const TrainOptions& cli) {
   if (!opt.resume) run.fresh_dir = std::make_unique<FreshOutDir>(opt.out);
   open_corpus(run);
   build_model(run);
+  if (run.cfg.model == "bpe") tokenize_corpus(run);
   if (opt.resume) {
     restore_checkpoint(run);
     if (run.start_step >= opt.steps) {

@@ -121,7 +121,8 @@ TEST(Readme, CommandsNameRealFlagsPresetsAndPaths) {
     }
     if (w.empty() || w[0] != "bytelm") continue;
     ++commands;
-    const std::string sub = w.size() > 1 && w[1].rfind("--", 0) != 0 ? w[1] : "";
+    std::string sub = w.size() > 1 && w[1].rfind("--", 0) != 0 ? w[1] : "";
+    if (sub == "tokenizer" && w.size() > 2 && w[2].rfind("--", 0) != 0) sub += " " + w[2];  // tokenizer train|stats
     if (!help.count(sub)) help[sub] = capture(std::string(BYTELM_BIN) + " " + sub + " --help");
     ASSERT_FALSE(help[sub].empty()) << "no such subcommand: " << line;
     std::string model;
@@ -134,7 +135,7 @@ TEST(Readme, CommandsNameRealFlagsPresetsAndPaths) {
       for (size_t j = i + 1; j < w.size() && w[j].rfind("--", 0) != 0; ++j) {
         const std::string name = w[j];
         const std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
-                                   : model == "entropy" ? "ent_" : "";
+                                   : model == "entropy" ? "ent_" : model == "bpe" ? "bpe_" : "";
         EXPECT_TRUE(fs::exists(kRoot + "/" + name) || fs::exists(kRoot + "/configs/" + name + ".json") ||
                     (!prefix.empty() && fs::exists(kRoot + "/configs/" + prefix + name + ".json")))
             << "no preset or file '" << name << "': " << line;

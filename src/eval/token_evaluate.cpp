@@ -1,0 +1,80 @@
+// token_evaluate.cpp — bits per byte of the BPE baseline (see token_evaluate.h).
+#include "eval/token_evaluate.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "data/token_corpus.h"
+#include "model/model.h"
+#include "util/device.h"
+
+namespace bytelm {
+
+namespace {
+
+// Summed cross-entropy (nats) of windows (B, T) of token ids.
+double window_nats(LanguageModelImpl& model, const torch::Tensor& x) {
+  auto logits = model.forward(x);  // (B, T, V)
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
+                                              x.reshape({-1}),
+                                              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+      .item<double>();
+}
+
+}  // namespace
+
+double score_tokens(LanguageModelImpl& model, const int32_t* ids, int64_t n, int64_t batch, const std::string& device,
+                    bool bf16) {
+  torch::NoGradGuard no_grad;
+  AutocastScope autocast(torch::Device(device), bf16);
+  const int64_t T = model.config().context;
+  double total = 0;
+  auto score = [&](int64_t offset, int64_t rows, int64_t len) {
+    auto x = torch::from_blob(const_cast<int32_t*>(ids + offset), {rows, len}, torch::kInt32).to(torch::kLong).to(device);
+    total += window_nats(model, x);
+  };
+  const int64_t full = n / T;
+  for (int64_t w = 0; w < full; w += batch) score(w * T, std::min(batch, full - w), T);
+  if (n % T) score(full * T, 1, n % T);
+  return total;
+}
+
+std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCorpus& corpus, Split split,
+                                         int64_t batch, const std::string& device, bool bf16,
+                                         const std::function<void(int64_t, int64_t)>& progress) {
+  std::vector<FileScore> out;
+  const auto& ids = corpus.ids(split);
+  int64_t done = 0;
+  for (const auto& f : corpus.files(split)) {
+    if (f.bytes == 0) continue;
+    const int64_t n = f.end - f.begin;
+    out.push_back({f.path, f.bytes, score_tokens(model, ids.data() + f.begin, n, batch, device, bf16), n});
+    done += f.bytes;
+    if (progress) progress(done, corpus.bytes(split));
+  }
+  return out;
+}
+
+double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus, int64_t batch, int64_t eval_batches,
+                            const std::string& device, bool bf16) {
+  const int64_t len = std::min<int64_t>(model.config().context, corpus.tokens(Split::Val));
+  if (len < 1) return NAN;
+  torch::NoGradGuard no_grad;
+  AutocastScope autocast(torch::Device(device), bf16);
+  std::vector<int64_t> buf(size_t(batch * len));
+  double nats = 0;
+  int64_t bytes = 0;
+  for (int64_t i = 0; i < eval_batches; ++i) {
+    corpus.sample(Split::Val, 0x5eed, uint64_t(i), batch, len, buf.data());
+    auto x = torch::from_blob(buf.data(), {batch, len}, torch::kLong).to(torch::Device(device));
+    nats += window_nats(model, x);
+    for (int64_t r = 0; r < batch; ++r) {
+      std::vector<int32_t> row(buf.begin() + r * len, buf.begin() + (r + 1) * len);
+      bytes += int64_t(corpus.decoded_bytes_of(row));
+    }
+  }
+  return nats / double(bytes) / std::log(2.0);
+}
+
+}  // namespace bytelm

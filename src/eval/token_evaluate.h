@@ -1,0 +1,32 @@
+// token_evaluate.h — bits per byte of the BPE baseline, so it compares with byte models like for like:
+// the token negative log-likelihoods summed over a file, divided by the file's raw byte count (and ln 2).
+// Windows are in tokens: consecutive windows of the context T, each scored from the model's start state, so
+// a window's first token is predicted from the start id alone (as a byte model's first byte is); every token
+// is scored exactly once, and only the canonical segmentation is scored (the papers' convention).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "eval/evaluate.h"
+
+namespace bytelm {
+
+class TokenCorpus;
+
+// Total cross-entropy in nats of ids[0, n): consecutive windows of the context, `batch` per forward pass.
+double score_tokens(LanguageModelImpl& model, const int32_t* ids, int64_t n, int64_t batch,
+                    const std::string& device, bool bf16 = false);
+
+// Every file's part of the split (FileScore: raw bytes, tokens, nats).
+std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCorpus& corpus, Split split,
+                                         int64_t batch, const std::string& device, bool bf16,
+                                         const std::function<void(int64_t, int64_t)>& progress = {});
+
+// Training's validation: `eval_batches` x `batch` fixed windows of the validation token stream (seed-
+// independent), nats over the bytes those tokens decode to. NaN if the split is empty. Eval mode.
+double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus, int64_t batch,
+                            int64_t eval_batches, const std::string& device, bool bf16);
+
+}  // namespace bytelm
