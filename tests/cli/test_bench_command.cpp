@@ -22,8 +22,13 @@ TEST_F(Cli, BenchReportsEveryCase) {
     ++count[kind];
     if (kind == "train") {
       EXPECT_GT(j["bytes_per_s"].get<double>(), 0);
+      // MFU is model FLOP/s over the peak measured in this run. The test's 128^3 peak is too small to bound
+      // MFU below 1 on a busy machine (its median can drop a hundredfold), so check the arithmetic instead.
       EXPECT_GT(j["mfu"].get<double>(), 0);
-      EXPECT_LT(j["mfu"].get<double>(), 1);
+      EXPECT_NEAR(j["mfu"].get<double>(), j["flops_per_s"].get<double>() / j["mfu_peak_flops"].get<double>(),
+                  1e-9 * j["mfu"].get<double>());
+      EXPECT_NEAR(j["flops_per_s"].get<double>(), j["bytes_per_s"].get<double>() * j["flops_per_byte"].get<double>(),
+                  1e-6 * j["flops_per_s"].get<double>());
     }
     if (kind == "generate") {
       EXPECT_GT(j["bytes_per_s"].get<double>(), 0);
