@@ -1,0 +1,36 @@
+// serve.cpp — `bytelm serve`: an OpenAI-style HTTP server over one checkpoint (src/serve/server.h).
+#include <memory>
+
+#include "cli/commands.h"
+#include "util/error.h"
+#if BYTELM_SERVE
+#include "serve/server.h"
+#endif
+
+namespace bytelm::cli {
+
+Command add_serve(CLI::App& app) {
+  auto o = std::make_shared<serve::ServerOptions>();
+  auto* s = app.add_subcommand("serve", "Serve a checkpoint over HTTP: OpenAI-style completions (streamed), scores, a page");
+  s->add_option("--ckpt", o->ckpt, "Checkpoint directory (required)");
+  s->add_option("--host", o->host, "Address to listen on (loopback by default)");
+  s->add_option("--port", o->port, "TCP port (0 = any free port, printed on stdout)");
+  s->add_option("--parallel", o->parallel, "Requests decoded together in one batched step per byte (rows)");
+  s->add_option("--max-queue", o->max_queue, "Requests that may wait for a free row; more get 503 + Retry-After");
+  s->add_option("--api-key", o->api_keys, "Require 'Authorization: Bearer KEY' on /v1/* and /metrics; repeatable")
+      ->take_all();
+  s->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes (larger: 413)");
+  s->add_option("--shutdown-timeout", o->shutdown_timeout,
+                "On SIGTERM: seconds running requests may take to finish before they are cancelled");
+  add_device_flags(s, &o->device, &o->precision, &o->threads);
+  return {s, [o] {
+            if (o->ckpt.empty()) throw Error("--ckpt is required");
+#if BYTELM_SERVE
+            return serve::run_server(*o);
+#else
+            throw Error("this bytelm was built without cpp-httplib (Debian: libcpp-httplib-dev): no server");
+#endif
+          }};
+}
+
+}  // namespace bytelm::cli

@@ -1,0 +1,122 @@
+// scheduler.h — the engine of `bytelm serve`: one thread owns the model and decodes every running request
+// together, one batched step per byte (continuous batching: rows join and leave between steps). HTTP
+// threads only submit jobs and read their bytes from the job's channel; they never touch the model.
+//
+// Joining uses the batched decoding every bytelm model has (start(B) + feed), in which all rows of a batch
+// sit at the same position: when rows join, the engine restarts the batch and re-prefills every row's
+// text (prompt + bytes generated so far) — the common length in one feed, each longer row's remaining bytes
+// teacher-forced step by step while the shorter rows already sample (as generate_batch does). Rows that
+// leave (finished, cancelled, client gone) stop at once and free their slot; their dead row is fed a
+// placeholder byte until the next restart drops it. Every request samples from its own generator seeded
+// from its seed, so its bytes do not depend on its neighbours (up to floating-point ties).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "serve/api.h"
+
+namespace bytelm {
+class LanguageModelImpl;
+class Tokenizer;
+}  // namespace bytelm
+
+namespace bytelm::serve {
+
+class Metrics;
+using Clock = std::chrono::steady_clock;
+
+// One request's channel between the engine thread and its HTTP thread.
+class Job {
+ public:
+  Job(CompletionRequest request, uint64_t seed) : req(std::move(request)), seed(seed), submitted(Clock::now()) {}
+  const CompletionRequest req;
+  const uint64_t seed;
+  const Clock::time_point submitted;
+
+  // HTTP side. Waits up to `timeout` for bytes or the end; moves what was produced into `piece`. Returns
+  // true once the job has finished and everything was taken (then finish_reason()/error() are set).
+  bool take(Piece& piece, std::chrono::milliseconds timeout);
+  void cancel() { cancelled_ = true; }  // the client left: the engine drops the row at its next step
+  std::string finish_reason() const;
+  std::string error() const;  // non-empty: the request failed (server error or shutdown)
+  int64_t generated() const;  // bytes generated (a stop string included)
+
+  // Engine side.
+  bool cancelled() const { return cancelled_; }
+  void push(const std::string& bytes, const std::vector<float>& bits);
+  void finish(const std::string& reason, int64_t generated, const std::string& error = "");
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Piece pending_;
+  bool finished_ = false;
+  std::string finish_reason_, error_;
+  int64_t generated_ = 0;
+};
+
+struct SchedulerOptions {
+  int64_t parallel = 4;   // rows decoded together (slots)
+  int64_t max_queue = 16; // requests waiting for a slot; more get 503
+  std::string device = "cpu";
+  std::string precision = "auto";
+};
+
+class Scheduler {
+ public:
+  // tokenizer: the BPE baseline's (its requests run one at a time: bytelm has no batched token decoding).
+  Scheduler(std::shared_ptr<LanguageModelImpl> model, std::shared_ptr<Tokenizer> tokenizer, SchedulerOptions opt,
+            Metrics& metrics);
+  ~Scheduler();
+
+  // Queues a request. Throws ApiError 503 when the queue is full or the server is draining.
+  std::shared_ptr<Job> submit(CompletionRequest req);
+  // Runs `task` on the engine thread between two steps (e.g. scoring) and waits for it; rethrows.
+  void run_on_engine(const std::function<void()>& task);
+  // Stops taking requests (submit throws 503).
+  void drain();
+  bool draining() const { return draining_; }
+  // Ends every running and queued request with `error` (finish_reason "cancelled").
+  void cancel_all(const std::string& error);
+  int64_t busy() const { return busy_; }  // running requests (rows not finished)
+  int64_t queued() const;
+  bool idle() const { return busy_ == 0 && queued() == 0; }
+
+ private:
+  struct Row;
+  void loop();
+  void admit(std::vector<std::shared_ptr<Job>>& joining);
+  void restart();  // a new batch from the live rows' texts
+  void step();
+  void serve_bpe(const std::shared_ptr<Job>& job);
+
+  std::shared_ptr<LanguageModelImpl> model_;
+  std::shared_ptr<Tokenizer> tokenizer_;
+  SchedulerOptions opt_;
+  Metrics& metrics_;
+
+  mutable std::mutex mu_;  // guards queue_, tasks_, stop_
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> busy_{0};
+
+  // Engine-thread state.
+  std::vector<std::unique_ptr<Row>> rows_;
+  struct Batch;
+  std::unique_ptr<Batch> batch_;
+  std::thread thread_;
+};
+
+}  // namespace bytelm::serve

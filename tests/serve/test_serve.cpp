@@ -1,0 +1,298 @@
+// test_serve.cpp — `bytelm serve` over loopback: health and models, stream == non-stream for a fixed seed
+// (bytes exact, also when not UTF-8), 4 concurrent streams == their solo outputs, stop strings, per-byte
+// bits of a stream == /v1/score of the same text (cached decoding vs full forward), a client that hangs
+// up frees its row, every error status with the OpenAI error object, bad bodies never crash it, /metrics,
+// and SIGTERM (stream ends with an error event and [DONE], exit 0).
+#include <cmath>
+#include <future>
+
+#include "serve/serve_harness.h"
+
+using namespace bytelm_test;
+using json = nlohmann::json;
+
+namespace {
+
+std::string completion(const std::string& prompt, int max_tokens, uint64_t seed, bool stream, json extra = {}) {
+  json j{{"prompt", prompt}, {"max_tokens", max_tokens}, {"seed", seed}, {"stream", stream}, {"temperature", 1.0}};
+  for (auto& [k, v] : extra.items()) j[k] = v;
+  return j.dump();
+}
+
+// The OpenAI error object with the given status and type.
+void expect_error(const HttpResponse& r, int status, const std::string& type, const std::string& what = "") {
+  EXPECT_EQ(r.status, status) << what << ": " << r.body;
+  auto j = json::parse(r.body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << what << ": " << r.body;
+  ASSERT_TRUE(j.contains("error")) << what << ": " << r.body;
+  EXPECT_EQ(j["error"]["type"], type) << what;
+  EXPECT_TRUE(j["error"]["message"].is_string()) << what;
+  EXPECT_TRUE(j["error"].contains("param") && j["error"].contains("code")) << what;
+}
+
+double metric(int port, const std::string& name) {
+  const std::string body = http(port, "GET", "/metrics").body;
+  size_t at = body.find("\n" + name + " ");
+  return at == std::string::npos ? NAN : std::atof(body.c_str() + at + name.size() + 2);
+}
+
+}  // namespace
+
+TEST_F(Serve, HealthModelsAndStreamEqualsNonStream) {
+  auto s = start({"--parallel", "4"});
+  auto h = http(s->port, "GET", "/health");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(json::parse(h.body)["status"], "ok");
+  auto m = json::parse(http(s->port, "GET", "/v1/models").body);
+  EXPECT_EQ(m["object"], "list");
+  EXPECT_EQ(m["data"][0]["id"], "ckpt");
+  EXPECT_EQ(m["data"][0]["context"], 1024);
+  auto page = http(s->port, "GET", "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("/v1/completions"), std::string::npos);
+
+  // Non-streaming: the OpenAI shape; an untrained model's bytes are rarely UTF-8, so `bytes` carries them.
+  auto r = http(s->port, "POST", "/v1/completions", completion("call me", 80, 7, false));
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = json::parse(r.body);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["id"].get<std::string>().rfind("cmpl-", 0), 0u);
+  const auto& c = j["choices"][0];
+  EXPECT_EQ(c["finish_reason"], "length");
+  const std::string whole = choice_bytes(c);
+  EXPECT_EQ(whole.size(), 80u);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 7);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 80);
+  EXPECT_EQ(j["usage"]["total_tokens"], 87);
+
+  // Streaming, same seed: the same bytes; text deltas are valid UTF-8 (json::parse would throw) and add up
+  // to the whole text; finish_reason only on the last chunk; [DONE] last.
+  auto events = sse_events(s->port, completion("call me", 80, 7, true, {{"stream_options", {{"include_usage", true}}}}));
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  Streamed st = collect(events);
+  EXPECT_TRUE(st.done);
+  EXPECT_FALSE(st.error);
+  EXPECT_EQ(st.bytes, whole);
+  EXPECT_EQ(st.text, c["text"].get<std::string>());
+  EXPECT_EQ(st.finish_reason, "length");
+  auto usage = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 80);
+
+  // Prompt as byte values (not UTF-8), max_tokens 0.
+  r = http(s->port, "POST", "/v1/completions", R"({"prompt": [255, 0, 200], "max_tokens": 0})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["usage"]["prompt_tokens"], 3);
+  EXPECT_EQ(json::parse(r.body)["choices"][0]["text"], "");
+  EXPECT_EQ(s->terminate(), 0);
+}
+
+TEST_F(Serve, ConcurrentStreamsEqualTheirSoloOutputs) {
+  auto s = start({"--parallel", "4"});
+  const std::vector<std::string> prompts{"call", "me ishmael", "", "some years ago - never mind how long"};
+  std::vector<std::string> solo;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Streamed st = collect(sse_events(s->port, completion(prompts[i], 150, 100 + i, true)));
+    ASSERT_TRUE(st.done);
+    solo.push_back(st.bytes);
+    EXPECT_EQ(st.bytes.size(), 150u);
+  }
+  const double restarts_before = metric(s->port, "bytelm_batch_restarts_total");
+  std::vector<std::future<Streamed>> together;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    together.push_back(std::async(std::launch::async, [&, i] {
+      return collect(sse_events(s->port, completion(prompts[i], 150, 100 + i, true)));
+    }));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Streamed st = together[i].get();
+    EXPECT_TRUE(st.done);
+    EXPECT_EQ(st.bytes, solo[i]) << "stream " << i << " differs when decoded beside the others";
+  }
+  // They were decoded together: more than one row per step on average.
+  EXPECT_GE(metric(s->port, "bytelm_batch_restarts_total"), restarts_before + 1);
+  EXPECT_GT(metric(s->port, "bytelm_decode_step_rows_total"), metric(s->port, "bytelm_decode_steps_total"));
+  EXPECT_EQ(s->terminate(), 0);
+}
+
+TEST_F(Serve, StopStringsAndBitsMatchScore) {
+  auto s = start();
+  // Greedy, with the surprisal of each byte: it equals /v1/score's full forward over the same text.
+  auto r = http(s->port, "POST", "/v1/completions",
+                completion("call me ", 40, 1, false, {{"temperature", 0}, {"return_bits", true}, {"return_bytes", true}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto c = json::parse(r.body)["choices"][0];
+  const std::string out = choice_bytes(c);
+  ASSERT_EQ(out.size(), 40u);
+  std::vector<int> all;
+  for (char ch : std::string("call me ") + out) all.push_back(uint8_t(ch));
+  auto sc = http(s->port, "POST", "/v1/score", json{{"bytes", all}}.dump());
+  ASSERT_EQ(sc.status, 200) << sc.body;
+  auto score = json::parse(sc.body);
+  ASSERT_EQ(score["bits"].size(), all.size());
+  double total = 0;
+  for (size_t i = 0; i < 40; ++i) {
+    EXPECT_NEAR(c["bits"][i].get<double>(), score["bits"][8 + i].get<double>(), 2e-3) << "byte " << i;
+    total += score["bits"][8 + i].get<double>();
+  }
+  EXPECT_GT(total, 0);
+  EXPECT_NEAR(score["bits_per_byte"].get<double>() * double(all.size()), score["total_bits"].get<double>(), 1e-3);
+
+  // A stop string: the text ends before it, finish_reason "stop", streamed and not.
+  const std::string stop = out.substr(20, 2);
+  const size_t cut = out.find(stop);
+  json extra{{"temperature", 0}, {"stop", json::array({stop, "never-there"})}};
+  r = http(s->port, "POST", "/v1/completions", completion("call me ", 40, 1, false, extra));
+  c = json::parse(r.body)["choices"][0];
+  EXPECT_EQ(choice_bytes(c), out.substr(0, cut));
+  EXPECT_EQ(c["finish_reason"], "stop");
+  Streamed st = collect(sse_events(s->port, completion("call me ", 40, 1, true, extra)));
+  EXPECT_EQ(st.bytes, out.substr(0, cut));
+  EXPECT_EQ(st.finish_reason, "stop");
+  EXPECT_EQ(s->terminate(), 0);
+}
+
+TEST_F(Serve, DisconnectFreesTheRowAndFullQueueGets503) {
+  auto s = start({"--parallel", "1", "--max-queue", "0"});
+  std::promise<void> first, checked;
+  std::thread client([&] {
+    sse(s->port, completion("x", 1000, 3, true), [&](const std::string&) {
+      first.set_value();
+      checked.get_future().wait();  // hang up once the test has seen the 503 below
+      return false;
+    });
+  });
+  first.get_future().wait();
+  // The only row is busy and nothing may wait: 503 with Retry-After and the error object.
+  auto busy = http(s->port, "POST", "/v1/completions", completion("y", 5, 1, false));
+  expect_error(busy, 503, "unavailable_error", "queue full");
+  EXPECT_FALSE(busy.headers["retry-after"].empty());
+  checked.set_value();
+  client.join();  // hung up after the first event, long before 1000 bytes
+  // The row is freed: /metrics shows it and a new request is served.
+  bool freed = false;
+  for (int i = 0; i < 200 && !freed; ++i) {
+    freed = metric(s->port, "bytelm_requests_processing") == 0;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_TRUE(freed);
+  EXPECT_LT(metric(s->port, "bytelm_generated_bytes_total"), 1000);
+  auto r = http(s->port, "POST", "/v1/completions", completion("y", 5, 1, false));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(s->terminate(), 0);
+}
+
+TEST_F(Serve, ErrorsAreOpenAIObjectsAndBadBodiesNeverCrash) {
+  auto s = start({"--api-key", "sekret", "--max-body", "2000"});
+  const std::vector<std::string> auth{"Authorization: Bearer sekret"};
+  auto post = [&](const std::string& body) { return http(s->port, "POST", "/v1/completions", body, auth); };
+  // 401: missing or wrong key; /health and the page stay public.
+  auto r = http(s->port, "POST", "/v1/completions", completion("a", 2, 1, false));
+  expect_error(r, 401, "authentication_error", "no key");
+  EXPECT_EQ(r.headers["www-authenticate"], "Bearer");
+  expect_error(http(s->port, "POST", "/v1/completions", completion("a", 2, 1, false), {"Authorization: Bearer nope"}),
+               401, "authentication_error", "wrong key");
+  expect_error(http(s->port, "GET", "/v1/models"), 401, "authentication_error", "models without key");
+  EXPECT_EQ(http(s->port, "GET", "/health").status, 200);
+  EXPECT_EQ(http(s->port, "GET", "/").status, 200);
+  EXPECT_EQ(post(completion("a", 2, 1, false)).status, 200);
+  // 400: the prompt does not fit the context, byte values out of range, and many bad bodies.
+  r = post(completion(std::string(1023, 'a'), 1, 1, false));
+  expect_error(r, 400, "invalid_request_error", "long prompt");
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "max_tokens");
+  r = post(json{{"prompt", std::string(1030, 'a')}}.dump());
+  expect_error(r, 413, "invalid_request_error", "body over --max-body");
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"", ""}, {"{", ""}, {"[1,2]", ""}, {"null", ""}, {"\"x\"", ""}, {R"({"prompt": "a", "max_tokens": "9"})", "max_tokens"},
+      {R"({"prompt": 5})", "prompt"}, {R"({"prompt": [256]})", "prompt"}, {R"({"prompt": [-1]})", "prompt"},
+      {R"({"prompt": [1.5]})", "prompt"}, {R"({"prompt": {"a": 1}})", "prompt"}, {R"({"max_tokens": 3})", "prompt"},
+      {R"({"prompt": "a", "temperature": -1})", "temperature"}, {R"({"prompt": "a", "temperature": "hot"})", "temperature"},
+      {R"({"prompt": "a", "top_p": 0})", "top_p"}, {R"({"prompt": "a", "top_k": 1e999})", ""},
+      {R"({"prompt": "a", "max_tokens": -1})", "max_tokens"}, {R"({"prompt": "a", "max_tokens": 1e30})", "max_tokens"},
+      {R"({"prompt": "a", "max_tokens": 18446744073709551615})", "max_tokens"}, {R"({"prompt": "a", "stop": 3})", "stop"},
+      {R"({"prompt": "a", "stop": ["a","b","c","d","e"]})", "stop"}, {R"({"prompt": "a", "stop": [""]})", "stop"},
+      {R"({"prompt": "a", "stream": "yes"})", "stream"}, {R"({"prompt": "a", "seed": "1"})", "seed"},
+      {R"({"prompt": "a", "n": 2})", "n"}, {"{\"prompt\": \"\xff\xfe\"}", ""}, {R"({"prompt": "\ud800"})", ""},
+      {std::string("{\"prompt\": \"a\0b\"}", 17), ""}};
+  for (const auto& [body, param] : bad) {
+    r = post(body);
+    expect_error(r, 400, "invalid_request_error", body);
+    if (!param.empty() && r.status == 400) {
+      EXPECT_EQ(json::parse(r.body)["error"]["param"], param) << body;
+    }
+  }
+  expect_error(http(s->port, "POST", "/v1/score", R"({"text": ""})", auth), 400, "invalid_request_error", "empty score");
+  expect_error(http(s->port, "POST", "/v1/score", R"({"text": 3})", auth), 400, "invalid_request_error", "score type");
+  // 404 and 405 (with Allow), also as error objects.
+  expect_error(http(s->port, "GET", "/v2/nothing"), 404, "not_found_error", "unknown path");
+  r = http(s->port, "GET", "/v1/completions");
+  expect_error(r, 405, "invalid_request_error", "GET completions");
+  EXPECT_EQ(r.headers["allow"], "POST");
+  // Malformed HTTP on a raw socket: the server answers (or closes) and keeps serving.
+  {
+    HttpConnection c(s->port, 5000);
+    c.send_raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n{");
+    HttpResponse raw;
+    c.read_head(raw);
+  }
+  {
+    HttpConnection c(s->port, 5000);
+    c.send_raw("GARBAGE\r\n\r\n");
+    HttpResponse raw;
+    c.read_head(raw);
+  }
+  EXPECT_EQ(http(s->port, "GET", "/health").status, 200);
+  EXPECT_EQ(post(completion("a", 2, 1, false)).status, 200);
+  // /metrics: Prometheus text with the counters of what happened above.
+  auto met = http(s->port, "GET", "/metrics", "", auth);
+  EXPECT_EQ(met.status, 200);
+  EXPECT_NE(met.headers["content-type"].find("text/plain"), std::string::npos);
+  EXPECT_NE(met.body.find("# TYPE bytelm_requests_total counter"), std::string::npos);
+  EXPECT_NE(met.body.find("bytelm_requests_total{route=\"/v1/completions\",code=\"401\"} 2"), std::string::npos) << met.body;
+  EXPECT_NE(met.body.find("bytelm_time_to_first_byte_seconds_bucket{le=\"+Inf\"}"), std::string::npos);
+  EXPECT_EQ(s->terminate(), 0);
+}
+
+TEST_F(Serve, HealthIs503WhileLoadingAndSigtermEndsStreamsCleanly) {
+  // While the model loads (made slow by the test hook), /health answers 503 "Loading model".
+  setenv("BYTELM_SERVE_TEST_LOAD_DELAY_MS", "1500", 1);
+  auto s = start({"--shutdown-timeout", "0"}, false);
+  unsetenv("BYTELM_SERVE_TEST_LOAD_DELAY_MS");
+  auto h = http(s->port, "GET", "/health");
+  expect_error(h, 503, "unavailable_error", "loading");
+  EXPECT_NE(h.body.find("Loading model"), std::string::npos);
+  expect_error(http(s->port, "POST", "/v1/completions", completion("a", 2, 1, false)), 503, "unavailable_error", "loading");
+  for (int i = 0; i < 1200 && http(s->port, "GET", "/health").status != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // SIGTERM mid-stream with --shutdown-timeout 0: the stream is cancelled, ends with an error event and
+  // [DONE]; the server exits 0 and stops listening.
+  std::vector<std::string> events;
+  std::thread client([&] {
+    sse(s->port, completion("x", 1000, 3, true), [&](const std::string& e) {
+      events.push_back(e);
+      if (events.size() == 1) kill(s->pid, SIGTERM);
+      return true;
+    });
+  });
+  client.join();
+  Streamed st = collect(events);
+  EXPECT_TRUE(st.done);
+  EXPECT_TRUE(st.error);
+  EXPECT_LT(st.bytes.size(), 1000u);
+  EXPECT_EQ(st.finish_reason, "cancelled");
+  EXPECT_EQ(s->wait_exit(30), 0) << slurp(s->err);
+  EXPECT_EQ(http(s->port, "GET", "/health").status, 0);  // nobody listens
+  EXPECT_NE(slurp(s->out).find("stopped"), std::string::npos);
+}
+
+TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
+  Result r = run({"serve"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--ckpt is required"), std::string::npos);
+  r = run({"serve", "--ckpt", dir_ + "/nope", "--port", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err.rfind("bytelm: error: ", 0), 0u) << r.err;
+  r = run({"serve", "--ckpt", dir_ + "/ckpt", "--parallel", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--parallel"), std::string::npos);
+}
