@@ -43,7 +43,7 @@ nlohmann::json score(const ServedModel& m, const std::string& bytes, const std::
   auto logp = torch::log_softmax(logits, 1);                                             // (N, V)
   auto target = input.select(0, 0).to(torch::kCPU) + offset;                             // (N)
   auto nats = -logp.gather(1, target.view({N, 1})).view({N});
-  std::vector<float> bits(size_t(N));
+  std::vector<float> bits(static_cast<size_t>(N), 0.0f);
   double total = 0;
   for (int64_t i = 0; i < N; ++i) {
     bits[size_t(i)] = float(nats[i].item<double>() / std::log(2.0));

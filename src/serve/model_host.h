@@ -18,7 +18,7 @@ struct ServedModel {
   std::shared_ptr<LanguageModelImpl> model;
   std::shared_ptr<Tokenizer> tokenizer;  // the BPE baseline only
   std::string kind;                      // transformer | megabyte | blt | bpe | entropy
-  int64_t context = 0;                   // bytes (bpe: tokens, so bytes are bounded by 4x this, see the README)
+  int64_t context = 0;                   // bytes (bpe: tokens; requests are held to as many bytes, which is safe)
   int64_t params = 0;
 };
 // Throws Error (bad checkpoint, bad device).

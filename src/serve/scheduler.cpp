@@ -251,13 +251,27 @@ void Scheduler::loop() {
   }
 }
 
-// Takes queued requests into free slots; a new row restarts the batch.
+// Takes queued requests into free rows. Joining restarts the batch, which pauses the running rows for up
+// to P = (longest running text - the newcomer's prompt length) steps. A request joins a running batch at
+// once when P <= 0, else once it has waited P / 2 steps; as P grows by one per step too, that is about as
+// many steps as P was when it arrived. If the running rows finish first (rows that started together end
+// together), it starts at once without pausing anyone. All requests that may join, join together.
 void Scheduler::admit(std::vector<std::shared_ptr<Job>>& joining) {
+  size_t longest = 0;  // the longest running text
+  for (auto& r : rows_)
+    if (!r->done) longest = std::max(longest, r->text.size());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    while (!queue_.empty() && busy_ + int64_t(joining.size()) < opt_.parallel) {
+    bool may_join = busy_ == 0;
+    for (auto& job : queue_) {
+      if (job->queued_step < 0) job->queued_step = steps_;
+      const int64_t pause = int64_t(longest) - int64_t(job->req.prompt.size());
+      may_join = may_join || 2 * (steps_ - job->queued_step) >= pause || job->cancelled();
+    }
+    while (may_join && !queue_.empty() && busy_ < opt_.parallel) {
       joining.push_back(queue_.front());
       queue_.pop_front();
+      ++busy_;  // counted under the lock, so submit() never sees the job in neither place
     }
   }
   if (joining.empty()) return;
@@ -267,7 +281,6 @@ void Scheduler::admit(std::vector<std::shared_ptr<Job>>& joining) {
     row->text = job->req.prompt;
     row->rng.seed(job->seed);
     metrics_.prompt_bytes(int64_t(job->req.prompt.size()));
-    ++busy_;
     if (job->cancelled()) {
       row->done = true;
       job->finish("cancelled", 0);
@@ -334,6 +347,7 @@ void Scheduler::step() {
     if (r.accept(uint8_t(b), float(-lp[256 * i + b] / std::log(2.0)), metrics_)) --busy_;
   }
   metrics_.decode_step(sampled);
+  ++steps_;
   if (busy_ == 0) {  // every row has left: drop the batch
     rows_.clear();
     batch_.reset();

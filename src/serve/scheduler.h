@@ -7,8 +7,10 @@
 // text (prompt + bytes generated so far) — the common length in one feed, each longer row's remaining bytes
 // teacher-forced step by step while the shorter rows already sample (as generate_batch does). Rows that
 // leave (finished, cancelled, client gone) stop at once and free their slot; their dead row is fed a
-// placeholder byte until the next restart drops it. Every request samples from its own generator seeded
-// from its seed, so its bytes do not depend on its neighbours (up to floating-point ties).
+// placeholder byte until the next restart drops it. Since a restart pauses the running rows, a queued
+// request joins a running batch once it has waited as many steps as it would pause them (see admit()).
+// Every request samples from its own generator seeded from its seed, so its bytes do not depend on its
+// neighbours (up to floating-point ties).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -40,6 +42,7 @@ class Job {
   const CompletionRequest req;
   const uint64_t seed;
   const Clock::time_point submitted;
+  int64_t queued_step = -1;  // the engine's step count when it first saw the job queued (engine thread)
 
   // HTTP side. Waits up to `timeout` for bytes or the end; moves what was produced into `piece`. Returns
   // true once the job has finished and everything was taken (then finish_reason()/error() are set).
@@ -116,6 +119,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Row>> rows_;
   struct Batch;
   std::unique_ptr<Batch> batch_;
+  int64_t steps_ = 0;  // decoding steps so far
   std::thread thread_;
 };
 
