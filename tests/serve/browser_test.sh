@@ -36,7 +36,8 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 [[ -n "$port" ]] || fail "server did not start"
-command -v node >/dev/null || { echo "node not installed: skipped"; exit 77; }
+node --experimental-websocket -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null ||
+  { echo "node with a built-in WebSocket (20.10+) not installed: skipped"; exit 77; }
 url="http://127.0.0.1:$port/?autorun=1&prompt=call%20me%20&max_tokens=30&seed=5&temperature=0.5"
 mkdir -p "$artifacts"
 node --experimental-websocket "$src/tests/serve/browser_test.mjs" "$browser" "$url" "$artifacts/serve_page.png" \
