@@ -189,6 +189,8 @@ void Scheduler::drain() { draining_ = true; }
 
 void Scheduler::cancel_all(const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
+  cancel_error_ = error;
+  cancelling_ = true;  // a BPE request in progress sees it in its byte callback
   for (auto& job : queue_) job->finish("cancelled", 0, error);
   queue_.clear();
   // Running rows belong to the engine thread: mark their jobs; the engine ends them at its next step.
@@ -380,13 +382,18 @@ void Scheduler::serve_bpe(const std::shared_ptr<Job>& job) {
   opt.precision = opt_.precision;
   try {
     generate_tokens(*model_, *tokenizer_, opt, [&](uint8_t b) {
-      if (job->cancelled()) throw StopGeneration();
+      if (job->cancelled() || cancelling_) throw StopGeneration();
       // Tokens, not bytes, are sampled: a byte's surprisal is not defined here (NaN -> null).
       if (row.accept(b, std::nanf(""), metrics_)) throw StopGeneration();
     });
     job->finish("length", int64_t(row.out.size()));
   } catch (const StopGeneration&) {
-    job->finish("cancelled", int64_t(row.out.size()));  // no-op when accept() finished it
+    std::string error;
+    if (cancelling_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      error = cancel_error_;
+    }
+    job->finish("cancelled", int64_t(row.out.size()), error);  // no-op when accept() finished it
   } catch (const std::exception& e) {
     job->finish("cancelled", int64_t(row.out.size()), std::string("generation failed: ") + e.what());
   }

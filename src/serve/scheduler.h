@@ -113,6 +113,8 @@ class Scheduler {
   std::deque<std::function<void()>> tasks_;
   bool stop_ = false;
   std::atomic<bool> draining_{false};
+  std::atomic<bool> cancelling_{false};
+  std::string cancel_error_;  // guarded by mu_
   std::atomic<int64_t> busy_{0};
 
   // Engine-thread state.

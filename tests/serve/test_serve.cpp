@@ -302,3 +302,74 @@ TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--parallel"), std::string::npos);
 }
+
+// Any model bytelm trains: a Transformer and a BLT (entropy model + BLT), 2 steps each, context 64.
+// Concurrent streams equal their solo outputs with each; BLT's /v1/score adds entropies and patch starts.
+TEST_F(Serve, TransformerAndBltBatchLikeSolo) {
+  const std::vector<std::string> common{"--data", dir_ + "/corpus", "--steps", "2", "--batch", "2", "--threads", "1",
+                                        "--peak-flops", "1e11"};
+  auto train = [&](std::vector<std::string> args) {
+    args.insert(args.end(), common.begin(), common.end());
+    Result r = run(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+  };
+  train({"train", "--model", "transformer", "--config", "tiny", "--out", dir_ + "/tf"});
+  train({"train", "--model", "entropy", "--config", "tiny", "--out", dir_ + "/ent"});
+  train({"train", "--model", "blt", "--config", "tiny", "--entropy-model", dir_ + "/ent", "--out", dir_ + "/blt"});
+  for (const std::string name : {"tf", "blt"}) {
+    auto s = start({"--parallel", "3"}, true, dir_ + "/" + name);
+    const std::vector<std::string> prompts{"call me", "", "some years ago"};
+    std::vector<std::string> solo;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      Streamed st = collect(sse_events(s->port, completion(prompts[i], 40, 9 + i, true)));
+      EXPECT_TRUE(st.done) << name;
+      solo.push_back(st.bytes);
+      auto r = http(s->port, "POST", "/v1/completions", completion(prompts[i], 40, 9 + i, false));
+      EXPECT_EQ(choice_bytes(json::parse(r.body)["choices"][0]), st.bytes) << name << " stream != non-stream";
+    }
+    std::vector<std::future<Streamed>> together;
+    for (size_t i = 0; i < prompts.size(); ++i)
+      together.push_back(std::async(std::launch::async, [&, i] {
+        return collect(sse_events(s->port, completion(prompts[i], 40, 9 + i, true)));
+      }));
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i].get().bytes, solo[i]) << name << " stream " << i;
+    auto sc = json::parse(http(s->port, "POST", "/v1/score", R"({"text": "call me ishmael"})").body);
+    EXPECT_EQ(sc["bits"].size(), 15u) << name;
+    EXPECT_EQ(sc.contains("patch_starts"), name == "blt") << sc.dump();
+    if (name == "blt") {
+      EXPECT_EQ(sc["entropies"].size(), 15u);
+      EXPECT_EQ(sc["patch_starts"][0], 0);  // byte 0 always starts a patch
+    }
+    EXPECT_EQ(s->terminate(), 0) << name;
+  }
+}
+
+TEST_F(Serve, SigtermLetsRunningStreamsFinish) {
+  auto s = start({"--shutdown-timeout", "60"});
+  std::vector<std::string> events;
+  int health_during_drain = 0, new_request_during_drain = 0;
+  std::thread client([&] {
+    sse(s->port, completion("x", 1000, 3, true), [&](const std::string& e) {
+      events.push_back(e);
+      if (events.size() == 1) {
+        kill(s->pid, SIGTERM);
+        // Draining: /health says 503 and new completions are refused, while this stream goes on.
+        for (int i = 0; i < 100 && health_during_drain != 503; ++i) {
+          health_during_drain = http(s->port, "GET", "/health").status;
+          if (health_during_drain != 503) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        new_request_during_drain = http(s->port, "POST", "/v1/completions", completion("y", 5, 1, false)).status;
+      }
+      return true;
+    });
+  });
+  client.join();
+  EXPECT_EQ(health_during_drain, 503);
+  EXPECT_EQ(new_request_during_drain, 503);
+  Streamed st = collect(events);
+  EXPECT_TRUE(st.done);
+  EXPECT_FALSE(st.error);
+  EXPECT_EQ(st.bytes.size(), 1000u);  // finished, not cut
+  EXPECT_EQ(st.finish_reason, "length");
+  EXPECT_EQ(s->wait_exit(30), 0) << slurp(s->err);
+}
