@@ -138,6 +138,12 @@ class DataParallel : public ::testing::Test {
                                dir_ + "/corpus", "--out", dir_ + "/" + out, "--steps", "8", "--lr", "0.003",
                                "--warmup", "2", "--seed", "11", "--threads", "1", "--peak-flops", "1e11",
                                "--log-every", "1", "--eval-every", "4", "--eval-batches", "2", "--dist-timeout", "20"};
+    // A flag given in `extra` replaces the default above (CLI11 refuses a flag given twice).
+    for (size_t i = 0; i + 1 < extra.size(); ++i) {
+      if (extra[i].rfind("--", 0) != 0) continue;
+      auto at = std::find(a.begin(), a.end(), extra[i]);
+      if (at != a.end() && at + 1 != a.end() && (at + 1)->rfind("--", 0) != 0) a.erase(at, at + 2);
+    }
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -154,8 +160,9 @@ class DataParallel : public ::testing::Test {
     const int port = free_port();
     std::vector<pid_t> pids;
     for (int r = 0; r < world; ++r) {
-      auto args = train_args(out, extra);
-      if (r == 1) args.insert(args.end(), rank1_extra.begin(), rank1_extra.end());
+      std::vector<std::string> mine = extra;
+      if (r == 1) mine.insert(mine.end(), rank1_extra.begin(), rank1_extra.end());
+      auto args = train_args(out, mine);
       const std::string log = dir_ + "/" + out + ".rank" + std::to_string(r);
       pids.push_back(spawn_with_env(args, world > 1 ? rank_env(r, world, port) : std::map<std::string, std::string>{},
                                     log + ".out", log + ".err"));
