@@ -12,6 +12,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <dlfcn.h>
+
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -41,6 +44,15 @@ void wait_or_fail(const c10::intrusive_ptr<c10d::Work>& work, const char* what) 
   }
 }
 
+// c10d logs its own connection errors through glog (a "Logging before InitGoogleLogging" banner, then the
+// message), which would break the one-line error contract; the exception we rethrow carries the same
+// message. So raise glog's threshold to FATAL for this process. Looked up at run time because glog is
+// LibTorch's dependency, not one bytelm links; GLOG_minloglevel=0 in the environment keeps the logs.
+void quiet_c10d_logging() {
+  if (const char* v = std::getenv("GLOG_minloglevel"); v && *v) return;
+  if (auto* level = static_cast<int32_t*>(dlsym(RTLD_DEFAULT, "_ZN3fLI17FLAGS_minloglevelE"))) *level = 3;
+}
+
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
 }
@@ -60,6 +72,7 @@ std::shared_ptr<gloo::transport::Device> gloo_device(const DistEnv& env) {
 ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>()), rank_(env.rank), size_(env.world_size), timeout_(timeout) {
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  quiet_c10d_logging();
   try {
     c10d::TCPStoreOptions so;
     so.port = uint16_t(env.master_port);
