@@ -51,7 +51,8 @@ Command add_train(CLI::App& app) {
                 "Data-parallel (under torchrun or RANK/WORLD_SIZE): seconds to wait for a dead or silent peer "
                 "before exiting non-zero");
   t->add_flag("--shard-optimizer", o->shard_optimizer,
-              "Data-parallel: ZeRO-1, shard AdamW's moments across ranks (optimizer memory per rank / world size)");
+              "Data-parallel: ZeRO-1, shard AdamW's moments across ranks (optimizer memory per rank / world size; no effect "
+              "in one process)");
   t->footer(presets_footer());
   return {t, [o, t] {
             o->given = given_options(t);
