@@ -4,12 +4,14 @@
 #   libopenblas0-pthread  OpenBLAS: Debian's default reference BLAS makes matmuls ~12x slower
 #   libsentencepiece-dev  SentencePiece (C++): the subword tokenizer of the BPE baseline (--model bpe)
 #   libcli11-dev nlohmann-json3-dev libgtest-dev cmake ninja-build g++   CLI, JSON, tests, build
-#   python3-torch         the BLT reference test (scripts/blt_reference.py, plain PyTorch 1.13)
+#   python3-torch         the BLT reference test (scripts/blt_reference.py, plain PyTorch 1.13), and torchrun
+#                         (python3 -m torch.distributed.run) for data-parallel launches and their test
+#   libgloo-dev           Gloo's headers, for LibTorch's c10d ProcessGroupGloo (data-parallel training)
 #   libcpp-httplib-dev    `bytelm serve` (HTTP server); chromium: the test of its page in a headless browser
 # npm, needed only for the corpus, is installed by scripts/fetch-corpus.sh if absent.
 set -euo pipefail
 
-libraries=(libtorch-dev libopenblas0-pthread libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch libcpp-httplib-dev chromium)
+libraries=(libtorch-dev libopenblas0-pthread libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch libgloo-dev libcpp-httplib-dev chromium)
 missing=()
 for p in "${libraries[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -47,6 +47,12 @@ Command add_train(CLI::App& app) {
   t->add_option("--threads", o->threads, "CPU threads of every pool: LibTorch and OpenBLAS (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   t->add_option("--peak-flops", o->peak_flops, "Peak FLOP/s for MFU (0 = measure a matmul at start)");
+  t->add_option("--dist-timeout", o->dist_timeout,
+                "Data-parallel (under torchrun or RANK/WORLD_SIZE): seconds to wait for a dead or silent peer "
+                "before exiting non-zero");
+  t->add_flag("--shard-optimizer", o->shard_optimizer,
+              "Data-parallel: ZeRO-1, shard AdamW's moments across ranks (optimizer memory per rank / world size; no effect "
+              "in one process)");
   t->footer(presets_footer());
   return {t, [o, t] {
             o->given = given_options(t);

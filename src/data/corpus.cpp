@@ -163,7 +163,8 @@ void Corpus::read(Split split, int64_t start, int64_t len, uint8_t* out) const {
   }
 }
 
-void Corpus::sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, uint8_t* out) const {
+void Corpus::sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, uint8_t* out,
+                    int64_t first_row) const {
   const Stream& s = stream(split);
   if (batch < 0 || len < 0) throw Error("corpus: sample needs batch >= 0 and len >= 0");
   if (s.size < len)
@@ -173,7 +174,7 @@ void Corpus::sample(Split split, uint64_t seed, uint64_t step, int64_t batch, in
   // Chained mixing keeps (seed, step, row) -> key injective for any fixed seed and step.
   const uint64_t step_key = mix64(mix64(seed) ^ step);
   for (int64_t row = 0; row < batch; ++row) {
-    const uint64_t start = uniform_below(step_key ^ static_cast<uint64_t>(row), positions);
+    const uint64_t start = uniform_below(step_key ^ static_cast<uint64_t>(first_row + row), positions);
     read(split, static_cast<int64_t>(start), len, out + row * len);
   }
 }

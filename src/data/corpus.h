@@ -31,8 +31,10 @@ class Corpus {
 
   // Fills out[batch * len] with `batch` windows of `len` bytes at uniformly random offsets in the split's
   // stream (windows may cross file boundaries). Row r depends only on (seed, step, r): no hidden state.
-  // Error if the split has fewer than len bytes.
-  void sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, uint8_t* out) const;
+  // Error if the split has fewer than len bytes. first_row > 0 gives rows [first_row, first_row + batch) of
+  // the same draw: a data-parallel rank's share of the global batch.
+  void sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, uint8_t* out,
+              int64_t first_row = 0) const;
 
   struct FileView {
     std::string path;

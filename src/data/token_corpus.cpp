@@ -46,7 +46,8 @@ double TokenCorpus::bytes_per_token(Split split) const {
   return p.ids.empty() ? NAN : double(p.bytes) / double(p.ids.size());
 }
 
-void TokenCorpus::sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, int64_t* out) const {
+void TokenCorpus::sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, int64_t* out,
+                         int64_t first_row) const {
   const auto& ids = part(split).ids;
   if (int64_t(ids.size()) < len)
     throw Error("corpus split has " + std::to_string(ids.size()) + " tokens, shorter than one window of " +
@@ -55,7 +56,7 @@ void TokenCorpus::sample(Split split, uint64_t seed, uint64_t step, int64_t batc
   const uint64_t step_key = mix(mix(seed) ^ step);
   for (int64_t row = 0; row < batch; ++row) {
     // Modulo bias is below positions / 2^64: negligible for any corpus.
-    const uint64_t start = mix(step_key ^ uint64_t(row)) % positions;
+    const uint64_t start = mix(step_key ^ uint64_t(first_row + row)) % positions;
     for (int64_t i = 0; i < len; ++i) out[row * len + i] = ids[size_t(start) + size_t(i)];
   }
 }

@@ -32,7 +32,8 @@ class TokenCorpus {
 
   // out[batch * len]: windows of `len` tokens at uniformly random offsets in the split's token stream (they
   // may cross file boundaries). Row r depends only on (seed, step, r). Error if the split is shorter.
-  void sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, int64_t* out) const;
+  void sample(Split split, uint64_t seed, uint64_t step, int64_t batch, int64_t len, int64_t* out,
+              int64_t first_row = 0) const;  // rows [first_row, first_row + batch), as Corpus::sample
   // How many raw bytes these tokens stand for.
   int64_t decoded_bytes_of(const std::vector<int32_t>& ids) const;
 

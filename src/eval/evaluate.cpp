@@ -69,7 +69,7 @@ double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_
 }
 
 double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t batch, int64_t eval_batches,
-                      const std::string& device, bool bf16) {
+                      const std::string& device, bool bf16, int64_t first_row) {
   const int64_t len = std::min<int64_t>(model.config().context, corpus.size(Split::Val));
   if (len < 1) return NAN;
   torch::NoGradGuard no_grad;
@@ -77,7 +77,7 @@ double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t ba
   auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(dev));
   std::vector<uint8_t> buf(size_t(batch * len));
   for (int64_t i = 0; i < eval_batches; ++i) {
-    corpus.sample(Split::Val, 0x5eed, uint64_t(i), batch, len, buf.data());
+    corpus.sample(Split::Val, 0x5eed, uint64_t(i), batch, len, buf.data(), first_row);
     auto x = torch::from_blob(buf.data(), {batch, len}, torch::kUInt8).to(dev, torch::kLong);
     AutocastScope autocast(dev, bf16);
     total += byte_loss(model.forward(x), x, model.vocab_offset());

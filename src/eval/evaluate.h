@@ -26,9 +26,10 @@ double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_
 
 // Bits per byte of training's validation: `eval_batches` x `batch` fixed windows of the validation split
 // (a seed-independent stream, so every evaluation of a run sees the same bytes), each scored from the
-// model's start state. NaN if the split is empty. The model must be in eval mode.
+// model's start state. NaN if the split is empty. The model must be in eval mode. Data-parallel: rows
+// [first_row, first_row + batch) of each draw, so the mean over ranks is one process's value at the global batch.
 double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t batch, int64_t eval_batches,
-                      const std::string& device, bool bf16);
+                      const std::string& device, bool bf16, int64_t first_row = 0);
 
 struct FileScore {
   std::string path;

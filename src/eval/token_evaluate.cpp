@@ -57,7 +57,8 @@ std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCo
 }
 
 double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus, int64_t batch, int64_t eval_batches,
-                            const std::string& device, bool bf16) {
+                            const std::string& device, bool bf16, int64_t first_row,
+                            const std::function<void(double*, double*)>& sum_over_ranks) {
   const int64_t len = std::min<int64_t>(model.config().context, corpus.tokens(Split::Val));
   if (len < 1) return NAN;
   torch::NoGradGuard no_grad;
@@ -66,7 +67,7 @@ double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus,
   double nats = 0;
   int64_t bytes = 0;
   for (int64_t i = 0; i < eval_batches; ++i) {
-    corpus.sample(Split::Val, 0x5eed, uint64_t(i), batch, len, buf.data());
+    corpus.sample(Split::Val, 0x5eed, uint64_t(i), batch, len, buf.data(), first_row);
     auto x = torch::from_blob(buf.data(), {batch, len}, torch::kLong).to(torch::Device(device));
     nats += window_nats(model, x);
     for (int64_t r = 0; r < batch; ++r) {
@@ -74,7 +75,9 @@ double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus,
       bytes += int64_t(corpus.decoded_bytes_of(row));
     }
   }
-  return nats / double(bytes) / std::log(2.0);
+  double total_bytes = double(bytes);
+  if (sum_over_ranks) sum_over_ranks(&nats, &total_bytes);
+  return nats / total_bytes / std::log(2.0);
 }
 
 }  // namespace bytelm

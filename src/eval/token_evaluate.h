@@ -26,7 +26,10 @@ std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCo
 
 // Training's validation: `eval_batches` x `batch` fixed windows of the validation token stream (seed-
 // independent), nats over the bytes those tokens decode to. NaN if the split is empty. Eval mode.
+// Data-parallel: rows [first_row, first_row + batch) of each draw, and `sum_over_ranks` (if given) turns
+// this rank's (nats, bytes) into the totals over ranks before the ratio.
 double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus, int64_t batch,
-                            int64_t eval_batches, const std::string& device, bool bf16);
+                            int64_t eval_batches, const std::string& device, bool bf16, int64_t first_row = 0,
+                            const std::function<void(double*, double*)>& sum_over_ranks = {});
 
 }  // namespace bytelm

@@ -40,6 +40,31 @@ inline torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, do
   return total;
 }
 
+// The weight decay a parameter gets: none for norms, embeddings, pads and every 1-D parameter.
+inline double adamw_decay_of(const std::string& name, const torch::Tensor& p, const AdamWOptions& o) {
+  bool no_decay = p.dim() < 2 || name.find("embed") != std::string::npos || name.find("_pos") != std::string::npos ||
+                  name.find("_pad") != std::string::npos;
+  return no_decay ? 0.0 : o.weight_decay;
+}
+
+// One AdamW update at step t (counted from 1) of lists of parameters, gradients and moments that share one
+// weight decay, stage by stage as multi-tensor ops (PyTorch's multi-tensor AdamW). The tensors may be
+// slices of parameters (ZeRO-1, src/distributed/zero_adamw.h): the arithmetic is elementwise.
+inline void adamw_foreach_update(std::vector<torch::Tensor>& p, std::vector<torch::Tensor>& g,
+                                 std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v, double lr, double decay,
+                                 const AdamWOptions& o, int64_t t) {
+  const double bias1 = 1 - std::pow(o.beta1, double(t)), bias2 = 1 - std::pow(o.beta2, double(t));
+  if (decay > 0) at::_foreach_mul_(p, 1 - lr * decay);
+  at::_foreach_mul_(m, o.beta1);
+  at::_foreach_add_(m, g, 1 - o.beta1);
+  at::_foreach_mul_(v, o.beta2);
+  at::_foreach_addcmul_(v, g, g, 1 - o.beta2);
+  auto denom = at::_foreach_sqrt(v);
+  at::_foreach_div_(denom, std::sqrt(bias2));
+  at::_foreach_add_(denom, o.adam_eps);
+  at::_foreach_addcdiv_(p, m, denom, -lr / bias1);
+}
+
 // AdamW as in PyTorch (decoupled weight decay, bias-corrected moments). Parameters whose names mark
 // norms, embeddings or pads, and every 1-D parameter, get no weight decay.
 class AdamW {
@@ -47,11 +72,8 @@ class AdamW {
   enum class Impl { Auto, ForEach, Reference };
 
   AdamW(const NamedTensors& params, const AdamWOptions& o) : o_(o) {
-    for (const auto& [name, p] : params) {
-      bool no_decay = p.dim() < 2 || name.find("embed") != std::string::npos ||
-                      name.find("_pos") != std::string::npos || name.find("_pad") != std::string::npos;
-      slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), no_decay ? 0.0 : o.weight_decay, {}});
-    }
+    for (const auto& [name, p] : params)
+      slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), adamw_decay_of(name, p, o), {}});
   }
 
   // One update with learning rate lr, from the parameters' .grad() (parameters without one are skipped).
@@ -140,15 +162,7 @@ class AdamW {
   // The same arithmetic, stage by stage over a whole group (PyTorch's multi-tensor AdamW).
   void foreach_step(const std::vector<Slot*>& group, double lr, double decay) {
     Lists l = lists_of(group);
-    if (decay > 0) at::_foreach_mul_(l.p, 1 - lr * decay);
-    at::_foreach_mul_(l.m, o_.beta1);
-    at::_foreach_add_(l.m, l.g, 1 - o_.beta1);
-    at::_foreach_mul_(l.v, o_.beta2);
-    at::_foreach_addcmul_(l.v, l.g, l.g, 1 - o_.beta2);
-    auto denom = at::_foreach_sqrt(l.v);
-    at::_foreach_div_(denom, std::sqrt(bias2()));
-    at::_foreach_add_(denom, o_.adam_eps);
-    at::_foreach_addcdiv_(l.p, l.m, denom, -lr / bias1());
+    adamw_foreach_update(l.p, l.g, l.m, l.v, lr, decay, o_, t_);
   }
 
 #if TORCH_VERSION_MAJOR >= 2

@@ -4,12 +4,13 @@
 namespace bytelm {
 
 BatchLoader::BatchLoader(const Corpus& corpus, Split split, uint64_t seed, int64_t rows, int64_t cols, uint64_t first,
-                         const torch::Device& device, int depth)
+                         const torch::Device& device, int depth, int64_t first_row)
     : corpus_(corpus),
       split_(split),
       seed_(seed),
       rows_(rows),
       cols_(cols),
+      first_row_(first_row),
       index_(first),
       device_(device),
       depth_(size_t(std::max(1, depth))),
@@ -36,7 +37,7 @@ void BatchLoader::run() {
       // A fresh host tensor per batch: LibTorch's pinned-memory allocator keeps a block alive until the
       // asynchronous copy that reads it has finished, so it is never overwritten in flight.
       auto host = torch::empty({rows_, cols_}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(pinned_));
-      corpus_.sample(split_, seed_, index_++, rows_, cols_, host.data_ptr<uint8_t>());
+      corpus_.sample(split_, seed_, index_++, rows_, cols_, host.data_ptr<uint8_t>(), first_row_);
       {
         std::lock_guard<std::mutex> lock(mu_);
         ready_.push_back(std::move(host));

@@ -18,9 +18,10 @@ namespace bytelm {
 class BatchLoader {
  public:
   // Batch j (j = 0, 1, ...) holds Corpus::sample(split, seed, first + j, rows, cols); up to `depth` are
-  // prepared ahead. The corpus must outlive the loader.
+  // prepared ahead; first_row > 0 takes rows [first_row, first_row + rows) of each draw (a data-parallel
+  // rank's share). The corpus must outlive the loader.
   BatchLoader(const Corpus& corpus, Split split, uint64_t seed, int64_t rows, int64_t cols, uint64_t first,
-              const torch::Device& device, int depth = 2);
+              const torch::Device& device, int depth = 2, int64_t first_row = 0);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -34,7 +35,7 @@ class BatchLoader {
   const Corpus& corpus_;
   const Split split_;
   const uint64_t seed_;
-  const int64_t rows_, cols_;
+  const int64_t rows_, cols_, first_row_;
   uint64_t index_;
   const torch::Device device_;
   const size_t depth_;

@@ -37,7 +37,7 @@ double Progress::elapsed() const { return std::chrono::duration<double>(Clock::n
 void Progress::validated(int64_t step, double bpb) {
   last_val_ = bpb;
   metrics_.write({{"step", step}, {"val_bpb", bpb}, {"elapsed_s", elapsed()}});
-  if (!tty_) std::fprintf(stderr, "step %lld: val bpb %s\n", (long long)step, shown(bpb, "%.4f").c_str());
+  if (!tty_ && !muted_) std::fprintf(stderr, "step %lld: val bpb %s\n", (long long)step, shown(bpb, "%.4f").c_str());
 }
 
 void Progress::stepped(int64_t step, bool log, bool final_line, double loss, double grad_norm, double lr) {
@@ -55,12 +55,12 @@ void Progress::stepped(int64_t step, bool log, bool final_line, double loss, dou
                     {"mfu", bps * flops / peak_}, {"elapsed_s", elapsed()}});
     t_last_ = now;
     bytes_since_ = 0;
-    if (!tty_)
+    if (!tty_ && !muted_)
       std::fprintf(stderr, "step %lld/%lld loss %.4f bpb %.3f lr %.2e gnorm %.2f %sB/s mfu %.1f%% eta %s\n",
                    (long long)step, (long long)opt_.steps, loss, loss / std::log(2.0), lr, grad_norm,
                    format_rate(bps).c_str(), 100 * bps * flops / peak_, format_duration(eta).c_str());
   }
-  if (tty_) draw_bar(step, bps, eta, final_line);
+  if (tty_ && !muted_) draw_bar(step, bps, eta, final_line);
 }
 
 void Progress::draw_bar(int64_t step, double bps, double eta, bool final_line) const {

@@ -22,6 +22,8 @@ class Progress {
   void stepped(int64_t step, bool log, bool final_line, double loss, double grad_norm, double lr);
 
   double last_val() const { return last_val_; }
+  // No log lines or bar on stderr from here on (data-parallel ranks other than 0: rank 0 reports the group).
+  void mute() { muted_ = true; }
 
  private:
   double elapsed() const;
@@ -33,6 +35,7 @@ class Progress {
   const double peak_;
   MetricsFile& metrics_;
   const bool tty_;
+  bool muted_ = false;
   const std::chrono::steady_clock::time_point t_start_;
   std::chrono::steady_clock::time_point t_last_;
   int64_t bytes_since_ = 0;

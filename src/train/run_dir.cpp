@@ -24,6 +24,7 @@ nlohmann::json read_run_record(const std::string& out, int64_t* step) {
 }
 
 void MetricsFile::write(const nlohmann::json& line) {
+  if (path_.empty()) return;
   if (!file_.is_open()) file_.open(path_, std::ios::app);
   file_ << line.dump() << "\n" << std::flush;
 }

@@ -14,7 +14,7 @@ namespace bytelm {
 nlohmann::json read_run_record(const std::string& out, int64_t* step);
 
 // Metrics lines (JSONL) appended to a file that the first line creates, so a run that fails before logging
-// leaves no empty file behind.
+// leaves no empty file behind. An empty path writes nothing (data-parallel ranks other than 0).
 class MetricsFile {
  public:
   explicit MetricsFile(std::string path) : path_(std::move(path)) {}

@@ -107,6 +107,7 @@ void check_train_options(const TrainOptions& o) {
   need(o.eval_batches >= 1, "--eval-batches must be >= 1");
   need(o.threads >= 0, "--threads must be >= 0 (0 = all cores)");
   need(o.peak_flops >= 0, "--peak-flops must be >= 0");
+  need(o.dist_timeout > 0 && o.dist_timeout <= 86400, "--dist-timeout must be in (0, 86400] seconds");
   need(o.bytes_per_patch == 0 || o.bytes_per_patch >= 1, "--bytes-per-patch must be >= 1 (or 0 = off)");
   need(o.precision == "auto" || o.precision == "fp32" || o.precision == "bf16",
        "--precision " + o.precision + ": expected fp32, bf16 or auto");

@@ -46,6 +46,9 @@ struct TrainOptions {
   std::string precision = "auto";     // fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on CPU
   int threads = 0;
   double peak_flops = 0;              // for MFU; 0 = measure at start
+  // Data-parallel (src/distributed/): the launcher's environment decides the world size; --batch is per rank.
+  double dist_timeout = 300;          // seconds a collective (or the rendezvous) may wait for a peer
+  bool shard_optimizer = false;       // ZeRO-1: AdamW moments sharded across ranks
   // Options given on the command line, by name without dashes ("batch", "min-lr-ratio"); filled by the CLI.
   // On --resume only these may differ from the record.
   std::set<std::string> given;
@@ -54,7 +57,8 @@ struct TrainOptions {
 // Range checks of every option; throws Error naming the flag. Does not need --data/--model on resume.
 void check_train_options(const TrainOptions& o);
 
-// The run record's settings (everything but out, resume, exit_after, device, threads, peak_flops).
+// The run record's settings (everything but out, resume, exit_after, device, threads, peak_flops and the
+// data-parallel launch: dist_timeout, shard_optimizer; the world size is recorded by the trainer).
 nlohmann::json train_record(const TrainOptions& o);
 
 // --resume: the stored record (trainer.json) merged with the command line. Settings that decide what the

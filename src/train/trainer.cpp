@@ -13,10 +13,13 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "data/corpus.h"
+#include "distributed/data_parallel.h"
+#include "distributed/zero_adamw.h"
 #include "eval/evaluate.h"
 #include "eval/token_evaluate.h"
 #include "io/atomic_file.h"
@@ -81,17 +84,26 @@ void warn_if_useless_patches(double mean, const std::string& mode) {
                  "long patches (lower --bytes-per-patch)\n", mean);
 }
 
-// The command line, or on --resume the stored run merged with it; checked.
-TrainOptions resolve_options(const TrainOptions& cli, json* record, int64_t* start_step) {
-  if (cli.out.empty()) throw Error("--out is required");
+// The command line, or on --resume the stored run merged with it (at this world size); checked. Workers that
+// torchrun restarted (TORCHELASTIC_RESTART_COUNT > 0) resume the run in --out on their own.
+TrainOptions resolve_options(const TrainOptions& given, const DistEnv& env, json* record, int64_t* start_step) {
+  if (given.out.empty()) throw Error("--out is required");
+  TrainOptions cli = given;
+  std::error_code ec;
+  if (!cli.resume && env.restart_count > 0 && std::filesystem::exists(cli.out + "/trainer.json", ec)) {
+    cli.resume = true;
+    if (env.rank == 0)
+      std::fprintf(stderr, "bytelm: restart %d of the workers: resuming %s from its last checkpoint\n",
+                   env.restart_count, cli.out.c_str());
+  }
   TrainOptions opt = cli;
   if (cli.resume) {
     *record = read_run_record(cli.out, start_step);
+    adapt_record_to_world(*record, env.world_size);
     opt = merge_resume(cli, *record, *start_step);
   } else {
     if (opt.model.empty()) throw Error("--model is required (transformer | megabyte | entropy | blt | bpe)");
     if (opt.config.empty()) opt.config = default_preset(opt.model);
-    std::error_code ec;
     if (std::filesystem::exists(cli.out + "/trainer.json", ec))
       throw Error(cli.out + ": already holds a training run; use --resume to continue it or another --out");
   }
@@ -116,7 +128,9 @@ struct Run {
   std::unique_ptr<Tokenizer> tokenizer;  // bpe: the subword tokenizer, saved with every checkpoint
   std::unique_ptr<TokenCorpus> tokens;   // bpe: the splits in tokens
   LanguageModel model;
-  std::unique_ptr<AdamW> adam;
+  DataParallel* dist = nullptr;     // the data-parallel hooks (no-ops in a single process)
+  std::unique_ptr<AdamW> adam;      // the optimiser, or with --shard-optimizer:
+  std::unique_ptr<ZeroAdamW> zero;  // ZeRO-1, its moments sharded across ranks
   double train_flops_per_byte = 0;  // 3 x forward (the papers' accounting)
   double peak = 0;                  // the MFU denominator
 };
@@ -185,18 +199,30 @@ void build_model(Run& run) {
     load_patcher(static_cast<BltImpl&>(*run.model), *load_model(opt.entropy_model));
   run.model->to(run.device);
   if (blt && !opt.resume && opt.bytes_per_patch > 0) calibrate_patching(run);
-  run.adam = std::make_unique<AdamW>(trainable_parameters_of(*run.model),
-                                     AdamWOptions{opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
+  const AdamWOptions adam_options{opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay};
+  if (opt.shard_optimizer && run.dist->active())
+    run.zero = std::make_unique<ZeroAdamW>(trainable_parameters_of(*run.model), adam_options, *run.dist->group());
+  else
+    run.adam = std::make_unique<AdamW>(trainable_parameters_of(*run.model), adam_options);
 }
+
+// The optimiser's step count, step (clip, update, drop the gradients) and whole state (a collective with ZeRO-1).
+int64_t optimizer_t(const Run& run) { return run.zero ? run.zero->t() : run.adam->t(); }
+torch::Tensor optimizer_step(Run& run, double lr) {
+  return run.zero ? run.zero->clip_step_and_clear(lr, run.opt.clip) : run.adam->clip_step_and_clear(lr, run.opt.clip);
+}
+NamedTensors optimizer_state(Run& run) { return run.zero ? run.zero->gather_state() : run.adam->state(); }
 
 // --resume: weights and optimiser state from the checkpoint, which must agree on its step.
 void restore_checkpoint(Run& run) {
   const std::string& out = run.opt.out;
   auto meta = load_tensors_into(out + "/model.safetensors", named_parameters_of(*run.model));
-  auto ometa = load_tensors_into(out + "/optimizer.safetensors", run.adam->state());
+  auto ometa = run.zero ? run.zero->load_state(out + "/optimizer.safetensors")
+                        : load_tensors_into(out + "/optimizer.safetensors", run.adam->state());
   if (meta["step"] != std::to_string(run.start_step) || ometa["step"] != std::to_string(run.start_step))
     throw Error(out + ": model, optimizer and trainer.json are from different steps; checkpoint is inconsistent");
-  run.adam->set_t(run.start_step);
+  if (run.zero) run.zero->set_t(run.start_step);
+  else run.adam->set_t(run.start_step);
 }
 
 void print_start(const Run& run) {
@@ -208,22 +234,37 @@ void print_start(const Run& run) {
                (opt.device + (run.bf16 ? " bf16" : " fp32")).c_str(), opt.data[0].c_str(),
                (long long)run.corpus->size(Split::Train), (long long)run.corpus->size(Split::Val),
                (long long)run.corpus->num_files());
+  if (run.dist->active())
+    std::fprintf(stderr, "bytelm: data-parallel over %d processes (Gloo, store %s:%d%s): global batch %lld x %lld%s\n",
+                 run.dist->world(), run.dist->env().master_addr.c_str(), run.dist->env().master_port,
+                 run.dist->env().agent_store ? ", torchrun's" : "", (long long)(opt.batch * run.dist->world()),
+                 (long long)opt.accum,
+                 run.zero ? (", ZeRO-1: AdamW moments " + std::to_string(run.zero->owned_values()) + " of " +
+                             std::to_string(run.zero->total_values()) + " values per rank").c_str()
+                          : "");
   if (opt.warmup > opt.steps)
     std::fprintf(stderr, "bytelm: warning: --warmup %lld is longer than the run (--steps %lld): the learning rate "
                  "never reaches --lr\n", (long long)opt.warmup, (long long)opt.steps);
 }
 
-// Model, optimiser and the run record, each written atomically; the record is always complete.
+// Model, optimiser and the run record, each written atomically; the record is always complete. Data-parallel:
+// rank 0 writes (every replica holds the same weights), then all ranks pass a barrier, so none runs ahead of
+// a checkpoint that is not on disk yet.
 void save_checkpoint(Run& run, int64_t step) {
-  std::map<std::string, std::string> meta{{"step", std::to_string(step)}};
-  save_model(run.opt.out, *run.model, meta);
-  if (run.tokenizer) run.tokenizer->save(run.opt.out + "/" + kTokenizerFile);
-  save_tensors(run.opt.out + "/optimizer.safetensors", run.adam->state(), meta);
-  json record = train_record(run.opt);
-  record["corpus"] = corpus_summary(*run.corpus);
-  record["step"] = step;
-  write_file_atomic(run.opt.out + "/trainer.json", record.dump(2) + "\n");
-  if (run.fresh_dir) run.fresh_dir->keep();
+  const NamedTensors optimizer = optimizer_state(run);  // gathered from every rank with ZeRO-1
+  if (run.dist->is_root()) {
+    std::map<std::string, std::string> meta{{"step", std::to_string(step)}};
+    save_model(run.opt.out, *run.model, meta);
+    if (run.tokenizer) run.tokenizer->save(run.opt.out + "/" + kTokenizerFile);
+    save_tensors(run.opt.out + "/optimizer.safetensors", optimizer, meta);
+    json record = train_record(run.opt);
+    record["corpus"] = corpus_summary(*run.corpus);
+    record["world_size"] = run.dist->world();  // --batch is per rank: --resume rescales it to its own world
+    record["step"] = step;
+    write_file_atomic(run.opt.out + "/trainer.json", record.dump(2) + "\n");
+    if (run.fresh_dir) run.fresh_dir->keep();
+  }
+  run.dist->barrier();
 }
 
 // One optimiser step over --accum micro-batches -> the summed loss (on the device; read only when logged).
@@ -254,23 +295,29 @@ torch::Tensor train_step(Run& run, const std::function<torch::Tensor()>& next_ba
 // The step loop. Returns the exit code: 0 done or stopped by --exit-after, 130 interrupted (after saving).
 int train_loop(Run& run) {
   const TrainOptions& opt = run.opt;
-  MetricsFile metrics(opt.out + "/metrics.jsonl");
+  DataParallel& dist = *run.dist;
+  MetricsFile metrics(dist.is_root() ? opt.out + "/metrics.jsonl" : "");  // rank 0 reports for the group
   // bpe: bytes per window = tokens per window x the training split's bytes per token (throughput in bytes).
+  // Data-parallel: every rank trains on its own windows, so the group's throughput counts them all.
   const int64_t window_bytes =
       run.tokens ? std::llround(double(run.cfg.context) * run.tokens->bytes_per_token(Split::Train)) : run.cfg.context;
-  Progress progress(opt, window_bytes, run.start_step, &run.train_flops_per_byte, run.peak, metrics);
+  Progress progress(opt, window_bytes * dist.world(), run.start_step, &run.train_flops_per_byte, run.peak, metrics);
+  if (!dist.is_root()) progress.mute();
+  // Rank r trains on rows [r * batch, (r + 1) * batch) of every global batch of world x batch rows.
+  const int64_t first_row = int64_t(dist.rank()) * opt.batch;
   run.model->train();
   // Batches for sample indices step * accum + micro: bytes prepared ahead on a background thread; bpe token
   // windows (already in memory) sampled in place.
   std::unique_ptr<BatchLoader> loader;
   if (!run.tokens)
     loader = std::make_unique<BatchLoader>(*run.corpus, Split::Train, uint64_t(opt.seed), opt.batch, run.cfg.context,
-                                           uint64_t(run.start_step + 1) * opt.accum, run.device);
+                                           uint64_t(run.start_step + 1) * opt.accum, run.device, 2, first_row);
   uint64_t token_batch = uint64_t(run.start_step + 1) * opt.accum;
   std::vector<int64_t> token_buf(size_t(opt.batch * run.cfg.context));
   auto next_batch = [&]() -> torch::Tensor {
     if (loader) return loader->next();
-    run.tokens->sample(Split::Train, uint64_t(opt.seed), token_batch++, opt.batch, run.cfg.context, token_buf.data());
+    run.tokens->sample(Split::Train, uint64_t(opt.seed), token_batch++, opt.batch, run.cfg.context, token_buf.data(),
+                       first_row);
     return torch::from_blob(token_buf.data(), {opt.batch, run.cfg.context}, torch::kLong).clone().to(run.device);
   };
   // bpe: the logged loss is per byte (token loss / the training split's bytes per token), so its loss and
@@ -278,17 +325,30 @@ int train_loop(Run& run) {
   const double loss_per_byte = run.tokens ? 1.0 / run.tokens->bytes_per_token(Split::Train) : 1.0;
   for (int64_t step = run.start_step + 1; step <= opt.steps; ++step) {
     auto loss = train_step(run, next_batch, step == run.start_step + 1);
+    dist.reduce_gradients();  // once per optimiser step, after the last micro-batch
     const double lr = lr_at(opt, step);
-    auto grad_norm = run.adam->clip_step_and_clear(lr, opt.clip);
+    auto grad_norm = optimizer_step(run, lr);
     const bool last = step == opt.steps;
-    const bool stop_now = g_interrupted || (opt.exit_after > 0 && step >= opt.exit_after);
+    // Data-parallel: the loss is the mean over ranks, and a Ctrl-C on any rank stops all of them at this step.
+    bool interrupted = g_interrupted;
+    if (dist.active()) {
+      auto [mean_loss, any_interrupted] = dist.step_summary(loss.item<double>(), interrupted);
+      loss = torch::full({}, mean_loss, torch::kFloat64);
+      interrupted = any_interrupted;
+    }
+    const bool stop_now = interrupted || (opt.exit_after > 0 && step >= opt.exit_after);
     if ((opt.eval_every > 0 && step % opt.eval_every == 0) || last) {
       // Fixed windows of the validation split (`bytelm eval --split val` scores the same ones).
+      // Data-parallel: each rank scores its rows of the global validation batch; the result is reduced.
       run.model->eval();
+      auto sum_over_ranks = [&](double* nats, double* bytes) {
+        *nats = dist.mean(*nats) * dist.world();
+        *bytes = dist.mean(*bytes) * dist.world();
+      };
       progress.validated(step, run.tokens ? token_validation_bpb(*run.model, *run.tokens, opt.batch, opt.eval_batches,
-                                                                 opt.device, run.bf16)
-                                          : validation_bpb(*run.model, *run.corpus, opt.batch, opt.eval_batches,
-                                                           opt.device, run.bf16));
+                                                                 opt.device, run.bf16, first_row, sum_over_ranks)
+                                          : dist.mean(validation_bpb(*run.model, *run.corpus, opt.batch,
+                                                                     opt.eval_batches, opt.device, run.bf16, first_row)));
       run.model->train();
     }
     const bool log = step % opt.log_every == 0 || last || stop_now;
@@ -297,11 +357,13 @@ int train_loop(Run& run) {
                      log ? grad_norm.item<double>() : NAN, lr);
     if ((opt.ckpt_every > 0 && step % opt.ckpt_every == 0) || last || stop_now) save_checkpoint(run, step);
     if (stop_now && !last) {
-      std::fprintf(stderr, "bytelm: stopped at step %lld; checkpoint saved to %s (continue with --resume)\n",
+      if (dist.is_root())
+        std::fprintf(stderr, "bytelm: stopped at step %lld; checkpoint saved to %s (continue with --resume)\n",
                    (long long)step, opt.out.c_str());
-      return g_interrupted ? 130 : 0;
+      return interrupted ? 130 : 0;
     }
   }
+  if (!dist.is_root()) return 0;
   if (std::isnan(progress.last_val()))
     std::fprintf(stderr, "bytelm: done (no validation split); checkpoint in %s\n", opt.out.c_str());
   else
@@ -309,37 +371,90 @@ int train_loop(Run& run) {
   return 0;
 }
 
-}  // namespace
+// What every rank must agree on before training together, as named hashes (DataParallel::agree_on_start):
+// the settings that decide the computation (data paths excluded: hosts may mount the corpus elsewhere), the
+// model's config and parameter shapes, the data (size, files, and bytes sampled across the training split)
+// and the step the run starts from.
+std::vector<std::pair<std::string, uint64_t>> start_settings(const Run& run) {
+  json options = train_record(run.opt);
+  options.erase("data");
+  options["shard_optimizer"] = run.opt.shard_optimizer;
+  std::string model = run.cfg.to_json().dump();
+  for (const auto& [name, p] : named_parameters_of(*run.model)) model += ";" + name + c10::str(p.sizes());
+  std::string data = corpus_summary(*run.corpus).dump();
+  const int64_t len = std::min<int64_t>(64, run.corpus->size(Split::Train));
+  std::vector<uint8_t> sample(size_t(16 * len));
+  run.corpus->sample(Split::Train, 0xda7a, 0, 16, len, sample.data());
+  data.append(sample.begin(), sample.end());
+  if (run.tokens) data += std::to_string(run.tokens->tokens(Split::Train));
+  return {{"options", settings_hash(options.dump())},
+          {"model configs", settings_hash(model)},
+          {"data", settings_hash(data)},
+          {"checkpoint steps", uint64_t(run.start_step)}};
+}
 
-int run_train(const TrainOptions& cli) {
-  Run run;
-  run.opt = resolve_options(cli, &run.record, &run.start_step);
+// Everything before the first step: options, threads, config, corpus, model, optimiser, checkpoint.
+void set_up(Run& run, const TrainOptions& cli, const DistEnv& env) {
+  run.opt = resolve_options(cli, env, &run.record, &run.start_step);
   const TrainOptions& opt = run.opt;
   check_device(opt.device);
   run.bf16 = use_bf16(opt.precision, opt.device);
-  setup_threads(opt.threads);
-  warn_if_slow_blas();
+  // Ranks that share a host share its cores unless --threads says otherwise.
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  setup_threads(opt.threads > 0 ? opt.threads : std::max(1, cores / std::max(1, env.local_world_size)));
+  if (env.rank == 0) warn_if_slow_blas();
   run.device = torch::Device(opt.device);
+  if (env.distributed() && run.device.is_cuda())
+    throw Error("data-parallel training runs on the CPU here: Debian's LibTorch has Gloo but no NCCL");
   run.cfg = run_config(run, cli);
-  if (!opt.resume) run.fresh_dir = std::make_unique<FreshOutDir>(opt.out);
+  if (!opt.resume && env.rank == 0) run.fresh_dir = std::make_unique<FreshOutDir>(opt.out);
   open_corpus(run);
   build_model(run);
   if (run.cfg.model == "bpe") tokenize_corpus(run);
-  if (opt.resume) {
-    restore_checkpoint(run);
-    if (run.start_step >= opt.steps) {
+  if (opt.resume) restore_checkpoint(run);
+}
+
+}  // namespace
+
+int run_train(const TrainOptions& cli) {
+  // The launcher's environment and the group come first: a rank that then fails to set up still tells the
+  // others, so every rank stops with exit 2 instead of waiting for it.
+  const DistEnv env = read_dist_env();
+  if (!(cli.dist_timeout > 0 && cli.dist_timeout <= 86400)) throw Error("--dist-timeout must be in (0, 86400] seconds");
+  DataParallel dist(env, cli.dist_timeout);
+  Run run;
+  run.dist = &dist;
+  try {
+    set_up(run, cli, env);
+  } catch (...) {
+    dist.agree_on_start(true, {});
+    throw;
+  }
+  dist.agree_on_start(false, start_settings(run));
+  const TrainOptions& opt = run.opt;
+  if (opt.resume && run.start_step >= opt.steps) {
+    if (dist.is_root())
       std::fprintf(stderr, "bytelm: %s is already at step %lld of %lld (--steps N extends it)\n", opt.out.c_str(),
                    (long long)run.start_step, (long long)opt.steps);
-      return 0;
-    }
+    return 0;
   }
+  // Rank 0's weights everywhere (they agree already when all ranks drew them from the same seed or
+  // checkpoint; the broadcast makes it so), then the gradient buckets.
+  std::vector<torch::Tensor> weights;
+  for (const auto& np : named_parameters_of(*run.model)) weights.push_back(np.second);
+  for (const auto& b : run.model->buffers()) weights.push_back(b);
+  dist.broadcast_from_root(weights);
+  std::vector<torch::Tensor> trainable;
+  for (const auto& np : trainable_parameters_of(*run.model)) trainable.push_back(np.second);
+  dist.set_parameters(trainable);
   run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
   // MFU denominator: --peak-flops, else on CUDA the H100's dense bf16 peak (the yardstick), else a
-  // matmul measured now on the CPU.
-  run.peak = opt.peak_flops > 0 ? opt.peak_flops
-             : run.device.is_cuda() ? kH100DenseBf16Flops
-                                    : measure_matmul_peak(opt.device, 0, 0.5);
-  print_start(run);
+  // matmul measured now on the CPU (by rank 0 alone, which reports; the others would share its cores).
+  run.peak = opt.peak_flops > 0             ? opt.peak_flops
+             : run.device.is_cuda()         ? kH100DenseBf16Flops
+             : dist.is_root()               ? measure_matmul_peak(opt.device, 0, 0.5)
+                                            : 1.0;
+  if (dist.is_root()) print_start(run);
 
   g_interrupted = false;
   auto old_handler = std::signal(SIGINT, on_sigint);
@@ -353,7 +468,7 @@ int run_train(const TrainOptions& cli) {
     std::signal(SIGINT, old_handler);
     if (stderr_is_tty()) std::fprintf(stderr, "\n");
     if (!is_out_of_memory(e.what())) throw;
-    const int64_t step = run.adam->t() + 1;  // the step that was being computed
+    const int64_t step = optimizer_t(run) + 1;  // the step that was being computed
     const std::string what = e.what();
     throw Error("out of memory at step " + std::to_string(step) + " with --batch " + std::to_string(opt.batch) + ": " +
                     what.substr(0, what.find('\n')),
