@@ -5,10 +5,14 @@
 #   libsentencepiece-dev  SentencePiece (C++): the subword tokenizer of the BPE baseline (--model bpe)
 #   libcli11-dev nlohmann-json3-dev libgtest-dev cmake ninja-build g++   CLI, JSON, tests, build
 #   python3-torch         the BLT reference test (scripts/blt_reference.py, plain PyTorch 1.13)
+#   python3-matplotlib    `bytelm experiment report` plots; wamerican: its CUTE-like word tasks
+#   --data: also imagemagick espeak-ng sox, which scripts/fetch-data.sh needs for the images and audio kinds
 # npm, needed only for the corpus, is installed by scripts/fetch-corpus.sh if absent.
 set -euo pipefail
 
 libraries=(libtorch-dev libopenblas0-pthread libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch)
+libraries+=(python3-matplotlib wamerican)
+if [[ "${1:-}" == --data ]]; then libraries+=(imagemagick espeak-ng sox); fi
 missing=()
 for p in "${libraries[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
