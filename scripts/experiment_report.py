@@ -163,6 +163,21 @@ def bpb(r):
     return get(r, "eval", "bpb")
 
 
+def loaded(r):
+    """A note when the machine was busier than its cores when the run was recorded (timings unreliable)."""
+    try:
+        load, cores = float(get(r, "provenance", "load_average_1min")), int(get(r, "provenance", "cores"))
+    except (TypeError, ValueError):
+        return None
+    return f"load {load:.1f} on {cores} cores" if load > cores + 0.5 else None
+
+
+def at(*rs):
+    """The compute behind a comparison: each run's training FLOPs and bytes trained."""
+    return "; compute: " + ", ".join(f"{r['name']} {sci(get(r, 'training', 'flops'))} FLOPs / "
+                                     f"{get(r, 'training', 'bytes', default=0) / 1e6:.2f} MB" for r in rs)
+
+
 def findings(res):
     runs = [r for r in res["runs"] if r["model"] != "entropy"]
     rob = res.get("robustness", [])
@@ -179,7 +194,8 @@ def findings(res):
             add(f"MEGABYTE has lower bpb than a byte Transformer at equal training FLOPs ({mb['data']})",
                 "MEGABYTE T1-T5 (M1)",
                 [f"{mb['name']} {bpb(mb):.4f} vs {tf['name']} {bpb(tf):.4f} bpb at {sci(get(mb, 'training', 'flops'))} "
-                 f"/ {sci(get(tf, 'training', 'flops'))} FLOPs"], verdict(d))
+                 f"/ {sci(get(tf, 'training', 'flops'))} FLOPs ({get(mb, 'training', 'bytes', default=0) / 1e6:.2f} / "
+                 f"{get(tf, 'training', 'bytes', default=0) / 1e6:.2f} MB trained)"], verdict(d))
     else:
         add("MEGABYTE has lower bpb than a byte Transformer at equal training FLOPs", "MEGABYTE (M1)",
             ["needs a megabyte and a transformer run on the same data at the same budget"], "not testable in this experiment")
@@ -193,7 +209,7 @@ def findings(res):
         for g in flat:
             spread = max(bpb(r) for r in g) - min(bpb(r) for r in g)
             add(f"MEGABYTE's bpb is flat over the patch size ({g[0]['data']})", "MEGABYTE T10/T12 (M3)",
-                [", ".join(f"P={get(r, 'config', 'patch_size')}: {bpb(r):.4f}" for r in g) + f"; spread {spread:.3f}"],
+                [", ".join(f"P={get(r, 'config', 'patch_size')}: {bpb(r):.4f}" for r in g) + f"; spread {spread:.3f}" + at(*g)],
                 "reproduced" if spread <= 2.5 * NOISE_BPB else "not reproduced at this scale")
     else:
         add("MEGABYTE's bpb is flat over the patch size", "MEGABYTE (M3)", ["needs MEGABYTE runs with two patch sizes"],
@@ -203,9 +219,12 @@ def findings(res):
     if gp:
         for mb, tf in gp:
             g1, g2 = mb["generation"]["bytes_per_s"], tf["generation"]["bytes_per_s"]
+            status = "reproduced" if g1 > 1.1 * g2 else "not reproduced at this scale" if g1 < 0.9 * g2 else "inconclusive"
+            loads = [loaded(r) for r in (mb, tf) if loaded(r)]
+            if loads:
+                status = f"inconclusive: timed on a shared machine ({loads[0]}); measured {status}"
             add(f"MEGABYTE generates faster than a compute-matched Transformer ({mb['data']})", "MEGABYTE T5/T9 (M4)",
-                [f"{mb['name']} {g1:.0f} vs {tf['name']} {g2:.0f} bytes/s (batch 1, CPU, shared machine)"],
-                "reproduced" if g1 > 1.1 * g2 else "not reproduced at this scale" if g1 < 0.9 * g2 else "inconclusive")
+                [f"{mb['name']} {g1:.0f} vs {tf['name']} {g2:.0f} bytes/s (batch 1, CPU)"], status)
     # BLT entropy vs space.
     is_ent = lambda r: get(r, "patches", "mode") == "entropy"
     is_space = lambda r: get(r, "patches", "mode") == "space"
@@ -214,17 +233,31 @@ def findings(res):
         for e, s in ps:
             add(f"BLT entropy patching beats space patching at equal training FLOPs ({e['data']})", "BLT Fig. 6",
                 [f"{e['name']} {bpb(e):.4f} ({fmt(get(e, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch) vs "
-                 f"{s['name']} {bpb(s):.4f} ({fmt(get(s, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch)"],
+                 f"{s['name']} {bpb(s):.4f} ({fmt(get(s, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch)" + at(e, s)],
                 verdict(bpb(s) - bpb(e)))
     else:
         add("BLT entropy patching beats space patching", "BLT Fig. 6", ["needs BLT entropy and space runs"],
             "not testable in this experiment")
+    # BLT: smaller patches at inference (a lower threshold) buy bpb with FLOPs.
+    for r in runs:
+        sw = [x for x in r.get("sweep", []) if "bpb" in x]
+        if sw:
+            small = min(sw, key=lambda x: x["mean_bytes_per_patch"])
+            big = max(sw, key=lambda x: x["mean_bytes_per_patch"])
+            add(f"Smaller BLT patches at inference (lower entropy threshold) lower the bpb ({r['name']})",
+                "BLT T1 (threshold 0.6 -> 0.1 at inference); patch-size scaling",
+                [f"{small['mean_bytes_per_patch']:.2f} B/patch: {small['bpb']:.4f} bpb at "
+                 f"{sci(get(small, 'flops', 'forward_per_byte'))} FLOPs/byte; {big['mean_bytes_per_patch']:.2f} B/patch: "
+                 f"{big['bpb']:.4f} at {sci(get(big, 'flops', 'forward_per_byte'))}; trained at "
+                 f"{fmt(get(r, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch: {bpb(r):.4f}. A flat row means the "
+                 "local models (with hash n-gram embeddings) carry the prediction and the global model adds little"],
+                verdict(big["bpb"] - small["bpb"]))
     # BLT vs BPE at equal training FLOPs, and inference FLOPs.
     ps = pairs(runs, "blt", "bpe")
     if ps:
         for b, t in ps:
             add(f"BLT matches BPE bpb at equal training FLOPs ({b['data']}, {b['name']})", "BLT Fig. 1/6",
-                [f"{b['name']} {bpb(b):.4f} vs {t['name']} {bpb(t):.4f} bpb"],
+                [f"{b['name']} {bpb(b):.4f} vs {t['name']} {bpb(t):.4f} bpb" + at(b, t)],
                 "reproduced" if bpb(b) <= bpb(t) + NOISE_BPB else "not reproduced at this scale")
             fb, fe = get(b, "flops", "forward_per_byte"), get(b, "flops", "with_entropy_model_per_byte")
             ft = get(t, "flops", "forward_per_byte")
@@ -232,7 +265,8 @@ def findings(res):
                 [f"{b['name']} {sci(fb)} FLOPs/byte without its entropy model, {sci(fe)} with it; "
                  f"{t['name']} {sci(ft)} at {fmt(get(t, 'eval', 'bytes_per_token'), '.2f')} bytes/token"],
                 ("reproduced" if fb < ft else "not reproduced at this scale") +
-                (" (also with the entropy model)" if fe and fe < ft else " (not once the entropy model is counted)" if fe else ""))
+                ("" if not get(b, "flops", "entropy_model_per_byte") else
+                 " (also with the entropy model)" if fe < ft else " (not once the entropy model is counted)" if fb < ft else ""))
     else:
         add("BLT matches BPE at equal training FLOPs with fewer inference FLOPs", "BLT Fig. 1/6",
             ["needs BLT and BPE runs on the same data at the same budget"], "not testable in this experiment")
@@ -244,29 +278,35 @@ def findings(res):
         if bp and by:
             best_byte = min(by, key=bpb)
             add(f"At small budgets the subword (BPE) model has the lowest bpb ({kind})", "SpaceByte T1; BLT Fig. 1",
-                [f"best BPE {min(map(bpb, bp)):.4f} vs best byte model {best_byte['name']} {bpb(best_byte):.4f}"],
+                [f"best BPE {min(map(bpb, bp)):.4f} vs best byte model {best_byte['name']} {bpb(best_byte):.4f}" +
+                 at(min(bp, key=bpb), best_byte)],
                 verdict(bpb(best_byte) - min(map(bpb, bp))))
     # Robustness: byte models degrade less on noised text; CUTE-like character tasks.
     byte_rob = [r for r in rob if r["model"] != "bpe" and r.get("noise")]
     bpe_rob = [r for r in rob if r["model"] == "bpe" and r.get("noise")]
     if byte_rob and bpe_rob:
         mean = lambda r: sum(n["delta"] for n in r["noise"]) / len(r["noise"])
-        bb, tb = min(byte_rob, key=mean), min(bpe_rob, key=mean)
+        tb = bpe_rob[0]
+        verdicts = {verdict(mean(tb) - mean(b)) for b in byte_rob}
         add("Byte models degrade less than BPE on noised text", "BLT Table 3",
-            [f"mean bpb increase over {len(bb['noise'])} noise kinds: {bb['name']} +{mean(bb):.3f}, "
-             f"{tb['name']} +{mean(tb):.3f}"], verdict(mean(tb) - mean(bb)))
+            [f"mean bpb increase over {len(tb['noise'])} noise kinds: " +
+             ", ".join(f"{r['name']} +{mean(r):.3f}" for r in byte_rob + [tb])],
+            verdicts.pop() if len(verdicts) == 1 else "mixed: " + "; ".join(
+                f"{b['name']} {verdict(mean(tb) - mean(b))}" for b in byte_rob))
         def cute_bpb(r):
             c = [x["answer_bpb"] for x in r.get("cute", []) if "answer_bpb" in x]
             return sum(c) / len(c) if c else None
         cb = [r for r in byte_rob if cute_bpb(r) is not None]
         ct = [r for r in bpe_rob if cute_bpb(r) is not None]
         if cb and ct:
-            b, t = min(cb, key=cute_bpb), min(ct, key=cute_bpb)
+            t = ct[0]
             acc = lambda r: sum(x.get("accuracy", 0) for x in r["cute"]) / len(r["cute"])
+            verdicts = {verdict(cute_bpb(t) - cute_bpb(b)) for b in cb}
             add("Byte models handle character-level tasks better than BPE (CUTE)", "BLT Table 3 (CUTE)",
-                [f"mean answer bpb {b['name']} {cute_bpb(b):.3f} vs {t['name']} {cute_bpb(t):.3f}; mean exact match "
-                 f"{100 * acc(b):.0f}% vs {100 * acc(t):.0f}% (few-shot, no fine-tuning)"],
-                verdict(cute_bpb(t) - cute_bpb(b)))
+                ["mean answer bpb / exact match (few-shot, no fine-tuning): " +
+                 ", ".join(f"{r['name']} {cute_bpb(r):.3f} / {100 * acc(r):.0f}%" for r in cb + [t])],
+                verdicts.pop() if len(verdicts) == 1 else "mixed: " + "; ".join(
+                    f"{b['name']} {verdict(cute_bpb(t) - cute_bpb(b))}" for b in cb))
     else:
         add("Byte models are more robust to noise and better at character tasks than BPE", "BLT Table 3",
             ["needs robustness measurements of a byte model and a BPE model"], "not testable in this experiment")
@@ -294,14 +334,17 @@ def plots(res, out_dir):
     colors = {"transformer": "tab:blue", "megabyte": "tab:orange", "blt": "tab:green", "bpe": "tab:red"}
     for kind in sorted({r["data"] for r in runs}):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for r in runs:
-            if r["data"] != kind:
-                continue
+        mine = [r for r in runs if r["data"] == kind]
+        for i, r in enumerate(mine):
             c = get(r, "training", "curve", default=[])
-            col = colors.get(r["model"], "gray")
+            col = f"C{i % 10}"  # one colour per run (two BLTs must not look alike)
             if c:
                 ax.plot([p["flops"] for p in c], [p["val_bpb"] for p in c], "-", color=col, alpha=0.6, lw=1)
             ax.plot([get(r, "training", "flops")], [bpb(r)], "*", ms=11, color=col, label=label(r))
+        ends = [bpb(r) for r in mine if bpb(r) is not None]
+        if ends:  # early points of a run can sit far above everything else; keep the end points readable
+            ax.set_ylim(min(ends + [c["bpb"] for c in res.get("compressors", []) if c["data"] == kind]) - 0.3,
+                        max(ends) + 2.0)
         for comp in res.get("compressors", []):
             if comp["data"] == kind:
                 ax.axhline(comp["bpb"], ls=":", color="gray", lw=0.8)

@@ -16,7 +16,7 @@ Command add_experiment(CLI::App& app) {
   auto* run = e->add_subcommand("run", "Train every run of a plan to its FLOPs budget, evaluate and record it "
                                        "(done runs are skipped, interrupted ones resumed)");
   run->add_option("plan", *plan, "Plan JSON (e.g. configs/experiments/quick.json)")->required();
-  run->add_option("--out", ro->out, "Experiment directory (runs/NAME/record.json, compressors.json, robustness/)");
+  run->add_option("--out", ro->out, "Experiment directory (required): runs/NAME/record.json, compressors.json, robustness/");
   run->add_flag("--quick", ro->quick,
                 "Smoke test of the plan: budgets / 100, held-out scoring and robustness cut down");
   run->add_option("--exit-after", ro->exit_after,
