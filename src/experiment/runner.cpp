@@ -177,6 +177,9 @@ int run_plan(const std::string& plan_path, const RunnerOptions& opt) {
       ++skipped;
       continue;
     }
+    if (!run.entropy_model.empty() && !file_exists(opt.out + "/runs/" + run.entropy_model + "/record.json"))
+      throw Error("run " + run.name + " needs its entropy model, run " + run.entropy_model +
+                  ", to be done first (add it to --only)");
     TrainedRun trained;
     int code = 0;
     if (!train_run(plan, run, opt, &trained, &code)) {

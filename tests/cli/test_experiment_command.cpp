@@ -153,6 +153,10 @@ TEST_F(Cli, ExperimentBadInput) {
   write(d + "/ent.json", R"({"datasets": {"t": ["x"]}, "runs": [{"name": "a", "model": "blt",
       "config": "blt_tiny", "data": "t", "budget": 1e9, "entropy_model": "zz"}]})");
   expect_bad({"experiment", "run", d + "/ent.json", "--out", d + "/o"}, "entropy_model");
+  write(d + "/dep.json", R"({"datasets": {"t": ["x"]}, "runs": [{"name": "e", "model": "entropy",
+      "config": "ent_tiny", "data": "t", "budget": 1e9}, {"name": "b", "model": "blt", "config": "blt_tiny",
+      "data": "t", "budget": 1e9, "entropy_model": "e"}]})");
+  expect_bad({"experiment", "run", d + "/dep.json", "--out", d + "/o", "--only", "b"}, "needs its entropy model");
   expect_bad({"experiment", "report", d + "/nothing", "--out", d + "/r"}, "no such experiment directory");
   expect_bad({"experiment", "run", d + "/typo.json"}, "--out");
 }
