@@ -8,10 +8,14 @@
 #                         (python3 -m torch.distributed.run) for data-parallel launches and their test
 #   libgloo-dev           Gloo's headers, for LibTorch's c10d ProcessGroupGloo (data-parallel training)
 #   libcpp-httplib-dev    `bytelm serve` (HTTP server); chromium: the test of its page in a headless browser
+#   python3-matplotlib    `bytelm experiment report` plots; wamerican: its CUTE-like word tasks
+#   --data: also imagemagick espeak-ng sox, which scripts/fetch-data.sh needs for the images and audio kinds
 # npm, needed only for the corpus, is installed by scripts/fetch-corpus.sh if absent.
 set -euo pipefail
 
-libraries=(libtorch-dev libopenblas0-pthread libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch libgloo-dev libcpp-httplib-dev chromium)
+libraries=(libtorch-dev libopenblas0-pthread libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch)
+libraries+=(libgloo-dev libcpp-httplib-dev chromium python3-matplotlib wamerican)
+if [[ "${1:-}" == --data ]]; then libraries+=(imagemagick espeak-ng sox); fi
 missing=()
 for p in "${libraries[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,7 @@ Command add_patch(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_tokenizer(CLI::App& app);
 Command add_serve(CLI::App& app);
+Command add_experiment(CLI::App& app);
 
 // --device, --precision (when `precision` is not null) and --threads, spelled the same everywhere.
 void add_device_flags(CLI::App* sub, std::string* device, std::string* precision, int* threads,

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   namespace cli = bytelm::cli;
   const std::vector<cli::Command> commands{cli::add_train(app), cli::add_eval(app),  cli::add_generate(app),
                                            cli::add_info(app),  cli::add_patch(app), cli::add_bench(app),
-                                           cli::add_tokenizer(app), cli::add_serve(app)};
+                                           cli::add_tokenizer(app), cli::add_serve(app), cli::add_experiment(app)};
 
   // CLI11 would report a missing subcommand before an unknown word; name the unknown word instead.
   bool known = false;

@@ -122,7 +122,8 @@ TEST(Readme, CommandsNameRealFlagsPresetsAndPaths) {
     if (w.empty() || w[0] != "bytelm") continue;
     ++commands;
     std::string sub = w.size() > 1 && w[1].rfind("--", 0) != 0 ? w[1] : "";
-    if (sub == "tokenizer" && w.size() > 2 && w[2].rfind("--", 0) != 0) sub += " " + w[2];  // tokenizer train|stats
+    if ((sub == "tokenizer" || sub == "experiment") && w.size() > 2 && w[2].rfind("--", 0) != 0)
+      sub += " " + w[2];  // tokenizer train|stats, experiment run|report
     if (!help.count(sub)) help[sub] = capture(std::string(BYTELM_BIN) + " " + sub + " --help");
     ASSERT_FALSE(help[sub].empty()) << "no such subcommand: " << line;
     std::string model;

@@ -1,0 +1,145 @@
+// record.cpp — measuring a trained run and writing down everything the report needs (see record.h).
+#include "experiment/record.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <memory>
+
+#include "data/corpus.h"
+#include "experiment/measure.h"
+#include "experiment/plan.h"
+#include "experiment/runner.h"
+#include "model/blt.h"
+#include "model/bpe.h"
+#include "model/checkpoint.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace bytelm::experiment {
+
+using json = nlohmann::json;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// metrics.jsonl: the validation curve (training's fixed validation windows) against cumulative training FLOPs,
+// and the wall time of training summed over its sessions (elapsed_s restarts at every resume).
+json training_curve(const std::string& dir, double flops_per_step, double* seconds) {
+  std::ifstream in(dir + "/metrics.jsonl");
+  json curve = json::array();
+  double total = 0, segment = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const json m = json::parse(line, nullptr, false);
+    if (m.is_discarded()) continue;
+    const double el = m.value("elapsed_s", 0.0);
+    if (el < segment) total += segment;  // a new session
+    segment = el;
+    if (m.contains("val_bpb") && m["val_bpb"].is_number())
+      curve.push_back({{"step", m["step"]}, {"flops", double(m["step"].get<int64_t>()) * flops_per_step},
+                       {"val_bpb", m["val_bpb"]}});
+  }
+  *seconds = total + segment;
+  return curve;
+}
+
+// BLT entropy patching: the held-out bpb and FLOPs at other thresholds, each calibrated at inference for a
+// target mean patch size on the held-out windows (the BLT paper lowers its threshold at inference too).
+json threshold_sweep(BltImpl& blt, const PlanRun& run, const std::string& bytes, int64_t stride, int64_t batch) {
+  json rows = json::array();
+  if (blt.config().patching.mode != "entropy" || run.sweep_bytes_per_patch.empty()) return rows;
+  const PatchingConfig trained = blt.config().patching;
+  const int64_t T = blt.config().context, n = std::min<int64_t>(8, int64_t(bytes.size()) / T);
+  auto x = torch::from_blob(const_cast<char*>(bytes.data()), {n, T}, torch::kUInt8).to(torch::kLong);
+  for (double target : run.sweep_bytes_per_patch) {
+    json row{{"target_bytes_per_patch", target}};
+    try {
+      const double th = blt.calibrate_threshold(x, target);
+      json stats = blt_patch_stats(blt, bytes);
+      row["threshold"] = th;
+      row["mean_bytes_per_patch"] = stats["mean_bytes_per_patch"];
+      row["bpb"] = score_text(blt, nullptr, bytes, stride, batch) / std::log(2.0) / double(bytes.size());
+      row["flops"] = flops_json(blt);
+      row["flops"].erase("parts");
+    } catch (const Error& e) {
+      row["error"] = e.what();  // e.g. a size the entropies cannot reach; recorded, not fatal
+    }
+    rows.push_back(row);
+  }
+  blt.set_patching(trained);
+  return rows;
+}
+
+}  // namespace
+
+json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained, const RunnerOptions& opt) {
+  auto model = load_for_inference(trained.dir, "cpu", opt.threads);
+  const ModelConfig cfg = model->config();
+  const bool bpe = cfg.model == "bpe";
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (bpe) tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(trained.dir, cfg.vocab_size));
+  Corpus corpus(plan.datasets.at(run.data), plan.val_fraction);
+  const std::string bytes = held_out_bytes(corpus, plan.eval.max_bytes);
+  const int64_t T = cfg.context;
+  const int64_t stride = bpe ? T : std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));
+
+  json rec{{"name", run.name}, {"model", cfg.model}, {"data", run.data}, {"data_paths", plan.datasets.at(run.data)},
+           {"tags", run.tags}, {"entry", run.entry}, {"config", cfg.to_json()}, {"seed", run.seed},
+           {"plan", plan.name}, {"quick", opt.quick}, {"provenance", provenance()}, {"checkpoint", trained.dir}};
+  if (!run.entropy_model.empty()) rec["entropy_model"] = run.entropy_model;
+
+  // Held-out bits per byte.
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  const double nats = score_text(*model, tokenizer.get(), bytes, stride, plan.eval.batch, &tokens);
+  json ev{{"bytes", int64_t(bytes.size())}, {"bpb", nats / std::log(2.0) / double(bytes.size())},
+          {"stride", stride}, {"sliding", !bpe && stride < T}, {"seconds", seconds_since(t0)}};
+  if (bpe) {
+    ev["tokens"] = tokens;
+    ev["bytes_per_token"] = double(bytes.size()) / double(tokens);
+    static_cast<BpeModelImpl&>(*model).set_bytes_per_token(double(bytes.size()) / double(tokens));
+  }
+  rec["eval"] = ev;
+
+  // Patches, then FLOPs per byte at the measured patch size (BLT) or bytes per token (bpe).
+  if (cfg.model == "blt") {
+    auto& blt = static_cast<BltImpl&>(*model);
+    rec["sweep"] = threshold_sweep(blt, run, bytes, stride, plan.eval.batch);
+    rec["patches"] = blt_patch_stats(blt, bytes);  // at the trained threshold; sets the FLOPs' patch size
+  } else if (cfg.model == "megabyte") {
+    rec["patches"] = {{"mode", "static"}, {"mean_bytes_per_patch", cfg.patch_size}};
+  }
+  rec["flops"] = flops_json(*model);
+
+  // Training: what the budget bought.
+  double seconds = 0;
+  json tr{{"budget", run.budget}, {"steps", trained.steps}, {"batch", run.train.batch}, {"accum", run.train.accum},
+          {"context", trained.context}, {"flops_per_step", trained.train_flops_per_step},
+          {"flops", double(trained.steps) * trained.train_flops_per_step}};
+  tr["curve"] = training_curve(trained.dir, trained.train_flops_per_step, &seconds);
+  const double bytes_per_unit = bpe ? ev["bytes_per_token"].get<double>() : 1.0;
+  const double bytes_trained = double(trained.steps * run.train.batch * run.train.accum * T) * bytes_per_unit;
+  tr["bytes"] = bytes_trained;
+  tr["seconds"] = seconds;
+  tr["bytes_per_s"] = seconds > 0 ? bytes_trained / seconds : 0;
+  if (bpe) tr["bytes_note"] = "tokens trained x held-out bytes per token";
+  rec["training"] = tr;
+
+  // Generation speed (batch 1, KV caches): bytes/s and the time for 8 KB at that rate.
+  if (plan.generation_bytes > 0 && cfg.model != "entropy") {
+    const int64_t p = std::min<int64_t>(plan.generation_prompt_bytes, std::max<int64_t>(1, T / 4));
+    const double bps = generation_bytes_per_s(*model, tokenizer.get(), bytes.substr(0, size_t(p)),
+                                              plan.generation_bytes, uint64_t(run.seed));
+    rec["generation"] = {{"bytes", plan.generation_bytes}, {"prompt_bytes", p}, {"bytes_per_s", bps},
+                         {"seconds_per_8kb", bps > 0 ? 8192.0 / bps : 0}};
+  }
+  return rec;
+}
+
+}  // namespace bytelm::experiment
