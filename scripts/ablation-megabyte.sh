@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # ablation-megabyte.sh [OUT] — MEGABYTE's variants at equal training FLOPs on the default corpus (issue 11):
 # base (mb_demo), conv encoder (mb_conv_demo), cross-patch attention (mb_xpatch_demo), both, three levels
-# (mb_3level_demo). The budget is mb_demo's training FLOPs for BASE_STEPS steps (default 200) of batch 16;
+# (mb_3level_demo). The budget is mb_demo's training FLOPs for BASE_STEPS steps (default 150) of batch 16;
 # every variant trains for budget / (its training FLOPs per byte x bytes per step) steps with the demo's
 # settings, then `bytelm eval --split val` scores its whole validation split. Prints one TSV line per
 # variant: name, steps, train FLOPs, val bpb (whole split), training bytes/s (bytes / elapsed of the run).
-# Cost: about 5 x BASE_STEPS x 1.7 s on 2 cores (about 30 min at 200), more when the machine is shared.
+# Cost: about 5 x BASE_STEPS x 1.7 s on 2 cores (about 30 min at 150 on a shared machine), more when the machine is shared.
 # Needs build/bytelm and data/corpus (scripts/fetch-corpus.sh). VARIANTS="base conv" runs a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/ablation}"
 bin=build/bytelm
-base_steps="${BASE_STEPS:-200}"
+base_steps="${BASE_STEPS:-150}"
 batch=16
 variants="${VARIANTS:-base conv xpatch conv_xpatch 3level}"
 mkdir -p "$out"
@@ -44,7 +44,7 @@ for v in $variants; do
   run="$out/$v"
   rm -rf "$run"
   "$bin" train --model megabyte --config "$cfg" --data data/corpus --out "$run" --steps "$steps" --batch $batch \
-    --lr 2e-3 --warmup 50 --eval-every 0 --log-every 25 --seed 1 > "$run.log" 2>&1
+    --lr 2e-3 --warmup 30 --eval-every 0 --log-every 25 --seed 1 > "$run.log" 2>&1
   bpb=$("$bin" eval --ckpt "$run" --split val --batch 16 --json | /usr/bin/python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["bpb"])')
   rate=$(/usr/bin/python3 -c "
 import json

@@ -27,8 +27,9 @@ double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_
 // MEGABYTE's strided inference (paper section 6.2): a second pass over the data offset by P/2 bytes, and
 // for each byte the prediction made at the earlier position of its patch (windows as score_bytes, or as
 // score_bytes_sliding when stride > 0). Twice the cost. Error unless the model is a megabyte with P >= 2.
+// keep_late: keep the prediction from the later position instead (not the paper's rule; for comparison).
 double score_bytes_strided(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
-                           const std::string& device, bool bf16 = false);
+                           const std::string& device, bool bf16 = false, bool keep_late = false);
 
 // Bits per byte of training's validation: `eval_batches` x `batch` fixed windows of the validation split
 // (a seed-independent stream, so every evaluation of a run sees the same bytes), each scored from the
@@ -47,6 +48,6 @@ struct FileScore {
 std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,
                                    const std::string& device, bool bf16,
                                    const std::function<void(int64_t, int64_t)>& progress = {}, int64_t stride = 0,
-                                   bool strided = false);
+                                   bool strided = false, bool strided_late = false);
 
 }  // namespace bytelm

@@ -69,7 +69,7 @@ void per_byte_scores(LanguageModelImpl& model, const uint8_t* data, int64_t n, i
 }  // namespace
 
 double score_bytes_strided(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
-                           const std::string& device, bool bf16) {
+                           const std::string& device, bool bf16, bool keep_late) {
   const auto& cfg = model.config();
   if (cfg.model != "megabyte" || cfg.patch_size < 2)
     throw Error("--strided is MEGABYTE's strided inference: it needs a megabyte model with patch_size >= 2");
@@ -84,7 +84,8 @@ double score_bytes_strided(LanguageModelImpl& model, const uint8_t* data, int64_
   if (n > offset) per_byte_scores(model, data + offset, n - offset, stride, batch, device, nll_b, pos_b);
   double total = 0;
   for (int64_t t = 0; t < n; ++t) {
-    const bool second = t >= offset && pos_b[size_t(t - offset)] < pos_a[size_t(t)];
+    const int64_t a = pos_a[size_t(t)], b = t >= offset ? pos_b[size_t(t - offset)] : a;
+    const bool second = keep_late ? b > a : b < a;
     total += second ? nll_b[size_t(t - offset)] : nll_a[size_t(t)];
   }
   return total;

@@ -1,6 +1,7 @@
 // test_strided.cpp — MEGABYTE's strided inference (eval --strided) against a slow reference written from
 // the paper's description: pass A scores consecutive windows from byte 0, pass B consecutive windows from
-// byte P/2; each byte's score comes from the pass in which it sits at the earlier position of its patch.
+// byte P/2; each byte's score comes from the pass in which it sits at the earlier position of its patch
+// (or, keep_late, the later one).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -36,7 +37,7 @@ double nll_in_window(LanguageModelImpl& model, const std::vector<uint8_t>& data,
 }  // namespace
 
 TEST(Strided, MatchesTheSlowReference) {
-  for (int64_t P : {8, 4}) {
+  for (auto [P, late] : {std::pair<int64_t, bool>{8, false}, {4, false}, {8, true}}) {
     auto model = tiny_megabyte(P);
     const int64_t T = 64, n = 300, half = P / 2;
     std::vector<uint8_t> data(n);
@@ -45,12 +46,12 @@ TEST(Strided, MatchesTheSlowReference) {
     for (int64_t t = 0; t < n; ++t) {
       const int64_t start_a = t / T * T, pos_a = (t - start_a) % P;
       const int64_t start_b = t < half ? -1 : half + (t - half) / T * T, pos_b = (t - start_b) % P;
-      if (start_b >= 0 && pos_b < pos_a)
+      if (start_b >= 0 && (late ? pos_b > pos_a : pos_b < pos_a))
         ref += nll_in_window(*model, data, start_b, std::min(T, n - start_b), t);
       else
         ref += nll_in_window(*model, data, start_a, std::min(T, n - start_a), t);
     }
-    const double got = score_bytes_strided(*model, data.data(), n, 0, 3, "cpu");
+    const double got = score_bytes_strided(*model, data.data(), n, 0, 3, "cpu", false, late);
     EXPECT_NEAR(got, ref, 1e-6 * ref) << "P = " << P;
     // It differs from the basic score (it is a different estimate), at twice the cost.
     EXPECT_NE(got, score_bytes(*model, data.data(), n, 3, "cpu"));
