@@ -31,6 +31,8 @@ struct EvalOptions {
   double val_fraction = -1;       // with --split train|val; < 0 = the run's (trainer.json), else 0.05
   int64_t batch = 4;
   int64_t stride = 0;             // > 0: sliding windows moved by this many bytes
+  bool strided = false;           // MEGABYTE's strided inference (two passes offset by P/2)
+  std::string strided_keep = "early";  // early (the paper) | late: which of the two predictions a byte keeps
   bool json = false;
   std::string device = "cpu";
   std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
@@ -69,7 +71,7 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
   }
   const double bpb = nats / std::log(2.0) / double(bytes);
   if (opt.json) {
-    nlohmann::json j{{"ckpt", opt.ckpt}, {"split", opt.split}, {"stride", opt.stride}, {"bytes", bytes}, {"bpb", bpb},
+    nlohmann::json j{{"ckpt", opt.ckpt}, {"split", opt.split}, {"stride", opt.stride}, {"strided", opt.strided ? opt.strided_keep : "off"}, {"bytes", bytes}, {"bpb", bpb},
                      {"nats_per_byte", nats / double(bytes)}, {"files", jf}, {"seconds", secs},
                      {"device", opt.device}, {"precision", bf16 ? "bf16" : "fp32"}};
     if (opt.split != "all") j["val_fraction"] = val_fraction;
@@ -130,10 +132,13 @@ int run(const EvalOptions& opt) {
     tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(opt.ckpt, model->config().vocab_size));
     tokens = std::make_unique<TokenCorpus>(corpus, *tokenizer, std::vector<Split>{split});
   }
+  if (opt.strided && model->config().model != "megabyte")
+    throw Error("--strided is MEGABYTE's strided inference; this checkpoint is a " + model->config().model + " model");
   if (tokens && opt.stride > 0)
     throw Error("--stride: sliding windows are for byte models (the BPE baseline scores consecutive token windows)");
   auto files = tokens ? score_token_files(*model, *tokens, split, opt.batch, opt.device, bf16, progress)
-                      : score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride);
+                      : score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride, opt.strided,
+                                    opt.strided_keep == "late");
   if (tty) std::fprintf(stderr, "\n");
   // Training's own validation number (the same windows it scored), when the run record says how.
   double run_val = NAN;
@@ -163,6 +168,13 @@ Command add_eval(CLI::App& app) {
   e->add_option("--stride", o->stride,
                 "Sliding windows: move each window by S bytes and score its last S, so bytes past the first window "
                 "see >= context - S bytes of context (0 = consecutive windows)");
+  e->add_flag("--strided", o->strided,
+              "MEGABYTE: a second pass offset by P/2 bytes, keeping each byte's prediction from the earlier "
+              "position in its patch (2x cost; combines with --stride) (default: off)");
+  e->add_option("--strided-keep", o->strided_keep,
+                "With --strided: early = each byte's prediction from the first half of its patch (the paper's rule), "
+                "late = from the second half (for comparison)")
+      ->check(CLI::IsMember({"early", "late"}));
   e->add_flag("--json", o->json, "Print one JSON object instead of text");
   add_device_flags(e, &o->device, &o->precision, &o->threads);
   return {e, [o] { return run(*o); }};

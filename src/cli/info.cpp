@@ -31,7 +31,7 @@ struct InfoOptions {
 
 // What a preset is for, from its name's suffix.
 std::string preset_use(const std::string& name) {
-  const std::string suffix = name.substr(name.find('_') + 1);
+  const std::string suffix = name.substr(name.rfind('_') + 1);  // mb_conv_demo: demo
   if (suffix == "tiny") return "tests";
   if (suffix == "demo") return "CPU demo";
   if (suffix == "cpu") return "CPU bench";

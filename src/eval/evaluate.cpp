@@ -88,13 +88,15 @@ double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t ba
 
 std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,
                                    const std::string& device, bool bf16,
-                                   const std::function<void(int64_t, int64_t)>& progress, int64_t stride) {
+                                   const std::function<void(int64_t, int64_t)>& progress, int64_t stride,
+                                   bool strided, bool strided_late) {
   std::vector<FileScore> out;
   const int64_t all = corpus.size(split);
   int64_t done = 0;
   for (const auto& f : corpus.files(split)) {
     out.push_back({f.path, f.size,
-                   stride > 0 ? score_bytes_sliding(model, f.data, f.size, stride, batch, device, bf16)
+                   strided      ? score_bytes_strided(model, f.data, f.size, stride, batch, device, bf16, strided_late)
+                   : stride > 0 ? score_bytes_sliding(model, f.data, f.size, stride, batch, device, bf16)
                               : score_bytes(model, f.data, f.size, batch, device, bf16)});
     done += f.size;
     if (progress) progress(done, all);

@@ -24,6 +24,13 @@ double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int
 double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
                            const std::string& device, bool bf16 = false);
 
+// MEGABYTE's strided inference (paper section 6.2): a second pass over the data offset by P/2 bytes, and
+// for each byte the prediction made at the earlier position of its patch (windows as score_bytes, or as
+// score_bytes_sliding when stride > 0). Twice the cost. Error unless the model is a megabyte with P >= 2.
+// keep_late: keep the prediction from the later position instead (not the paper's rule; for comparison).
+double score_bytes_strided(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
+                           const std::string& device, bool bf16 = false, bool keep_late = false);
+
 // Bits per byte of training's validation: `eval_batches` x `batch` fixed windows of the validation split
 // (a seed-independent stream, so every evaluation of a run sees the same bytes), each scored from the
 // model's start state. NaN if the split is empty. The model must be in eval mode. Data-parallel: rows
@@ -37,10 +44,11 @@ struct FileScore {
   double nats = 0;  // summed over the file's bytes
   int64_t tokens = 0;  // the BPE baseline: tokens the bytes encode to (0 for byte models)
 };
-// Scores every file's part of the split (stride > 0: sliding windows); `progress(bytes done, bytes in all)`
-// after each file.
+// Scores every file's part of the split (stride > 0: sliding windows; strided: MEGABYTE's strided
+// inference); `progress(bytes done, bytes in all)` after each file.
 std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,
                                    const std::string& device, bool bf16,
-                                   const std::function<void(int64_t, int64_t)>& progress = {}, int64_t stride = 0);
+                                   const std::function<void(int64_t, int64_t)>& progress = {}, int64_t stride = 0,
+                                   bool strided = false, bool strided_late = false);
 
 }  // namespace bytelm

@@ -60,6 +60,33 @@ StackConfig stack_from_json(const json& j, const std::string& name, double defau
   return s;
 }
 
+// MEGABYTE's variant keys: conv_kernels [k...], cross_patch r, levels [{patch_size, layers, width, heads, ...}].
+void megabyte_variants_from_json(const json& j, ModelConfig& c) {
+  if (j.contains("conv_kernels")) {
+    const json& k = j.at("conv_kernels");
+    if (!k.is_array()) throw Error("config: 'conv_kernels' must be a list of kernel sizes");
+    for (const auto& v : k) {
+      if (!v.is_number_integer()) throw Error("config: 'conv_kernels' must hold integers");
+      c.conv_kernels.push_back(v.get<int64_t>());
+    }
+  }
+  c.cross_patch = get_int(j, "cross_patch", 0, false);
+  if (j.contains("levels")) {
+    const json& levels = j.at("levels");
+    if (!levels.is_array()) throw Error("config: 'levels' must be a list of level objects");
+    for (size_t i = 0; i < levels.size(); ++i) {
+      const std::string name = "levels[" + std::to_string(i) + "]";
+      if (!levels[i].is_object()) throw Error("config: '" + name + "' must be an object");
+      LevelConfig l;
+      l.patch_size = get_int(levels[i], "patch_size", 0, true);
+      json stack = levels[i];
+      stack.erase("patch_size");
+      l.stack = stack_from_json(stack, name, 10000.0);
+      c.levels.push_back(l);
+    }
+  }
+}
+
 json stack_to_json(const StackConfig& s) {
   return json{{"layers", s.layers}, {"width", s.width}, {"heads", s.heads},
               {"mlp_hidden", s.mlp_hidden}, {"rope_theta", s.rope_theta}};
@@ -82,6 +109,35 @@ void validate_stack(const StackConfig& s, const std::string& name) {
 
 void validate_blt(const ModelConfig& c);
 
+namespace {
+void validate_megabyte_variants(const ModelConfig& c) {
+  if (c.conv_kernels.size() > 8) throw Error("config: conv_kernels holds at most 8 kernel sizes");
+  for (int64_t k : c.conv_kernels)
+    if (k < 1 || k > 64) throw Error("config: conv_kernels sizes must be in [1, 64]");
+  int64_t above = c.patch_size, above_width = c.global.width;
+  for (size_t i = 0; i < c.levels.size(); ++i) {
+    const auto& l = c.levels[i];
+    const std::string name = "levels[" + std::to_string(i) + "]";
+    validate_stack(l.stack, name);
+    if (l.patch_size < 2 || above % l.patch_size != 0 || l.patch_size >= above)
+      throw Error("config: " + name + ".patch_size (" + std::to_string(l.patch_size) +
+                  ") must be > 1 and a proper divisor of the level above's (" + std::to_string(above) + ")");
+    if (l.stack.width % l.patch_size != 0)
+      throw Error("config: " + name + ".width must be a multiple of its patch_size (it is patch_size * byte width)");
+    if (above_width % (above / l.patch_size) != 0)
+      throw Error("config: the width above " + name + " (" + std::to_string(above_width) +
+                  ") must split into " + std::to_string(above / l.patch_size) + " slices");
+    above = l.patch_size;
+    above_width = l.stack.width;
+  }
+  if (!c.levels.empty() && above_width % above != 0)
+    throw Error("config: the last level's width must be a multiple of its patch_size");
+  if (c.cross_patch < 0 || c.cross_patch > c.local_patch_size())
+    throw Error("config: cross_patch must be in [0, " + std::to_string(c.local_patch_size()) +
+                "] (keys/values of the previous patch)");
+}
+}  // namespace
+
 void ModelConfig::validate() const {
   if (model != "transformer" && model != "megabyte" && model != "entropy" && model != "blt" && model != "bpe")
     throw Error("config: unknown model '" + model + "' (expected transformer, megabyte, entropy, blt or bpe)");
@@ -101,6 +157,7 @@ void ModelConfig::validate() const {
       throw Error("config: global.width (" + std::to_string(global.width) +
                   ") must be a multiple of patch_size (it is patch_size * D_G)");
     validate_stack(local, "local");
+    validate_megabyte_variants(*this);
   }
 }
 
@@ -129,7 +186,8 @@ ModelConfig ModelConfig::from_json(const json& j) {
     // The entropy model is the BLT patcher: its rotary pairs are interleaved as in HF's BltPatcher.
     c.global.rope_interleaved = c.model == "entropy";
   } else if (c.model == "megabyte") {
-    check_keys(j, {"model", "context", "patch_size", "global", "local", "init_std", "norm_eps"}, "");
+    check_keys(j, {"model", "context", "patch_size", "global", "local", "init_std", "norm_eps", "conv_kernels",
+                   "cross_patch", "levels"}, "");
     c.context = get_int(j, "context", 0, true);
     c.patch_size = get_int(j, "patch_size", 0, true);
     if (!j.contains("global") || !j.contains("local"))
@@ -138,6 +196,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
     // model has rotary positions by default (the paper's Figure 2 shows none; see README).
     c.global = stack_from_json(j.at("global"), "global", 0.0);
     c.local = stack_from_json(j.at("local"), "local", 10000.0);
+    megabyte_variants_from_json(j, c);
   } else {
     throw Error("config: unknown model '" + c.model + "' (expected transformer or megabyte)");
   }
@@ -160,6 +219,17 @@ json ModelConfig::to_json() const {
     j["patch_size"] = patch_size;
     j["global"] = stack_to_json(global);
     j["local"] = stack_to_json(local);
+    if (megabyte_variant()) {  // recorded when used; a config without them is the paper's main text
+      j["conv_kernels"] = conv_kernels;
+      j["cross_patch"] = cross_patch;
+      json levels_json = json::array();
+      for (const auto& l : levels) {
+        json lj = stack_to_json(l.stack);
+        lj["patch_size"] = l.patch_size;
+        levels_json.push_back(lj);
+      }
+      j["levels"] = levels_json;
+    }
   }
   return j;
 }

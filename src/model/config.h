@@ -33,6 +33,13 @@ struct PatchingConfig {
   int64_t max_patch_length = 0;          // split longer patches (0 = no limit)
 };
 
+// One middle level of an N-level MEGABYTE (between the global and the local model): a transformer over
+// units of `patch_size` bytes, run inside each unit of the level above (see src/model/megabyte_levels.h).
+struct LevelConfig {
+  int64_t patch_size = 0;  // bytes per unit of this level; divides the level above's, > 1
+  StackConfig stack;       // width = patch_size * (byte embedding width of this level)
+};
+
 struct ModelConfig {
   std::string model;       // "transformer" | "megabyte" | "entropy" | "blt" | "bpe"
   int64_t context = 0;     // T, bytes per sequence (bpe: tokens per sequence)
@@ -41,6 +48,10 @@ struct ModelConfig {
   StackConfig global;      // Transformer / entropy model: the stack; MEGABYTE: global model (width P*D_G);
                            // BLT: the latent global transformer
   StackConfig local;       // MEGABYTE's local model (width D_L)
+  // MEGABYTE's variants (paper section 2.3 and deeper hierarchies); the defaults are the paper's main text.
+  std::vector<int64_t> conv_kernels;  // causal conv stack over the global byte embeddings (paper: 3, 5, 7); empty = off
+  int64_t cross_patch = 0;            // r: each local layer also attends to the last r keys/values of the previous patch
+  std::vector<LevelConfig> levels;    // middle levels, top to bottom (e.g. one of 8 bytes under 64-byte patches)
 
   // BLT only. The JSON form is the Hugging Face BltConfig layout (config.json of BltForCausalLM).
   StackConfig encoder, decoder, patcher;  // local encoder, local decoder, entropy model (patcher)
@@ -57,6 +68,9 @@ struct ModelConfig {
   double norm_eps = 1e-5;
 
   int64_t global_byte_width() const { return global.width / patch_size; }  // D_G
+  // MEGABYTE: bytes per unit of the local model's group (the patch size it runs over): P, or the last level's.
+  int64_t local_patch_size() const { return levels.empty() ? patch_size : levels.back().patch_size; }
+  bool megabyte_variant() const { return !conv_kernels.empty() || cross_patch > 0 || !levels.empty(); }
 
   static ModelConfig from_json(const nlohmann::json& j);  // validates; throws Error (HF Blt layout for "blt")
   nlohmann::json to_json() const;

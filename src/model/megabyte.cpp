@@ -13,11 +13,24 @@ MegabyteImpl::MegabyteImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
   global_pos = register_module("global_pos", torch::nn::Embedding(cfg.context, DG));
   global_pad = register_parameter("global_pad", torch::zeros({P * DG}));
   global_model = register_module("global_model", Stack(cfg.global, cfg.norm_eps));
-  global_to_local = register_module("global_to_local", torch::nn::Linear(torch::nn::LinearOptions(DG, DL).bias(false)));
+  // With middle levels global_to_local reads a slice (W / S) of the last middle level's output.
+  const int64_t slice = cfg.levels.empty() ? DG : cfg.levels.back().stack.width / cfg.levels.back().patch_size;
+  global_to_local = register_module("global_to_local", torch::nn::Linear(torch::nn::LinearOptions(slice, DL).bias(false)));
   local_embed = register_module("local_embed", torch::nn::Embedding(kByteVocab, DL));
   local_pad = register_parameter("local_pad", torch::zeros({DL}));
   local_model = register_module("local_model", Stack(cfg.local, cfg.norm_eps));
   head = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(DL, kByteVocab).bias(false)));
+  if (!cfg.conv_kernels.empty()) conv = register_module("conv", CausalConvEncoder(DG, cfg.conv_kernels));
+  if (!cfg.levels.empty()) {
+    auto list = register_module("levels", torch::nn::ModuleList());
+    int64_t above = P, above_width = cfg.global.width;
+    for (const auto& l : cfg.levels) {
+      levels.push_back(MegabyteLevel(l, above_width, above / l.patch_size, cfg.norm_eps));
+      list->push_back(levels.back());
+      above = l.patch_size;
+      above_width = l.stack.width;
+    }
+  }
 
   torch::NoGradGuard no_grad;
   for (auto* m : std::initializer_list<torch::nn::Module*>{global_embed.get(), global_pos.get(), global_to_local.get(),
@@ -27,6 +40,13 @@ MegabyteImpl::MegabyteImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
   init_weights(*local_model, cfg.init_std, cfg.local.layers);
   global_pad.normal_(0.0, cfg.init_std);
   local_pad.normal_(0.0, cfg.init_std);
+  if (conv) init_weights(*conv, cfg.init_std, 1);
+  for (auto& l : levels) {
+    init_weights(*l->from_above, cfg.init_std, 1);
+    init_weights(*l->embed, cfg.init_std, 1);
+    init_weights(*l->model, cfg.init_std, l->cfg.stack.layers);
+    l->pad.normal_(0.0, cfg.init_std);
+  }
 }
 
 torch::Tensor MegabyteImpl::forward(const torch::Tensor& bytes) {
@@ -39,135 +59,79 @@ torch::Tensor MegabyteImpl::forward(const torch::Tensor& bytes) {
 
   // Patch embedder: (B, Tp, D_G) -> (B, K, P*D_G), pad patch in front, last patch dropped.
   auto h = global_embed(x) + global_pos->weight.narrow(0, 0, Tp);
-  h = h.view({B, K, P * DG});
+  if (conv) h = conv(h);  // causal: byte t still sees only bytes <= t
+  h = h.reshape({B, K, P * DG});
   auto patches = torch::cat({global_pad.view({1, 1, P * DG}).expand({B, 1, P * DG}), h.narrow(1, 0, K - 1)}, 1);
+  auto upper = global_model(patches);                    // (B, K, P*D_G)
 
-  auto g = global_model(patches);                        // (B, K, P*D_G)
-  g = global_to_local(g.view({B, K, P, DG}));            // (B, K, P, D_L)
+  // Middle levels: level i runs over units of S bytes inside each unit (group) of the level above.
+  int64_t above = P;
+  for (auto& l : levels) {
+    const int64_t S = l->cfg.patch_size, W = l->cfg.stack.width, G = Tp / above, n = above / S;
+    auto units = l->embed(x).view({B, G, n, W});         // (B, G, n, W): unit embeddings (S bytes each)
+    auto in = lower_level_inputs(l->from_above, upper, units, l->pad);
+    upper = l->model(in.view({B * G, n, W})).view({B, G * n, W});
+    above = S;
+  }
 
-  // Local input at position p of patch k: projected slice p + embedding of byte kP+p-1 (pad at p=0).
-  auto e = local_embed(x).view({B, K, P, DL});
-  auto prev = torch::cat({local_pad.view({1, 1, 1, DL}).expand({B, K, 1, DL}), e.narrow(2, 0, P - 1)}, 2);
-  auto y = local_model((g + prev).view({B * K, P, DL}));  // (B*K, P, D_L)
+  // Local input at position p of group g: projected slice p + embedding of the byte before (pad at p=0).
+  const int64_t G = Tp / above;
+  auto in = lower_level_inputs(global_to_local, upper, local_embed(x).view({B, G, above, DL}), local_pad);
+  auto y = local_forward(in);                             // (B*G, n, D_L)
   auto logits = head(y).view({B, Tp, kByteVocab});
   return Tp == T ? logits : logits.narrow(1, 0, T);      // (B, T, 256)
 }
 
-torch::Tensor MegabyteImpl::global_step(const torch::Tensor& patch_in, int64_t k) {
-  const int64_t B = patch_in.size(0), P = cfg_.patch_size, DG = cfg_.global_byte_width();
-  auto g = global_model(patch_in.view({B, 1, P * DG}), k, &global_caches_);  // (B, 1, P*D_G)
-  for (auto& c : local_caches_) c.len = 0;  // a new patch: the local model starts afresh
-  return global_to_local(g.view({B, P, DG}));                                  // (B, P, D_L)
-}
-
-torch::Tensor MegabyteImpl::local_step(const torch::Tensor& x, int64_t p) {
-  const int64_t B = x.size(0);
-  auto y = local_model(x.view({B, 1, cfg_.local.width}), p, &local_caches_);  // (B, 1, D_L)
-  return project(head, y).view({B, kByteVocab});
-}
-
-torch::Tensor MegabyteImpl::start(int64_t batch) {
-  const int64_t P = cfg_.patch_size, K = cfg_.context / P;
-  global_caches_ = global_model->make_caches(batch, K, std::move(global_caches_));
-  local_caches_ = local_model->make_caches(batch, P, std::move(local_caches_));
-  // Decoding state is allocated once per batch size (and dtype) and then overwritten in place, so the
-  // tensors a captured CUDA graph points at stay valid from one start() to the next.
-  const auto dev = head->weight.device();
-  const auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
-  const auto ctx_opts = torch::TensorOptions().dtype(compute_dtype(dev, head->weight.scalar_type())).device(dev);
-  if (!reusable(history_, {batch, cfg_.context}, longs) || !reusable(patch_ctx_, {batch, P, cfg_.local.width}, ctx_opts)) {
-    history_ = torch::zeros({batch, cfg_.context}, longs);
-    patch_ctx_ = torch::zeros({batch, P, cfg_.local.width}, ctx_opts);
-    in_byte_ = torch::zeros({batch}, longs);
-    p_ = torch::zeros({}, longs);
-    k_ = torch::zeros({}, longs);
-    zero_ = torch::zeros({}, longs);
-    patch_offsets_ = torch::arange(P, longs);
-    static_logits_ = torch::zeros({batch, kByteVocab}, torch::TensorOptions().device(dev));
-  }
-  history_.zero_();
-  decoded_ = 0;
-  patch_ctx_.copy_(global_step(global_pad.view({1, -1}).expand({batch, -1}), 0));
-  return local_step(patch_ctx_.select(1, 0) + local_pad, 0);
-}
-
-torch::Tensor MegabyteImpl::feed(const torch::Tensor& bytes) {
-  const int64_t B = bytes.size(0), n = bytes.size(1), P = cfg_.patch_size;
-  if (decoded_ + n > cfg_.context - 1)
-    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
-  std::vector<torch::Tensor> out;
-  out.reserve(n);
-  for (int64_t i = 0; i < n; ++i) {
-    auto b = bytes.select(1, i);  // (B)
-    history_.select(1, decoded_).copy_(b);
-    const int64_t next = ++decoded_, k = next / P, p = next % P;
-    if (p == 0) {
-      // Patch k-1 is complete: embed its bytes and advance the global model by one patch.
-      auto idx = history_.narrow(1, (k - 1) * P, P);                                 // (B, P)
-      auto emb = global_embed(idx) + global_pos->weight.narrow(0, (k - 1) * P, P);   // (B, P, D_G)
-      patch_ctx_.copy_(global_step(emb.reshape({B, -1}), k));
-      out.push_back(local_step(patch_ctx_.select(1, 0) + local_pad, 0));
-    } else {
-      out.push_back(local_step(patch_ctx_.select(1, p) + local_embed(b), p));
-    }
-  }
-  return torch::stack(out, 1);  // (B, n, 256)
-}
-
-int64_t MegabyteImpl::static_prepare(const torch::Tensor& bytes) {
-  const int64_t P = cfg_.patch_size;
-  if (decoded_ + 1 > cfg_.context - 1)
-    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
-  history_.select(1, decoded_).copy_(bytes.view({-1}));
-  const int64_t next = ++decoded_, k = next / P, p = next % P;
-  for (auto& c : local_caches_) c.len = p + 1;
-  if (p == 0) {  // patch k-1 is complete: a global step for patch k
-    k_.fill_(k);
-    for (auto& c : global_caches_) c.len = k + 1;
-    return static_span(k + 1, cfg_.context / P);
-  }
-  in_byte_.copy_(bytes.view({-1}));
-  p_.fill_(p);
-  return 0;
-}
-
-void MegabyteImpl::static_compute(int64_t key) {
-  const int64_t B = history_.size(0), P = cfg_.patch_size, DG = cfg_.global_byte_width();
-  if (key == 0) {
-    auto x = patch_ctx_.index_select(1, p_.view({1})) + local_embed(in_byte_).unsqueeze(1);  // (B, 1, D_L)
-    static_logits_.copy_(project(head, local_model->step(x, p_, P, local_caches_)).select(1, 0));
-    return;
-  }
-  auto idx = (k_ - 1) * P + patch_offsets_;                                                   // (P)
-  auto emb = global_embed(history_.index_select(1, idx)) + global_pos->weight.index_select(0, idx);  // (B, P, D_G)
-  auto g = global_model->step(emb.reshape({B, 1, P * DG}), k_, key, global_caches_);           // (B, 1, P*D_G)
-  patch_ctx_.copy_(global_to_local(g.view({B, P, DG})));
-  auto x = patch_ctx_.narrow(1, 0, 1) + local_pad;                                            // (B, 1, D_L)
-  static_logits_.copy_(project(head, local_model->step(x, zero_, P, local_caches_)).select(1, 0));
+torch::Tensor MegabyteImpl::local_forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), G = x.size(1), n = x.size(2), DL = x.size(3);
+  if (cfg_.cross_patch > 0) return cross_patch_forward(*local_model, x, cfg_.cross_patch);
+  return local_model(x.view({B * G, n, DL}));
 }
 
 std::vector<FlopsPart> MegabyteImpl::flops() const {
-  const double P = double(cfg_.patch_size), K = double(cfg_.context / cfg_.patch_size);
-  const double DG = double(cfg_.global_byte_width()), DL = double(cfg_.local.width);
+  // Per byte, one forward pass: a level over units of S bytes runs once per S bytes (the paper's accounting).
+  const double P = double(cfg_.patch_size), K = double(cfg_.context / cfg_.patch_size), DL = double(cfg_.local.width);
   auto count = [](const torch::nn::Module& m, bool matmul_only) {
     int64_t n = 0;
     for (auto& p : m.parameters())
       if (!matmul_only || p.dim() >= 2) n += p.numel();
     return n;
   };
-  FlopsPart g, l;
+  std::vector<FlopsPart> parts(1);
+  FlopsPart& g = parts[0];
   g.name = "global";
   g.matmul_params = count(*global_model, true);
   g.params = count(*global_model, false) + global_embed->weight.numel() + global_pos->weight.numel() + global_pad.numel();
   g.matmul_flops = stack_matmul_flops(cfg_.global) / P;  // the global model runs once per patch
   g.attention_flops = stack_attention_flops(cfg_.global, K) / P;
-  l.name = "local";
-  l.matmul_params = count(*local_model, true) + global_to_local->weight.numel() + head->weight.numel();
-  l.params = count(*local_model, false) + global_to_local->weight.numel() + head->weight.numel() +
-             local_embed->weight.numel() + local_pad.numel();
-  l.matmul_flops = stack_matmul_flops(cfg_.local) + 2.0 * DG * DL + 2.0 * DL * kByteVocab;
-  l.attention_flops = stack_attention_flops(cfg_.local, P);
-  return {g, l};
+  if (conv) {  // the conv encoder runs on every byte's embedding
+    g.matmul_params += count(*conv, true);
+    g.params += count(*conv, false);
+    g.matmul_flops += conv->flops_per_byte();
+  }
+  double above = P;
+  for (size_t i = 0; i < levels.size(); ++i) {
+    const auto& l = *levels[i];
+    const double S = double(l.cfg.patch_size);
+    FlopsPart m;
+    m.name = "level" + std::to_string(i + 1);
+    m.matmul_params = count(*l.model, true) + l.from_above->weight.numel();
+    m.params = count(l, false);
+    m.matmul_flops = (stack_matmul_flops(l.cfg.stack) + 2.0 * double(l.from_above->weight.numel())) / S;  // per unit
+    m.attention_flops = stack_attention_flops(l.cfg.stack, above / S) / S;
+    parts.push_back(m);
+    above = S;
+  }
+  FlopsPart lo;
+  lo.name = "local";
+  lo.matmul_params = count(*local_model, true) + global_to_local->weight.numel() + head->weight.numel();
+  lo.params = count(*local_model, false) + global_to_local->weight.numel() + head->weight.numel() +
+              local_embed->weight.numel() + local_pad.numel();
+  lo.matmul_flops = stack_matmul_flops(cfg_.local) + 2.0 * double(global_to_local->weight.numel()) + 2.0 * DL * kByteVocab;
+  // Cross-patch attention: each byte also attends to the r borrowed keys.
+  lo.attention_flops = stack_attention_flops(cfg_.local, above + double(cfg_.cross_patch));
+  parts.push_back(lo);
+  return parts;
 }
 
 }  // namespace bytelm

@@ -4,10 +4,16 @@
 // shared projection D_G -> D_L for each of the P slices of a global output, plus the local embedding
 // of the previous byte (a trainable pad at patch start), a local transformer of width D_L run over
 // all patches in parallel, and a head over 256 bytes.
+// Variants from the config (all off by default; see megabyte_conv.h, megabyte_xpatch.h, megabyte_levels.h):
+// a causal conv encoder before patching, cross-patch attention in the local model, and middle levels
+// between the global and the local model (an N-level hierarchy).
 // Deviations (see README): a final RMSNorm closes each of the two stacks (pre-norm); the local model
 // uses rotary positions unless local.rope_theta is 0; the head is untied; no dropout.
 #pragma once
 #include "model/blocks.h"
+#include "model/megabyte_conv.h"
+#include "model/megabyte_levels.h"
+#include "model/megabyte_xpatch.h"
 #include "model/model.h"
 
 namespace bytelm {
@@ -21,7 +27,8 @@ class MegabyteImpl : public LanguageModelImpl {
   std::vector<FlopsPart> flops() const override;
   // Static steps: key 0 = a local step inside a patch; key s >= 1 = a global step (attention span s) at a
   // patch boundary, followed by the local step at the patch's first position.
-  bool has_static_step(int64_t) const override { return true; }
+  // Only the paper's main-text model has them (the variants decode with feed()).
+  bool has_static_step(int64_t) const override { return !cfg_.megabyte_variant(); }
   int64_t static_prepare(const torch::Tensor& bytes) override;
   void static_compute(int64_t key) override;
 
@@ -34,16 +41,27 @@ class MegabyteImpl : public LanguageModelImpl {
   torch::Tensor local_pad;                     // (D_L)
   Stack local_model{nullptr};                  // width D_L over P positions
   torch::nn::Linear head{nullptr};             // D_L -> 256
+  CausalConvEncoder conv{nullptr};             // conv_kernels: over the global byte embeddings (or null)
+  std::vector<MegabyteLevel> levels;           // middle levels, top to bottom (registered as levels.<i>)
+  // With middle levels global_to_local maps a slice of the last middle level's output (W / S) to D_L.
 
  private:
-  // One global step for patch k from its input vector (B, P*D_G) -> local inputs (B, P, D_L).
-  torch::Tensor global_step(const torch::Tensor& patch_in, int64_t k);
-  // One local step at patch position p from input (B, D_L) -> logits (B, 256).
+  // The local model over all groups: x (B, G, n, D_L) -> (B*G, n, D_L).
+  torch::Tensor local_forward(const torch::Tensor& x);
+  // Decoding: logits (B, 256) for byte `next`, the bytes before it being in history_; steps every level
+  // whose unit starts at `next` (see megabyte_decode.cpp).
+  torch::Tensor decode_position(int64_t next);
+  // The global input vector of patch k from history_ (through the conv encoder if any) -> (B, P*D_G).
+  torch::Tensor patch_embedding(int64_t k);
+  // One local step at group position p from input (B, D_L) -> logits (B, 256).
   torch::Tensor local_step(const torch::Tensor& x, int64_t p);
 
   std::vector<KVCache> global_caches_, local_caches_;
+  std::vector<std::vector<KVCache>> level_caches_;  // middle levels
+  CrossPatchCache cross_caches_;                    // the local model's, with cross-patch attention
   torch::Tensor history_;  // (B, T) bytes fed so far
-  torch::Tensor patch_ctx_;  // (B, P, D_L): projected global output of the current patch (kept in place)
+  torch::Tensor patch_ctx_;  // (B, n, D_L): projected output of the level above for the current group (kept in place)
+  std::vector<torch::Tensor> level_ctx_;  // middle level i: (B, n_i, W_i), the same for its current group
   // Static step inputs: the byte (B), its patch position p and patch index k (0-dim), 0, and 0..P-1.
   torch::Tensor in_byte_, p_, k_, zero_, patch_offsets_;
 };

@@ -60,9 +60,18 @@ std::vector<PresetInfo> list_presets() {
 
 std::string describe_shape(const ModelConfig& c) {
   auto stack = [](const StackConfig& s) { return std::to_string(s.layers) + " x " + std::to_string(s.width); };
-  if (c.model == "megabyte")
-    return "P=" + std::to_string(c.patch_size) + ", global " + stack(c.global) + " (D_G=" +
-           std::to_string(c.global_byte_width()) + "), local " + stack(c.local);
+  if (c.model == "megabyte") {
+    std::string s = "P=" + std::to_string(c.patch_size) + ", global " + stack(c.global) + " (D_G=" +
+                    std::to_string(c.global_byte_width()) + ")";
+    for (const auto& l : c.levels) s += ", level P=" + std::to_string(l.patch_size) + " " + stack(l.stack);
+    s += ", local " + stack(c.local);
+    if (!c.conv_kernels.empty()) {
+      s += ", conv";
+      for (size_t i = 0; i < c.conv_kernels.size(); ++i) s += (i ? "-" : " ") + std::to_string(c.conv_kernels[i]);
+    }
+    if (c.cross_patch > 0) s += ", cross-patch r=" + std::to_string(c.cross_patch);
+    return s;
+  }
   if (c.model == "blt") {
     std::string s = "enc " + stack(c.encoder) + ", global " + stack(c.global) + ", dec " + stack(c.decoder) +
                     ", k=" + std::to_string(c.cross_attn_k);

@@ -142,6 +142,28 @@ TEST_F(Cli, EvalGenerateInfoWork) {
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
+// eval --strided (MEGABYTE's strided inference) runs, says so in its JSON, and takes --stride; bad values are
+// one-line errors; info of a variant config lists its levels.
+TEST_F(Cli, EvalStridedAndVariantInfo) {
+  Result r = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--threads", "1", "--strided"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["strided"], "early");
+  EXPECT_EQ(j["bytes"].get<int64_t>(), 3000);
+  r = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--strided", "--stride", "32",
+           "--strided-keep", "late"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["strided"], "late");
+  expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--strided-keep", "middle"}, "strided-keep");
+  expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--strided", "--stride", "65"}, "--stride");
+  r = run({"info", "--config", "mb_3level_demo", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["parts"].size(), 3u);
+  EXPECT_EQ(j["parts"][1]["part"], "level1");
+  EXPECT_EQ(j["config"]["levels"][0]["patch_size"], 8);
+}
+
 TEST_F(Cli, PromptErrors) {
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", std::string(64, 'a')}, "context");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt-file", dir_ + "/no-such-prompt"}, "no-such-prompt");
