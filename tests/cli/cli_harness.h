@@ -43,18 +43,24 @@ inline std::string slurp(const std::string& path) {
 
 inline void write(const std::string& path, const std::string& s) { std::ofstream(path, std::ios::binary) << s; }
 
-// Starts `argv` (argv[0] a path) with stdout/stderr redirected to files; returns its pid.
-inline pid_t spawn_argv(std::vector<std::string> full, const std::string& out, const std::string& err) {
-  std::vector<char*> argv;
+// Starts `argv` (argv[0] a path) with stdout/stderr redirected to files, in this process's environment or,
+// when `env` is given, in exactly that one ("NAME=value" entries); returns its pid.
+inline pid_t spawn_argv(std::vector<std::string> full, const std::string& out, const std::string& err,
+                        std::vector<std::string>* env = nullptr) {
+  std::vector<char*> argv, envp;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
+  if (env) {
+    for (auto& e : *env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), env ? envp.data() : environ);
   posix_spawn_file_actions_destroy(&fa);
   EXPECT_EQ(rc, 0);
   return pid;

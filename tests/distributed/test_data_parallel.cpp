@@ -46,20 +46,7 @@ pid_t spawn_with_env(std::vector<std::string> argv, const std::map<std::string, 
     if (!drop) env.push_back(*e);
   }
   for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
-  std::vector<char*> args, envp;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid = 0;
-  EXPECT_EQ(posix_spawn(&pid, args[0], &fa, nullptr, args.data(), envp.data()), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
+  return spawn_argv(std::move(argv), out, err, &env);
 }
 
 // Waits at most `seconds` (then kills it: a hang is a failure); the exit code, or 128 + signal.
