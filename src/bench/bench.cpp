@@ -22,6 +22,7 @@
 #include "model/blt.h"
 #include "model/bpe.h"
 #include "model/checkpoint.h"
+#include "model/decode_weights.h"
 #include "train/adamw.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -212,6 +213,7 @@ void bench_generate(Bench& b, Row& row, LanguageModelImpl& model_ref, const Mode
   g.device = opt.device;
   g.precision = precision;
   g.decode = opt.decode;
+  g.decode_weights = opt.decode_weights;
   auto decode_mode = [&](int64_t batch) {  // which steps generation uses at this batch size
     const StepPlan plan = plan_steps(g.decode, *model, device, batch);
     return plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";
@@ -220,7 +222,8 @@ void bench_generate(Bench& b, Row& row, LanguageModelImpl& model_ref, const Mode
     json j{{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
            {"batch", batch}, {"cache", cache}, {"bytes", m.bytes}, {"seconds", double(m.bytes) / m.bytes_per_s.median},
            {"runs", m.bytes_per_s.samples}, {"minor_faults_per_byte", m.faults_per_byte}, {"device", opt.device},
-           {"precision", precision}, {"threads", gen_threads}};
+           {"precision", precision}, {"threads", gen_threads},
+           {"decode_weights", opt.decode_weights}};
     if (cache) j["decode"] = decode_mode(batch);
     put_spread(j, "bytes_per_s", m.bytes_per_s);
     return j;
@@ -345,6 +348,9 @@ int run_bench(const BenchOptions& opt) {
   check_device(opt.device);
   const bool bf16 = use_bf16(opt.precision, opt.device);
   Bench b{opt, torch::Device(opt.device), torch::Device(opt.device).is_cuda(), bf16, bf16 ? "bf16" : "fp32", setup_threads(opt.threads)};
+  check_decode_weights(opt.decode_weights);
+  if (opt.decode_weights == "bf16" && (b.cuda || bf16))
+    throw Error("--decode-weights bf16 is for fp32 generation on the CPU (not with --device cuda or --precision bf16)");
   warn_if_slow_blas();
   b.mem_key = b.cuda ? "peak_gpu_mb" : "peak_rss_mb";
   if (!opt.json_out.empty()) {

@@ -23,7 +23,8 @@ struct BenchOptions {
   bool skip_train = false, skip_generate = false;
   std::string device = "cpu";
   std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
-  std::string decode = "auto";     // generation steps: auto | graphs | static | dynamic (see GenerateOptions)
+  std::string decode = "auto";
+  std::string decode_weights = "fp32";  // batch-1 CPU generation: fp32 | bf16 (see GenerateOptions)     // generation steps: auto | graphs | static | dynamic (see GenerateOptions)
   int64_t gen_batch = 0;      // also time generation of this many prompts at once (0 = off)
   int64_t max_context = 0;    // MEGABYTE: search the largest context that trains at batch 1, up to this (0 = off)
   int threads = 0;            // training

@@ -20,6 +20,7 @@ Command add_bench(CLI::App& app) {
   b->add_flag("--skip-generate", o->skip_generate, "Do not measure generation");
   b->add_option("--device", o->device, "cpu | cuda | cuda:N");
   b->add_option("--precision", o->precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
+  b->add_option("--decode-weights", o->decode_weights, "Weights of batch-1 CPU generation: fp32 | bf16 (see generate --help)");
   b->add_option("--decode", o->decode, "Generation steps: auto (CUDA graphs on CUDA) | graphs | static | dynamic");
   b->add_option("--gen-batch", o->gen_batch, "Also time generation of this many prompts at once (0 = off)");
   b->add_option("--max-context", o->max_context,

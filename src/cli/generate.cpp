@@ -112,6 +112,9 @@ Command add_generate(CLI::App& app) {
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   g->add_option("--decode", gen.decode,
                 "Per-byte steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
+  g->add_option("--decode-weights", gen.decode_weights,
+                 "Weights of batch-1 CPU decoding: fp32 | bf16 (a bf16 copy of each weight, fp32 arithmetic: "
+                 "about twice the bytes/s where memory bandwidth bounds a step; outputs differ from fp32 by bf16 rounding)");
   add_device_flags(g, &gen.device, &gen.precision, &gen.threads,
                    "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
   return {g, [c] { return run(*c); }};

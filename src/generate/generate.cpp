@@ -9,6 +9,7 @@
 #include <random>
 
 #include "model/checkpoint.h"
+#include "model/decode_weights.h"
 #include "generate/generate.h"
 #include "util/error.h"
 #include "generate/static_decoder.h"
@@ -54,6 +55,7 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
   c10::InferenceMode inference;
   const torch::Device device(opt.device);
   AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
+  Bf16Decoding bf16_weights(opt.decode_weights == "bf16");
   const int64_t T = model.config().context;
   check_prompt_fits(opt.prompt.size(), T);
   auto bytes_tensor = [&](const std::string& s) {  // one copy, not one tensor op per byte
@@ -118,6 +120,7 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
   c10::InferenceMode inference;
   const torch::Device device(opt.device);
   AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
+  Bf16Decoding bf16_weights(opt.decode_weights == "bf16");
   const int64_t T = model.config().context, offset = model.vocab_offset();
   size_t min_len = prompts[0].size();
   for (const auto& p : prompts) {
@@ -188,6 +191,9 @@ void check_generate_options(const GenerateOptions& opt) {
   check_sampling(opt);
   if (opt.batch < 1) throw Error("--batch must be >= 1");
   if (opt.threads < 0) throw Error("--threads must be >= 0 (0 = all cores)");
+  check_decode_weights(opt.decode_weights);
+  if (opt.decode_weights == "bf16" && (opt.device != "cpu" || opt.precision == "bf16"))
+    throw Error("--decode-weights bf16 is for fp32 decoding on the CPU (on CUDA, or for bf16 arithmetic, use --precision bf16)");
 }
 
 }  // namespace bytelm

@@ -25,6 +25,9 @@ struct GenerateOptions : SamplingOptions {  // temperature, top-k, top-p, min-p,
   // StaticDecoder), "graphs" (static steps replayed as CUDA graphs), "auto" (graphs on CUDA where the model
   // has static steps, else dynamic).
   std::string decode = "auto";
+  // Weights of single-row steps on the CPU: "fp32", or "bf16" (a bf16 copy of each weight, fp32 arithmetic;
+  // half the bytes read per byte, outputs within bf16 rounding of fp32's; see model/decode_weights.h).
+  std::string decode_weights = "fp32";
   int threads = 1;              // batch-1 decoding is bound by per-op overhead: 1 thread measured fastest
   std::string prompts_file;     // the CLI: one prompt per line, generated in batches, JSON lines out
   int64_t batch = 8;            // the CLI: prompts per batched pass

@@ -1,6 +1,7 @@
 // blocks.cpp — shared building blocks (see blocks.h).
 #include "model/blocks.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
@@ -8,6 +9,8 @@
 #include <map>
 #include <tuple>
 
+#include "model/decode_weights.h"
+#include "util/bf16_gemv.h"
 #include "util/device.h"
 #include "util/error.h"
 
@@ -247,6 +250,16 @@ torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x) {
     return layer->forward(x);
   auto sizes = x.sizes().vec();
   sizes.back() = w.size(0);
+  if (const torch::Tensor* wb = bf16_decode_weight(w)) {  // --decode-weights bf16: half the bytes to read
+    const torch::Tensor xc = x.reshape({-1}).contiguous();
+    torch::Tensor y = torch::empty({w.size(0)}, xc.options());
+    const auto* wp = reinterpret_cast<const uint16_t*>(wb->data_ptr<at::BFloat16>());
+    const float* xp = xc.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    const int64_t n = w.size(1);
+    at::parallel_for(0, w.size(0), 64, [&](int64_t b, int64_t e) { bf16_gemv_rows(wp, xp, yp, b, e, n); });
+    return y.view(sizes);
+  }
   return torch::mv(w, x.reshape({-1})).view(sizes);
 }
 
