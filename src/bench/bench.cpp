@@ -317,18 +317,20 @@ void print_table(const Bench& b, const std::vector<Row>& rows, const Spread& pea
   const std::string& precision = b.precision;
   auto plural = [](int n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); };
   std::fprintf(stderr,
-               "\nbytelm bench on %s, %s (%s; generation %s; malloc: %s): measured matmul peak %s GFLOP/s%s\n"
+               "\nbytelm bench on %s, %s (%s; generation %s, %s weights; malloc: %s): measured matmul peak %s GFLOP/s%s\n"
                "Figures: median (min-max) of %lld timed training steps after %lld warm-up, %lld generation runs\n",
                opt.device.c_str(), precision.c_str(), plural(threads, "thread").c_str(),
-               plural(opt.gen_threads, "thread").c_str(), allocator_in_use().c_str(),
+               plural(opt.gen_threads, "thread").c_str(), opt.decode_weights.c_str(), allocator_in_use().c_str(),
                with_spread({peak_spread.median / 1e9, peak_spread.min / 1e9, peak_spread.max / 1e9, peak_spread.samples},
                            "%.1f").c_str(),
                cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)" : "; MFU against its median",
                (long long)opt.steps, (long long)std::max<int64_t>(opt.warmup, 1), (long long)opt.repeat);
   std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | MFU | train %s MB "
-                       "| gen bytes/s | gen bytes/s, batch %lld | gen bytes/s, no cache | gen %s MB | max context "
+                       "| gen bytes/s | gen bytes/s, %s | gen bytes/s, no cache | gen %s MB | max context "
                        "| train faults/step |\n",
-               cuda ? "GPU" : "RSS", (long long)opt.gen_batch, cuda ? "GPU" : "RSS");
+               cuda ? "GPU" : "RSS",
+               opt.gen_batch > 1 ? ("batch " + std::to_string(opt.gen_batch)).c_str() : "batched (--gen-batch)",
+               cuda ? "GPU" : "RSS");
   std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
     std::fprintf(stderr, "| %s | %s | %.1fM | %s | %.3g | %.1f | %.1f%% | %.0f | %s | %s | %s | %.0f | %s | %.0f |\n",
@@ -348,9 +350,7 @@ int run_bench(const BenchOptions& opt) {
   check_device(opt.device);
   const bool bf16 = use_bf16(opt.precision, opt.device);
   Bench b{opt, torch::Device(opt.device), torch::Device(opt.device).is_cuda(), bf16, bf16 ? "bf16" : "fp32", setup_threads(opt.threads)};
-  check_decode_weights(opt.decode_weights);
-  if (opt.decode_weights == "bf16" && (b.cuda || bf16))
-    throw Error("--decode-weights bf16 is for fp32 generation on the CPU (not with --device cuda or --precision bf16)");
+  check_decode_weights(opt.decode_weights, opt.device, b.precision);
   warn_if_slow_blas();
   b.mem_key = b.cuda ? "peak_gpu_mb" : "peak_rss_mb";
   if (!opt.json_out.empty()) {

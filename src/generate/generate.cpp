@@ -191,9 +191,7 @@ void check_generate_options(const GenerateOptions& opt) {
   check_sampling(opt);
   if (opt.batch < 1) throw Error("--batch must be >= 1");
   if (opt.threads < 0) throw Error("--threads must be >= 0 (0 = all cores)");
-  check_decode_weights(opt.decode_weights);
-  if (opt.decode_weights == "bf16" && (opt.device != "cpu" || opt.precision == "bf16"))
-    throw Error("--decode-weights bf16 is for fp32 decoding on the CPU (on CUDA, or for bf16 arithmetic, use --precision bf16)");
+  check_decode_weights(opt.decode_weights, opt.device, opt.precision);
 }
 
 }  // namespace bytelm

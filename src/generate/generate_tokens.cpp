@@ -6,6 +6,7 @@
 #include <limits>
 #include <random>
 
+#include "model/decode_weights.h"
 #include "model/model.h"
 #include "tokenizer/byte_escape.h"
 #include "tokenizer/tokenizer.h"
@@ -33,6 +34,7 @@ std::string generate_tokens(LanguageModelImpl& model, const Tokenizer& tokenizer
   c10::InferenceMode inference;
   const torch::Device device(opt.device);
   AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
+  Bf16Decoding bf16_weights(opt.decode_weights == "bf16");
   const int64_t T = model.config().context;
   std::vector<int32_t> ids = tokenizer.encode(opt.prompt);
   if (int64_t(ids.size()) >= T)

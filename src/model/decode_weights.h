@@ -12,8 +12,9 @@ class Tensor;
 
 namespace bytelm {
 
-// Throws Error naming --decode-weights unless `value` is "fp32" or "bf16".
-void check_decode_weights(const std::string& value);
+// Throws Error naming --decode-weights unless `value` is "fp32", or "bf16" for fp32 decoding on the CPU
+// (device "cpu", precision not "bf16": on CUDA, or for bf16 arithmetic, --precision bf16 is the option).
+void check_decode_weights(const std::string& value, const std::string& device, const std::string& precision);
 
 // While one is alive and enabled on a thread, project() (blocks.h) multiplies single fp32 rows on the CPU
 // by a bf16 copy of each weight, made on first use and kept until the scope ends (a weight changed in

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "generate/generate_tokens.h"
+#include "model/decode_weights.h"
 #include "model/model.h"
 #include "serve/metrics.h"
 #include "util/device.h"
@@ -214,6 +215,7 @@ void Scheduler::loop() {
   c10::InferenceMode inference;
   const torch::Device device(opt_.device);
   AutocastScope autocast(device, use_bf16(opt_.precision, opt_.device));
+  Bf16Decoding bf16_weights(opt_.decode_weights == "bf16");  // copies kept for the engine's lifetime
   for (;;) {
     std::vector<std::shared_ptr<Job>> joining;
     std::vector<std::function<void()>> tasks;

@@ -72,6 +72,7 @@ struct SchedulerOptions {
   int64_t max_queue = 16; // requests waiting for a slot; more get 503
   std::string device = "cpu";
   std::string precision = "auto";
+  std::string decode_weights = "fp32";  // fp32 | bf16: weights of single-row CPU steps (model/decode_weights.h)
 };
 
 class Scheduler {

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "model/decode_weights.h"
 #include "serve/api.h"
 #include "serve/metrics.h"
 #include "serve/model_host.h"
@@ -302,6 +303,7 @@ void Server::routes() {
 
 int run_server(const ServerOptions& opt) {
   if (opt.parallel < 1) throw Error("--parallel must be >= 1");
+  check_decode_weights(opt.decode_weights, opt.device, opt.precision);
   if (opt.max_queue < 0) throw Error("--max-queue must be >= 0");
   if (opt.port < 0 || opt.port > 65535) throw Error("--port must be in [0, 65535]");
   if (opt.max_body_bytes < 1) throw Error("--max-body must be >= 1");
@@ -344,6 +346,7 @@ int run_server(const ServerOptions& opt) {
   so.max_queue = opt.max_queue;
   so.device = opt.device;
   so.precision = opt.precision;
+  so.decode_weights = opt.decode_weights;
   s.scheduler = std::make_unique<Scheduler>(s.model.model, s.model.tokenizer, so, s.metrics);
   s.state = State::Ready;
   std::printf("bytelm serve: %s (%s, context %lld bytes, %lld rows) ready\n", s.model_name.c_str(),

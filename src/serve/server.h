@@ -20,6 +20,7 @@ struct ServerOptions {
   double shutdown_timeout = 10;       // seconds running requests may take to finish after SIGTERM
   std::string device = "cpu";
   std::string precision = "auto";
+  std::string decode_weights = "fp32";  // fp32 | bf16 (see GenerateOptions)
   int threads = 0;                    // CPU threads of the model (0 = all cores)
 };
 

@@ -43,4 +43,25 @@ TEST_F(Cli, BenchReportsEveryCase) {
   EXPECT_NE(r.err.find("| mb_tiny | megabyte |"), std::string::npos) << r.err;
   expect_bad({"bench", "--configs", "no-such-config"}, "no-such-config");
   expect_bad({"bench", "--configs", "mb_tiny", "--precision", "fp8"}, "--precision");
+  expect_bad({"bench", "--configs", "mb_tiny", "--decode-weights", "int4"}, "--decode-weights");
+  expect_bad({"bench", "--configs", "mb_tiny", "--decode-weights", "bf16", "--precision", "bf16"}, "--decode-weights");
+}
+
+// Batch-1 generation with bf16 decoding weights is timed and labelled as such.
+TEST_F(Cli, BenchDecodeWeightsBf16) {
+  Result r = run({"bench", "--configs", "tf_tiny", "--skip-train", "--gen-bytes", "16", "--repeat", "1", "--peak-n",
+                  "128", "--decode-weights", "bf16"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int generate = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["bench"] != "generate") continue;
+    ++generate;
+    EXPECT_EQ(j["decode_weights"], "bf16");
+    EXPECT_GT(j["bytes_per_s"].get<double>(), 0);
+  }
+  EXPECT_EQ(generate, 1);
+  EXPECT_NE(r.err.find("bf16 weights"), std::string::npos) << r.err;
 }

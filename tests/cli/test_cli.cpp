@@ -38,6 +38,7 @@ TEST_F(Cli, BadFlagsAndValues) {
               "--steps", "ten"}, "steps");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--top-p", "1.5"}, "--top-p");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--temperature", "-1"}, "--temperature");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--decode-weights", "fp16"}, "--decode-weights");
   expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--device", "tpu"}, "tpu");
   expect_bad({"info"}, "--ckpt");
   expect_bad({"eval", "--data", dir_ + "/corpus"}, "--ckpt");

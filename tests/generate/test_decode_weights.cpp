@@ -102,4 +102,6 @@ TEST(Bf16Decoding, OptionsAreChecked) {
   o.precision = "fp32";
   o.device = "cuda";
   EXPECT_THROW(check_generate_options(o), Error);
+  EXPECT_NO_THROW(check_decode_weights("fp32", "cuda", "bf16"));
+  EXPECT_THROW(check_decode_weights("bf16", "cuda:1", "fp32"), Error);
 }

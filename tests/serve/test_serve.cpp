@@ -301,6 +301,9 @@ TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
   r = run({"serve", "--ckpt", dir_ + "/ckpt", "--parallel", "0"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--parallel"), std::string::npos);
+  r = run({"serve", "--ckpt", dir_ + "/ckpt", "--decode-weights", "int8"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--decode-weights"), std::string::npos);
 }
 
 // Any model bytelm trains: a Transformer and a BLT (entropy model + BLT), 2 steps each, context 64.
