@@ -119,6 +119,7 @@ struct Row {
   std::string name, model;
   int64_t params;
   Spread train_bps, gen_bps, gen_uncached_bps, gen_batch_bps;
+  Spread peak;  // the matmul peak measured around this row's training steps (FLOP/s)
   double flops_per_byte = 0, flops = 0, mfu = 0, mem_train = 0, mem_gen = 0, patch = 0, train_faults = 0;
   // The BPE baseline's positions are tokens: bytes = tokens x its nominal bytes per token, so its rows
   // compare with byte models in bytes (1 for byte models).
@@ -159,6 +160,10 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
                  const BltImpl* blt) {
   const BenchOptions& opt = b.opt;
   const int64_t T = cfg.context;
+  // The matmul peak right before and right after the timed steps: on a shared or virtual machine the
+  // attainable FLOP/s drifts (two runs in one quiet hour measured 177 and 287 GFLOP/s at start-up), so each
+  // row is divided by the peak of its own minutes, not by the one measured when the bench started.
+  std::vector<double> peaks = peak_samples(opt.device, opt.peak_n, 3);
   b.reset_peak();
   auto step = make_train_step(model, b.device, b.bf16);
   auto x = torch::randint(0, kByteVocab, {B, T}, torch::TensorOptions().dtype(torch::kLong)).to(b.device);
@@ -180,21 +185,25 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
   for (double v : secs) dt += v;
   row.train_faults = double(minor_page_faults() - faults1) / double(opt.steps);
   const CpuSeconds cpu1 = cpu_seconds();
+  row.mem_train = b.peak_mb();
+  for (double p : peak_samples(opt.device, opt.peak_n, 3)) peaks.push_back(p);
+  row.peak = spread_of(peaks);
+  const double peak = row.peak.median;
   row.train_bps = spread_of(rates);
   row.flops = row.train_bps.median * 3 * fwd;
-  row.mfu = row.flops / b.mfu_peak;
-  row.mem_train = b.peak_mb();
+  row.mfu = row.flops / (b.cuda ? b.mfu_peak : peak);
   json j{{"bench", "train"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", B},
          {"context", T}, {"steps", opt.steps}, {"warmup_steps", std::max<int64_t>(opt.warmup, 1)}, {"seconds", dt},
-         {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.flops / b.peak},
-         {"peak_fraction_min", row.train_bps.min * 3 * fwd / b.peak}, {"peak_fraction_max", row.train_bps.max * 3 * fwd / b.peak},
-         {"mfu", row.mfu}, {"mfu_peak_flops", b.mfu_peak}, {b.mem_key, row.mem_train},
+         {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.flops / peak},
+         {"peak_fraction_min", row.train_bps.min * 3 * fwd / peak}, {"peak_fraction_max", row.train_bps.max * 3 * fwd / peak},
+         {"mfu", row.mfu}, {"mfu_peak_flops", b.cuda ? b.mfu_peak : peak}, {b.mem_key, row.mem_train},
          {"minor_faults_per_step", row.train_faults}, {"minor_faults_warmup", faults1 - faults0},
          {"user_cpu_seconds_per_step", (cpu1.user - cpu0.user) / double(opt.steps)},
          {"system_cpu_seconds_per_step", (cpu1.system - cpu0.system) / double(opt.steps)},
          {"device", opt.device}, {"precision", b.precision}, {"threads", b.threads},
          {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}};
   put_spread(j, "bytes_per_s", row.train_bps);
+  put_spread(j, "matmul_peak_flops_per_s", row.peak);
   b.emit(j);
 }
 
@@ -323,19 +332,21 @@ void print_table(const Bench& b, const std::vector<Row>& rows, const Spread& pea
                plural(opt.gen_threads, "thread").c_str(), opt.decode_weights.c_str(), allocator_in_use().c_str(),
                with_spread({peak_spread.median / 1e9, peak_spread.min / 1e9, peak_spread.max / 1e9, peak_spread.samples},
                            "%.1f").c_str(),
-               cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)" : "; MFU against its median",
+               cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)"
+                    : " at start; MFU against each row's own peak, measured just before and after its training steps",
                (long long)opt.steps, (long long)std::max<int64_t>(opt.warmup, 1), (long long)opt.repeat);
-  std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | MFU | train %s MB "
+  std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | MFU | peak GFLOP/s | train %s MB "
                        "| gen bytes/s | gen bytes/s, %s | gen bytes/s, no cache | gen %s MB | max context "
                        "| train faults/step |\n",
                cuda ? "GPU" : "RSS",
                opt.gen_batch > 1 ? ("batch " + std::to_string(opt.gen_batch)).c_str() : "batched (--gen-batch)",
                cuda ? "GPU" : "RSS");
-  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
-    std::fprintf(stderr, "| %s | %s | %.1fM | %s | %.3g | %.1f | %.1f%% | %.0f | %s | %s | %s | %.0f | %s | %.0f |\n",
+    const Spread peak_g{r.peak.median / 1e9, r.peak.min / 1e9, r.peak.max / 1e9, r.peak.samples};
+    std::fprintf(stderr, "| %s | %s | %.1fM | %s | %.3g | %.1f | %.1f%% | %s | %.0f | %s | %s | %s | %.0f | %s | %.0f |\n",
                  r.name.c_str(), r.model.c_str(), r.params / 1e6, with_spread(r.train_bps).c_str(), r.flops_per_byte,
-                 r.flops / 1e9, 100 * r.mfu, r.mem_train, with_spread(r.gen_bps, "%.1f").c_str(),
+                 r.flops / 1e9, 100 * r.mfu, with_spread(peak_g, "%.1f").c_str(), r.mem_train, with_spread(r.gen_bps, "%.1f").c_str(),
                  with_spread(r.gen_batch_bps, "%.1f").c_str(), with_spread(r.gen_uncached_bps, "%.1f").c_str(),
                  r.mem_gen, r.max_context > 0 ? std::to_string(r.max_context).c_str() : "-", r.train_faults);
   }

@@ -17,7 +17,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 }  // namespace
 
-Spread measure_peak(const std::string& device_name, int64_t n, int64_t samples) {
+std::vector<double> peak_samples(const std::string& device_name, int64_t n, int64_t samples) {
   const torch::Device device(device_name);
   torch::NoGradGuard no_grad;
   auto opts = torch::TensorOptions().dtype(device.is_cuda() ? torch::kBFloat16 : torch::kFloat32).device(device);
@@ -33,7 +33,11 @@ Spread measure_peak(const std::string& device_name, int64_t n, int64_t samples) 
   const int64_t reps = std::max<int64_t>(1, int64_t(0.2 / std::max(timed(1), 1e-6)));
   std::vector<double> rates;
   for (int64_t i = 0; i < samples; ++i) rates.push_back(double(reps) * 2.0 * double(n * n * n) / timed(reps));
-  return spread_of(rates);
+  return rates;
+}
+
+Spread measure_peak(const std::string& device_name, int64_t n, int64_t samples) {
+  return spread_of(peak_samples(device_name, n, samples));
 }
 
 Measured measure_runs(int64_t repeat, const std::string& device_name, const std::function<int64_t()>& once) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,8 @@ namespace bytelm {
 // The fp32 (CPU) or bf16 (CUDA) matmul peak in FLOP/s on `device`, measured like every other figure:
 // warm-up, then `samples` timed runs of n x n x n products, each run long enough (>= ~0.2 s) to time well.
 Spread measure_peak(const std::string& device, int64_t n, int64_t samples);
+// The samples measure_peak summarises (FLOP/s of an n x n x n matmul, each ~0.2 s after a warm-up).
+std::vector<double> peak_samples(const std::string& device, int64_t n, int64_t samples);
 
 // Runs `once` (which returns how many bytes it produced) `repeat` times, waiting for the device after each:
 // bytes/s of each run, minor page faults per byte over all runs, and the bytes of the last run.
