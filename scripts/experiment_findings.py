@@ -5,25 +5,9 @@ NOISE_BPB, one seed per run) / mixed / not testable in this experiment, with the
 """
 import math
 
+from experiment_common import fmt, get, sci
+
 NOISE_BPB = 0.02  # bpb gaps below this are reported as inconclusive (single seeds)
-
-
-def sci(v):
-    return "-" if v is None else f"{v:.2e}"
-
-
-def fmt(v, spec=".3f"):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return format(v, spec)
-
-
-def get(d, *keys, default=None):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return default
-        d = d[k]
-    return d
 
 
 def same_budget(a, b):

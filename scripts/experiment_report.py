@@ -9,32 +9,12 @@ Differences under NOISE_BPB are called inconclusive: one seed per run, so gaps t
 """
 import html
 import json
-import math
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from experiment_common import fmt, get, sci  # noqa: E402
 from experiment_findings import NOISE_BPB, bpb, findings  # noqa: E402
-
-
-def fmt(v, spec=".3f"):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, float) and spec == "e":
-        return f"{v:.2e}"
-    return format(v, spec)
-
-
-def sci(v):
-    return "-" if v is None else f"{v:.2e}"
-
-
-def get(d, *keys, default=None):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return default
-        d = d[k]
-    return d
 
 
 def label(run):
