@@ -4,8 +4,7 @@
 // bytes into ids and back. Input ids: a start id (V) then tokens 0..T-2; outputs predict tokens 0..T-1.
 // Letters: T here is tokens (the context), V the tokenizer's pieces.
 #pragma once
-#include "model/blocks.h"
-#include "model/model.h"
+#include "model/transformer.h"
 
 namespace bytelm {
 
@@ -13,26 +12,20 @@ namespace bytelm {
 // split, eval the evaluated files): about what a 4,096-piece BPE gives on English prose.
 constexpr double kNominalBytesPerToken = 4.0;
 
-class BpeModelImpl : public LanguageModelImpl {
+class BpeModelImpl : public TransformerImpl {  // the byte Transformer's code over V pieces
  public:
-  explicit BpeModelImpl(const ModelConfig& cfg);
-  torch::Tensor forward(const torch::Tensor& ids) override;  // (B, T) -> (B, T, V)
-  torch::Tensor start(int64_t batch) override;                // -> (B, V) for token 0
-  torch::Tensor feed(const torch::Tensor& ids) override;      // (B, n) -> (B, n, V)
+  explicit BpeModelImpl(const ModelConfig& cfg) : TransformerImpl(cfg, cfg.vocab_size, "tokens") {}
   // Per byte: the per-token FLOPs over bytes_per_token() (FLOPs per token = with bytes_per_token 1).
   std::vector<FlopsPart> flops() const override;
   double forward_flops_per_token() const;
+  bool has_static_step(int64_t) const override { return false; }  // token decoding uses the KV caches
 
   void set_bytes_per_token(double b) { bytes_per_token_ = b; }
   double bytes_per_token() const { return bytes_per_token_; }
 
-  int64_t start_id() const { return cfg_.vocab_size; }
-  torch::nn::Embedding embed{nullptr};  // (V + 1, D): V pieces + start id
-  Stack model{nullptr};
-  torch::nn::Linear head{nullptr};      // D -> V
+  int64_t start_id() const { return vocab_; }
 
  private:
-  std::vector<KVCache> caches_;
   double bytes_per_token_ = kNominalBytesPerToken;
 };
 

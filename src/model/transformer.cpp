@@ -5,41 +5,42 @@
 
 namespace bytelm {
 
-TransformerImpl::TransformerImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
-  embed = register_module("embed", torch::nn::Embedding(kByteVocab + 1, cfg.global.width));
+TransformerImpl::TransformerImpl(const ModelConfig& cfg, int64_t vocab, const char* unit)
+    : LanguageModelImpl(cfg), vocab_(vocab), unit_(unit) {
+  embed = register_module("embed", torch::nn::Embedding(vocab + 1, cfg.global.width));
   model = register_module("model", Stack(cfg.global, cfg.norm_eps));
-  head = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(cfg.global.width, kByteVocab).bias(false)));
+  head = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(cfg.global.width, vocab).bias(false)));
   init_weights(*this, cfg.init_std, cfg.global.layers);
 }
 
-torch::Tensor TransformerImpl::forward(const torch::Tensor& bytes) {
-  const int64_t B = bytes.size(0), T = bytes.size(1);
-  auto start_id = torch::full({B, 1}, kStartId, bytes.options());
-  auto ids = torch::cat({start_id, bytes.narrow(1, 0, T - 1)}, 1);  // (B, T)
-  return head(model(embed(ids)));                                    // (B, T, 256)
+torch::Tensor TransformerImpl::forward(const torch::Tensor& ids) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  auto start_id = torch::full({B, 1}, vocab_, ids.options());
+  auto in = torch::cat({start_id, ids.narrow(1, 0, T - 1)}, 1);  // (B, T)
+  return head(model(embed(in)));                                 // (B, T, V)
 }
 
 torch::Tensor TransformerImpl::start(int64_t batch) {
   caches_ = model->make_caches(batch, cfg_.context, std::move(caches_));
   decoded_ = 0;
   const auto dev = head->weight.device();
-  auto ids = torch::full({batch, 1}, kStartId, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  auto ids = torch::full({batch, 1}, vocab_, torch::TensorOptions().dtype(torch::kLong).device(dev));
   if (!reusable(in_ids_, {batch, 1}, ids.options())) {
     in_ids_ = torch::zeros({batch, 1}, ids.options());
     pos_ = torch::zeros({}, ids.options());
-    static_logits_ = torch::zeros({batch, kByteVocab}, torch::TensorOptions().device(dev));
+    static_logits_ = torch::zeros({batch, vocab_}, torch::TensorOptions().device(dev));
   }
-  return project(head, model(embed(ids), 0, &caches_)).select(1, 0);  // (B, 256)
+  return project(head, model(embed(ids), 0, &caches_)).select(1, 0);  // (B, V)
 }
 
-torch::Tensor TransformerImpl::feed(const torch::Tensor& bytes) {
-  const int64_t n = bytes.size(1);
+torch::Tensor TransformerImpl::feed(const torch::Tensor& ids) {
+  const int64_t n = ids.size(1);
   if (decoded_ + n > cfg_.context - 1)
-    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
-  // Byte i of this call sits at input position decoded_ + 1 + i (position 0 is the start id).
-  auto out = project(head, model(embed(bytes), decoded_ + 1, &caches_));
+    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " " + unit_);
+  // Id i of this call sits at input position decoded_ + 1 + i (position 0 is the start id).
+  auto out = project(head, model(embed(ids), decoded_ + 1, &caches_));
   decoded_ += n;
-  return out;  // (B, n, 256)
+  return out;  // (B, n, V)
 }
 
 int64_t TransformerImpl::static_prepare(const torch::Tensor& bytes) {
@@ -58,15 +59,28 @@ void TransformerImpl::static_compute(int64_t span) {
   static_logits_.copy_(logits.select(1, 0));
 }
 
+double TransformerImpl::matmul_flops_per_position() const {
+  return stack_matmul_flops(cfg_.global) + 2.0 * cfg_.global.width * double(vocab_);
+}
+
+double TransformerImpl::attention_flops_per_position() const {
+  return stack_attention_flops(cfg_.global, double(cfg_.context));
+}
+
+int64_t TransformerImpl::matmul_params() const {  // all but the embedding, norms and other 1-D parameters
+  int64_t n = num_params() - embed->weight.numel();
+  for (auto& prm : model->named_parameters())
+    if (prm.value().dim() < 2) n -= prm.value().numel();
+  return n;
+}
+
 std::vector<FlopsPart> TransformerImpl::flops() const {
   FlopsPart p;
   p.name = "model";
   p.params = num_params();
-  p.matmul_params = p.params - embed->weight.numel();
-  for (auto& prm : model->named_parameters())
-    if (prm.value().dim() < 2) p.matmul_params -= prm.value().numel();
-  p.matmul_flops = stack_matmul_flops(cfg_.global) + 2.0 * cfg_.global.width * kByteVocab;
-  p.attention_flops = stack_attention_flops(cfg_.global, double(cfg_.context));
+  p.matmul_params = matmul_params();
+  p.matmul_flops = matmul_flops_per_position();
+  p.attention_flops = attention_flops_per_position();
   return {p};
 }
 

@@ -1,5 +1,6 @@
 // transformer.h — the byte-level decoder-only Transformer every paper compares against.
 // Input ids: a start id (256) then bytes 0..T-2; outputs predict bytes 0..T-1 over 256 values.
+// The tokenized baseline (bpe.h) is this model over another vocabulary: V ids, start id V.
 #pragma once
 #include "model/blocks.h"
 #include "model/model.h"
@@ -8,19 +9,29 @@ namespace bytelm {
 
 class TransformerImpl : public LanguageModelImpl {
  public:
-  explicit TransformerImpl(const ModelConfig& cfg);
-  torch::Tensor forward(const torch::Tensor& bytes) override;  // (B, T) -> (B, T, 256)
-  torch::Tensor start(int64_t batch) override;
-  torch::Tensor feed(const torch::Tensor& bytes) override;
+  explicit TransformerImpl(const ModelConfig& cfg) : TransformerImpl(cfg, kByteVocab, "bytes") {}
+  torch::Tensor forward(const torch::Tensor& ids) override;  // (B, T) -> (B, T, V)
+  torch::Tensor start(int64_t batch) override;               // -> (B, V) after the start id
+  torch::Tensor feed(const torch::Tensor& ids) override;     // (B, n) -> (B, n, V)
   std::vector<FlopsPart> flops() const override;
   bool has_static_step(int64_t) const override { return true; }
   int64_t static_prepare(const torch::Tensor& bytes) override;  // key = attention span
   void static_compute(int64_t key) override;
 
   static constexpr int64_t kStartId = 256;
-  torch::nn::Embedding embed{nullptr};  // (257, D): 256 bytes + start id
+  torch::nn::Embedding embed{nullptr};  // (V + 1, D): V ids (256 bytes) + start id
   Stack model{nullptr};
-  torch::nn::Linear head{nullptr};      // D -> 256
+  torch::nn::Linear head{nullptr};      // D -> V
+
+ protected:
+  // vocab V: ids [0, V) and start id V; unit: what an id is, for messages ("bytes", "tokens").
+  TransformerImpl(const ModelConfig& cfg, int64_t vocab, const char* unit);
+  // Per position: matmuls (stack + head) and attention FLOPs of one forward pass.
+  double matmul_flops_per_position() const;
+  double attention_flops_per_position() const;
+  int64_t matmul_params() const;
+  int64_t vocab_;
+  const char* unit_;
 
  private:
   std::vector<KVCache> caches_;
