@@ -6,30 +6,48 @@
 #include <cmath>
 
 #include "data/corpus.h"
+#include "eval/window_loss.h"
 #include "model/model.h"
 #include "util/device.h"
 #include "util/error.h"
 
 namespace bytelm {
 
+namespace {
+// Cross-entropy of the model's predictions of x (B, T), reduced as asked (summing inside the loss keeps
+// whole-file scores bit-identical to what earlier versions printed).
+torch::Tensor nll(LanguageModelImpl& model, const torch::Tensor& x, torch::nn::functional::CrossEntropyFuncOptions opt) {
+  auto logits = model.forward(x);  // (B, T, V)
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
+                                              x.reshape({-1}) + model.vocab_offset(), opt);
+}
+}  // namespace
+
+torch::Tensor window_nll(LanguageModelImpl& model, const torch::Tensor& x) {
+  return nll(model, x, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone)).view(x.sizes());
+}
+
+double window_nats(LanguageModelImpl& model, const torch::Tensor& x) {
+  return nll(model, x, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+}
+
+double score_consecutive(LanguageModelImpl& model, int64_t n, int64_t batch,
+                         const std::function<torch::Tensor(int64_t, int64_t, int64_t)>& window) {
+  const int64_t T = model.config().context;
+  double total = 0;
+  const int64_t full = n / T;
+  for (int64_t w = 0; w < full; w += batch) total += window_nats(model, window(w * T, std::min(batch, full - w), T));
+  if (n % T) total += window_nats(model, window(full * T, 1, n % T));
+  return total;
+}
+
 double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch, const std::string& device,
                    bool bf16) {
   torch::NoGradGuard no_grad;
   AutocastScope autocast(torch::Device(device), bf16);
-  const int64_t T = model.config().context;
-  double total = 0;
-  auto score = [&](int64_t offset, int64_t rows, int64_t len) {
-    auto x = torch::from_blob(const_cast<uint8_t*>(data + offset), {rows, len}, torch::kUInt8).to(torch::kLong).to(device);
-    auto logits = model.forward(x);
-    total += torch::nn::functional::cross_entropy(
-                 logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), x.reshape({-1}) + model.vocab_offset(),
-                 torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                 .item<double>();
-  };
-  const int64_t full = n / T;
-  for (int64_t w = 0; w < full; w += batch) score(w * T, std::min(batch, full - w), T);
-  if (n % T) score(full * T, 1, n % T);
-  return total;
+  return score_consecutive(model, n, batch, [&](int64_t offset, int64_t rows, int64_t len) {
+    return torch::from_blob(const_cast<uint8_t*>(data + offset), {rows, len}, torch::kUInt8).to(device, torch::kLong);
+  });
 }
 
 double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
@@ -58,11 +76,7 @@ double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_
       keep[r].narrow(0, first - start, T - (first - start)).fill_(true);
     }
     auto x = torch::from_blob(buf.data(), {rows, T}, torch::kUInt8).to(device, torch::kLong);
-    auto logits = model.forward(x);  // (rows, T, V)
-    auto nll = torch::nn::functional::cross_entropy(
-                   logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), x.reshape({-1}) + model.vocab_offset(),
-                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
-                   .view({rows, T});
+    auto nll = window_nll(model, x);  // (rows, T)
     total += nll.masked_select(keep.to(nll.device())).sum().item<double>();
   }
   return total;

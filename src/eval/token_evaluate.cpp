@@ -6,38 +6,19 @@
 #include <cmath>
 
 #include "data/token_corpus.h"
+#include "eval/window_loss.h"
 #include "model/model.h"
 #include "util/device.h"
 
 namespace bytelm {
 
-namespace {
-
-// Summed cross-entropy (nats) of windows (B, T) of token ids.
-double window_nats(LanguageModelImpl& model, const torch::Tensor& x) {
-  auto logits = model.forward(x);  // (B, T, V)
-  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
-                                              x.reshape({-1}),
-                                              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-      .item<double>();
-}
-
-}  // namespace
-
 double score_tokens(LanguageModelImpl& model, const int32_t* ids, int64_t n, int64_t batch, const std::string& device,
                     bool bf16) {
   torch::NoGradGuard no_grad;
   AutocastScope autocast(torch::Device(device), bf16);
-  const int64_t T = model.config().context;
-  double total = 0;
-  auto score = [&](int64_t offset, int64_t rows, int64_t len) {
-    auto x = torch::from_blob(const_cast<int32_t*>(ids + offset), {rows, len}, torch::kInt32).to(torch::kLong).to(device);
-    total += window_nats(model, x);
-  };
-  const int64_t full = n / T;
-  for (int64_t w = 0; w < full; w += batch) score(w * T, std::min(batch, full - w), T);
-  if (n % T) score(full * T, 1, n % T);
-  return total;
+  return score_consecutive(model, n, batch, [&](int64_t offset, int64_t rows, int64_t len) {
+    return torch::from_blob(const_cast<int32_t*>(ids + offset), {rows, len}, torch::kInt32).to(device, torch::kLong);
+  });
 }
 
 std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCorpus& corpus, Split split,
