@@ -79,25 +79,35 @@ inline Result wait_for(pid_t pid, const std::string& out, const std::string& err
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
 }
 
+// Runs bytelm with `args` to the end; its stdout and stderr pass through dir/stdout and dir/stderr.
+inline Result run_in(const std::string& dir, const std::vector<std::string>& args) {
+  const std::string out = dir + "/stdout", err = dir + "/stderr";
+  return wait_for(spawn(args, out, err), out, err);
+}
+
+// A suite's fixture: a fresh directory `prefix`_PID under the temp folder with corpus/a.txt (`corpus_bytes`
+// bytes of one repeated sentence) and dir/ckpt, a MEGABYTE of `config` (preset or file) trained 2 steps.
+inline std::string make_trained_fixture(const std::string& prefix, int corpus_bytes, const std::string& config) {
+  const std::string dir = (fs::temp_directory_path() / (prefix + "_" + std::to_string(getpid()))).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/corpus");
+  std::string text;
+  for (int i = 0; i < corpus_bytes; ++i) text += "call me ishmael. "[i % 17];
+  write(dir + "/corpus/a.txt", text);
+  const std::string cfg = config.find('{') == std::string::npos ? config : dir + "/model.json";
+  if (cfg != config) write(cfg, config);
+  Result r = run_in(dir, {"train", "--model", "megabyte", "--config", cfg, "--data", dir + "/corpus", "--out",
+                          dir + "/ckpt", "--steps", "2", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  return dir;
+}
+
 class Cli : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() / ("bytelm_cli_" + std::to_string(getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ + "/corpus");
-    std::string text;
-    for (int i = 0; i < 3000; ++i) text += "call me ishmael. "[i % 17];
-    write(dir_ + "/corpus/a.txt", text);
-    Result r = run({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out",
-                    dir_ + "/ckpt", "--steps", "2", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
-    ASSERT_EQ(r.code, 0) << r.err;
-  }
+  static void SetUpTestSuite() { dir_ = make_trained_fixture("bytelm_cli", 3000, "tiny"); }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
-  static Result run(const std::vector<std::string>& args) {
-    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
-    return wait_for(spawn(args, out, err), out, err);
-  }
+  static Result run(const std::vector<std::string>& args) { return run_in(dir_, args); }
 
   // Runs bytelm with its address space limited to `kib` KiB (ulimit -v), e.g. to provoke out-of-memory.
   static Result run_limited(const std::vector<std::string>& args, int64_t kib) {

@@ -41,25 +41,13 @@ struct ServerProcess {
 class Serve : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() / ("bytelm_serve_" + std::to_string(getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ + "/corpus");
-    std::string text;
-    for (int i = 0; i < 6000; ++i) text += "call me ishmael. "[i % 17];
-    write(dir_ + "/corpus/a.txt", text);
     // Context 1024: a 1000-byte stream takes long enough to interrupt on any machine.
-    write(dir_ + "/mb.json", R"({"model": "megabyte", "context": 1024, "patch_size": 4,
+    dir_ = make_trained_fixture("bytelm_serve", 6000, R"({"model": "megabyte", "context": 1024, "patch_size": 4,
       "global": {"layers": 1, "width": 32, "heads": 2}, "local": {"layers": 1, "width": 32, "heads": 2}})");
-    Result r = run({"train", "--model", "megabyte", "--config", dir_ + "/mb.json", "--data", dir_ + "/corpus", "--out",
-                    dir_ + "/ckpt", "--steps", "2", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
-    ASSERT_EQ(r.code, 0) << r.err;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
-  static Result run(const std::vector<std::string>& args) {
-    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
-    return wait_for(spawn(args, out, err), out, err);
-  }
+  static Result run(const std::vector<std::string>& args) { return run_in(dir_, args); }
 
   // Starts `bytelm serve --ckpt <the model> --port 0 ...` and waits until it listens (and, if `ready`,
   // until /health says 200). Fails the test if that takes over a minute.
