@@ -14,14 +14,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from experiment_common import fmt, get, sci  # noqa: E402
-from experiment_findings import NOISE_BPB, bpb, findings  # noqa: E402
+from experiment_findings import NOISE_BPB, bpb, findings, mb_variant  # noqa: E402
 
 
 def label(run):
     cfg = run.get("config", {})
     extra = ""
     if run["model"] == "megabyte":
-        extra = f" P={cfg.get('patch_size')}"
+        extra = f" P={cfg.get('patch_size')}" + (f", {mb_variant(run)}" if mb_variant(run) else "")
     elif run["model"] == "blt":
         extra = f" {get(run, 'patches', 'mode', default='')} {fmt(get(run, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch"
     return f"{run['name']} ({run['model']}{extra})"
