@@ -129,6 +129,7 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
   EXPECT_EQ(md.find("## Findings"), md.find("##"));
   EXPECT_NE(md.find("gzip -9"), std::string::npos);
   EXPECT_NE(md.find("MEGABYTE has lower bpb than a byte Transformer"), std::string::npos);
+  EXPECT_NE(md.find("MEGABYTE's cross-patch extension"), std::string::npos);  // mb_xpatch against mb
   EXPECT_EQ(page.find("http"), std::string::npos);  // nothing fetched from elsewhere
   if (plots) {
     EXPECT_TRUE(fs::exists(rep + "/bpb_vs_training_flops_text.png"));
