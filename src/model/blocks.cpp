@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -257,7 +258,10 @@ torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x) {
     const float* xp = xc.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     const int64_t n = w.size(1);
-    at::parallel_for(0, w.size(0), 64, [&](int64_t b, int64_t e) { bf16_gemv_rows(wp, xp, yp, b, e, n); });
+    // Split rows across threads only for matrices of >= 4M weights (>= ~0.3 ms to read): waking LibTorch's
+    // sleeping OpenMP threads (OMP_WAIT_POLICY=PASSIVE, see cli/main.cpp) costs more than smaller ones gain.
+    const int64_t grain = std::max<int64_t>(64, (int64_t(1) << 22) / std::max<int64_t>(n, 1));
+    at::parallel_for(0, w.size(0), grain, [&](int64_t b, int64_t e) { bf16_gemv_rows(wp, xp, yp, b, e, n); });
     return y.view(sizes);
   }
   return torch::mv(w, x.reshape({-1})).view(sizes);
