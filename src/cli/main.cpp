@@ -7,8 +7,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "git_version.h"
@@ -19,10 +23,22 @@
 
 namespace {
 
+// Under torchrun (torch.distributed.elastic), the launcher names a file in TORCHELASTIC_ERROR_FILE where a
+// failing worker leaves its error, in the layout of elastic's ErrorHandler.record_exception; the launcher's
+// summary then shows the cause and the time it happened instead of "(no error file)".
+void write_elastic_error_file(const std::string& line) {
+  const char* path = std::getenv("TORCHELASTIC_ERROR_FILE");
+  if (!path || !*path) return;
+  const nlohmann::json data{{"message", {{"message", "bytelm: " + line},
+                                         {"extraInfo", {{"py_callstack", ""}, {"timestamp", std::to_string(std::time(nullptr))}}}}}};
+  std::ofstream(path) << data.dump() << "\n";
+}
+
 int fail(const std::string& msg, int code) {
   // One line only: drop anything after the first newline (e.g. a LibTorch backtrace).
   std::string line = msg.substr(0, msg.find('\n'));
   std::fprintf(stderr, "bytelm: error: %s\n", line.c_str());
+  write_elastic_error_file(line);
   return code;
 }
 

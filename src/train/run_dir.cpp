@@ -2,6 +2,7 @@
 #include "train/run_dir.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "io/atomic_file.h"
 #include "util/error.h"
@@ -21,6 +22,22 @@ nlohmann::json read_run_record(const std::string& out, int64_t* step) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": invalid trainer state (" + std::string(e.what()) + ")");
   }
+}
+
+void drop_metrics_after(const std::string& path, int64_t step) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  std::istringstream in(read_file(path));
+  std::string line, kept;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool later = j.is_discarded() || (j.is_object() && j.contains("step") && j["step"].is_number() &&
+                                            j["step"].get<int64_t>() > step);
+    if (later) dropped = true;
+    else kept += line + "\n";
+  }
+  if (dropped) write_file_atomic(path, kept);
 }
 
 void MetricsFile::write(const nlohmann::json& line) {

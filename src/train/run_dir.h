@@ -25,6 +25,11 @@ class MetricsFile {
   std::ofstream file_;
 };
 
+// On resuming from the checkpoint of `step`: removes the metrics lines of later steps (logged by a run that
+// died after that checkpoint; they are about to be trained again) and a torn last line, so every step appears
+// once. Rewrites the file atomically, only when something is removed; a missing file is fine.
+void drop_metrics_after(const std::string& path, int64_t step);
+
 // A new run's output directory: created (or reused if it exists) and probed for writing, so an unwritable
 // --out fails at once (Error naming --out). Unless keep() is called (the first checkpoint was written), the
 // destructor removes what the run made: the directory if it created it, else metrics.jsonl.

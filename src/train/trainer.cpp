@@ -296,6 +296,7 @@ torch::Tensor train_step(Run& run, const std::function<torch::Tensor()>& next_ba
 int train_loop(Run& run) {
   const TrainOptions& opt = run.opt;
   DataParallel& dist = *run.dist;
+  if (dist.is_root() && opt.resume) drop_metrics_after(opt.out + "/metrics.jsonl", run.start_step);
   MetricsFile metrics(dist.is_root() ? opt.out + "/metrics.jsonl" : "");  // rank 0 reports for the group
   // bpe: bytes per window = tokens per window x the training split's bytes per token (throughput in bytes).
   // Data-parallel: every rank trains on its own windows, so the group's throughput counts them all.

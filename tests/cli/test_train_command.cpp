@@ -60,6 +60,9 @@ TEST_F(Cli, ResumeNeedsOnlyOutAndMatchesAnUninterruptedRun) {
   ASSERT_EQ(r.code, 0) << r.err;
   const json before = json::parse(slurp(out + "/trainer.json"));
   EXPECT_EQ(before["step"], 3);
+  // As if the run had logged steps 4 and 5 and died before their checkpoint (the last line torn): resuming
+  // from step 3 trains them again and logs each step once.
+  std::ofstream(out + "/metrics.jsonl", std::ios::app) << "{\"step\":4,\"loss\":99.0}\n{\"step\":5,\"val_bpb\":9.0}\n{\"step\":5,\"lo";
 
   r = run({"train", "--out", out, "--resume", "--peak-flops", "1e11"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -277,6 +277,13 @@ TEST_F(DataParallel, BadEnvironmentIsOneLineAndExit2) {
   one({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "29999"}}, "MASTER_ADDR");
   one({{"RANK", "0"}, {"WORLD_SIZE", "two"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29999"}}, "WORLD_SIZE");
   EXPECT_FALSE(fs::exists(path("badenv")));
+  // Under torchrun the error also goes to TORCHELASTIC_ERROR_FILE, in elastic's layout.
+  const std::string error_file = path("elastic_error.json");
+  one({{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29999"},
+       {"TORCHELASTIC_ERROR_FILE", error_file}}, "RANK=2");
+  const json e = json::parse(slurp(error_file));
+  EXPECT_EQ(e["message"]["message"].get<std::string>().rfind("bytelm: environment: ", 0), 0u) << e;
+  EXPECT_GT(std::stoll(e["message"]["extraInfo"]["timestamp"].get<std::string>()), 0) << e;
 }
 
 TEST_F(DataParallel, DeadPeerEndsTheRunWithinBoundsAndKeepsTheCheckpoint) {
