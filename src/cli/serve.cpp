@@ -19,6 +19,9 @@ Command add_serve(CLI::App& app) {
   s->add_option("--max-queue", o->max_queue, "Requests that may wait for a free row; more get 503 + Retry-After");
   s->add_option("--api-key", o->api_keys, "Require 'Authorization: Bearer KEY' on /v1/* and /metrics; repeatable")
       ->take_all();
+  s->add_option("--cors-origin", o->cors_origin,
+                "Let browser pages on this origin call the API (e.g. https://example.org, or * for any): CORS "
+                "headers on every response, OPTIONS preflight answered (default: same-origin only)");
   s->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes (larger: 413)");
   s->add_option("--shutdown-timeout", o->shutdown_timeout,
                 "On SIGTERM: seconds running requests may take to finish before they are cancelled");

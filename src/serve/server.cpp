@@ -201,6 +201,17 @@ void Server::stream(const CompletionRequest& req, httplib::Response& res) {
 }
 
 void Server::routes() {
+  if (!opt.cors_origin.empty()) {
+    // Cross-origin browser clients: every response names the allowed origin, and preflight requests
+    // (OPTIONS, sent without credentials) are answered on every path without the API key.
+    http.set_default_headers({{"Access-Control-Allow-Origin", opt.cors_origin}, {"Vary", "Origin"}});
+    http.Options(".*", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Max-Age", "600");
+    });
+  }
   http.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kServePage, "text/html; charset=utf-8");
   });
@@ -310,6 +321,8 @@ int run_server(const ServerOptions& opt) {
   if (!(opt.shutdown_timeout >= 0)) throw Error("--shutdown-timeout must be >= 0");
   for (const auto& k : opt.api_keys)
     if (k.empty()) throw Error("--api-key must not be empty");
+  if (opt.cors_origin.find_first_of("\r\n ") != std::string::npos)
+    throw Error("--cors-origin must be one origin (e.g. https://example.org) or *");
   signal(SIGPIPE, SIG_IGN);  // a client that closes mid-write must not kill the server
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);

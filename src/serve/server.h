@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string device = "cpu";
   std::string precision = "auto";
   std::string decode_weights = "fp32";  // fp32 | bf16 (see GenerateOptions)
+  std::string cors_origin;            // non-empty: browsers on this origin ("*" = any) may call the API
   int threads = 0;                    // CPU threads of the model (0 = all cores)
 };
 

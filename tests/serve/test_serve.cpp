@@ -43,6 +43,7 @@ TEST_F(Serve, HealthModelsAndStreamEqualsNonStream) {
   auto h = http(s->port, "GET", "/health");
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(json::parse(h.body)["status"], "ok");
+  EXPECT_EQ(h.headers.count("access-control-allow-origin"), 0u);  // no CORS unless asked for
   auto m = json::parse(http(s->port, "GET", "/v1/models").body);
   EXPECT_EQ(m["object"], "list");
   EXPECT_EQ(m["data"][0]["id"], "ckpt");
@@ -291,6 +292,30 @@ TEST_F(Serve, HealthIs503WhileLoadingAndSigtermEndsStreamsCleanly) {
   EXPECT_NE(slurp(s->out).find("stopped"), std::string::npos);
 }
 
+// --cors-origin: preflight answered without the key, every response (errors too) names the origin.
+TEST_F(Serve, CorsOriginAnswersPreflightAndLabelsResponses) {
+  const std::string origin = "https://app.example";
+  auto s = start({"--cors-origin", origin, "--api-key", "k1"});
+  auto pre = http(s->port, "OPTIONS", "/v1/completions", "",
+                  {"Origin: " + origin, "Access-Control-Request-Method: POST",
+                   "Access-Control-Request-Headers: authorization, content-type"});
+  EXPECT_EQ(pre.status, 204);
+  EXPECT_EQ(pre.headers["access-control-allow-origin"], origin);
+  EXPECT_NE(pre.headers["access-control-allow-methods"].find("POST"), std::string::npos);
+  EXPECT_NE(pre.headers["access-control-allow-headers"].find("Authorization"), std::string::npos);
+  auto h = http(s->port, "GET", "/health", "", {"Origin: " + origin});
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.headers["access-control-allow-origin"], origin);
+  auto denied = http(s->port, "POST", "/v1/completions", completion("a", 4, 1, false), {"Origin: " + origin});
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_EQ(denied.headers["access-control-allow-origin"], origin);  // the page can read why
+  auto ok = http(s->port, "POST", "/v1/completions", completion("a", 4, 1, false),
+                 {"Origin: " + origin, "Authorization: Bearer k1"});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.headers["access-control-allow-origin"], origin);
+  EXPECT_EQ(s->terminate(), 0);
+}
+
 TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
   Result r = run({"serve"});
   EXPECT_EQ(r.code, 2);
@@ -301,6 +326,9 @@ TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
   r = run({"serve", "--ckpt", dir_ + "/ckpt", "--parallel", "0"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--parallel"), std::string::npos);
+  r = run({"serve", "--ckpt", dir_ + "/ckpt", "--cors-origin", "https://a.example https://b.example"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--cors-origin"), std::string::npos);
   r = run({"serve", "--ckpt", dir_ + "/ckpt", "--decode-weights", "int8"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--decode-weights"), std::string::npos);
