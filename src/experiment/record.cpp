@@ -28,6 +28,29 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// BLT: training FLOPs from the patches training really made. Each logged metrics line carries the mean patch
+// size of the steps since the line before; those steps cost 3 x forward FLOPs per byte at that size. Returns
+// the total and the mean patch size over the logged steps (0 and NaN when the lines carry none: older runs).
+std::pair<double, double> blt_measured_training_flops(BltImpl& blt, const std::string& dir, double bytes_per_step) {
+  std::ifstream in(dir + "/metrics.jsonl");
+  const double kept = blt.mean_patch_size();
+  double flops = 0, patch_steps = 0;
+  int64_t prev = 0, steps = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json m = json::parse(line, nullptr, false);
+    if (m.is_discarded() || !m.contains("mean_bytes_per_patch") || !m["mean_bytes_per_patch"].is_number()) continue;
+    const int64_t step = m["step"].get<int64_t>(), n = step - prev;
+    const double patch = m["mean_bytes_per_patch"].get<double>();
+    blt.set_mean_patch_size(patch);
+    flops += double(n) * bytes_per_step * 3 * blt.forward_flops_per_byte();
+    patch_steps += double(n) * patch;
+    steps += n;
+    prev = step;
+  }
+  blt.set_mean_patch_size(kept);
+  return {flops, steps > 0 ? patch_steps / double(steps) : NAN};
+}
+
 // metrics.jsonl: the validation curve (training's fixed validation windows) against cumulative training FLOPs,
 // and the wall time of training summed over its sessions (elapsed_s restarts at every resume).
 json training_curve(const std::string& dir, double flops_per_step, double* seconds) {
@@ -122,7 +145,17 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   json tr{{"budget", run.budget}, {"steps", trained.steps}, {"batch", run.train.batch}, {"accum", run.train.accum},
           {"context", trained.context}, {"flops_per_step", trained.train_flops_per_step},
           {"flops", double(trained.steps) * trained.train_flops_per_step}};
-  tr["curve"] = training_curve(trained.dir, trained.train_flops_per_step, &seconds);
+  if (cfg.model == "blt") {  // the planned FLOPs assumed the patch size of 8 windows; count the real ones
+    const auto [measured, patch] = blt_measured_training_flops(
+        static_cast<BltImpl&>(*model), trained.dir, double(run.train.batch * run.train.accum * T));
+    if (measured > 0) {
+      tr["planned_flops"] = tr["flops"];
+      tr["flops"] = measured;
+      tr["flops_per_step"] = measured / double(trained.steps);
+      tr["mean_bytes_per_patch"] = patch;
+    }
+  }
+  tr["curve"] = training_curve(trained.dir, tr["flops_per_step"].get<double>(), &seconds);
   const double bytes_per_unit = bpe ? ev["bytes_per_token"].get<double>() : 1.0;
   const double bytes_trained = double(trained.steps * run.train.batch * run.train.accum * T) * bytes_per_unit;
   tr["bytes"] = bytes_trained;

@@ -120,6 +120,11 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   auto pid = torch::empty({B, N + 1}, torch::kLong);
   int64_t K = 0;
   const auto all_lengths = batch_patch_lengths(ids);
+  if (is_training())
+    for (const auto& lengths : all_lengths) {
+      tally_sum_ += blt::mean_bytes_per_patch(lengths);
+      ++tally_rows_;
+    }
   for (int64_t b = 0; b < B; ++b) {
     const auto& lengths = all_lengths[b];
     int64_t* row = pid.data_ptr<int64_t>() + b * (N + 1);

@@ -80,6 +80,9 @@ class BltImpl : public LanguageModelImpl {
   double mean_patch_size() const { return mean_patch_size_; }
   // Mean bytes per patch over the sequences in `bytes` (B, T).
   double measure_patch_size(const torch::Tensor& bytes);
+  // The mean bytes per patch of the sequences the forward passes saw in training mode since the last call
+  // (NaN if none), as measure_patch_size averages them: training's FLOPs follow the patches it really made.
+  double take_training_patch_size();
   // Entropy patching: sets the threshold (bisection) so the mean patch size over `bytes` (B, T) is close
   // to `bytes_per_patch`; the entropies are computed once. Returns the threshold. Throws Error if the
   // mode is not entropy patching or the size cannot be reached.
@@ -115,6 +118,8 @@ class BltImpl : public LanguageModelImpl {
 
   blt::Patcher rule_;
   double mean_patch_size_;
+  double tally_sum_ = 0;    // training forward passes: sum over sequences of their mean bytes per patch
+  int64_t tally_rows_ = 0;  // ... and the number of sequences
   // decoding state
   struct Row {
     std::vector<int64_t> ids;         // ids read so far (BOS first)

@@ -2,6 +2,7 @@
 // measuring and calibrating the mean patch size (see blt.h).
 #include "model/blt.h"
 
+#include <cmath>
 #include <limits>
 
 #include "blt/hash.h"
@@ -72,6 +73,13 @@ double BltImpl::measure_patch_size(const torch::Tensor& bytes) {
   double total = 0;
   for (const auto& lengths : batch_patch_lengths(ids)) total += blt::mean_bytes_per_patch(lengths);
   return total / double(bytes.size(0));
+}
+
+double BltImpl::take_training_patch_size() {
+  const double mean = tally_rows_ > 0 ? tally_sum_ / double(tally_rows_) : NAN;
+  tally_sum_ = 0;
+  tally_rows_ = 0;
+  return mean;
 }
 
 double BltImpl::calibrate_threshold(const torch::Tensor& bytes, double bytes_per_patch) {

@@ -40,7 +40,8 @@ void Progress::validated(int64_t step, double bpb) {
   if (!tty_ && !muted_) std::fprintf(stderr, "step %lld: val bpb %s\n", (long long)step, shown(bpb, "%.4f").c_str());
 }
 
-void Progress::stepped(int64_t step, bool log, bool final_line, double loss, double grad_norm, double lr) {
+void Progress::stepped(int64_t step, bool log, bool final_line, double loss, double grad_norm, double lr,
+                       double bytes_per_patch) {
   bytes_since_ += opt_.batch * opt_.accum * context_;
   if (!log && !tty_) return;
   const auto now = Clock::now();
@@ -50,9 +51,11 @@ void Progress::stepped(int64_t step, bool log, bool final_line, double loss, dou
   const double flops = *flops_per_byte_;
   if (log) {
     loss_ = loss;
-    metrics_.write({{"step", step}, {"loss", loss}, {"bpb", loss / std::log(2.0)}, {"lr", lr},
-                    {"grad_norm", grad_norm}, {"bytes_per_s", bps}, {"flops_per_s", bps * flops},
-                    {"mfu", bps * flops / peak_}, {"elapsed_s", elapsed()}});
+    nlohmann::json line{{"step", step}, {"loss", loss}, {"bpb", loss / std::log(2.0)}, {"lr", lr},
+                        {"grad_norm", grad_norm}, {"bytes_per_s", bps}, {"flops_per_s", bps * flops},
+                        {"mfu", bps * flops / peak_}, {"elapsed_s", elapsed()}};
+    if (!std::isnan(bytes_per_patch)) line["mean_bytes_per_patch"] = bytes_per_patch;
+    metrics_.write(line);
     t_last_ = now;
     bytes_since_ = 0;
     if (!tty_ && !muted_)

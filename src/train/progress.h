@@ -2,6 +2,7 @@
 // stderr is not a terminal, a one-line bar with ETA when it is ('-' for values not measured yet). Torch-free.
 #pragma once
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 
 #include "train/run_dir.h"
@@ -19,7 +20,9 @@ class Progress {
   void validated(int64_t step, double bpb);
   // After every step. On logged steps `loss` and `grad_norm` are the step's values (NaN otherwise);
   // `final_line` ends the bar's line.
-  void stepped(int64_t step, bool log, bool final_line, double loss, double grad_norm, double lr);
+  // BLT: bytes_per_patch, the mean patch size of the steps since the last logged one (NaN for other models).
+  void stepped(int64_t step, bool log, bool final_line, double loss, double grad_norm, double lr,
+               double bytes_per_patch = NAN);
 
   double last_val() const { return last_val_; }
   // No log lines or bar on stderr from here on (data-parallel ranks other than 0: rank 0 reports the group).

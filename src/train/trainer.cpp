@@ -353,9 +353,19 @@ int train_loop(Run& run) {
       run.model->train();
     }
     const bool log = step % opt.log_every == 0 || last || stop_now;
+    // BLT: FLOPs per byte follow the patches the logged interval really made (entropy patches vary by batch).
+    double bytes_per_patch = NAN;
+    if (log && run.cfg.model == "blt") {
+      auto& blt = static_cast<BltImpl&>(*run.model);
+      bytes_per_patch = blt.take_training_patch_size();
+      if (!std::isnan(bytes_per_patch)) {
+        blt.set_mean_patch_size(bytes_per_patch);
+        run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
+      }
+    }
     // Loss and gradient norm stay on the device; reading them (a synchronisation) happens on logged steps only.
     progress.stepped(step, log, last || stop_now, log ? loss.item<double>() * loss_per_byte : NAN,
-                     log ? grad_norm.item<double>() : NAN, lr);
+                     log ? grad_norm.item<double>() : NAN, lr, bytes_per_patch);
     if ((opt.ckpt_every > 0 && step % opt.ckpt_every == 0) || last || stop_now) save_checkpoint(run, step);
     if (stop_now && !last) {
       if (dist.is_root())
