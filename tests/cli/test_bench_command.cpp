@@ -29,6 +29,9 @@ TEST_F(Cli, BenchReportsEveryCase) {
                   1e-9 * j["mfu"].get<double>());
       EXPECT_NEAR(j["flops_per_s"].get<double>(), j["bytes_per_s"].get<double>() * j["flops_per_byte"].get<double>(),
                   1e-6 * j["flops_per_s"].get<double>());
+      // Each row's own peak, measured around its training steps, is its divisor.
+      EXPECT_EQ(j["mfu_peak_flops"], j["matmul_peak_flops_per_s"]);
+      EXPECT_LE(j["matmul_peak_flops_per_s_min"].get<double>(), j["matmul_peak_flops_per_s"].get<double>());
     }
     if (kind == "generate") {
       EXPECT_GT(j["bytes_per_s"].get<double>(), 0);
