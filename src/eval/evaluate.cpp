@@ -43,11 +43,7 @@ double score_consecutive(LanguageModelImpl& model, int64_t n, int64_t batch,
 
 double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch, const std::string& device,
                    bool bf16) {
-  torch::NoGradGuard no_grad;
-  AutocastScope autocast(torch::Device(device), bf16);
-  return score_consecutive(model, n, batch, [&](int64_t offset, int64_t rows, int64_t len) {
-    return torch::from_blob(const_cast<uint8_t*>(data + offset), {rows, len}, torch::kUInt8).to(device, torch::kLong);
-  });
+  return score_id_array(model, data, n, batch, device, bf16);
 }
 
 double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,

@@ -14,11 +14,7 @@ namespace bytelm {
 
 double score_tokens(LanguageModelImpl& model, const int32_t* ids, int64_t n, int64_t batch, const std::string& device,
                     bool bf16) {
-  torch::NoGradGuard no_grad;
-  AutocastScope autocast(torch::Device(device), bf16);
-  return score_consecutive(model, n, batch, [&](int64_t offset, int64_t rows, int64_t len) {
-    return torch::from_blob(const_cast<int32_t*>(ids + offset), {rows, len}, torch::kInt32).to(device, torch::kLong);
-  });
+  return score_id_array(model, ids, n, batch, device, bf16);
 }
 
 std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCorpus& corpus, Split split,
