@@ -170,3 +170,20 @@ TEST(Attention, ChunkedEqualsMathPath) {
   auto prefix = attention(x.narrow(2, 0, 300), x.narrow(2, 0, 300), x.narrow(2, 0, 300), true);
   EXPECT_LT((full.narrow(2, 0, 300) - prefix).abs().max().item<float>(), 1e-5f);
 }
+
+// Without autograd, rotary positions on the CPU run as one loop; it must give exactly the tensor ops' values
+// (both pair layouts, one position as in decoding and several, from any start position).
+TEST(Rotary, LoopEqualsTensorOpsBitForBit) {
+  torch::manual_seed(6);
+  for (bool interleaved : {false, true}) {
+    Rotary rope(16, 10000.0, interleaved);
+    for (int64_t T : {1, 7}) {
+      const auto x = torch::randn({2, 3, T, 16});
+      const auto with_grad = x.clone().requires_grad_();  // autograd: the tensor-op path
+      const auto ref = rope.apply(with_grad, 5).detach();
+      torch::NoGradGuard no_grad;
+      const auto loop = rope.apply(x, 5);
+      EXPECT_TRUE(torch::equal(loop, ref)) << "interleaved " << interleaved << " T " << T;
+    }
+  }
+}
