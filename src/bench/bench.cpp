@@ -160,10 +160,6 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
                  const BltImpl* blt) {
   const BenchOptions& opt = b.opt;
   const int64_t T = cfg.context;
-  // The matmul peak right before and right after the timed steps: on a shared or virtual machine the
-  // attainable FLOP/s drifts (two runs in one quiet hour measured 177 and 287 GFLOP/s at start-up), so each
-  // row is divided by the peak of its own minutes, not by the one measured when the bench started.
-  std::vector<double> peaks = peak_samples(opt.device, opt.peak_n, 3);
   b.reset_peak();
   auto step = make_train_step(model, b.device, b.bf16);
   auto x = torch::randint(0, kByteVocab, {B, T}, torch::TensorOptions().dtype(torch::kLong)).to(b.device);
@@ -171,6 +167,12 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
   const int64_t faults0 = minor_page_faults();
   for (int64_t s = 0; s < std::max<int64_t>(opt.warmup, 1); ++s) step(x);
   sync(opt.device);
+  // The matmul peak right before and right after the timed steps: on a shared or virtual machine the
+  // attainable FLOP/s drifts (two runs in one quiet hour measured 177 and 287 GFLOP/s at start-up), so each
+  // row is divided by the peak of its own minutes, not by the one measured when the bench started. Taken
+  // after the warm-up, its matrices reuse memory training freed: taken before, they cost the timed steps
+  // ~9,000 extra page faults each (tf_cpu).
+  std::vector<double> peaks = peak_samples(opt.device, opt.peak_n, 3);
   const int64_t faults1 = minor_page_faults();
   const CpuSeconds cpu0 = cpu_seconds();
   std::vector<double> rates, secs;
