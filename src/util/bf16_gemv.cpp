@@ -4,6 +4,7 @@
 #include "util/bf16_gemv.h"
 
 #include <cstring>
+#include <string>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -131,5 +132,19 @@ void bf16_gemv_rows(const uint16_t* w, const float* x, float* y, int64_t row_beg
 }
 
 const char* bf16_gemv_kernel() { return kernel().name; }
+
+bool bf16_gemv_rows_using(const char* name, const uint16_t* w, const float* x, float* y, int64_t row_begin,
+                          int64_t row_end, int64_t n) {
+  const std::string k(name);
+  RowsFn fn = k == "portable" ? rows_portable : nullptr;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (k == "avx512" && __builtin_cpu_supports("avx512f")) fn = rows_avx512;
+  if (k == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) fn = rows_avx2;
+#endif
+  if (fn == nullptr) return false;
+  fn(w, x, y, row_begin, row_end, n);
+  return true;
+}
 
 }  // namespace bytelm

@@ -13,4 +13,9 @@ void bf16_gemv_rows(const uint16_t* w, const float* x, float* y, int64_t row_beg
 // Name of the kernel bf16_gemv_rows uses on this CPU: "avx512", "avx2" or "portable".
 const char* bf16_gemv_kernel();
 
+// The same product with the named kernel (for tests of every kernel this CPU can run); false, computing
+// nothing, if the CPU lacks it or the name is unknown.
+bool bf16_gemv_rows_using(const char* kernel, const uint16_t* w, const float* x, float* y, int64_t row_begin,
+                          int64_t row_end, int64_t n);
+
 }  // namespace bytelm

@@ -28,11 +28,16 @@ TEST(Bf16Gemv, MatchesFp32ProductOfRoundedWeights) {
       const torch::Tensor w = torch::randn({rows, n});
       const torch::Tensor x = torch::randn({n});
       const torch::Tensor wb = w.to(torch::kBFloat16).contiguous();
-      torch::Tensor y = torch::full({rows}, std::nanf(""));
-      bf16_gemv_rows(reinterpret_cast<const uint16_t*>(wb.data_ptr<at::BFloat16>()), x.data_ptr<float>(),
-                     y.data_ptr<float>(), 0, rows, n);
+      const auto* wp = reinterpret_cast<const uint16_t*>(wb.data_ptr<at::BFloat16>());
       const torch::Tensor ref = torch::mv(rounded(w), x);
+      torch::Tensor y = torch::full({rows}, std::nanf(""));
+      bf16_gemv_rows(wp, x.data_ptr<float>(), y.data_ptr<float>(), 0, rows, n);
       EXPECT_TRUE(torch::allclose(y, ref, 1e-5, 1e-5)) << bf16_gemv_kernel() << " rows " << rows << " n " << n;
+      for (const char* k : {"avx512", "avx2", "portable"}) {  // every kernel this CPU can run
+        torch::Tensor yk = torch::full({rows}, std::nanf(""));
+        if (!bf16_gemv_rows_using(k, wp, x.data_ptr<float>(), yk.data_ptr<float>(), 0, rows, n)) continue;
+        EXPECT_TRUE(torch::allclose(yk, ref, 1e-5, 1e-5)) << k << " rows " << rows << " n " << n;
+      }
     }
   }
 }
