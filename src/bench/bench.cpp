@@ -101,6 +101,7 @@ struct Bench {
   int threads;
   double peak = 0;      // measured matmul peak (FLOP/s)
   double mfu_peak = 0;  // on CUDA the H100's dense bf16 peak, on the CPU the measured one
+  std::shared_ptr<PeakMeter> meter;  // made once, before any model, and reused for every row's peak
   std::string mem_key;  // "peak_gpu_mb" | "peak_rss_mb"
   std::ofstream json_file;
 
@@ -129,7 +130,8 @@ struct Row {
 
 Spread bench_peak(Bench& b) {
   const BenchOptions& opt = b.opt;
-  const Spread peak_spread = measure_peak(opt.device, opt.peak_n, std::max<int64_t>(5, opt.repeat));
+  b.meter = std::make_shared<PeakMeter>(opt.device, opt.peak_n);
+  const Spread peak_spread = b.meter->measure(std::max<int64_t>(5, opt.repeat));
   json j{{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", b.threads}, {"n", opt.peak_n},
          {"dtype", b.cuda ? "bf16" : "fp32"}, {"samples", peak_spread.samples}, {"blas", loaded_blas()},
          {"allocator", allocator_in_use()}};
@@ -169,10 +171,10 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
   sync(opt.device);
   // The matmul peak right before and right after the timed steps: on a shared or virtual machine the
   // attainable FLOP/s drifts (two runs in one quiet hour measured 177 and 287 GFLOP/s at start-up), so each
-  // row is divided by the peak of its own minutes, not by the one measured when the bench started. Taken
-  // after the warm-up, its matrices reuse memory training freed: taken before, they cost the timed steps
-  // ~9,000 extra page faults each (tf_cpu).
-  std::vector<double> peaks = peak_samples(opt.device, opt.peak_n, 3);
+  // row is divided by the peak of its own minutes, not by the one measured when the bench started. The
+  // meter's matrices were allocated at start-up, so measuring here moves nothing in the heap training keeps
+  // (matrices allocated per row cost the timed steps thousands of extra page faults).
+  std::vector<double> peaks = b.meter->samples(3);
   const int64_t faults1 = minor_page_faults();
   const CpuSeconds cpu0 = cpu_seconds();
   std::vector<double> rates, secs;
@@ -188,7 +190,7 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
   row.train_faults = double(minor_page_faults() - faults1) / double(opt.steps);
   const CpuSeconds cpu1 = cpu_seconds();
   row.mem_train = b.peak_mb();
-  for (double p : peak_samples(opt.device, opt.peak_n, 3)) peaks.push_back(p);
+  for (double p : b.meter->samples(3)) peaks.push_back(p);
   row.peak = spread_of(peaks);
   const double peak = row.peak.median;
   row.train_bps = spread_of(rates);

@@ -17,27 +17,35 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 }  // namespace
 
-std::vector<double> peak_samples(const std::string& device_name, int64_t n, int64_t samples) {
+struct PeakMeter::Matrices {
+  torch::Device device;
+  torch::Tensor a, b, c;
+  int64_t n;
+};
+
+PeakMeter::PeakMeter(const std::string& device_name, int64_t n) {
   const torch::Device device(device_name);
   torch::NoGradGuard no_grad;
   auto opts = torch::TensorOptions().dtype(device.is_cuda() ? torch::kBFloat16 : torch::kFloat32).device(device);
-  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts), c = torch::empty({n, n}, opts);
-  auto timed = [&](int64_t reps) {
-    synchronize(device);
-    auto t0 = Clock::now();
-    for (int64_t i = 0; i < reps; ++i) torch::mm_out(c, a, b);
-    synchronize(device);
-    return seconds_since(t0);
-  };
-  timed(2);  // warm-up: first touch, BLAS thread start-up
-  const int64_t reps = std::max<int64_t>(1, int64_t(0.2 / std::max(timed(1), 1e-6)));
-  std::vector<double> rates;
-  for (int64_t i = 0; i < samples; ++i) rates.push_back(double(reps) * 2.0 * double(n * n * n) / timed(reps));
-  return rates;
+  m_ = std::make_shared<Matrices>(Matrices{device, torch::randn({n, n}, opts), torch::randn({n, n}, opts),
+                                           torch::empty({n, n}, opts), n});
 }
 
-Spread measure_peak(const std::string& device_name, int64_t n, int64_t samples) {
-  return spread_of(peak_samples(device_name, n, samples));
+std::vector<double> PeakMeter::samples(int64_t count) {
+  Matrices& m = *m_;
+  torch::NoGradGuard no_grad;
+  auto timed = [&](int64_t reps) {
+    synchronize(m.device);
+    auto t0 = Clock::now();
+    for (int64_t i = 0; i < reps; ++i) torch::mm_out(m.c, m.a, m.b);
+    synchronize(m.device);
+    return seconds_since(t0);
+  };
+  timed(2);  // warm-up: caches, BLAS thread start-up
+  const int64_t reps = std::max<int64_t>(1, int64_t(0.2 / std::max(timed(1), 1e-6)));
+  std::vector<double> rates;
+  for (int64_t i = 0; i < count; ++i) rates.push_back(double(reps) * 2.0 * double(m.n * m.n * m.n) / timed(reps));
+  return rates;
 }
 
 Measured measure_runs(int64_t repeat, const std::string& device_name, const std::function<int64_t()>& once) {

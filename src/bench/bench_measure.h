@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,20 @@
 
 namespace bytelm {
 
-// The fp32 (CPU) or bf16 (CUDA) matmul peak in FLOP/s on `device`, measured like every other figure:
-// warm-up, then `samples` timed runs of n x n x n products, each run long enough (>= ~0.2 s) to time well.
-Spread measure_peak(const std::string& device, int64_t n, int64_t samples);
-// The samples measure_peak summarises (FLOP/s of an n x n x n matmul, each ~0.2 s after a warm-up).
-std::vector<double> peak_samples(const std::string& device, int64_t n, int64_t samples);
+// The fp32 (CPU) or bf16 (CUDA) matmul peak in FLOP/s on a device, measured like every other figure: warm-up,
+// then timed runs of n x n x n products, each sample long enough (>= ~0.2 s) to time well. Its three matrices
+// are allocated once, when the meter is made, and reused by every measurement: re-measuring the peak between
+// cases then neither allocates in the heap the cases keep nor frees pages that they would fault back in.
+class PeakMeter {
+ public:
+  PeakMeter(const std::string& device, int64_t n);
+  std::vector<double> samples(int64_t count);  // FLOP/s of each timed sample
+  Spread measure(int64_t count) { return spread_of(samples(count)); }
+
+ private:
+  struct Matrices;  // keeps <torch/torch.h> out of this header
+  std::shared_ptr<Matrices> m_;
+};
 
 // Runs `once` (which returns how many bytes it produced) `repeat` times, waiting for the device after each:
 // bytes/s of each run, minor page faults per byte over all runs, and the bytes of the last run.

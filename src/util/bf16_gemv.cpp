@@ -4,6 +4,7 @@
 #include "util/bf16_gemv.h"
 
 #include <cstring>
+#include <iterator>
 #include <string>
 
 #if defined(__x86_64__)
@@ -109,19 +110,37 @@ using RowsFn = void (*)(const uint16_t*, const float*, float*, int64_t, int64_t,
 struct Kernel {
   RowsFn fn;
   const char* name;
+  bool (*supported)();
 };
 
-Kernel pick() {
 #if defined(__x86_64__)
+bool has_avx512() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {rows_avx512, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {rows_avx2, "avx2"};
-#endif
-  return {rows_portable, "portable"};
+  return __builtin_cpu_supports("avx512f");
 }
+bool has_avx2_fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+bool always() { return true; }
+
+// Every kernel built into this binary, fastest first; the default is the first this CPU supports, and the
+// tests run each supported one by name.
+const Kernel kKernels[] = {
+#if defined(__x86_64__)
+    {rows_avx512, "avx512", has_avx512},
+    {rows_avx2, "avx2", has_avx2_fma},
+#endif
+    {rows_portable, "portable", always},
+};
 
 const Kernel& kernel() {
-  static const Kernel k = pick();
+  static const Kernel& k = [] () -> const Kernel& {
+    for (const Kernel& c : kKernels)
+      if (c.supported()) return c;
+    return kKernels[std::size(kKernels) - 1];
+  }();
   return k;
 }
 
@@ -135,16 +154,13 @@ const char* bf16_gemv_kernel() { return kernel().name; }
 
 bool bf16_gemv_rows_using(const char* name, const uint16_t* w, const float* x, float* y, int64_t row_begin,
                           int64_t row_end, int64_t n) {
-  const std::string k(name);
-  RowsFn fn = k == "portable" ? rows_portable : nullptr;
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (k == "avx512" && __builtin_cpu_supports("avx512f")) fn = rows_avx512;
-  if (k == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) fn = rows_avx2;
-#endif
-  if (fn == nullptr) return false;
-  fn(w, x, y, row_begin, row_end, n);
-  return true;
+  for (const Kernel& c : kKernels) {
+    if (std::string(name) != c.name) continue;
+    if (!c.supported()) return false;
+    c.fn(w, x, y, row_begin, row_end, n);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace bytelm
