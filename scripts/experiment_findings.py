@@ -1,42 +1,26 @@
 """experiment_findings.py — the Findings section of `bytelm experiment report` (imported by experiment_report.py).
 
 Each paper claim becomes one finding: reproduced / not reproduced at this scale / inconclusive (a gap under
-NOISE_BPB, one seed per run) / mixed / not testable in this experiment, with the numbers and the compute used.
+NOISE_BPB) / mixed / not testable in this experiment, with the numbers and the compute used. Comparisons pair
+runs trained from the same seed; runs a plan repeats with other seeds add the findings of experiment_seeds.py.
 """
 import math
 
-from experiment_common import fmt, get, sci
-
-NOISE_BPB = 0.02  # bpb gaps below this are reported as inconclusive (single seeds)
-
-
-def same_budget(a, b):
-    fa, fb = get(a, "training", "flops"), get(b, "training", "flops")
-    return fa and fb and abs(fa - fb) <= 0.1 * max(fa, fb)
-
-
-def verdict(better_by):
-    """better_by: the claimed winner's bpb advantage (positive = claim holds)."""
-    if better_by > NOISE_BPB:
-        return "reproduced"
-    if better_by < -NOISE_BPB:
-        return "not reproduced at this scale"
-    return f"inconclusive (gap within {NOISE_BPB} bpb)"
+from experiment_common import NOISE_BPB, bpb, fmt, get, same_budget, sci, seed, verdict
+from experiment_seeds import first_of_each_entry, seed_findings
 
 
 def pairs(runs, model_a, model_b, pred_a=lambda r: True, pred_b=lambda r: True):
+    """(a, b) runs of the two models on the same data at the same budget, trained from the same seed."""
     out = []
     for a in runs:
         if a["model"] != model_a or not pred_a(a):
             continue
         for b in runs:
-            if b is not a and b["model"] == model_b and pred_b(b) and a["data"] == b["data"] and same_budget(a, b):
+            if b is not a and b["model"] == model_b and pred_b(b) and a["data"] == b["data"] and same_budget(a, b) \
+                    and seed(a) == seed(b):
                 out.append((a, b))
     return out
-
-
-def bpb(r):
-    return get(r, "eval", "bpb")
 
 
 def mb_variant(r):
@@ -80,7 +64,8 @@ def at(*rs):
 
 
 def findings(res):
-    runs = [r for r in res["runs"] if r["model"] != "entropy"]
+    # A run that repeats another's plan entry exactly (seed included) is only a reproduction check.
+    runs = first_of_each_entry([r for r in res["runs"] if r["model"] != "entropy"])
     rob = res.get("robustness", [])
     out = []
 
@@ -129,7 +114,8 @@ def findings(res):
     # MEGABYTE's extensions against the main model on the same data at the same budget.
     for v in runs:
         what = mb_variant(v)
-        bases = [b for b in runs if is_base_mb(b) and b["data"] == v["data"] and same_budget(b, v)] if what else []
+        bases = [b for b in runs if is_base_mb(b) and b["data"] == v["data"] and same_budget(b, v)
+                 and seed(b) == seed(v)] if what else []
         if not bases:
             continue
         base = min(bases, key=lambda b: abs(get(b, "config", "patch_size", default=0) - get(v, "config", "patch_size", default=0)))
@@ -237,6 +223,9 @@ def findings(res):
     else:
         add("Byte models are more robust to noise and better at character tasks than BPE", "BLT Table 3",
             ["needs robustness measurements of a byte model and a BPE model"], "not testable in this experiment")
+    # Seeds: how far bpb moves with the seed, exact reruns, MEGABYTE vs Transformer over every seed.
+    for f in seed_findings(res["runs"], is_base_mb):
+        add(*f)
     # Compressors as a yardstick.
     for kind in sorted({r["data"] for r in runs}):
         comp = [c for c in res.get("compressors", []) if c["data"] == kind]

@@ -5,7 +5,8 @@ Reads the gathered records (runs, compressor rows, robustness) and writes OUT_DI
 OUT_DIR/index.html (one self-contained page: inline style, no scripts or fonts from elsewhere) with PNG plots
 beside them, drawn with matplotlib (Debian's python3-matplotlib). Every number shown comes from a record;
 the Findings section states each paper claim as tested (with its verdict) or not testable in this experiment.
-Differences under NOISE_BPB are called inconclusive: one seed per run, so gaps that small are not evidence.
+Differences under NOISE_BPB are called inconclusive: one seed per run, so gaps that small are not evidence;
+where a plan repeats a run with other seeds the Findings say how far bpb moved (experiment_seeds.py).
 """
 import html
 import json
@@ -13,8 +14,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiment_common import fmt, get, sci  # noqa: E402
-from experiment_findings import NOISE_BPB, bpb, findings, mb_variant  # noqa: E402
+from experiment_common import NOISE_BPB, bpb, fmt, get, sci  # noqa: E402
+from experiment_findings import findings, mb_variant  # noqa: E402
 
 
 def label(run):
@@ -286,14 +287,15 @@ def main():
             "inference as '+ entropy model'). BPE: per token over the measured bytes per token. Held-out bpb: "
             "the same held-out bytes for every model of a data kind and for the compressors; byte models with "
             "sliding windows, BPE over consecutive token windows of its canonical segmentation. Gaps under "
-            f"{NOISE_BPB} bpb are called inconclusive (one seed per run).")
+            f"{NOISE_BPB} bpb are called inconclusive (one seed per run; where a plan repeats runs with other "
+            "seeds, the Findings give the spread).")
     # Markdown
     md = [f"# {title}\n"]
     if res.get("note"):
         md.append(f"> {res['note']}\n")
     md.append("## Findings\n")
     for f in fnd:
-        md.append(f"- **{f['claim']}** ({f['source']}): **{f['status']}**. " + " ".join(f["evidence"]))
+        md.append(f"- **{f['claim']}** ({f['source']}): **{f['status']}**. " + "; ".join(f["evidence"]))
     md.append("\n## Provenance\n")
     md += [f"- {l}" for l in prov]
     md.append(f"\n{conv}\n")
@@ -320,7 +322,7 @@ def main():
     h.append("<h2>Findings</h2><ul>")
     for f in fnd:
         h.append(f"<li><b>{html.escape(f['claim'])}</b> ({html.escape(f['source'])}): <b>{html.escape(f['status'])}</b>. "
-                 f"{html.escape(' '.join(f['evidence']))}</li>")
+                 f"{html.escape('; '.join(f['evidence']))}</li>")
     h.append("</ul><h2>Provenance</h2><ul>" + "".join(f"<li>{html.escape(l)}</li>" for l in prov) + "</ul>")
     h.append(f"<p>{html.escape(conv)}</p>")
     for name, cap in pics:

@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""test_findings.py — the report's Findings over synthetic run records (scripts/experiment_findings.py and
+scripts/experiment_seeds.py): comparisons pair runs of the same seed, an exact rerun is checked bit for bit and
+kept out of the paper claims, the seed spread is measured against the noise threshold, and the
+MEGABYTE-vs-Transformer verdict over seeds follows the sign of every per-seed gap.
+Run: /usr/bin/python3 tests/experiment/test_findings.py SCRIPTS_DIR
+"""
+import sys
+import unittest
+
+sys.path.insert(0, sys.argv.pop(1) if len(sys.argv) > 1 else "scripts")
+from experiment_findings import findings  # noqa: E402
+
+
+def run(name, model, seed, bpb, data="code"):
+    config = {"model": model, "patch_size": 8} if model == "megabyte" else {"model": model}
+    entry = {"model": model, "config": config, "data": [data], "budget": 1.5e13, "seed": seed}
+    return {"name": name, "model": model, "data": data, "config": config, "entry": entry,
+            "eval": {"bpb": bpb}, "training": {"flops": 1.5e13, "bytes": 1e6}, "provenance": {"commit": "abc"}}
+
+
+def by_claim(fs, text):
+    return [f for f in fs if text in f["claim"]]
+
+
+class SeedFindings(unittest.TestCase):
+    def test_single_seed_plan_has_no_seed_findings(self):
+        fs = findings({"runs": [run("tf", "transformer", 1, 2.0), run("mb", "megabyte", 1, 1.9)]})
+        self.assertEqual(len(by_claim(fs, "at equal training FLOPs (code)")), 1)
+        self.assertEqual(by_claim(fs, "at equal training FLOPs (code)")[0]["status"], "reproduced")
+        self.assertFalse(by_claim(fs, "seed"))
+
+    def test_pairs_only_runs_of_the_same_seed(self):
+        runs = [run("tf1", "transformer", 1, 2.00), run("mb1", "megabyte", 1, 1.90),
+                run("tf2", "transformer", 2, 2.01), run("mb2", "megabyte", 2, 1.95)]
+        single = by_claim(findings({"runs": runs}), "at equal training FLOPs (code)")
+        self.assertEqual(sorted(f["evidence"][0].split()[0] + "/" + f["evidence"][0].split()[3] for f in single),
+                         ["mb1/tf1", "mb2/tf2"])
+
+    def test_over_seeds_verdicts(self):
+        consistent = [run("tf1", "transformer", 1, 2.00), run("mb1", "megabyte", 1, 1.90),
+                      run("tf2", "transformer", 2, 2.01), run("mb2", "megabyte", 2, 1.95)]
+        f = by_claim(findings({"runs": consistent}), "over 2 seeds")
+        self.assertEqual(len(f), 1)
+        self.assertEqual(f[0]["status"], "reproduced")
+        self.assertIn("+0.1000 (seed 1), +0.0600 (seed 2); mean +0.0800", f[0]["evidence"][0])
+        mixed = consistent[:2] + [run("tf2", "transformer", 2, 2.00), run("mb2", "megabyte", 2, 2.05)]
+        f = by_claim(findings({"runs": mixed}), "over 2 seeds")
+        self.assertEqual(f[0]["status"], "inconclusive (the gap changes sign with the seed)")
+        worse = [run("tf1", "transformer", 1, 1.80), run("mb1", "megabyte", 1, 1.90),
+                 run("tf2", "transformer", 2, 1.81), run("mb2", "megabyte", 2, 1.95)]
+        self.assertEqual(by_claim(findings({"runs": worse}), "over 2 seeds")[0]["status"], "not reproduced at this scale")
+
+    def test_seed_spread_against_the_noise_threshold(self):
+        small = [run("tf1", "transformer", 1, 2.000), run("tf2", "transformer", 2, 2.015)]
+        f = by_claim(findings({"runs": small}), "moves with the seed")
+        self.assertEqual(f[0]["status"], "yes (largest spread 0.0150)")
+        big = [run("tf1", "transformer", 1, 2.00), run("tf2", "transformer", 2, 2.05), run("tf3", "transformer", 3, 1.99)]
+        f = by_claim(findings({"runs": big}), "moves with the seed")
+        self.assertTrue(f[0]["status"].startswith("no: largest spread 0.0600"), f[0]["status"])
+
+    def test_exact_rerun_is_checked_and_kept_out_of_the_claims(self):
+        runs = [run("tf", "transformer", 1, 2.0), run("mb", "megabyte", 1, 1.9), run("tf_again", "transformer", 1, 2.0)]
+        fs = findings({"runs": runs})
+        f = by_claim(fs, "reproduces its held-out bpb exactly")
+        self.assertEqual(f[0]["status"], "yes")
+        self.assertIn("tf_again 2.0 vs tf 2.0", f[0]["evidence"][0])
+        self.assertEqual(len(by_claim(fs, "at equal training FLOPs (code)")), 1)  # tf_again not paired again
+        runs[2] = run("tf_again", "transformer", 1, 2.0 + 1e-9)
+        f = by_claim(findings({"runs": runs}), "reproduces its held-out bpb exactly")
+        self.assertEqual(f[0]["status"], "no")
+        self.assertIn("differs by 1.00e-09", f[0]["evidence"][0])
+
+
+if __name__ == "__main__":
+    unittest.main()
