@@ -138,19 +138,18 @@ def findings(res):
             add(f"MEGABYTE with {what} against the main model ({v['data']})", "bytelm extension (no paper number)",
                 line, f"measured: {'lower' if gain > 0 else 'higher'} by {abs(gain):.3f} bpb"
                 if abs(gain) > NOISE_BPB else f"inconclusive (gap within {NOISE_BPB} bpb)")
-    # BLT entropy vs space.
-    is_ent = lambda r: get(r, "patches", "mode") == "entropy"
-    is_space = lambda r: get(r, "patches", "mode") == "space"
-    ps = pairs(runs, "blt", "blt", is_ent, is_space)
-    if ps:
+    # BLT entropy patching vs space and fixed-size (static) patching of the same BLT.
+    mode = lambda m: lambda r: get(r, "patches", "mode") == m
+    for other, what in (("space", "space"), ("static", "fixed-size (static)")):
+        ps = pairs(runs, "blt", "blt", mode("entropy"), mode(other))
         for e, s in ps:
-            add(f"BLT entropy patching beats space patching at equal training FLOPs ({e['data']})", "BLT Fig. 6",
+            add(f"BLT entropy patching beats {what} patching at equal training FLOPs ({e['data']})", "BLT Fig. 6",
                 [f"{e['name']} {bpb(e):.4f} ({fmt(get(e, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch) vs "
                  f"{s['name']} {bpb(s):.4f} ({fmt(get(s, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch)" + at(e, s)],
                 verdict(bpb(s) - bpb(e)))
-    else:
-        add("BLT entropy patching beats space patching", "BLT Fig. 6", ["needs BLT entropy and space runs"],
-            "not testable in this experiment")
+        if not ps and other == "space":
+            add("BLT entropy patching beats space patching", "BLT Fig. 6", ["needs BLT entropy and space runs"],
+                "not testable in this experiment")
     # BLT: smaller patches at inference (a lower threshold) buy bpb with FLOPs.
     for r in runs:
         sw = [x for x in r.get("sweep", []) if "bpb" in x]

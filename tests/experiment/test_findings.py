@@ -2,7 +2,8 @@
 """test_findings.py — the report's Findings over synthetic run records (scripts/experiment_findings.py and
 scripts/experiment_seeds.py): comparisons pair runs of the same seed, an exact rerun is checked bit for bit and
 kept out of the paper claims, the seed spread is measured against the noise threshold, and the
-MEGABYTE-vs-Transformer verdict over seeds follows the sign of every per-seed gap.
+MEGABYTE-vs-Transformer verdict over seeds follows the sign of every per-seed gap; BLT entropy patching is
+compared with space and with fixed-size (static) patching.
 Run: /usr/bin/python3 tests/experiment/test_findings.py SCRIPTS_DIR
 """
 import sys
@@ -70,6 +71,22 @@ class SeedFindings(unittest.TestCase):
         f = by_claim(findings({"runs": runs}), "reproduces its held-out bpb exactly")
         self.assertEqual(f[0]["status"], "no")
         self.assertIn("differs by 1.00e-09", f[0]["evidence"][0])
+
+
+class PatchingFindings(unittest.TestCase):
+    def test_entropy_against_space_and_static(self):
+        runs = []
+        for mode, b in (("entropy", 1.70), ("space", 1.75), ("static", 1.69)):
+            r = run("blt_" + mode, "blt", 1, b, data="text")
+            r["entry"]["config"] = {"patching_mode": mode}
+            r["patches"] = {"mode": mode, "mean_bytes_per_patch": 4.0}
+            runs.append(r)
+        fs = findings({"runs": runs})
+        self.assertEqual(by_claim(fs, "beats space patching")[0]["status"], "reproduced")
+        f = by_claim(fs, "beats fixed-size (static) patching")
+        self.assertEqual(len(f), 1)
+        self.assertEqual(f[0]["status"], "inconclusive (gap within 0.02 bpb)")
+        self.assertIn("blt_entropy 1.7000 (4.00 B/patch) vs blt_static 1.6900", f[0]["evidence"][0])
 
 
 if __name__ == "__main__":
