@@ -49,9 +49,11 @@ MB_TABLE10 = {
 
 
 def loaded(r):
-    """A note when the machine was busier than its cores when the run was recorded (timings unreliable)."""
+    """A note when the machine was busier than its cores when the run's generation was timed (the generation's
+    own provenance when it has one, e.g. after `experiment run --retime`; else the record's): timings unreliable."""
+    prov = get(r, "generation", "provenance") or r.get("provenance", {})
     try:
-        load, cores = float(get(r, "provenance", "load_average_1min")), int(get(r, "provenance", "cores"))
+        load, cores = float(get(prov, "load_average_1min")), int(get(prov, "cores"))
     except (TypeError, ValueError):
         return None
     return f"load {load:.1f} on {cores} cores" if load > cores + 0.5 else None

@@ -66,9 +66,13 @@ def generation_table(runs):
     for r in runs:
         g = r.get("generation")
         if g:
-            rows.append([label(r), r["data"], fmt(g["bytes_per_s"], ".0f"), fmt(g["seconds_per_8kb"], ".1f"),
-                         fmt(get(r, "eval", "bpb"), ".4f")])
-    return table(["run", "data", "bytes/s (batch 1)", "s per 8 KB", "held-out bpb"], rows)
+            spread = f" ({g['bytes_per_s_min']:.0f}-{g['bytes_per_s_max']:.0f})" if "bytes_per_s_min" in g else ""
+            prov = g.get("provenance") or r.get("provenance", {})
+            rows.append([label(r), r["data"], fmt(g["bytes_per_s"], ".0f") + spread, fmt(g["seconds_per_8kb"], ".1f"),
+                         fmt(get(r, "eval", "bpb"), ".4f"), f"{prov.get('load_average_1min', '-')}"
+                         + (" (retimed)" if g.get("retimed") else "")])
+    return table(["run", "data", "bytes/s (batch 1; median (min-max) of the timed runs)", "s per 8 KB",
+                  "held-out bpb", "load when timed"], rows)
 
 
 def sweep_table(runs):

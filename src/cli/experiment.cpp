@@ -23,6 +23,8 @@ Command add_experiment(CLI::App& app) {
                   "Stop a run's training after this step with a checkpoint (0 = off); rerun to continue");
   run->add_option("--only", ro->only, "Run only these runs (names)")->expected(1, -1);
   run->add_option("--threads", ro->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  run->add_flag("--retime", ro->retime,
+                "Train nothing: measure the generation speed of the done runs again (e.g. on a quiet machine)");
 
   auto rep = std::make_shared<experiment::ReportOptions>();
   auto* report = e->add_subcommand("report", "Write the report of an experiment directory: index.html (plots "

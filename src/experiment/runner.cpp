@@ -152,6 +152,41 @@ bool train_run(const Plan& plan, const PlanRun& run, const RunnerOptions& opt, T
   return *code == 0 && step >= trained->steps;
 }
 
+json done_record(const PlanRun& run, const std::string& record_path) {
+  const json rec = json::parse(read_file(record_path));
+  if (rec.value("entry", json()) != run.entry)
+    throw Error("run " + run.name + " changed in the plan since it was recorded (" + record_path +
+                "); remove its directory to run it anew");
+  return rec;
+}
+
+bool selected(const RunnerOptions& opt, const std::string& name) {
+  return opt.only.empty() || std::find(opt.only.begin(), opt.only.end(), name) != opt.only.end();
+}
+
+// --retime: generation speeds of the done runs measured again, one run after the other on the same machine
+// and binary (timings taken beside other work, or before a speed-up, then compare fairly).
+int retime_plan(const Plan& plan, const RunnerOptions& opt) {
+  int retimed = 0;
+  for (const auto& run : plan.runs) {
+    const std::string run_dir = opt.out + "/runs/" + run.name, record_path = run_dir + "/record.json";
+    if (!selected(opt, run.name)) continue;
+    if (!file_exists(record_path)) {
+      std::fprintf(stderr, "experiment: run %s is not done; not retimed\n", run.name.c_str());
+      continue;
+    }
+    json rec = retime_record(plan, run, run_dir, done_record(run, record_path), opt);
+    if (!rec.contains("generation")) continue;
+    write_file_atomic(record_path, rec.dump(2) + "\n");
+    std::fprintf(stderr, "experiment: run %s: generation %.0f bytes/s (was %.0f)\n", run.name.c_str(),
+                 rec["generation"]["bytes_per_s"].get<double>(),
+                 rec["generation"].value("first_timing", json::object()).value("bytes_per_s", 0.0));
+    ++retimed;
+  }
+  std::fprintf(stderr, "experiment: %d runs retimed in %s\n", retimed, opt.out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int run_plan(const std::string& plan_path, const RunnerOptions& opt) {
@@ -160,19 +195,17 @@ int run_plan(const std::string& plan_path, const RunnerOptions& opt) {
   if (opt.quick) make_quick(plan);
   for (const auto& n : opt.only)
     if (!find_run(plan, n)) throw Error("--only " + n + ": no such run in " + plan_path);
+  if (opt.retime) return retime_plan(plan, opt);
   fs::create_directories(opt.out + "/runs");
   json stored = plan.source;
   stored["quick"] = opt.quick;
   write_file_atomic(opt.out + "/plan.json", stored.dump(2) + "\n");
   int done = 0, skipped = 0;
   for (const auto& run : plan.runs) {
-    if (!opt.only.empty() && std::find(opt.only.begin(), opt.only.end(), run.name) == opt.only.end()) continue;
+    if (!selected(opt, run.name)) continue;
     const std::string record_path = opt.out + "/runs/" + run.name + "/record.json";
     if (file_exists(record_path)) {
-      const json rec = json::parse(read_file(record_path));
-      if (rec.value("entry", json()) != run.entry)
-        throw Error("run " + run.name + " changed in the plan since it was recorded (" + record_path +
-                    "); remove its directory to run it anew");
+      done_record(run, record_path);
       std::fprintf(stderr, "experiment: run %s is done (%s); skipped\n", run.name.c_str(), record_path.c_str());
       ++skipped;
       continue;

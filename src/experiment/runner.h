@@ -22,6 +22,7 @@ struct RunnerOptions {
   int64_t exit_after = 0;         // stop every training after this step, as if interrupted (0 = off)
   std::vector<std::string> only;  // run only these runs (and the extras that need only them)
   int threads = 0;                // CPU threads (0 = all cores)
+  bool retime = false;            // only measure the generation speed of done runs again (nothing trains)
 };
 
 // Returns the exit code: 0 done (or stopped by --exit-after: rerun to continue), 130 interrupted.

@@ -1,8 +1,8 @@
 // test_experiment_command.cpp — `bytelm experiment run|report` end to end on the committed quick plan
 // (configs/experiments/quick.json) with its data swapped for a generated text: every architecture trains to its
 // FLOPs budget and is recorded; a second run skips what is done; an interrupted run (--exit-after) resumes and
-// reproduces the uninterrupted run's held-out bpb exactly; the report writes HTML + Markdown; bad plans fail
-// with one line.
+// reproduces the uninterrupted run's held-out bpb exactly; --retime re-measures only generation speed; the
+// report writes HTML + Markdown; bad plans fail with one line.
 #include "cli/cli_harness.h"
 
 namespace bytelm_test {
@@ -117,6 +117,25 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(record(out2, "tf")["eval"]["bpb"].get<double>(), record(out, "tf")["eval"]["bpb"].get<double>());
   EXPECT_EQ(record(out2, "tf")["training"]["steps"], record(out, "tf")["training"]["steps"]);
+
+  // --retime: only the generation speed is measured again (3 timed runs, with the load when timed); the first
+  // timing is kept beside it, nothing else in the record changes, and nothing trains.
+  const json first = record(out2, "tf");
+  EXPECT_EQ(first["generation"]["samples"], 3);
+  const std::string plan_before = slurp(out2 + "/plan.json");
+  r = run({"experiment", "run", plan, "--out", out2, "--retime", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("run tf: generation"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("run mb is not done; not retimed"), std::string::npos) << r.err;
+  json again = record(out2, "tf");
+  EXPECT_TRUE(again["generation"]["retimed"].get<bool>());
+  EXPECT_EQ(again["generation"]["first_timing"], first["generation"]);
+  EXPECT_GT(again["generation"]["bytes_per_s"].get<double>(), 0);
+  EXPECT_TRUE(again["generation"]["provenance"].contains("load_average_1min"));
+  again["generation"] = first["generation"];
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(slurp(out2 + "/plan.json"), plan_before);
+  EXPECT_FALSE(fs::exists(out2 + "/runs/mb"));
 
   // A changed plan entry is refused rather than mixed with the old run.
   json changed = json::parse(slurp(plan));
