@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "data/corpus.h"
@@ -170,34 +171,73 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   return rec;
 }
 
-json generation_json(const Plan& plan, const PlanRun& run, LanguageModelImpl& model, const Tokenizer* tokenizer,
-                     const std::string& held_out) {
-  const int64_t p = std::min<int64_t>(plan.generation_prompt_bytes, std::max<int64_t>(1, model.config().context / 4));
-  std::vector<double> samples;
-  for (int i = 0; i < kGenerationRepeats; ++i)
-    samples.push_back(generation_bytes_per_s(model, tokenizer, held_out.substr(0, size_t(p)), plan.generation_bytes,
-                                             uint64_t(run.seed)));
+namespace {
+
+int64_t prompt_bytes(const Plan& plan, const LanguageModelImpl& model) {
+  return std::min<int64_t>(plan.generation_prompt_bytes, std::max<int64_t>(1, model.config().context / 4));
+}
+
+double time_generation(const Plan& plan, const PlanRun& run, LanguageModelImpl& model, const Tokenizer* tokenizer,
+                       const std::string& held_out) {
+  return generation_bytes_per_s(model, tokenizer, held_out.substr(0, size_t(prompt_bytes(plan, model))),
+                                plan.generation_bytes, uint64_t(run.seed));
+}
+
+json generation_fields(const Plan& plan, const LanguageModelImpl& model, const std::vector<double>& samples) {
   const Spread s = spread_of(samples);
-  return {{"bytes", plan.generation_bytes}, {"prompt_bytes", p}, {"bytes_per_s", s.median},
+  return {{"bytes", plan.generation_bytes}, {"prompt_bytes", prompt_bytes(plan, model)}, {"bytes_per_s", s.median},
           {"bytes_per_s_min", s.min}, {"bytes_per_s_max", s.max}, {"samples", s.samples},
+          {"bytes_per_s_samples", samples},  // in timing order (retimed: one per round)
           {"seconds_per_8kb", s.median > 0 ? 8192.0 / s.median : 0}, {"provenance", provenance()}};
 }
 
-json retime_record(const Plan& plan, const PlanRun& run, const std::string& run_dir, json rec,
-                   const RunnerOptions& opt) {
-  const std::string dir = run_dir + "/train";
-  auto model = load_for_inference(dir, "cpu", opt.threads);
-  const ModelConfig cfg = model->config();
-  if (plan.generation_bytes <= 0 || cfg.model == "entropy") return rec;
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (cfg.model == "bpe") tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(dir, cfg.vocab_size));
-  Corpus corpus(plan.datasets.at(run.data), plan.val_fraction);
-  const std::string bytes = held_out_bytes(corpus, plan.eval.max_bytes);
-  json g = generation_json(plan, run, *model, tokenizer.get(), bytes);
-  g["retimed"] = true;
-  if (rec.contains("generation")) g["first_timing"] = rec["generation"];
-  rec["generation"] = g;
-  return rec;
+}  // namespace
+
+json generation_json(const Plan& plan, const PlanRun& run, LanguageModelImpl& model, const Tokenizer* tokenizer,
+                     const std::string& held_out) {
+  std::vector<double> samples;
+  for (int i = 0; i < kGenerationRepeats; ++i) samples.push_back(time_generation(plan, run, model, tokenizer, held_out));
+  return generation_fields(plan, model, samples);
+}
+
+std::vector<json> retime_records(const Plan& plan, const std::vector<RetimeRun>& runs, const RunnerOptions& opt) {
+  struct Loaded {
+    LanguageModel model;
+    std::unique_ptr<Tokenizer> tokenizer;
+    const std::string* held_out = nullptr;
+    std::vector<double> samples;
+  };
+  std::map<std::string, std::string> held_out;  // data kind -> its held-out bytes (the prompts' source)
+  std::vector<Loaded> loaded(runs.size());
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string dir = runs[i].dir + "/train";
+    loaded[i].model = load_for_inference(dir, "cpu", opt.threads);
+    const ModelConfig cfg = loaded[i].model->config();
+    if (cfg.model == "bpe")
+      loaded[i].tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(dir, cfg.vocab_size));
+    const std::string& kind = runs[i].run->data;
+    if (!held_out.count(kind))
+      held_out[kind] = held_out_bytes(Corpus(plan.datasets.at(kind), plan.val_fraction), plan.eval.max_bytes);
+    loaded[i].held_out = &held_out[kind];
+  }
+  for (int round = 0; round < kRetimeRounds; ++round)
+    for (size_t i = 0; i < runs.size(); ++i)
+      loaded[i].samples.push_back(time_generation(plan, *runs[i].run, *loaded[i].model, loaded[i].tokenizer.get(),
+                                                  *loaded[i].held_out));
+  const json when = provenance();  // one for all: the report pairs runs timed in the same rounds by it
+  std::vector<json> out;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    json rec = runs[i].record;
+    json g = generation_fields(plan, *loaded[i].model, loaded[i].samples);
+    g["provenance"] = when;
+    g["retimed"] = true;
+    g["interleaved_with"] = int64_t(runs.size());
+    const json prev = rec.value("generation", json());
+    if (!prev.is_null()) g["first_timing"] = prev.contains("first_timing") ? prev["first_timing"] : prev;
+    rec["generation"] = g;
+    out.push_back(rec);
+  }
+  return out;
 }
 
 }  // namespace bytelm::experiment

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,9 +37,17 @@ constexpr int kGenerationRepeats = 3;
 nlohmann::json generation_json(const Plan& plan, const PlanRun& run, LanguageModelImpl& model,
                                const Tokenizer* tokenizer, const std::string& held_out);
 
-// `experiment run --retime`: the record with its generation speed measured again from the run's checkpoint
-// (RUN_DIR/train), marked "retimed" and keeping the first timing under "first_timing". Nothing else changes.
-nlohmann::json retime_record(const Plan& plan, const PlanRun& run, const std::string& run_dir, nlohmann::json rec,
-                             const RunnerOptions& opt);
+// `experiment run --retime`: the records with their generation speed measured again from each run's checkpoint
+// (DIR/train), every run once per round for kRetimeRounds rounds, interleaved so that a machine whose speed
+// drifts (other guests on the host) slows every run alike; marked "retimed", with the first timing kept
+// under "first_timing". Nothing else changes. Runs that generate nothing (entropy models) are not passed.
+constexpr int kRetimeRounds = 9;
+struct RetimeRun {
+  const PlanRun* run;
+  std::string dir;          // DIR/runs/NAME
+  nlohmann::json record;
+};
+std::vector<nlohmann::json> retime_records(const Plan& plan, const std::vector<RetimeRun>& runs,
+                                           const RunnerOptions& opt);
 
 }  // namespace bytelm::experiment

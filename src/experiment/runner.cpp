@@ -164,10 +164,10 @@ bool selected(const RunnerOptions& opt, const std::string& name) {
   return opt.only.empty() || std::find(opt.only.begin(), opt.only.end(), name) != opt.only.end();
 }
 
-// --retime: generation speeds of the done runs measured again, one run after the other on the same machine
-// and binary (timings taken beside other work, or before a speed-up, then compare fairly).
+// --retime: generation speeds of the done runs measured again, interleaved on the same machine and binary
+// (timings taken beside other work, or before a speed-up, then compare fairly).
 int retime_plan(const Plan& plan, const RunnerOptions& opt) {
-  int retimed = 0;
+  std::vector<RetimeRun> runs;
   for (const auto& run : plan.runs) {
     const std::string run_dir = opt.out + "/runs/" + run.name, record_path = run_dir + "/record.json";
     if (!selected(opt, run.name)) continue;
@@ -175,15 +175,19 @@ int retime_plan(const Plan& plan, const RunnerOptions& opt) {
       std::fprintf(stderr, "experiment: run %s is not done; not retimed\n", run.name.c_str());
       continue;
     }
-    json rec = retime_record(plan, run, run_dir, done_record(run, record_path), opt);
-    if (!rec.contains("generation")) continue;
-    write_file_atomic(record_path, rec.dump(2) + "\n");
-    std::fprintf(stderr, "experiment: run %s: generation %.0f bytes/s (was %.0f)\n", run.name.c_str(),
-                 rec["generation"]["bytes_per_s"].get<double>(),
-                 rec["generation"].value("first_timing", json::object()).value("bytes_per_s", 0.0));
-    ++retimed;
+    json rec = done_record(run, record_path);
+    if (rec.contains("generation")) runs.push_back({&run, run_dir, rec});
   }
-  std::fprintf(stderr, "experiment: %d runs retimed in %s\n", retimed, opt.out.c_str());
+  std::fprintf(stderr, "experiment: timing the generation of %zu runs, %d interleaved rounds\n", runs.size(),
+               kRetimeRounds);
+  const std::vector<json> recs = retime_records(plan, runs, opt);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    write_file_atomic(runs[i].dir + "/record.json", recs[i].dump(2) + "\n");
+    std::fprintf(stderr, "experiment: run %s: generation %.0f bytes/s (first timed %.0f)\n",
+                 runs[i].run->name.c_str(), recs[i]["generation"]["bytes_per_s"].get<double>(),
+                 recs[i]["generation"]["first_timing"].value("bytes_per_s", 0.0));
+  }
+  std::fprintf(stderr, "experiment: %zu runs retimed in %s\n", runs.size(), opt.out.c_str());
   return 0;
 }
 

@@ -118,8 +118,8 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
   EXPECT_EQ(record(out2, "tf")["eval"]["bpb"].get<double>(), record(out, "tf")["eval"]["bpb"].get<double>());
   EXPECT_EQ(record(out2, "tf")["training"]["steps"], record(out, "tf")["training"]["steps"]);
 
-  // --retime: only the generation speed is measured again (3 timed runs, with the load when timed); the first
-  // timing is kept beside it, nothing else in the record changes, and nothing trains.
+  // --retime: only the generation speed is measured again (9 interleaved rounds, with the load when timed); the
+  // first timing is kept beside it, nothing else in the record changes, and nothing trains.
   const json first = record(out2, "tf");
   EXPECT_EQ(first["generation"]["samples"], 3);
   const std::string plan_before = slurp(out2 + "/plan.json");
@@ -132,8 +132,12 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
   EXPECT_EQ(again["generation"]["first_timing"], first["generation"]);
   EXPECT_GT(again["generation"]["bytes_per_s"].get<double>(), 0);
   EXPECT_TRUE(again["generation"]["provenance"].contains("load_average_1min"));
+  EXPECT_EQ(again["generation"]["samples"], 9);  // one timing per interleaved round
   again["generation"] = first["generation"];
   EXPECT_EQ(again, first);
+  r = run({"experiment", "run", plan, "--out", out2, "--retime", "--only", "tf", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(record(out2, "tf")["generation"]["first_timing"], first["generation"]);  // still the first one
   EXPECT_EQ(slurp(out2 + "/plan.json"), plan_before);
   EXPECT_FALSE(fs::exists(out2 + "/runs/mb"));
 

@@ -3,7 +3,8 @@
 scripts/experiment_seeds.py): comparisons pair runs of the same seed, an exact rerun is checked bit for bit and
 kept out of the paper claims, the seed spread is measured against the noise threshold, and the
 MEGABYTE-vs-Transformer verdict over seeds follows the sign of every per-seed gap; BLT entropy patching is
-compared with space and with fixed-size (static) patching.
+compared with space and with fixed-size (static) patching; generation speeds timed in the same interleaved rounds
+are compared round by round.
 Run: /usr/bin/python3 tests/experiment/test_findings.py SCRIPTS_DIR
 """
 import sys
@@ -71,6 +72,33 @@ class SeedFindings(unittest.TestCase):
         f = by_claim(findings({"runs": runs}), "reproduces its held-out bpb exactly")
         self.assertEqual(f[0]["status"], "no")
         self.assertIn("differs by 1.00e-09", f[0]["evidence"][0])
+
+
+class SpeedFindings(unittest.TestCase):
+    def timed(self, r, samples, when="2026-11-30T17:00:00Z"):
+        r["generation"] = {"bytes_per_s": sorted(samples)[len(samples) // 2], "bytes_per_s_samples": samples,
+                           "retimed": True, "provenance": {"time_utc": when, "load_average_1min": "1.0", "cores": 2}}
+        return r
+
+    def speed(self, runs):
+        return by_claim(findings({"runs": runs}), "generates faster")[0]
+
+    def test_rounds_are_compared_pairwise(self):
+        tf = [1000, 800, 1200, 900, 1100, 1000, 850, 1150, 950]
+        mb = [x * 1.2 for x in tf]
+        f = self.speed([self.timed(run("mb", "megabyte", 1, 2.0), mb), self.timed(run("tf", "transformer", 1, 2.0), tf)])
+        self.assertEqual(f["status"], "reproduced")
+        self.assertIn("MEGABYTE faster in 9 of 9 rounds, median per-round ratio 1.20", f["evidence"][0])
+        # The same medians, but MEGABYTE faster in only some rounds: the drift, not the model.
+        mixed = [x * r for x, r in zip(tf, [1.5, 1.5, 1.5, 1.5, 1.2, 0.8, 0.8, 0.8, 0.8])]
+        f = self.speed([self.timed(run("mb", "megabyte", 1, 2.0), mixed), self.timed(run("tf", "transformer", 1, 2.0), tf)])
+        self.assertEqual(f["status"], "inconclusive")
+
+    def test_runs_timed_apart_compare_medians(self):
+        f = self.speed([self.timed(run("mb", "megabyte", 1, 2.0), [1300] * 9),
+                        self.timed(run("tf", "transformer", 1, 2.0), [1000] * 9, when="2026-11-30T18:00:00Z")])
+        self.assertEqual(f["status"], "reproduced")
+        self.assertNotIn("rounds", f["evidence"][0])
 
 
 class PatchingFindings(unittest.TestCase):
