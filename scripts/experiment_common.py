@@ -1,5 +1,6 @@
-"""experiment_common.py — number formatting and record access shared by experiment_report.py and
-experiment_findings.py (the report of `bytelm experiment report`)."""
+"""experiment_common.py — number formatting, record access and the shared tests of a comparison (noise
+threshold, budget, seed, load, interleaved timing rounds) used by experiment_report.py, experiment_findings.py
+and experiment_seeds.py (the report of `bytelm experiment report`)."""
 import math
 
 NOISE_BPB = 0.02  # bpb gaps below this are reported as inconclusive (one seed per run unless a plan repeats them)
@@ -48,3 +49,26 @@ def seed(r):
 def same_budget(a, b):
     fa, fb = get(a, "training", "flops"), get(b, "training", "flops")
     return fa and fb and abs(fa - fb) <= 0.1 * max(fa, fb)
+
+
+def loaded(r):
+    """A note when the machine was busier than its cores when the run's generation was timed (the generation's
+    own provenance when it has one, e.g. after `experiment run --retime`; else the record's): timings unreliable."""
+    prov = get(r, "generation", "provenance") or r.get("provenance", {})
+    try:
+        load, cores = float(get(prov, "load_average_1min")), int(get(prov, "cores"))
+    except (TypeError, ValueError):
+        return None
+    return f"load {load:.1f} on {cores} cores" if load > cores + 0.5 else None
+
+
+def paired_rounds(a, b):
+    """Per-round speed ratios a/b when both runs were retimed in the same interleaved rounds (`--retime`), else
+    None. Pairing by round cancels the host's drift, which moves both alike within a round."""
+    ga, gb = a.get("generation", {}), b.get("generation", {})
+    sa, sb = ga.get("bytes_per_s_samples"), gb.get("bytes_per_s_samples")
+    same_rounds = ga.get("retimed") and gb.get("retimed") and \
+        get(ga, "provenance", "time_utc") == get(gb, "provenance", "time_utc")
+    if not same_rounds or not sa or not sb or len(sa) != len(sb) or len(sa) < 5:
+        return None
+    return [x / y for x, y in zip(sa, sb) if y > 0]

@@ -7,7 +7,7 @@ runs trained from the same seed; runs a plan repeats with other seeds add the fi
 import math
 import statistics
 
-from experiment_common import NOISE_BPB, bpb, fmt, get, same_budget, sci, seed, verdict
+from experiment_common import NOISE_BPB, bpb, fmt, get, loaded, paired_rounds, same_budget, sci, seed, verdict
 from experiment_seeds import first_of_each_entry, seed_findings
 
 
@@ -47,29 +47,6 @@ MB_TABLE10 = {
                     {"images": "helps"}),
     "conv": ("with the CNN encoder 0.6871 / 3.475 / 3.155, without it 0.6871 / 3.477 / 3.158", {}),
 }
-
-
-def loaded(r):
-    """A note when the machine was busier than its cores when the run's generation was timed (the generation's
-    own provenance when it has one, e.g. after `experiment run --retime`; else the record's): timings unreliable."""
-    prov = get(r, "generation", "provenance") or r.get("provenance", {})
-    try:
-        load, cores = float(get(prov, "load_average_1min")), int(get(prov, "cores"))
-    except (TypeError, ValueError):
-        return None
-    return f"load {load:.1f} on {cores} cores" if load > cores + 0.5 else None
-
-
-def paired_rounds(a, b):
-    """Per-round speed ratios a/b when both runs were retimed in the same interleaved rounds (`--retime`), else
-    None. Pairing by round cancels the host's drift, which moves both alike within a round."""
-    ga, gb = a.get("generation", {}), b.get("generation", {})
-    sa, sb = ga.get("bytes_per_s_samples"), gb.get("bytes_per_s_samples")
-    same_rounds = ga.get("retimed") and gb.get("retimed") and \
-        get(ga, "provenance", "time_utc") == get(gb, "provenance", "time_utc")
-    if not same_rounds or not sa or not sb or len(sa) != len(sb) or len(sa) < 5:
-        return None
-    return [x / y for x, y in zip(sa, sb) if y > 0]
 
 
 def at(*rs):

@@ -108,6 +108,6 @@ def seed_findings(runs, is_base_mb):
                                           else f"mean gap within {NOISE_BPB} bpb") + ")"
         found.append((f"MEGABYTE has lower bpb than a byte Transformer at equal training FLOPs, over {len(common)} "
                       f"seeds ({m['data']})", "MEGABYTE T1-T5 (M1)",
-                      [f"Transformer minus MEGABYTE bpb per seed: " + ", ".join(f"{g:+.4f} (seed {s})" for s, g in zip(common, gaps))
+                      ["Transformer minus MEGABYTE bpb per seed: " + ", ".join(f"{g:+.4f} (seed {s})" for s, g in zip(common, gaps))
                        + f"; mean {mean:+.4f}, sd {sd:.4f} (groups of {m['name']} and {t['name']})"], status))
     return found
