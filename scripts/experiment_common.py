@@ -51,10 +51,15 @@ def same_budget(a, b):
     return fa and fb and abs(fa - fb) <= 0.1 * max(fa, fb)
 
 
+def timing_provenance(r):
+    """Where and when the run's generation was timed: its own provenance when it has one (e.g. after
+    `experiment run --retime`), else the record's."""
+    return get(r, "generation", "provenance") or r.get("provenance", {})
+
+
 def loaded(r):
-    """A note when the machine was busier than its cores when the run's generation was timed (the generation's
-    own provenance when it has one, e.g. after `experiment run --retime`; else the record's): timings unreliable."""
-    prov = get(r, "generation", "provenance") or r.get("provenance", {})
+    """A note when the machine was busier than its cores when the run's generation was timed: timings unreliable."""
+    prov = timing_provenance(r)
     try:
         load, cores = float(get(prov, "load_average_1min")), int(get(prov, "cores"))
     except (TypeError, ValueError):

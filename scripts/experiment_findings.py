@@ -99,15 +99,15 @@ def findings(res):
             g1, g2 = mb["generation"]["bytes_per_s"], tf["generation"]["bytes_per_s"]
             line = f"{mb['name']} {g1:.0f} vs {tf['name']} {g2:.0f} bytes/s (batch 1, CPU)"
             rounds = paired_rounds(mb, tf)
+            ratio, mostly_faster, mostly_slower = (g1 / g2 if g2 > 0 else math.inf if g1 > 0 else 1.0), True, True
             if rounds:  # timed in the same interleaved rounds: compare round by round
                 faster, ratio = sum(r > 1 for r in rounds), statistics.median(rounds)
                 n = len(rounds)
+                mostly_faster, mostly_slower = faster >= n - 1, faster <= 1
                 line += (f", median of {n} interleaved rounds; MEGABYTE faster in {faster} of {n} rounds, median "
                          f"per-round ratio {ratio:.2f}")
-                status = "reproduced" if ratio > 1.1 and faster >= n - 1 else \
-                    "not reproduced at this scale" if ratio < 0.9 and faster <= 1 else "inconclusive"
-            else:
-                status = "reproduced" if g1 > 1.1 * g2 else "not reproduced at this scale" if g1 < 0.9 * g2 else "inconclusive"
+            status = "reproduced" if ratio > 1.1 and mostly_faster else \
+                "not reproduced at this scale" if ratio < 0.9 and mostly_slower else "inconclusive"
             loads = [loaded(r) for r in (mb, tf) if loaded(r)]
             if loads:
                 status = f"inconclusive: timed on a shared machine ({loads[0]}); measured {status}"

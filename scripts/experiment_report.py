@@ -14,7 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiment_common import NOISE_BPB, bpb, fmt, get, sci  # noqa: E402
+from experiment_common import NOISE_BPB, bpb, fmt, get, sci, timing_provenance  # noqa: E402
 from experiment_findings import findings, mb_variant  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def generation_table(runs):
         g = r.get("generation")
         if g:
             spread = f" ({g['bytes_per_s_min']:.0f}-{g['bytes_per_s_max']:.0f})" if "bytes_per_s_min" in g else ""
-            prov = g.get("provenance") or r.get("provenance", {})
+            prov = timing_provenance(r)
             rows.append([label(r), r["data"], fmt(g["bytes_per_s"], ".0f") + spread, fmt(g["seconds_per_8kb"], ".1f"),
                          fmt(get(r, "eval", "bpb"), ".4f"), f"{prov.get('load_average_1min', '-')}"
                          + (" (retimed)" if g.get("retimed") else "")])
