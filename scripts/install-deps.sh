@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# install-deps.sh — installs bytelm's build and run dependencies from Debian 12 packages, if missing.
-#   libtorch-dev          LibTorch 1.13 (CPU)
-#   libopenblas0-pthread  OpenBLAS: Debian's default reference BLAS makes matmuls ~12x slower
+# install-deps.sh [--data] — installs bytelm's build and run dependencies: Debian 12 packages, if missing, then
+# the checkout's Python environment .venv from PyPI (scripts/setup/python-env.sh: torch 2.11.0, whose
+# LibTorch with CUDA bytelm links; matplotlib; rdata), every package pinned and checksummed.
 #   libsentencepiece-dev  SentencePiece (C++): the subword tokenizer of the BPE baseline (--model bpe)
 #   libcli11-dev nlohmann-json3-dev libgtest-dev cmake ninja-build g++   CLI, JSON, tests, build
-#   python3-torch         the BLT reference test (scripts/blt_reference.py, plain PyTorch 1.13), and torchrun
-#                         (python3 -m torch.distributed.run) for data-parallel launches and their test
-#   libgloo-dev           Gloo's headers, for LibTorch's c10d ProcessGroupGloo (data-parallel training)
+#   libgloo-dev           Gloo's headers, for LibTorch's c10d ProcessGroupGloo (the wheel ships none)
 #   libcpp-httplib-dev    `bytelm serve` (HTTP server); chromium: the test of its page in a headless browser
-#   python3-matplotlib    `bytelm experiment report` plots; wamerican: its CUTE-like word tasks
+#   python3-matplotlib    `bytelm experiment report` plots (Debian's python3); wamerican: CUTE-like word tasks
 #   --data: also imagemagick espeak-ng sox, which scripts/fetch-data.sh needs for the images and audio kinds
-# npm, needed only for the corpus, is installed by scripts/fetch-corpus.sh if absent.
+# The CUDA toolkit (nvcc) is not installed here: the build uses it when present (the cpp-kernels machines
+# have CUDA 13.0) to compile bytelm's CUDA paths; without it LibTorch's CMake config fails (see docs).
 set -euo pipefail
 
-libraries=(libtorch-dev libopenblas0-pthread libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-torch)
+libraries=(libsentencepiece-dev libcli11-dev nlohmann-json3-dev libgtest-dev)
 libraries+=(libgloo-dev libcpp-httplib-dev chromium python3-matplotlib wamerican)
 if [[ "${1:-}" == --data ]]; then libraries+=(imagemagick espeak-ng sox); fi
 missing=()
@@ -24,11 +23,11 @@ done
 command -v g++ >/dev/null || missing+=(g++)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v ninja >/dev/null || missing+=(ninja-build)
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "installing: ${missing[*]}"
-sudo=""
-[[ $(id -u) -eq 0 ]] || sudo="sudo"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+"$(dirname "$0")/setup/python-env.sh"

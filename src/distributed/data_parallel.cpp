@@ -16,10 +16,10 @@ constexpr int64_t kBucketBytes = 25 << 20;      // as DDP's kDefaultBucketBytesC
 
 }  // namespace
 
-DataParallel::DataParallel(const DistEnv& env, double timeout_s) : env_(env) {
+DataParallel::DataParallel(const DistEnv& env, double timeout_s, const torch::Device& device) : env_(env) {
   if (!env.distributed()) return;
   const auto timeout = std::chrono::milliseconds(int64_t(timeout_s * 1000));
-  group_ = std::make_unique<ProcessGroup>(env, timeout);
+  group_ = std::make_unique<ProcessGroup>(env, timeout, device);
 }
 
 DataParallel::~DataParallel() = default;
@@ -36,8 +36,12 @@ void DataParallel::agree_on_start(bool failed, std::vector<std::pair<std::string
     hi[i + 1] = int64_t(settings[size_t(i)].second);
     lo[i] = int64_t(settings[size_t(i)].second);
   }
+  hi = hi.to(group_->device());
+  lo = lo.to(group_->device());
   group_->allreduce_max(hi);
   group_->allreduce_min(lo);
+  hi = hi.cpu();
+  lo = lo.cpu();
   if (failed) return;  // the caller rethrows its own error
   if (const int64_t bad = hi[0].item<int64_t>())
     throw Error("rank " + std::to_string(bad - 1) + " failed to start (see its error); stopping every rank");
@@ -73,7 +77,7 @@ void DataParallel::set_parameters(const std::vector<torch::Tensor>& params) {
   for (auto& b : buckets_) {
     int64_t n = 0;
     for (const auto& p : b.params) n += p.numel();
-    b.flat = torch::empty({n}, torch::kFloat32);
+    b.flat = torch::empty({n}, torch::TensorOptions(torch::kFloat32).device(group_->device()));
   }
 }
 
@@ -97,7 +101,7 @@ void DataParallel::reduce_gradients() {
   for (size_t i = 0; i < buckets_.size(); ++i) {
     pending[i]();
     Bucket& b = buckets_[i];
-    b.flat.mul_(inv);  // the mean: Gloo has no ReduceOp::AVG
+    b.flat.mul_(inv);  // the mean (Gloo has no ReduceOp::AVG; NCCL's would save only this multiply)
     int64_t off = 0;
     for (auto& p : b.params) {
       const int64_t n = p.numel();
@@ -111,15 +115,17 @@ void DataParallel::reduce_gradients() {
 
 std::pair<double, bool> DataParallel::step_summary(double loss, bool interrupted) {
   if (!active()) return {loss, interrupted};
-  auto t = torch::tensor({loss, interrupted ? 1.0 : 0.0}, torch::kFloat64);
+  auto t = torch::tensor({loss, interrupted ? 1.0 : 0.0}, torch::kFloat64).to(group_->device());
   group_->allreduce_sum(t);
+  t = t.cpu();
   return {t[0].item<double>() / double(world()), t[1].item<double>() > 0};
 }
 
 double DataParallel::mean(double value) {
   if (!active()) return value;
-  auto t = torch::tensor({value}, torch::kFloat64);
+  auto t = torch::tensor({value}, torch::kFloat64).to(group_->device());
   group_->allreduce_sum(t);
+  t = t.cpu();
   return t[0].item<double>() / double(world());
 }
 

@@ -7,7 +7,7 @@
 // all-reduce is started before the first is waited for, so packing and unpacking overlap the transfers.
 // Deviation from DDP: the reduce starts after backward, not from autograd hooks during it. On a CPU the
 // backward pass and Gloo's threads compete for the same cores (2 here), so overlapping buys little; the
-// multi-node arithmetic in the README says when it would.
+// multi-node arithmetic in the README says when it would. On CUDA (NCCL) the buckets live on the device.
 //
 // With one process and no launcher there is no group and every hook is a no-op, so the trainer calls them
 // unconditionally.
@@ -26,8 +26,9 @@ namespace bytelm {
 
 class DataParallel {
  public:
-  // Forms the group when env.world_size > 1 (see ProcessGroup). timeout_s bounds every collective.
-  DataParallel(const DistEnv& env, double timeout_s);
+  // Forms the group when env.world_size > 1 (see ProcessGroup): Gloo on the CPU, NCCL when `device` is a
+  // CUDA device (the rank's own, cuda:LOCAL_RANK). timeout_s bounds every collective.
+  DataParallel(const DistEnv& env, double timeout_s, const torch::Device& device = torch::kCPU);
   ~DataParallel();
 
   bool active() const { return group_ != nullptr; }

@@ -1,7 +1,10 @@
-// process_group.cpp — see process_group.h. Needs USE_C10D_GLOO: without it LibTorch 1.13's
-// ProcessGroupGloo.hpp is silently empty (TorchConfig.cmake does not define it). It is defined here rather
-// than on the command line so this file keeps the library's precompiled torch header (a differing -D would
-// make GCC ignore it). The gloo/*.h headers come from Debian's libgloo-dev, the symbols from libtorch_cpu.so.
+// process_group.cpp — see process_group.h; the store, the Gloo backend and the collectives (the NCCL backend
+// is in process_group_nccl.cpp). Needs USE_C10D_GLOO: without it ProcessGroupGloo.hpp is silently empty
+// (TorchConfig.cmake does not define it). It is defined here rather than on the command line so this file
+// keeps the library's precompiled torch header (a differing -D would make GCC ignore it). The PyPI wheel
+// ships no gloo/*.h headers: they come from Debian's libgloo-dev, the symbols from libtorch_cpu.so. Only
+// Gloo's device handles cross that line (created and used inside LibTorch), so the headers' version need
+// not match the one LibTorch was built with (the data-parallel tests run this path).
 #include "distributed/process_group.h"
 
 #ifndef USE_C10D_GLOO
@@ -18,15 +21,14 @@
 #include <cstdlib>
 #include <string>
 
+#include "distributed/backends.h"
 #include "util/error.h"
 
 namespace bytelm {
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  // Kept as the concrete Gloo class: in LibTorch 2.x it derives from c10d::Backend, not ProcessGroup, and
-  // these calls have the same signatures in both versions.
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  c10::intrusive_ptr<c10d::Backend> backend;  // ProcessGroupGloo or ProcessGroupNCCL
 };
 
 namespace {
@@ -67,10 +69,25 @@ std::shared_ptr<gloo::transport::Device> gloo_device(const DistEnv& env) {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+c10::intrusive_ptr<c10d::Backend> make_gloo_backend(const c10::intrusive_ptr<c10d::Store>& store, const DistEnv& env,
+                                                    std::chrono::milliseconds timeout) {
+  auto opts = c10d::ProcessGroupGloo::Options::create(timeout);  // the group's timeout: every collective
+  opts->devices.push_back(gloo_device(env));
+  opts->threads = 2;
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, opts);
+}
+
 }  // namespace
 
-ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<Impl>()), rank_(env.rank), size_(env.world_size), timeout_(timeout) {
+#ifndef BYTELM_CUDA
+c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>&, const DistEnv&,
+                                                    std::chrono::milliseconds, const torch::Device&) {
+  throw Error("data-parallel training on CUDA needs NCCL, and this bytelm was built without CUDA");
+}
+#endif
+
+ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout, torch::Device device)
+    : impl_(std::make_unique<Impl>()), rank_(env.rank), size_(env.world_size), timeout_(timeout), device_(device) {
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   quiet_c10d_logging();
   try {
@@ -89,10 +106,10 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
       so.waitWorkers = true;
       impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
     }
-    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);  // the group's timeout: every collective
-    opts->devices.push_back(gloo_device(env));
-    opts->threads = 2;
-    impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, opts);
+    impl_->backend = device.is_cuda() ? make_nccl_backend(impl_->store, env, timeout, device)
+                                      : make_gloo_backend(impl_->store, env, timeout);
+  } catch (const Error&) {
+    throw;
   } catch (const std::exception& e) {
     throw Error("distributed: rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
                 " could not join the group at " + where + " within --dist-timeout: " + first_line(e.what()));
@@ -101,18 +118,20 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
 
 ProcessGroup::~ProcessGroup() = default;
 
+const char* ProcessGroup::backend_name() const { return device_.is_cuda() ? "nccl" : "gloo"; }
+
 void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   c10d::BroadcastOptions o;
   o.rootRank = root;
   for (auto& t : tensors) {
     std::vector<torch::Tensor> one{t};
-    wait_or_fail(impl_->gloo->broadcast(one, o), "broadcast");
+    wait_or_fail(impl_->backend->broadcast(one, o), "broadcast");
   }
 }
 
 ProcessGroup::Pending ProcessGroup::allreduce_sum_async(torch::Tensor& tensor) {
   std::vector<torch::Tensor> one{tensor};
-  auto work = impl_->gloo->allreduce(one);  // ReduceOp::SUM; Gloo has no AVG (divide afterwards)
+  auto work = impl_->backend->allreduce(one);  // ReduceOp::SUM; Gloo has no AVG (divide afterwards)
   return [work] { wait_or_fail(work, "all-reduce"); };
 }
 
@@ -120,22 +139,22 @@ void ProcessGroup::allreduce_min(torch::Tensor& tensor) {
   std::vector<torch::Tensor> one{tensor};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::MIN;
-  wait_or_fail(impl_->gloo->allreduce(one, o), "all-reduce");
+  wait_or_fail(impl_->backend->allreduce(one, o), "all-reduce");
 }
 
 void ProcessGroup::allreduce_max(torch::Tensor& tensor) {
   std::vector<torch::Tensor> one{tensor};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::MAX;
-  wait_or_fail(impl_->gloo->allreduce(one, o), "all-reduce");
+  wait_or_fail(impl_->backend->allreduce(one, o), "all-reduce");
 }
 
 void ProcessGroup::allgather(std::vector<torch::Tensor>& out, torch::Tensor& in) {
   std::vector<std::vector<torch::Tensor>> outs{out};
   std::vector<torch::Tensor> ins{in};
-  wait_or_fail(impl_->gloo->allgather(outs, ins), "all-gather");
+  wait_or_fail(impl_->backend->allgather(outs, ins), "all-gather");
 }
 
-void ProcessGroup::barrier() { wait_or_fail(impl_->gloo->barrier(), "barrier"); }
+void ProcessGroup::barrier() { wait_or_fail(impl_->backend->barrier(), "barrier"); }
 
 }  // namespace bytelm

@@ -404,6 +404,20 @@ std::vector<std::pair<std::string, uint64_t>> start_settings(const Run& run) {
           {"checkpoint steps", uint64_t(run.start_step)}};
 }
 
+// The device a rank trains on: --device as given, except that data-parallel CUDA ranks each take their own
+// GPU, cuda:LOCAL_RANK (as torchrun users expect); naming one index for all ranks is refused.
+torch::Device train_device(const std::string& name, const DistEnv& env) {
+  check_device(name);
+  torch::Device device(name);
+  if (!env.distributed() || !device.is_cuda()) return device;
+  if (device.has_index())
+    throw Error("--device " + name + ": under a launcher each rank uses cuda:LOCAL_RANK; pass --device cuda");
+  if (env.local_rank >= int(torch::cuda::device_count()))
+    throw Error("--device cuda: LOCAL_RANK " + std::to_string(env.local_rank) + " but only " +
+                std::to_string(torch::cuda::device_count()) + " GPU(s) visible (one rank per GPU)");
+  return torch::Device(torch::kCUDA, c10::DeviceIndex(env.local_rank));
+}
+
 // Everything before the first step: options, threads, config, corpus, model, optimiser, checkpoint.
 void set_up(Run& run, const TrainOptions& cli, const DistEnv& env) {
   run.opt = resolve_options(cli, env, &run.record, &run.start_step);
@@ -414,9 +428,7 @@ void set_up(Run& run, const TrainOptions& cli, const DistEnv& env) {
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   setup_threads(opt.threads > 0 ? opt.threads : std::max(1, cores / std::max(1, env.local_world_size)));
   if (env.rank == 0) warn_if_slow_blas();
-  run.device = torch::Device(opt.device);
-  if (env.distributed() && run.device.is_cuda())
-    throw Error("data-parallel training runs on the CPU here: Debian's LibTorch has Gloo but no NCCL");
+  run.device = train_device(opt.device, env);
   run.cfg = run_config(run, cli);
   if (!opt.resume && env.rank == 0) run.fresh_dir = std::make_unique<FreshOutDir>(opt.out);
   open_corpus(run);
@@ -432,7 +444,8 @@ int run_train(const TrainOptions& cli) {
   // others, so every rank stops with exit 2 instead of waiting for it.
   const DistEnv env = read_dist_env();
   if (!(cli.dist_timeout > 0 && cli.dist_timeout <= 86400)) throw Error("--dist-timeout must be in (0, 86400] seconds");
-  DataParallel dist(env, cli.dist_timeout);
+  // CUDA ranks form an NCCL group on their own device; CPU ranks a Gloo group.
+  DataParallel dist(env, cli.dist_timeout, env.distributed() ? train_device(cli.device, env) : torch::Device(torch::kCPU));
   Run run;
   run.dist = &dist;
   try {

@@ -1,6 +1,8 @@
 // platform.cpp — see platform.h.
 #include "util/platform.h"
 
+#include "util/device.h"
+
 #include <dlfcn.h>
 #include <link.h>
 #include <unistd.h>
@@ -144,7 +146,9 @@ namespace bytelm {
 void check_device(const std::string& device) {
   if (device == "cpu") return;
   if (device.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available()) throw Error("--device " + device + ": this build of LibTorch has no usable CUDA device");
+    if (!torch::cuda::is_available())
+      throw Error("--device " + device + (cuda_compiled() ? ": no CUDA device is visible (this build has CUDA)"
+                                                          : ": this bytelm was built without CUDA"));
     try {
       torch::Device d(device);
       if (d.has_index() && d.index() >= int(torch::cuda::device_count())) throw Error("--device " + device + ": no such GPU");

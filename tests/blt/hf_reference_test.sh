@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hf_reference_test.sh BYTELM SOURCE_DIR — bytelm's BLT bpb equals scripts/blt_reference.py (a plain
+# hf_reference_test.sh BYTELM SOURCE_DIR [PYTHON] — bytelm's BLT bpb equals scripts/blt_reference.py (a plain
 # PyTorch transcription of Hugging Face's BltForCausalLM forward) on a trained tiny BLT with entropy
 # patching, with and without max_patch_length, a global input projection and encoder cross-attention
 # after every layer; where transformers' BltForCausalLM is importable, also against HF's own code
@@ -7,9 +7,9 @@
 set -euo pipefail
 bytelm="$1"
 src="$2"
-# Debian's python3-torch here; on the GPU machine, whichever python3 has torch (and transformers).
+# PYTHON (the checkout's .venv here); else whichever python3 has torch (and, on the GPU machine, transformers).
 py=""
-for candidate in /usr/bin/python3 python3; do
+for candidate in ${3:-} python3; do
   if "$candidate" -c "import torch" 2>/dev/null; then py="$candidate"; break; fi
 done
 [[ -n "$py" ]] || { echo "no python3 with torch: skipped"; exit 77; }

@@ -3,7 +3,7 @@
 // 2 x 4 equals 1 x 8 (also with accumulation), ZeRO-1 equals the unsharded run, --resume at another world
 // size continues the same run, ranks launched with different settings all stop with exit 2, a dead or hung
 // peer makes the survivor exit non-zero within a bounded time with its last checkpoint intact, and under
-// torchrun --max_restarts a killed worker's group restarts and finishes the run (skipped without python3-torch).
+// torchrun --max-restarts a killed worker's group restarts and finishes the run (skipped without torchrun).
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -352,15 +352,16 @@ std::vector<pid_t> pids_with_env(const std::vector<std::string>& vars) {
 }  // namespace
 
 TEST_F(DataParallel, TorchrunRestartsAKilledWorkerAndTheRunFinishes) {
-  // Debian's torchrun (python3-torch 1.13): underscore flags, and -r 1 -t 1 to avoid its crash on Python 3.11.
-  const char* run_py = "/usr/lib/python3/dist-packages/torch/distributed/run.py";
-  if (!fs::exists(run_py) || !fs::exists("/usr/bin/python3")) GTEST_SKIP() << "no python3-torch: torchrun absent";
+  // torchrun from the Python whose torch bytelm links (the checkout's .venv, or the GPU machine's python3).
+  const std::string python = BYTELM_PYTHON;
+  if (std::system(("'" + python + "' -c 'import torch.distributed.run' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << python << " has no torch.distributed.run: torchrun absent";
   const std::string tag = "BYTELM_DP_TEST=" + std::to_string(getpid());
   auto args = train_args("elastic", {"--batch", "4", "--steps", "40", "--ckpt-every", "5", "--eval-every", "0"});
   // Static rendezvous on a free port: torchrun's agent hosts the store (TORCHELASTIC_USE_AGENT_STORE=True).
-  std::vector<std::string> cmd{"/usr/bin/python3", "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-                               "--master_addr", "127.0.0.1", "--master_port", std::to_string(free_port()),
-                               "--max_restarts", "1", "--monitor_interval", "1", "-r", "1", "-t", "1", "--no_python"};
+  std::vector<std::string> cmd{python, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+                               "--master-addr", "127.0.0.1", "--master-port", std::to_string(free_port()),
+                               "--max-restarts", "1", "--monitor-interval", "1", "--no-python"};
   cmd.insert(cmd.end(), args.begin(), args.end());
   pid_t agent = spawn_with_env(cmd, {{tag.substr(0, tag.find('=')), tag.substr(tag.find('=') + 1)}},
                                path("elastic.out"), path("elastic.err"));
