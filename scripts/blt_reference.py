@@ -8,7 +8,7 @@ cross-attention, global transformer, local decoder with _patch_ids_from_lengths(
 interleaved rotary pairs, cross-attention returning o_proj(attn) + query). It reads bytelm's
 HF-layout checkpoint (config.json + F32 model.safetensors) directly and scores FILE in windows of
 `bytelm_context` bytes, each prefixed with BOS, like `bytelm eval`. Only entropy patching, as in HF.
-Runs with Debian's python3-torch (1.13); tests/blt/hf_reference_test.sh compares it with bytelm.
+Runs with the checkout's .venv torch (or any PyTorch 2.x); tests/blt/hf_reference_test.sh compares it with bytelm.
 """
 import json, math, struct, sys
 import torch

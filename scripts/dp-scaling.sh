@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dp-scaling.sh [CONFIG] [STEPS] — data-parallel scaling on this machine: the same global batch (8 windows)
 # trained by 1 process x 1 thread, 1 process x 2 threads, and 2 processes x 1 thread over Gloo (2 x 4 rows),
-# and, if Debian's python3-torch is there, the same 2 x 1 under torchrun. Prints bytes/s (the mean of the
+# and the same 2 x 1 under torchrun (the checkout's .venv). Prints bytes/s (the mean of the
 # logged intervals after the first, which holds start-up) and the efficiency of 2 x 1 against 1 x 1.
 # Needs build/bytelm and data/corpus (scripts/fetch-corpus.sh). Default: tf_demo, 20 steps
 # (about 3 minutes on 2 cores).
@@ -39,8 +39,8 @@ echo "config $config, global batch 8 windows, $steps steps, $(nproc) cores"
 echo "1 process  x 1 thread : $one_one bytes/s"
 echo "1 process  x 2 threads: $one_two bytes/s  (speed-up $(/usr/bin/python3 -c "print(f'{$one_two/$one_one:.2f}')"))"
 echo "2 processes x 1 thread: $two_one bytes/s  (speed-up $(/usr/bin/python3 -c "print(f'{$two_one/$one_one:.2f}')"), efficiency $(/usr/bin/python3 -c "print(f'{$two_one/$one_one/2:.0%}')"))"
-if [[ -f /usr/lib/python3/dist-packages/torch/distributed/run.py ]]; then
-  /usr/bin/python3 -m torch.distributed.run --standalone --nproc_per_node 2 -r 1 -t 1 --no_python \
+if [[ -x .venv/bin/torchrun ]]; then
+  .venv/bin/torchrun --standalone --nproc-per-node 2 --no-python \
     $bin "${common[@]}" --batch 4 --threads 1 --out "$tmp/torchrun" >/dev/null 2>&1
   echo "2 processes x 1 thread under torchrun --standalone: $(rate "$tmp/torchrun/metrics.jsonl") bytes/s"
 fi

@@ -133,7 +133,7 @@ Spread bench_peak(Bench& b) {
   b.meter = std::make_shared<PeakMeter>(opt.device, opt.peak_n);
   const Spread peak_spread = b.meter->measure(std::max<int64_t>(5, opt.repeat));
   json j{{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", b.threads}, {"n", opt.peak_n},
-         {"dtype", b.cuda ? "bf16" : "fp32"}, {"samples", peak_spread.samples}, {"blas", loaded_blas()},
+         {"dtype", b.cuda ? "bf16" : "fp32"}, {"samples", peak_spread.samples}, {"blas", blas_name()},
          {"allocator", allocator_in_use()}};
   put_spread(j, "flops_per_s", peak_spread);
   b.emit(j);
@@ -366,7 +366,6 @@ int run_bench(const BenchOptions& opt) {
   const bool bf16 = use_bf16(opt.precision, opt.device);
   Bench b{opt, torch::Device(opt.device), torch::Device(opt.device).is_cuda(), bf16, bf16 ? "bf16" : "fp32", setup_threads(opt.threads)};
   check_decode_weights(opt.decode_weights, opt.device, b.precision);
-  warn_if_slow_blas();
   b.mem_key = b.cuda ? "peak_gpu_mb" : "peak_rss_mb";
   if (!opt.json_out.empty()) {
     b.json_file.open(opt.json_out, std::ios::app);

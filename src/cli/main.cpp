@@ -17,7 +17,6 @@
 #include "cli/commands.h"
 #include "git_version.h"
 #include "util/error.h"
-#include "util/blas_core.h"
 #include "util/memory.h"
 #include "util/platform.h"
 
@@ -49,7 +48,6 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bytelm::use_better_openblas_core(argv);  // OpenBLAS's own choice can be SSE3 on new CPUs (util/blas_core.h)
   // libgomp reads OMP_WAIT_POLICY when it loads, before main. Its default (spinning) makes LibTorch's
   // OpenMP threads fight OpenBLAS's own threads on a 2-core machine: measured 1.2-2.5x slower training
   // and generation. So, unless the user chose a policy, set PASSIVE and re-execute ourselves once.

@@ -271,11 +271,7 @@ std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity, std
 
 namespace {
 bool cpu_autocast() {
-#if TORCH_VERSION_MAJOR >= 2
   return at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
 }
 }  // namespace
 

@@ -58,11 +58,6 @@ torch::Tensor scaled_scores(const torch::Tensor& q, const torch::Tensor& k);
 // Scaled dot-product attention. q: (B, H, Tq, Dh), k, v: (B, H, Tk, Dh) -> (B, H, Tq, Dh).
 // Query i sits at key position (Tk - Tq + i) and, if causal, sees keys 0..that position.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
-// Causal self-attention (Tq == Tk) computed `chunk` queries at a time, forward and backward, never holding
-// the (T, T) scores: what attention() uses for long sequences on LibTorch 1.13 (2.x has fused kernels).
-torch::Tensor chunked_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                       int64_t chunk);
-constexpr int64_t kAttentionChunk = 256;
 // Same with an additive float mask broadcastable to (B, H, Tq, Tk): 0 where allowed, a very negative
 // finite number elsewhere (finite so a query that may see nothing gets a uniform average, not NaN).
 torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -129,7 +129,6 @@ LanguageModel load_model(const std::string& dir) {
 LanguageModel load_for_inference(const std::string& ckpt, const std::string& device, int threads) {
   check_device(device);
   setup_threads(threads);
-  warn_if_slow_blas();
   auto model = load_model(ckpt);
   model->to(torch::Device(device));
   model->eval();

@@ -1,7 +1,7 @@
 // adamw.h — AdamW with per-parameter decay rules, its state as named tensors (for checkpoints), and
 // gradient clipping without a host-device synchronisation.
 // The update runs as multi-tensor ops (one _foreach_ call per stage over all parameters of a decay
-// group) or, on CUDA with LibTorch 2.x, as ATen's fused AdamW kernel; step_reference() is the plain
+// group) or, on CUDA, as ATen's fused AdamW kernel (at::_fused_adamw_); step_reference() is the plain
 // per-parameter loop both are tested against.
 #pragma once
 #include <torch/torch.h>
@@ -32,11 +32,7 @@ inline torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, do
   auto total = torch::stack(norms).to(torch::kFloat32).norm();
   if (max_norm <= 0) return total;
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
-#if TORCH_VERSION_MAJOR >= 2
   at::_foreach_mul_(grads, coef);
-#else
-  for (auto& g : grads) g.mul_(coef.to(g.scalar_type()));
-#endif
   return total;
 }
 
@@ -89,12 +85,10 @@ class AdamW {
       for (auto& s : slots_)
         if (s.decay == decay && s.param.grad().defined()) group.push_back(&s);
       if (group.empty()) continue;
-#if TORCH_VERSION_MAJOR >= 2
       if (impl == Impl::Auto && group.front()->param.is_cuda()) {
         fused_step(group, lr, decay);
         continue;
       }
-#endif
       foreach_step(group, lr, decay);
     }
   }
@@ -165,7 +159,6 @@ class AdamW {
     adamw_foreach_update(l.p, l.g, l.m, l.v, lr, decay, o_, t_);
   }
 
-#if TORCH_VERSION_MAJOR >= 2
   // ATen's fused AdamW: one kernel launch per group; bias corrections from per-parameter step tensors.
   void fused_step(const std::vector<Slot*>& group, double lr, double decay) {
     Lists l = lists_of(group);
@@ -178,7 +171,6 @@ class AdamW {
     at::_fused_adamw_(l.p, l.g, l.m, l.v, /*max_exp_avg_sqs=*/{}, steps, lr, o_.beta1, o_.beta2, decay, o_.adam_eps,
                       /*amsgrad=*/false, /*maximize=*/false);
   }
-#endif
 
   AdamWOptions o_;
   std::vector<Slot> slots_;

@@ -47,6 +47,9 @@ const std::vector<Field>& fields() {
       BYTELM_FIELD("precision", precision, false),   BYTELM_FIELD("steps", steps, true),
       BYTELM_FIELD("eval-every", eval_every, true),  BYTELM_FIELD("eval-batches", eval_batches, true),
       BYTELM_FIELD("ckpt-every", ckpt_every, true),  BYTELM_FIELD("log-every", log_every, true),
+      // The thread count can change the bits a CPU run computes (a BLAS may split a sum between threads,
+      // depending on the CPU's kernels: seen on AMD EPYC), so --resume keeps the run's unless told otherwise.
+      BYTELM_FIELD("threads", threads, true),
   };
   return all;
 }

@@ -57,7 +57,7 @@ struct TrainOptions {
 // Range checks of every option; throws Error naming the flag. Does not need --data/--model on resume.
 void check_train_options(const TrainOptions& o);
 
-// The run record's settings (everything but out, resume, exit_after, device, threads, peak_flops and the
+// The run record's settings (everything but out, resume, exit_after, device, peak_flops and the
 // data-parallel launch: dist_timeout, shard_optimizer; the world size is recorded by the trainer).
 nlohmann::json train_record(const TrainOptions& o);
 

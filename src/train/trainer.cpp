@@ -427,7 +427,6 @@ void set_up(Run& run, const TrainOptions& cli, const DistEnv& env) {
   // Ranks that share a host share its cores unless --threads says otherwise.
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   setup_threads(opt.threads > 0 ? opt.threads : std::max(1, cores / std::max(1, env.local_world_size)));
-  if (env.rank == 0) warn_if_slow_blas();
   run.device = train_device(opt.device, env);
   run.cfg = run_config(run, cli);
   if (!opt.resume && env.rank == 0) run.fresh_dir = std::make_unique<FreshOutDir>(opt.out);

@@ -1,5 +1,5 @@
-// device.cpp — see device.h. Autocast's C++ API differs between LibTorch 1.13 (per-device functions)
-// and 2.x (device-generic); both are handled here so no other file needs to know.
+// device.cpp — see device.h. Autocast through LibTorch's device-generic API (at::autocast::*(device type));
+// no other file touches it.
 #include "util/device.h"
 
 #include <ATen/autocast_mode.h>
@@ -22,33 +22,15 @@ bool use_bf16(const std::string& precision, const std::string& device) {
 
 namespace {
 bool autocast_enabled(bool cuda) {
-#if TORCH_VERSION_MAJOR >= 2
   return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
-#else
-  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-#endif
 }
 torch::ScalarType autocast_dtype(bool cuda) {
-#if TORCH_VERSION_MAJOR >= 2
   return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
-#else
-  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
-#endif
 }
 void set_autocast(bool cuda, bool enabled, torch::ScalarType dtype) {
-#if TORCH_VERSION_MAJOR >= 2
   const auto type = cuda ? at::kCUDA : at::kCPU;
   at::autocast::set_autocast_dtype(type, dtype);
   at::autocast::set_autocast_enabled(type, enabled);
-#else
-  if (cuda) {
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(enabled);
-  } else {
-    at::autocast::set_autocast_cpu_dtype(dtype);
-    at::autocast::set_cpu_enabled(enabled);
-  }
-#endif
 }
 }  // namespace
 

@@ -3,14 +3,13 @@
 
 #include "util/device.h"
 
-#include <dlfcn.h>
-#include <link.h>
+#include <ATen/Version.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -28,21 +27,13 @@ void print_warning(const std::string& msg) {
 }
 class OneLineWarnings : public c10::WarningHandler {
  public:
-#if TORCH_VERSION_MAJOR >= 2
   void process(const c10::Warning& w) override { print_warning(w.msg()); }
-#else
-  void process(const c10::SourceLocation&, const std::string& msg, const bool) override { print_warning(msg); }
-#endif
 };
 }  // namespace
 
 int setup_threads(int threads) {
   static OneLineWarnings handler;
-#if TORCH_VERSION_MAJOR >= 2
   c10::WarningUtils::set_warning_handler(&handler);
-#else
-  c10::Warning::set_warning_handler(&handler);
-#endif
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(threads);  // intra-op (OpenMP) pool
   // Inter-op pool: can be sized only once per process, before it is first used.
@@ -54,47 +45,18 @@ int setup_threads(int threads) {
     } catch (const c10::Error&) {
     }
   }
-  // OpenBLAS keeps its own thread pool, which ignores LibTorch's setting (measured: --threads 1 trained at
-  // 188% CPU). Size it through OpenBLAS's own call when that is the BLAS loaded.
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+  // The wheel's MKL runs on the same OpenMP pool, which set_num_threads sizes (MKL's count included).
   return torch::get_num_threads();
 }
 
-namespace {
-int collect_lib(struct dl_phdr_info* info, size_t, void* data) {
-  auto* out = static_cast<std::vector<std::string>*>(data);
-  if (info->dlpi_name && *info->dlpi_name) out->push_back(info->dlpi_name);
-  return 0;
-}
-}  // namespace
-
-std::string loaded_blas() {
-  std::vector<std::string> libs;
-  dl_iterate_phdr(collect_lib, &libs);
-  std::string found;
-  for (const auto& lib : libs) {
-    char resolved[PATH_MAX];
-    std::string path = realpath(lib.c_str(), resolved) ? resolved : lib;
-    std::string base = path.substr(path.find_last_of('/') + 1);
-    if (base.find("blas") == std::string::npos && base.find("mkl") == std::string::npos) continue;
-    // The libblas.so.3 interface library names the implementation by its directory.
-    if (found.empty() || base.rfind("libblas.so", 0) == 0) found = path;
-  }
-  return found;
-}
-
-void warn_if_slow_blas() {
-  static bool warned = false;
-  if (warned) return;
-  warned = true;
-  std::string blas = loaded_blas();
-  // Debian's reference BLAS lives in .../blas/libblas.so.3; OpenBLAS in .../openblas-*/libblas.so.3.
-  if (blas.find("/blas/libblas.so") != std::string::npos)
-    std::fprintf(stderr,
-                 "bytelm: warning: the reference BLAS (%s) is loaded, matmuls run ~12x slower; "
-                 "install OpenBLAS: apt-get install libopenblas0-pthread\n",
-                 blas.c_str());
+std::string blas_name() {
+  // PyPI's LibTorch links its BLAS statically (MKL), so it is named by the build configuration, not by a
+  // loaded library.
+  const std::string config = at::show_config();
+  const auto at = config.find("BLAS_INFO=");
+  if (at == std::string::npos) return "";
+  const auto begin = at + std::strlen("BLAS_INFO=");
+  return config.substr(begin, config.find_first_of(", \n", begin) - begin);
 }
 
 double measure_matmul_peak(const std::string& device, int64_t n, double seconds) {
@@ -131,7 +93,8 @@ std::string torch_build_info() {
   std::string s = "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
                   std::to_string(TORCH_VERSION_PATCH);
 #ifdef BYTELM_CUDA
-  s += ", CUDA build (" + std::string(torch::cuda::is_available() ? "a GPU is visible" : "no GPU visible") + ")";
+  const auto gpus = torch::cuda::device_count();
+  s += ", CUDA compiled in (" + (gpus ? std::to_string(gpus) + " GPU(s) visible" : std::string("no GPU visible")) + ")";
 #else
   s += ", CPU only (no CUDA)";
 #endif

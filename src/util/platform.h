@@ -11,10 +11,8 @@ namespace bytelm {
 // Sets LibTorch's intra-op threads (0 = all cores). Returns the number in use.
 int setup_threads(int threads);
 
-// The resolved path of the BLAS library loaded into this process ("" if none found).
-std::string loaded_blas();
-// Prints a one-line warning to stderr (once per process) if the loaded BLAS is Debian's reference BLAS.
-void warn_if_slow_blas();
+// The CPU BLAS this LibTorch was built with ("mkl" for PyPI's wheels; "" if it does not say).
+std::string blas_name();
 
 // Measures dense matmul throughput (FLOP/s) on the device: fp32 on CPU, bf16 on CUDA,
 // square matrices of size n (0 = a size suited to the device), repeated for about `seconds`.
@@ -27,7 +25,7 @@ double measure_matmul_peak(const std::string& device, int64_t n = 0, double seco
 // Peak resident set size of this process in bytes (VmHWM).
 int64_t peak_rss_bytes();
 
-// "LibTorch 1.13.1, CPU only" or "LibTorch 2.x, CUDA": what this binary was built against.
+// "LibTorch 2.11.0, CUDA compiled in (no GPU visible)": what this binary was built against and can see.
 std::string torch_build_info();
 
 }  // namespace bytelm

@@ -118,6 +118,20 @@ class Cli : public ::testing::Test {
     return wait_for(spawn_argv(full, out, err), out, err);
   }
 
+  // The address space (KiB, to 32 MiB) bytelm needs just to start: `bytelm --version` under ulimit -v, by
+  // bisection. LibTorch with CUDA maps several GB of libraries, so memory limits are set relative to this.
+  static int64_t startup_kib() {
+    static const int64_t kib = [] {
+      int64_t lo = 0, hi = int64_t(64) << 20;  // 64 GiB
+      while (hi - lo > (int64_t(32) << 10)) {
+        const int64_t mid = (lo + hi) / 2;
+        (run_limited({"--version"}, mid).code == 0 ? hi : lo) = mid;
+      }
+      return hi;
+    }();
+    return kib;
+  }
+
   // Bad input: exit code 2 and exactly one line "bytelm: error: ..." containing `word`.
   static void expect_bad(const std::vector<std::string>& args, const std::string& word) {
     Result r = run(args);

@@ -100,6 +100,18 @@ void expect_close(const std::vector<double>& a, const std::vector<double>& b, do
     EXPECT_NEAR(a[i], b[i], rtol * std::fabs(b[i])) << what << " #" << i;
 }
 
+// CUDA devices visible to this process, as LibTorch counts them (asked of `bytelm --version`'s output: the
+// test binary itself does not link LibTorch).
+int torch_cuda_device_count() {
+  static int n = [] {
+    const std::string out = fs::temp_directory_path() / ("bytelm_dp_version_" + std::to_string(getpid()));
+    const std::string v = wait_for(spawn({"--version"}, out, out + ".err"), out, out + ".err").out;
+    const auto at = v.find("CUDA compiled in (");
+    return at == std::string::npos ? 0 : std::atoi(v.c_str() + at + std::strlen("CUDA compiled in ("));
+  }();
+  return n;
+}
+
 class DataParallel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -284,6 +296,36 @@ TEST_F(DataParallel, BadEnvironmentIsOneLineAndExit2) {
   const json e = json::parse(slurp(error_file));
   EXPECT_EQ(e["message"]["message"].get<std::string>().rfind("bytelm: environment: ", 0), 0u) << e;
   EXPECT_GT(std::stoll(e["message"]["extraInfo"]["timestamp"].get<std::string>()), 0) << e;
+}
+
+// CUDA ranks form an NCCL group on cuda:LOCAL_RANK. Without a GPU both ranks refuse at once, in one line,
+// before any group is formed (no port is waited on); --device cuda:N under a launcher is refused anywhere.
+TEST_F(DataParallel, CudaRanksNeedTheirOwnVisibleGpu) {
+  const auto codes = run_ranks(2, "nccl_nogpu", {"--batch", "4", "--device", "cuda"});
+  for (int r = 0; r < 2; ++r) {
+    const std::string err = err_of("nccl_nogpu", r);
+    if (torch_cuda_device_count() >= 2) continue;  // a real NCCL run: see the next test
+    EXPECT_EQ(codes[size_t(r)], 2) << err;
+    EXPECT_EQ(err.rfind("bytelm: error: --device cuda: ", 0), 0u) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
+  const auto pinned = run_ranks(2, "nccl_pinned", {"--batch", "4", "--device", "cuda:0"});
+  for (int r = 0; r < 2; ++r) {
+    const std::string err = err_of("nccl_pinned", r);
+    EXPECT_EQ(pinned[size_t(r)], 2) << err;
+    EXPECT_NE(err.find("--device cuda:0: "), std::string::npos) << err;
+  }
+}
+
+// With two GPUs: 2 NCCL ranks of 4 rows match one CUDA process of 8 (fp32, within GPU reduction-order noise).
+TEST_F(DataParallel, TwoNcclRanksOfFourEqualOneCudaProcessOfEight) {
+  if (torch_cuda_device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices (NCCL across GPUs); this machine has "
+                                                  << torch_cuda_device_count();
+  ASSERT_EQ(run_ranks(1, "cuda_ref", {"--batch", "8", "--device", "cuda", "--precision", "fp32"}), std::vector<int>{0});
+  ASSERT_EQ(run_ranks(2, "nccl", {"--batch", "4", "--device", "cuda", "--precision", "fp32"}), (std::vector<int>{0, 0}))
+      << err_of("nccl", 0) << err_of("nccl", 1);
+  expect_close(column(path("nccl/metrics.jsonl"), "loss"), column(path("cuda_ref/metrics.jsonl"), "loss"), 1e-4, "loss");
+  EXPECT_LT(max_abs_diff(path("nccl/model.safetensors"), path("cuda_ref/model.safetensors")), 1e-4);
 }
 
 TEST_F(DataParallel, DeadPeerEndsTheRunWithinBoundsAndKeepsTheCheckpoint) {

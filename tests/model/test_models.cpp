@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "common/test_device.h"
@@ -148,23 +150,25 @@ TEST(Config, PresetsLoad) {
   }
 }
 
-// Chunked causal attention (1.13's memory-saving path) equals the plain masked softmax, values and
-// gradients, including a last chunk shorter than the others.
-TEST(Attention, ChunkedEqualsMathPath) {
+// attention() (ATen's fused scaled_dot_product_attention) equals the plain masked softmax, values and
+// gradients in float64: causal self-attention, queries at the end of a longer cache, and no mask; and a
+// causal prefix is unaffected by what follows it.
+TEST(Attention, FusedEqualsMathPath) {
   torch::manual_seed(4);
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  auto q = torch::randn({2, 3, 150, 8}, opts).requires_grad_(), k = torch::randn({2, 3, 150, 8}, opts).requires_grad_(),
-       v = torch::randn({2, 3, 150, 8}, opts).requires_grad_();
-  auto dout = torch::randn({2, 3, 150, 8}, opts);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(8.0);
-  auto mask = torch::ones({150, 150}, torch::kBool).tril();
-  auto ref = torch::matmul(torch::softmax(scores.masked_fill(mask.logical_not(), -INFINITY), -1), v);
-  auto ref_grads = torch::autograd::grad({ref}, {q, k, v}, {dout});
-  auto out = chunked_causal_attention(q, k, v, 64);
-  auto grads = torch::autograd::grad({out}, {q, k, v}, {dout});
-  EXPECT_LT((out - ref).abs().max().item<double>(), 1e-12);
-  for (int i = 0; i < 3; ++i) EXPECT_LT((grads[i] - ref_grads[i]).abs().max().item<double>(), 1e-12) << i;
-  // attention() takes this path for long causal sequences; causality holds there too.
+  for (auto [Tq, Tk, causal] : {std::tuple<int64_t, int64_t, bool>{150, 150, true}, {7, 150, true}, {150, 150, false}}) {
+    auto q = torch::randn({2, 3, Tq, 8}, opts).requires_grad_(), k = torch::randn({2, 3, Tk, 8}, opts).requires_grad_(),
+         v = torch::randn({2, 3, Tk, 8}, opts).requires_grad_();
+    auto dout = torch::randn({2, 3, Tq, 8}, opts);
+    auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(8.0);
+    if (causal) scores = scores.masked_fill(torch::ones({Tq, Tk}, torch::kBool).tril(Tk - Tq).logical_not(), -INFINITY);
+    auto ref = torch::matmul(torch::softmax(scores, -1), v);
+    auto ref_grads = torch::autograd::grad({ref}, {q, k, v}, {dout});
+    auto out = attention(q, k, v, causal);
+    auto grads = torch::autograd::grad({out}, {q, k, v}, {dout});
+    EXPECT_LT((out - ref).abs().max().item<double>(), 1e-12) << Tq << " " << Tk;
+    for (int i = 0; i < 3; ++i) EXPECT_LT((grads[i] - ref_grads[i]).abs().max().item<double>(), 1e-12) << i;
+  }
   auto x = torch::randn({1, 2, 600, 8});
   auto full = attention(x, x, x, true);
   auto prefix = attention(x.narrow(2, 0, 300), x.narrow(2, 0, 300), x.narrow(2, 0, 300), true);

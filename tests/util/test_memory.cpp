@@ -1,11 +1,10 @@
-// test_memory.cpp — the process set-up bytelm does before any work (malloc options, OpenBLAS kernel
-// choice) and the bench's statistics and counters. Torch-free.
+// test_memory.cpp — the process set-up bytelm does before any work (malloc options) and the bench's
+// statistics and counters. Torch-free.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <vector>
 
-#include "util/blas_core.h"
 #include "util/memory.h"
 #include "util/stats.h"
 
@@ -52,12 +51,4 @@ TEST(Memory, Counters) {
   EXPECT_GT(minor_page_faults(), 0);
   CpuSeconds c = cpu_seconds();
   EXPECT_GE(c.user + c.system, 0.0);
-}
-
-TEST(BlasCore, UsersChoiceIsKept) {
-  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
-  EXPECT_STREQ(better_openblas_core(), "");
-  unsetenv("OPENBLAS_CORETYPE");
-  // Without OpenBLAS loaded (this test links no BLAS), there is nothing to improve.
-  EXPECT_STREQ(better_openblas_core(), "");
 }
