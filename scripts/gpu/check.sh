@@ -8,22 +8,24 @@
 # Before the call, here: scripts/gpu/fetch-deps.sh, then carry .deps (nlohmann-json, CLI11, GoogleTest
 # sources, Gloo headers as .deb files; unpacked there). Environment: OUT (default ./gpu-check-out),
 # BUILD_DIR, BENCH_ARGS, SKIP_TESTS=1, SKIP_BENCH=1, TEST_TIMEOUT (seconds for the suite, default 180).
+# PYTHON: the Python whose torch to build against (default: python3 on PATH, the GPU machine's).
 # Dry run on a CPU machine (everything up to the first CUDA call; the tests on the CPU):
-#   ALLOW_NO_CUDA=1 TEST_DEVICE=cpu SKIP_BENCH=1 BUILD_DIR=/tmp/gpu-dry scripts/gpu/check.sh
+#   ALLOW_NO_CUDA=1 PYTHON=.venv/bin/python TEST_DEVICE=cpu SKIP_BENCH=1 BUILD_DIR=/tmp/gpu-dry scripts/gpu/check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-$PWD/gpu-check-out}"
 mkdir -p "$out"
 t0=$SECONDS
 device="${TEST_DEVICE:-cuda}"
+python="${PYTHON:-$(command -v python3)}"
 stage() { echo "== [$((SECONDS - t0))s] $*" | tee -a "$out/summary.txt"; }
 result() { echo "   -> $1 exit $2" | tee -a "$out/summary.txt"; }
 
 stage "machine"
-{ nvidia-smi 2>&1 | head -15; nproc; python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
+{ nvidia-smi 2>&1 | head -15; nproc; "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
   "available", torch.cuda.is_available())'; nvcc --version | tail -2; cmake --version | head -1; } >"$out/machine.txt" 2>&1
 cat "$out/machine.txt"
-if [[ "${ALLOW_NO_CUDA:-0}" != 1 ]] && ! python3 -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
+if [[ "${ALLOW_NO_CUDA:-0}" != 1 ]] && ! "$python" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
   echo "check: python3's torch sees no CUDA device (ALLOW_NO_CUDA=1 for a dry run)" | tee -a "$out/summary.txt"
   exit 1
 fi
@@ -31,7 +33,7 @@ fi
 # What this machine lacks comes from .deps/*.deb (scripts/gpu/fetch-deps.sh, carried here).
 extra=()
 if compgen -G ".deps/*.deb" >/dev/null; then
-  for f in .deps/*.deb; do dpkg -x "$f" .deps/root 2>/dev/null || python3 - "$f" .deps/root <<'PY'
+  for f in .deps/*.deb; do dpkg -x "$f" .deps/root 2>/dev/null || "$python" - "$f" .deps/root <<'PY'
 import sys, tarfile, io, lzma, subprocess
 # No dpkg: a .deb is an ar archive; its data.tar.* member holds the files.
 data = open(sys.argv[1], "rb").read()
@@ -51,8 +53,7 @@ fi
 
 build="${BUILD_DIR:-build-cuda}"
 stage "configure + build ($build)"
-BYTELM_PYTHON="$(command -v python3)"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBYTELM_PYTHON="$BYTELM_PYTHON" "${extra[@]}" \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBYTELM_PYTHON="$python" "${extra[@]}" \
   >"$out/configure.log" 2>&1
 rc=$?
 grep -E "^-- bytelm|Error" "$out/configure.log"
