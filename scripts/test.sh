@@ -2,6 +2,6 @@
 # test.sh — installs what is missing, builds, and runs the whole test suite through CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh build
+scripts/setup/install-deps.sh
+scripts/setup/build.sh build
 ctest --test-dir build --output-on-failure -j1

@@ -22,8 +22,9 @@
 #include "model/blt.h"
 #include "model/bpe.h"
 #include "model/checkpoint.h"
+#include "model/factory.h"
 #include "model/decode_weights.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/memory.h"
@@ -221,12 +222,11 @@ void bench_generate(Bench& b, Row& row, LanguageModelImpl& model_ref, const Mode
   b.reset_peak();
   model->eval();
   GenerateOptions g;
+  static_cast<InferenceSettings&>(g) = opt;  // device, decode, decode weights
+  g.precision = precision;                   // resolved: "bf16" | "fp32"
+  g.threads = gen_threads;
   g.max_bytes = opt.gen_bytes;  // exactly; past the context, generation slides its window
   g.temperature = 0;
-  g.device = opt.device;
-  g.precision = precision;
-  g.decode = opt.decode;
-  g.decode_weights = opt.decode_weights;
   auto decode_mode = [&](int64_t batch) {  // which steps generation uses at this batch size
     const StepPlan plan = plan_steps(g.decode, *model, device, batch);
     return plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";

@@ -9,9 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "util/inference.h"
+
 namespace bytelm {
 
-struct BenchOptions {
+// The inference settings (util/inference.h): device, precision, decode and decode_weights apply to every
+// case; threads are training's (generation at batch 1 uses gen_threads).
+struct BenchOptions : InferenceSettings {
   std::vector<std::string> configs{"mb_cpu", "tf_cpu", "blt_cpu", "blt_demo"};  // files or presets
   int64_t batch = 0;          // 0 = each config's bench batch (4 on CPU)
   int64_t steps = 5;          // timed training steps, each one sample (after `warmup` untimed steps)
@@ -21,13 +25,8 @@ struct BenchOptions {
   std::vector<std::string> uncached{"blt_demo"};  // BLT configs whose --no-cache path is also timed
   int64_t peak_n = 2048;      // matmul size for the peak measurement
   bool skip_train = false, skip_generate = false;
-  std::string device = "cpu";
-  std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
-  std::string decode = "auto";
-  std::string decode_weights = "fp32";  // batch-1 CPU generation: fp32 | bf16 (see GenerateOptions)     // generation steps: auto | graphs | static | dynamic (see GenerateOptions)
   int64_t gen_batch = 0;      // also time generation of this many prompts at once (0 = off)
   int64_t max_context = 0;    // MEGABYTE: search the largest context that trains at batch 1, up to this (0 = off)
-  int threads = 0;            // training
   int gen_threads = 1;        // batch-1 generation (per-op overhead bound: 1 thread measured fastest)
   std::string json_out;       // also append JSON lines to this file
   std::string entropy_model;  // with data: mean bytes per patch of this entropy model's patcher

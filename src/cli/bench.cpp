@@ -1,4 +1,4 @@
-// bench.cpp — `bytelm bench`: the flags of the speed and memory measurements (src/train/bench.h).
+// bench.cpp — `bytelm bench`: the flags of the speed and memory measurements (src/bench/bench.h).
 #include <memory>
 
 #include "cli/commands.h"
@@ -18,14 +18,10 @@ Command add_bench(CLI::App& app) {
   b->add_option("--peak-n", o->peak_n, "Matrix size of the matmul peak measurement");
   b->add_flag("--skip-train", o->skip_train, "Do not measure training");
   b->add_flag("--skip-generate", o->skip_generate, "Do not measure generation");
-  b->add_option("--device", o->device, "cpu | cuda | cuda:N");
-  b->add_option("--precision", o->precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
-  b->add_option("--decode-weights", o->decode_weights, "Weights of batch-1 CPU generation: fp32 | bf16 (see generate --help)");
-  b->add_option("--decode", o->decode, "Generation steps: auto (CUDA graphs on CUDA) | graphs | static | dynamic");
+  add_inference_flags(b, o.get(), kAllInferenceFlags, "CPU threads for training (0 = all cores)");
   b->add_option("--gen-batch", o->gen_batch, "Also time generation of this many prompts at once (0 = off)");
   b->add_option("--max-context", o->max_context,
                 "MEGABYTE: double the context at batch 1 up to this while a training step fits (0 = off)");
-  b->add_option("--threads", o->threads, "CPU threads for training (0 = all cores)")->check(CLI::NonNegativeNumber);
   b->add_option("--gen-threads", o->gen_threads, "CPU threads for batch-1 generation (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   b->add_option("--json-out", o->json_out, "Also append the JSON lines to this file");

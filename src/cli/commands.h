@@ -8,6 +8,8 @@
 #include <set>
 #include <string>
 
+#include "util/inference.h"
+
 namespace bytelm::cli {
 
 struct Command {
@@ -25,9 +27,13 @@ Command add_tokenizer(CLI::App& app);
 Command add_serve(CLI::App& app);
 Command add_experiment(CLI::App& app);
 
-// --device, --precision (when `precision` is not null) and --threads, spelled the same everywhere.
-void add_device_flags(CLI::App* sub, std::string* device, std::string* precision, int* threads,
-                      const std::string& threads_help = "CPU threads (0 = all cores)");
+// The flags of the shared inference settings (util/inference.h), each spelled and explained once; `which`
+// is a mask of the ones a subcommand takes.
+enum InferenceFlag : unsigned { kDevice = 1, kPrecision = 2, kDecode = 4, kDecodeWeights = 8, kThreads = 16 };
+constexpr unsigned kDeviceFlags = kDevice | kPrecision | kThreads;
+constexpr unsigned kAllInferenceFlags = kDeviceFlags | kDecode | kDecodeWeights;
+void add_inference_flags(CLI::App* sub, InferenceSettings* s, unsigned which,
+                         const std::string& threads_help = "CPU threads (0 = all cores)");
 
 // The names (without dashes) of the options of `sub` given on the command line.
 std::set<std::string> given_options(const CLI::App* sub);

@@ -24,7 +24,7 @@ namespace bytelm::cli {
 
 namespace {
 
-struct EvalOptions {
+struct EvalOptions : InferenceSettings {  // device, precision, threads
   std::string ckpt;
   std::vector<std::string> data;  // files or directories; with --split train|val, default: the run's data
   std::string split = "all";      // all | train | val
@@ -34,9 +34,6 @@ struct EvalOptions {
   bool strided = false;           // MEGABYTE's strided inference (two passes offset by P/2)
   std::string strided_keep = "early";  // early (the paper) | late: which of the two predictions a byte keeps
   bool json = false;
-  std::string device = "cpu";
-  std::string precision = "auto";  // fp32 | bf16 | auto (bf16 on CUDA)
-  int threads = 0;
 };
 
 // The run record (trainer.json) of a checkpoint, or null if it has none (a model saved without training
@@ -176,7 +173,7 @@ Command add_eval(CLI::App& app) {
                 "late = from the second half (for comparison)")
       ->check(CLI::IsMember({"early", "late"}));
   e->add_flag("--json", o->json, "Print one JSON object instead of text");
-  add_device_flags(e, &o->device, &o->precision, &o->threads);
+  add_inference_flags(e, o.get(), kDeviceFlags);
   return {e, [o] { return run(*o); }};
 }
 

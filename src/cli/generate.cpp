@@ -36,10 +36,10 @@ std::vector<std::string> read_prompts(const std::string& path) {
 // U+FFFD in "output", and the exact bytes are always in "output_base64".
 // tokenizer: the BPE baseline's (null for byte models).
 void print_batches(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::vector<std::string>& prompts,
-                   const GenerateOptions& opt) {
-  for (size_t first = 0; first < prompts.size(); first += size_t(opt.batch)) {
+                   const GenerateOptions& opt, int64_t batch) {
+  for (size_t first = 0; first < prompts.size(); first += size_t(batch)) {
     std::vector<std::string> chunk(prompts.begin() + first,
-                                   prompts.begin() + std::min(prompts.size(), first + size_t(opt.batch)));
+                                   prompts.begin() + std::min(prompts.size(), first + size_t(batch)));
     GenerateOptions o = opt;
     o.seed = opt.seed + first;
     auto outs = tokenizer ? generate_tokens_batch(model, *tokenizer, chunk, o) : generate_batch(model, chunk, o);
@@ -54,22 +54,26 @@ void print_batches(LanguageModelImpl& model, const Tokenizer* tokenizer, const s
 
 struct GenerateCli {
   GenerateOptions gen;
+  std::string ckpt;
   std::string prompt_file;
+  std::string prompts_file;        // one prompt per line, generated in batches, JSON lines out
+  int64_t batch = 8;               // prompts per batched pass
   std::vector<std::string> stops;  // as typed: C escapes not yet decoded
 };
 
 int run(GenerateCli& c) {
   GenerateOptions& opt = c.gen;
-  if (opt.ckpt.empty()) throw Error("--ckpt is required");
+  if (c.ckpt.empty()) throw Error("--ckpt is required");
+  if (c.batch < 1) throw Error("--batch must be >= 1");
   if (!c.prompt_file.empty()) opt.prompt = read_file(c.prompt_file);
   for (const auto& s : c.stops) opt.stop.push_back(unescape_c(s, "--stop " + s));
   check_generate_options(opt);
-  auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
+  auto model = load_for_inference(c.ckpt, opt.device, opt.threads);
   std::unique_ptr<Tokenizer> tokenizer;
   if (model->config().model == "bpe")
-    tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(opt.ckpt, model->config().vocab_size));
-  if (!opt.prompts_file.empty()) {
-    print_batches(*model, tokenizer.get(), read_prompts(opt.prompts_file), opt);
+    tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(c.ckpt, model->config().vocab_size));
+  if (!c.prompts_file.empty()) {
+    print_batches(*model, tokenizer.get(), read_prompts(c.prompts_file), opt, c.batch);
     return 0;
   }
   auto sink = [](uint8_t b) {
@@ -89,14 +93,14 @@ Command add_generate(CLI::App& app) {
   auto c = std::make_shared<GenerateCli>();
   GenerateOptions& gen = c->gen;
   auto* g = app.add_subcommand("generate", "Sample bytes from a checkpoint, streamed to stdout");
-  g->add_option("--ckpt", gen.ckpt, "Checkpoint directory (required)");
+  g->add_option("--ckpt", c->ckpt, "Checkpoint directory (required)");
   auto* po = g->add_option("--prompt", gen.prompt, "Prompt text");
   auto* pf = g->add_option("--prompt-file", c->prompt_file, "Read the prompt bytes from this file")->excludes(po);
-  g->add_option("--prompts-file", gen.prompts_file,
+  g->add_option("--prompts-file", c->prompts_file,
                 "Many prompts, one per line: generated --batch at a time, printed as JSON lines")
       ->excludes(po)
       ->excludes(pf);
-  g->add_option("--batch", gen.batch, "With --prompts-file: prompts decoded together in one batch");
+  g->add_option("--batch", c->batch, "With --prompts-file: prompts decoded together in one batch");
   g->add_option("--max-bytes", gen.max_bytes, "Bytes to generate (>= 1)");
   g->add_option("--temperature", gen.temperature, "Sampling temperature (0 = greedy)");
   g->add_option("--top-k", gen.top_k, "Keep the k most likely bytes (0 = off)");
@@ -110,13 +114,7 @@ Command add_generate(CLI::App& app) {
                 "Stop once the output ends with this string (printed); C escapes (\\n, \\t, \\xHH); repeatable")
       ->take_all();
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
-  g->add_option("--decode", gen.decode,
-                "Per-byte steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
-  g->add_option("--decode-weights", gen.decode_weights,
-                 "Weights of batch-1 CPU decoding: fp32 | bf16 (a bf16 copy of each weight, fp32 arithmetic: "
-                 "about twice the bytes/s where memory bandwidth bounds a step; outputs differ from fp32 by bf16 rounding)");
-  add_device_flags(g, &gen.device, &gen.precision, &gen.threads,
-                   "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
+  add_inference_flags(g, &gen, kAllInferenceFlags, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
   return {g, [c] { return run(*c); }};
 }
 

@@ -13,6 +13,7 @@
 #include "model/blt.h"
 #include "model/bpe.h"
 #include "model/checkpoint.h"
+#include "model/factory.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 

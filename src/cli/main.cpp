@@ -48,9 +48,11 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // libgomp reads OMP_WAIT_POLICY when it loads, before main. Its default (spinning) makes LibTorch's
-  // OpenMP threads fight OpenBLAS's own threads on a 2-core machine: measured 1.2-2.5x slower training
-  // and generation. So, unless the user chose a policy, set PASSIVE and re-execute ourselves once.
+  // libgomp reads OMP_WAIT_POLICY when it loads, before main. Unless the user chose a policy, set PASSIVE
+  // and re-execute ourselves once: idle OpenMP threads then sleep instead of spinning, which matters when
+  // processes share cores (data-parallel ranks, serve beside other work). For one process the policy made
+  // no measured difference with the wheel's MKL (bench, ACTIVE vs PASSIVE: 0.90-1.07 per figure; with
+  // OpenBLAS, whose own threads fought OpenMP's, spinning was 1.2-2.5x slower).
   if (!std::getenv("OMP_WAIT_POLICY")) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are

@@ -5,11 +5,20 @@
 
 namespace bytelm::cli {
 
-void add_device_flags(CLI::App* sub, std::string* device, std::string* precision, int* threads,
-                      const std::string& threads_help) {
-  sub->add_option("--device", *device, "cpu | cuda | cuda:N");
-  if (precision) sub->add_option("--precision", *precision, "fp32 | bf16 (autocast) | auto = bf16 on CUDA");
-  sub->add_option("--threads", *threads, threads_help)->check(CLI::NonNegativeNumber);
+void add_inference_flags(CLI::App* sub, InferenceSettings* s, unsigned which, const std::string& threads_help) {
+  if (which & kDevice) sub->add_option("--device", s->device, "cpu | cuda | cuda:N");
+  if (which & kPrecision)
+    sub->add_option("--precision", s->precision,
+                    "fp32 | bf16 (autocast: fp32 weights and optimizer state) | auto = bf16 on CUDA");
+  if (which & kDecode)
+    sub->add_option("--decode", s->decode,
+                    "Per-byte generation steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
+  if (which & kDecodeWeights)
+    sub->add_option("--decode-weights", s->decode_weights,
+                    "Weights of single-row CPU decoding: fp32 | bf16 (a bf16 copy of each weight, fp32 arithmetic: "
+                    "about twice the bytes/s where memory bandwidth bounds a step; outputs differ from fp32 by bf16 "
+                    "rounding)");
+  if (which & kThreads) sub->add_option("--threads", s->threads, threads_help)->check(CLI::NonNegativeNumber);
 }
 
 std::set<std::string> given_options(const CLI::App* sub) {

@@ -20,15 +20,13 @@ namespace bytelm::cli {
 
 namespace {
 
-struct PatchOptions {
+struct PatchOptions : InferenceSettings {  // device, threads
   std::string entropy_model;   // entropy-model checkpoint or a BLT checkpoint (its patcher)
   std::string file;
   double threshold = 0;        // 0 = the checkpoint's (BLT) or the released default 1.3354
   double bytes_per_patch = 0;  // > 0: calibrate the threshold for this mean patch size
   int64_t max_patch_length = 0;
   bool json = false;
-  std::string device = "cpu";
-  int threads = 0;
 };
 
 void print_patches(const std::string& bytes, const std::vector<int64_t>& starts) {
@@ -107,7 +105,7 @@ Command add_patch(CLI::App& app) {
       ->excludes(th);
   pa->add_option("--max-patch-length", o->max_patch_length, "Split longer patches (0 = none)");
   pa->add_flag("--json", o->json, "Print entropies and boundaries as JSON");
-  add_device_flags(pa, &o->device, nullptr, &o->threads);
+  add_inference_flags(pa, o.get(), kDevice | kThreads);
   return {pa, [o] { return run(*o); }};
 }
 

@@ -25,9 +25,7 @@ Command add_serve(CLI::App& app) {
   s->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes (larger: 413)");
   s->add_option("--shutdown-timeout", o->shutdown_timeout,
                 "On SIGTERM: seconds running requests may take to finish before they are cancelled");
-  s->add_option("--decode-weights", o->decode_weights,
-                "Weights of single-stream CPU decoding steps: fp32 | bf16 (faster, bf16-rounded; see generate --help)");
-  add_device_flags(s, &o->device, &o->precision, &o->threads);
+  add_inference_flags(s, o.get(), kDeviceFlags | kDecodeWeights);
   return {s, [o] {
             if (o->ckpt.empty()) throw Error("--ckpt is required");
 #if BYTELM_SERVE

@@ -42,10 +42,8 @@ Command add_train(CLI::App& app) {
   t->add_option("--exit-after", o->exit_after, "Stop after this step with a checkpoint, as on Ctrl-C (0 = off)");
   t->add_flag("--resume", o->resume,
               "Continue the run in --out from its last checkpoint with its stored settings (only --out needed)");
-  t->add_option("--device", o->device, "cpu | cuda | cuda:N");
-  t->add_option("--precision", o->precision, "fp32 | bf16 (autocast; fp32 weights and optimizer) | auto = bf16 on CUDA");
-  t->add_option("--threads", o->threads, "CPU threads of every pool: LibTorch's OpenMP (MKL included) and inter-op (0 = all cores)")
-      ->check(CLI::NonNegativeNumber);
+  add_inference_flags(t, o.get(), kDeviceFlags,
+                      "CPU threads of every pool: LibTorch's OpenMP (MKL included) and inter-op (0 = all cores)");
   t->add_option("--peak-flops", o->peak_flops, "Peak FLOP/s for MFU (0 = measure a matmul at start)");
   t->add_option("--dist-timeout", o->dist_timeout,
                 "Data-parallel (under torchrun or RANK/WORLD_SIZE): seconds to wait for a dead or silent peer "

@@ -7,7 +7,7 @@
 // all-reduce is started before the first is waited for, so packing and unpacking overlap the transfers.
 // Deviation from DDP: the reduce starts after backward, not from autograd hooks during it. On a CPU the
 // backward pass and Gloo's threads compete for the same cores (2 here), so overlapping buys little; the
-// multi-node arithmetic in the README says when it would. On CUDA (NCCL) the buckets live on the device.
+// multi-node arithmetic in docs/distributed.md says when it would. On CUDA (NCCL) the buckets live on the device.
 //
 // With one process and no launcher there is no group and every hook is a no-op, so the trainer calls them
 // unconditionally.

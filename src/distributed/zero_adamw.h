@@ -24,7 +24,7 @@
 
 #include "distributed/process_group.h"
 #include "model/checkpoint.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 namespace bytelm {
 

@@ -10,10 +10,8 @@
 
 #include "io/atomic_file.h"
 #include "util/error.h"
+#include "util/paths.h"
 
-#ifndef BYTELM_SCRIPT_DIR
-#define BYTELM_SCRIPT_DIR "scripts"
-#endif
 
 namespace bytelm::experiment {
 
@@ -79,12 +77,13 @@ int write_report(const ReportOptions& opt) {
   fs::create_directories(opt.out);
   const std::string data = opt.out + "/results.json";
   write_file_atomic(data, results.dump(1) + "\n");
-  const std::string script = std::string(BYTELM_SCRIPT_DIR) + "/experiment_report.py";
+  // The report is the Python package scripts/report, run as a module with scripts/ on PYTHONPATH.
+  const std::string scripts = data_dir("scripts");
   std::error_code ec;
-  if (!fs::exists(script, ec)) throw Error(script + ": the report script is missing");
+  if (!fs::exists(scripts + "/report/__main__.py", ec)) throw Error(scripts + "/report: the report package is missing");
   if (!fs::exists(opt.python, ec)) throw Error(opt.python + ": no python3 (apt-get install python3-matplotlib)");
-  const std::string cmd = quoted(opt.python) + " " + quoted(script) + " " + quoted(data) + " " + quoted(opt.out) +
-                          (opt.plots ? "" : " --no-plots");
+  const std::string cmd = "PYTHONPATH=" + quoted(scripts) + " " + quoted(opt.python) + " -m report " + quoted(data) +
+                          " " + quoted(opt.out) + (opt.plots ? "" : " --no-plots");
   const int rc = std::system(cmd.c_str());
   if (rc != 0) throw Error("the report script failed (" + cmd + ", exit " + std::to_string(WEXITSTATUS(rc)) + ")", 1);
   std::printf("report: %s/index.html, %s/README.md (%zu runs)\n", opt.out.c_str(), opt.out.c_str(),

@@ -1,6 +1,6 @@
 // report.h — `bytelm experiment report DIR --out REPORT`: gathers the records of an experiment directory
 // (runs/*/record.json, compressors.json, robustness/*.json, plan.json) into REPORT/results.json, then runs
-// scripts/experiment_report.py (Debian's python3 + matplotlib) which draws the plots (PNG beside the page)
+// the Python package scripts/report (Debian's python3 + matplotlib) which draws the plots (PNG beside the page)
 // and writes REPORT/index.html (self-contained: no scripts, fonts or styles from elsewhere) and
 // REPORT/README.md (the Markdown summary). Torch-free.
 #pragma once

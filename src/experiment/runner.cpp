@@ -22,6 +22,7 @@
 #include "model/blt.h"
 #include "model/bpe.h"
 #include "model/checkpoint.h"
+#include "model/factory.h"
 #include "model/config.h"
 #include "train/run_dir.h"
 #include "train/trainer.h"

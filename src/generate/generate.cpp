@@ -189,7 +189,6 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
 void check_generate_options(const GenerateOptions& opt) {
   if (opt.max_bytes < 1) throw Error("--max-bytes must be >= 1");
   check_sampling(opt);
-  if (opt.batch < 1) throw Error("--batch must be >= 1");
   if (opt.threads < 0) throw Error("--threads must be >= 0 (0 = all cores)");
   check_decode_weights(opt.decode_weights, opt.device, opt.precision);
 }

@@ -1,5 +1,6 @@
 // checkpoint.cpp — checkpoint directories (see checkpoint.h).
 #include "model/checkpoint.h"
+#include "model/factory.h"
 
 #include <filesystem>
 

@@ -1,7 +1,7 @@
 // checkpoint.h — checkpoint directories and torch <-> safetensors conversion.
 // A checkpoint directory holds:
 //   config.json            the model config (ModelConfig JSON)
-//   model.safetensors      the weights, F32, named as named_parameters() (see README for the list)
+//   model.safetensors      the weights, F32, named as named_parameters() (see docs/models.md for the list)
 //   optimizer.safetensors  AdamW moments "exp_avg.<name>", "exp_avg_sq.<name>" (training only)
 //   trainer.json           step, options and data of the run (training only)
 // Every file is written atomically (temporary file + rename).

@@ -191,7 +191,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
     if (!j.contains("global") || !j.contains("local"))
       throw Error("config: megabyte needs 'global' and 'local' objects");
     // Faithful to the paper: the global model gets learned absolute positions, no rotary; the local
-    // model has rotary positions by default (the paper's Figure 2 shows none; see README).
+    // model has rotary positions by default (the paper's Figure 2 shows none; see docs/models.md).
     c.global = stack_from_json(j.at("global"), "global", 0.0);
     c.local = stack_from_json(j.at("local"), "local", 10000.0);
     megabyte_variants_from_json(j, c);

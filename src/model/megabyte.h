@@ -7,7 +7,7 @@
 // Variants from the config (all off by default; see megabyte_conv.h, megabyte_xpatch.h, megabyte_levels.h):
 // a causal conv encoder before patching, cross-patch attention in the local model, and middle levels
 // between the global and the local model (an N-level hierarchy).
-// Deviations (see README): a final RMSNorm closes each of the two stacks (pre-norm); the local model
+// Deviations (see docs/models.md): a final RMSNorm closes each of the two stacks (pre-norm); the local model
 // uses rotary positions unless local.rope_theta is 0; the head is untied; no dropout.
 #pragma once
 #include "model/blocks.h"

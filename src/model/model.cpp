@@ -1,10 +1,6 @@
-// model.cpp — model factory and the shared loss.
+// model.cpp — the model interface's shared parts (parameter counts, FLOPs, static-step defaults) and the loss.
 #include "model/model.h"
 
-#include "model/blt.h"
-#include "model/bpe.h"
-#include "model/megabyte.h"
-#include "model/transformer.h"
 #include "util/error.h"
 
 namespace bytelm {
@@ -38,16 +34,6 @@ double LanguageModelImpl::forward_flops_per_byte() const {
   for (const auto& part : flops())
     if (part.counted) total += part.matmul_flops + part.attention_flops;
   return total;
-}
-
-LanguageModel make_model(const ModelConfig& cfg) {
-  cfg.validate();
-  if (cfg.model == "transformer") return std::make_shared<TransformerImpl>(cfg);
-  if (cfg.model == "megabyte") return std::make_shared<MegabyteImpl>(cfg);
-  if (cfg.model == "entropy") return std::make_shared<EntropyModelImpl>(cfg);
-  if (cfg.model == "blt") return std::make_shared<BltImpl>(cfg);
-  if (cfg.model == "bpe") return std::make_shared<BpeModelImpl>(cfg);
-  throw Error("unknown model '" + cfg.model + "'");
 }
 
 torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes, int64_t offset) {

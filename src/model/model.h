@@ -80,9 +80,6 @@ using LanguageModel = std::shared_ptr<LanguageModelImpl>;
 // (at least 64), at most `capacity`. One CUDA graph per span; each attends over at most twice what it needs.
 int64_t static_span(int64_t needed, int64_t capacity);
 
-// Builds a freshly initialised model (deterministic given torch::manual_seed).
-LanguageModel make_model(const ModelConfig& cfg);
-
 // Mean cross-entropy in nats over all positions. logits (B, T, V), bytes (B, T); the target of byte b is
 // id b + offset (the model's vocab_offset()).
 torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes, int64_t offset = 0);

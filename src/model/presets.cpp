@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "model/config.h"
 #include "util/error.h"
+#include "util/paths.h"
 
 namespace bytelm {
 
@@ -28,7 +29,7 @@ std::string unknown_preset(const std::string& name, const std::string& model) {
 }
 }  // namespace
 
-std::string presets_tsv_path() { return std::string(BYTELM_CONFIG_DIR) + "/presets.tsv"; }
+std::string presets_tsv_path() { return data_dir("configs") + "/presets.tsv"; }
 
 std::vector<PresetInfo> list_presets() {
   namespace fs = std::filesystem;
@@ -39,7 +40,7 @@ std::vector<PresetInfo> list_presets() {
   while (tsv >> name >> count) params[name] = count;
   std::vector<PresetInfo> out;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(BYTELM_CONFIG_DIR, ec)) {
+  for (const auto& entry : fs::directory_iterator(data_dir("configs"), ec)) {
     if (entry.path().extension() != ".json") continue;
     PresetInfo p;
     p.name = entry.path().stem().string();
@@ -105,7 +106,7 @@ ModelConfig load_config(const std::string& path_or_preset, const std::string& mo
   std::error_code ec;
   if (!fs::is_regular_file(path, ec) && path.find('/') == std::string::npos &&
       path.find(".json") == std::string::npos) {
-    const std::string dir = BYTELM_CONFIG_DIR;
+    const std::string dir = data_dir("configs");
     std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
                          : model == "entropy" ? "ent_" : model == "bpe" ? "bpe_" : "";
     if (!prefix.empty() && fs::is_regular_file(dir + "/" + prefix + path + ".json", ec))

@@ -380,8 +380,7 @@ void Scheduler::serve_bpe(const std::shared_ptr<Job>& job) {
   opt.prompt = job->req.prompt;
   opt.max_bytes = job->req.max_bytes;
   opt.seed = job->seed;
-  opt.device = opt_.device;
-  opt.precision = opt_.precision;
+  static_cast<InferenceSettings&>(opt) = opt_;
   try {
     generate_tokens(*model_, *tokenizer_, opt, [&](uint8_t b) {
       if (job->cancelled() || cancelling_) throw StopGeneration();

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "serve/api.h"
+#include "util/inference.h"
 
 namespace bytelm {
 class LanguageModelImpl;
@@ -67,12 +68,10 @@ class Job {
   int64_t generated_ = 0;
 };
 
-struct SchedulerOptions {
+// The inference settings (util/inference.h: device, precision, decode weights) and the queue's sizes.
+struct SchedulerOptions : InferenceSettings {
   int64_t parallel = 4;   // rows decoded together (slots)
   int64_t max_queue = 16; // requests waiting for a slot; more get 503
-  std::string device = "cpu";
-  std::string precision = "auto";
-  std::string decode_weights = "fp32";  // fp32 | bf16: weights of single-row CPU steps (model/decode_weights.h)
 };
 
 class Scheduler {

@@ -355,11 +355,9 @@ int run_server(const ServerOptions& opt) {
     throw;
   }
   SchedulerOptions so;
+  static_cast<InferenceSettings&>(so) = opt;
   so.parallel = opt.parallel;
   so.max_queue = opt.max_queue;
-  so.device = opt.device;
-  so.precision = opt.precision;
-  so.decode_weights = opt.decode_weights;
   s.scheduler = std::make_unique<Scheduler>(s.model.model, s.model.tokenizer, so, s.metrics);
   s.state = State::Ready;
   std::printf("bytelm serve: %s (%s, context %lld bytes, %lld rows) ready\n", s.model_name.c_str(),

@@ -7,9 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "util/inference.h"
+
 namespace bytelm::serve {
 
-struct ServerOptions {
+// The inference settings (util/inference.h: device, precision, decode weights, threads of the model) and
+// the server's own.
+struct ServerOptions : InferenceSettings {
   std::string ckpt;
   std::string host = "127.0.0.1";
   int port = 8080;                    // 0 = any free port (printed)
@@ -18,11 +22,7 @@ struct ServerOptions {
   std::vector<std::string> api_keys;  // empty = no key needed
   int64_t max_body_bytes = 1 << 20;   // larger request bodies get 413
   double shutdown_timeout = 10;       // seconds running requests may take to finish after SIGTERM
-  std::string device = "cpu";
-  std::string precision = "auto";
-  std::string decode_weights = "fp32";  // fp32 | bf16 (see GenerateOptions)
   std::string cors_origin;            // non-empty: browsers on this origin ("*" = any) may call the API
-  int threads = 0;                    // CPU threads of the model (0 = all cores)
 };
 
 // Throws Error for bad options or a checkpoint that does not load; returns 0 after a clean shutdown.

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
 #include <mutex>
 #include <unordered_map>
 
@@ -15,6 +14,7 @@
 #include "io/atomic_file.h"
 #include "tokenizer/byte_escape.h"
 #include "util/error.h"
+#include "util/paths.h"
 
 namespace bytelm {
 
@@ -37,18 +37,7 @@ const Spm& spm() {
   static std::string error;
   static std::once_flag once;
   std::call_once(once, [] {
-    std::vector<std::string> candidates;
-    char exe[PATH_MAX];
-    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-      std::string dir(exe, size_t(n));
-      dir = dir.substr(0, dir.rfind('/'));
-      candidates.push_back(dir + "/bytelm_spm.so");
-      candidates.push_back(dir.substr(0, dir.rfind('/')) + "/bytelm_spm.so");
-    }
-#ifdef BYTELM_SPM_MODULE
-    candidates.push_back(BYTELM_SPM_MODULE);
-#endif
+    const std::vector<std::string> candidates = spm_module_candidates();
     void* lib = nullptr;
     for (const auto& c : candidates)
       if (access(c.c_str(), R_OK) == 0 && (lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND))) break;

@@ -3,9 +3,10 @@
 //
 // A run's record holds every setting that decides what the run computes (model, config, data, batch,
 // schedule, optimiser, seed, split, precision); --resume takes them from the record, so `--out DIR
-// --resume` alone continues the run. Changing one of them on resume is refused (the README promises that
-// a resumed run reproduces an uninterrupted one bit for bit); --steps may extend the run, and the
-// reporting cadence (--eval-every, --eval-batches, --ckpt-every, --log-every) may change; both are recorded.
+// --resume` alone continues the run. Changing one of them on resume is refused (the docs promise that
+// a resumed run reproduces an uninterrupted one bit for bit, docs/usage.md); --steps may extend the run, the
+// reporting cadence (--eval-every, --eval-batches, --ckpt-every, --log-every) and --threads may change;
+// all are recorded (a run resumed without --threads keeps its own, since threads may change the bits).
 #pragma once
 #include <cstdint>
 #include <set>
@@ -14,9 +15,12 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "util/inference.h"
+
 namespace bytelm {
 
-struct TrainOptions {
+// Training's settings; device, precision and threads are the shared inference settings (util/inference.h).
+struct TrainOptions : InferenceSettings {
   std::string model;                  // transformer | megabyte | entropy | blt | bpe
   std::string config;                 // file or preset name ("" = the model's demo preset)
   std::vector<std::string> data;      // files or directories
@@ -42,9 +46,6 @@ struct TrainOptions {
   int64_t log_every = 10;             // metrics line every N steps
   int64_t exit_after = 0;             // stop after this step as if interrupted (0 = off)
   bool resume = false;
-  std::string device = "cpu";
-  std::string precision = "auto";     // fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on CPU
-  int threads = 0;
   double peak_flops = 0;              // for MFU; 0 = measure at start
   // Data-parallel (src/distributed/): the launcher's environment decides the world size; --batch is per rank.
   double dist_timeout = 300;          // seconds a collective (or the rendezvous) may wait for a peer

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# hf_reference_test.sh BYTELM SOURCE_DIR [PYTHON] — bytelm's BLT bpb equals scripts/blt_reference.py (a plain
+# hf_reference_test.sh BYTELM SOURCE_DIR [PYTHON] — bytelm's BLT bpb equals scripts/parity/blt_reference.py (a plain
 # PyTorch transcription of Hugging Face's BltForCausalLM forward) on a trained tiny BLT with entropy
 # patching, with and without max_patch_length, a global input projection and encoder cross-attention
 # after every layer; where transformers' BltForCausalLM is importable, also against HF's own code
-# (scripts/hf-parity.py). Exits 77 (skipped) when python3 has no torch.
+# (scripts/parity/hf_parity.py). Exits 77 (skipped) when python3 has no torch.
 set -euo pipefail
 bytelm="$1"
 src="$2"
@@ -43,10 +43,10 @@ json.dump(c, open(sys.argv[2], "w"))
 PY
   "$bytelm" train --model blt --config "$dir/$variant.json" --entropy-model "$dir/ent" --out "$dir/blt_$variant" "${common[@]}" 2>/dev/null
   ours=$("$bytelm" eval --ckpt "$dir/blt_$variant" --data "$dir/sample.txt" --json --precision fp32)
-  refs=("reference=$("$py" "$src/scripts/blt_reference.py" "$dir/blt_$variant" "$dir/sample.txt" 2>/dev/null)")
+  refs=("reference=$("$py" "$src/scripts/parity/blt_reference.py" "$dir/blt_$variant" "$dir/sample.txt" 2>/dev/null)")
   # Where Hugging Face transformers with BltForCausalLM is installed (the GPU machine), HF's own code too.
   if "$py" -c "from transformers import BltForCausalLM" 2>/dev/null; then
-    refs+=("huggingface=$("$py" "$src/scripts/hf-parity.py" "$dir/blt_$variant" "$dir/sample.txt" 2>/dev/null)")
+    refs+=("huggingface=$("$py" "$src/scripts/parity/hf_parity.py" "$dir/blt_$variant" "$dir/sample.txt" 2>/dev/null)")
   fi
   for r in "${refs[@]}"; do
     "$py" - "$ours" "${r#*=}" "$variant" "${r%%=*}" <<'PY' || fail=1

@@ -156,7 +156,7 @@ class Cli : public ::testing::Test {
   static bool cuda_available_;
 };
 inline std::string Cli::dir_;
-// Test binaries of the CLI link no torch; a CUDA machine is recognised by the variable gpu-check.sh sets.
+// Test binaries of the CLI link no torch; a CUDA machine is recognised by the variable scripts/gpu/check.sh sets.
 inline bool Cli::cuda_available_ =
     std::getenv("BYTELM_TEST_DEVICE") && std::string(std::getenv("BYTELM_TEST_DEVICE")) == "cuda";
 

@@ -1,4 +1,4 @@
-// test_device.h — the device the model tests run on, and the tiny models they use: $BYTELM_TEST_DEVICE (scripts/gpu-check.sh sets
+// test_device.h — the device the model tests run on, and the tiny models they use: $BYTELM_TEST_DEVICE (scripts/gpu/check.sh sets
 // "cuda"), else "cpu". Tests that need CUDA skip without it.
 #pragma once
 #include <gtest/gtest.h>
@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "model/factory.h"
 #include "model/model.h"
 
 namespace bytelm::testing {

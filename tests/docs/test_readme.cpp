@@ -1,12 +1,16 @@
-// test_readme.cpp — the README cannot drift from the code: its preset table is exactly what
-// `bytelm info --presets --markdown` prints; every `bytelm` command in its shell blocks names a real
-// subcommand, flags that subcommand accepts, presets that exist and paths that exist (files of the repo,
-// or files of the pinned corpus listed in scripts/corpus-files.txt); every repo path it quotes exists.
+// test_readme.cpp — the documentation cannot drift from the code. The README's preset table is exactly what
+// `bytelm info --presets --markdown` prints. In README.md and docs/*.md: every `bytelm` command in a shell
+// block names a real subcommand, flags that subcommand accepts, presets that exist and paths that exist
+// (files of the repo, or files of the pinned corpus listed in scripts/data/corpus-files.txt); every repo path
+// quoted in backticks exists; no page cites an issue number. The README stays a front door: <= 15,000 bytes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -37,10 +41,21 @@ std::string capture(const std::string& cmd) {
   return out;
 }
 
-// Lines of the README's ```sh blocks, with comments and line continuations resolved.
-std::vector<std::string> shell_lines(const std::string& readme) {
+// The pages checked: README.md, then docs/*.md (the top level of docs/ only, not docs/results/).
+std::vector<std::string> doc_files() {
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(kRoot + "/docs"))
+    if (entry.is_regular_file() && entry.path().extension() == ".md")
+      files.push_back("docs/" + entry.path().filename().string());
+  std::sort(files.begin(), files.end());
+  files.insert(files.begin(), "README.md");
+  return files;
+}
+
+// Lines of a page's ```sh blocks, with comments and line continuations resolved.
+std::vector<std::string> shell_lines(const std::string& page) {
   std::vector<std::string> lines;
-  std::istringstream in(readme);
+  std::istringstream in(page);
   std::string line;
   bool in_sh = false;
   while (std::getline(in, line)) {
@@ -84,7 +99,7 @@ std::vector<std::string> words(const std::string& line) {
 
 std::set<std::string> corpus_files() {
   std::set<std::string> files;
-  std::istringstream in(slurp(kRoot + "/scripts/corpus-files.txt"));
+  std::istringstream in(slurp(kRoot + "/scripts/data/corpus-files.txt"));
   for (std::string f; std::getline(in, f);) files.insert("data/corpus/" + f);
   return files;
 }
@@ -95,6 +110,51 @@ bool mentions_flag(const std::string& help, const std::string& flag) {
     if (!std::isalnum(static_cast<unsigned char>(next)) && next != '-') return true;
   }
   return false;
+}
+
+using HelpCache = std::map<std::string, std::string>;  // subcommand -> its --help
+
+// Paths a shell line names anywhere (repo files, corpus files). `where` is "FILE: line".
+void check_paths(const std::vector<std::string>& w, const std::set<std::string>& corpus, const std::string& where) {
+  for (const auto& word : w) {
+    if (word.rfind("data/corpus/", 0) == 0 && word.size() > 12)
+      EXPECT_TRUE(corpus.count(word)) << word << " is not a file of the default corpus: " << where;
+    else if (word.rfind("scripts/", 0) == 0 || word.rfind("configs/", 0) == 0)
+      EXPECT_TRUE(fs::exists(kRoot + "/" + word)) << word << " does not exist: " << where;
+  }
+}
+
+// The presets or files after --config / --configs exist (short names resolved for the line's --model).
+void check_presets(const std::vector<std::string>& w, const std::string& where) {
+  std::string model;
+  for (size_t i = 1; i + 1 < w.size(); ++i)
+    if (w[i] == "--model") model = w[i + 1];
+  const std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
+                             : model == "entropy" ? "ent_" : model == "bpe" ? "bpe_" : "";
+  for (size_t i = 1; i + 1 < w.size(); ++i) {
+    if (w[i] != "--config" && w[i] != "--configs") continue;
+    for (size_t j = i + 1; j < w.size() && w[j].rfind("--", 0) != 0; ++j) {
+      const std::string& name = w[j];
+      EXPECT_TRUE(fs::exists(kRoot + "/" + name) || fs::exists(kRoot + "/configs/" + name + ".json") ||
+                  (!prefix.empty() && fs::exists(kRoot + "/configs/" + prefix + name + ".json")))
+          << "no preset or file '" << name << "': " << where;
+    }
+  }
+}
+
+// A `bytelm ...` line: a real subcommand, only flags its --help names, presets that exist.
+void check_command(const std::vector<std::string>& w, HelpCache& help, const std::string& where) {
+  std::string sub = w.size() > 1 && w[1].rfind("--", 0) != 0 ? w[1] : "";
+  if ((sub == "tokenizer" || sub == "experiment") && w.size() > 2 && w[2].rfind("--", 0) != 0)
+    sub += " " + w[2];  // tokenizer train|stats, experiment run|report
+  if (!help.count(sub)) help[sub] = capture(std::string(BYTELM_BIN) + " " + sub + " --help");
+  if (help[sub].empty()) {
+    ADD_FAILURE() << "no such subcommand: " << where;
+    return;
+  }
+  for (size_t i = 1; i < w.size(); ++i)
+    if (w[i].rfind("--", 0) == 0) EXPECT_TRUE(mentions_flag(help[sub], w[i])) << w[i] << " is not a flag of: " << where;
+  check_presets(w, where);
 }
 
 }  // namespace
@@ -109,53 +169,51 @@ TEST(Readme, PresetTableIsGenerated) {
 TEST(Readme, CommandsNameRealFlagsPresetsAndPaths) {
   const auto corpus = corpus_files();
   ASSERT_EQ(corpus.size(), 269u);
-  std::map<std::string, std::string> help;  // subcommand -> its --help
+  HelpCache help;
   int commands = 0;
-  for (const auto& line : shell_lines(slurp(kRoot + "/README.md"))) {
-    const auto w = words(line);
-    for (const auto& word : w) {  // repo paths and corpus paths named anywhere in the line
-      if (word.rfind("data/corpus/", 0) == 0 && word.size() > 12)
-        EXPECT_TRUE(corpus.count(word)) << word << " is not a file of the default corpus: " << line;
-      else if (word.rfind("scripts/", 0) == 0 || word.rfind("configs/", 0) == 0)
-        EXPECT_TRUE(fs::exists(kRoot + "/" + word)) << word << " does not exist: " << line;
-    }
-    if (w.empty() || w[0] != "bytelm") continue;
-    ++commands;
-    std::string sub = w.size() > 1 && w[1].rfind("--", 0) != 0 ? w[1] : "";
-    if ((sub == "tokenizer" || sub == "experiment") && w.size() > 2 && w[2].rfind("--", 0) != 0)
-      sub += " " + w[2];  // tokenizer train|stats, experiment run|report
-    if (!help.count(sub)) help[sub] = capture(std::string(BYTELM_BIN) + " " + sub + " --help");
-    ASSERT_FALSE(help[sub].empty()) << "no such subcommand: " << line;
-    std::string model;
-    for (size_t i = 1; i < w.size(); ++i) {
-      if (w[i] == "--model" && i + 1 < w.size()) model = w[i + 1];
-      if (w[i].rfind("--", 0) == 0) EXPECT_TRUE(mentions_flag(help[sub], w[i])) << w[i] << " is not a flag of: " << line;
-    }
-    for (size_t i = 1; i + 1 < w.size(); ++i) {
-      if (w[i] != "--config" && w[i] != "--configs") continue;
-      for (size_t j = i + 1; j < w.size() && w[j].rfind("--", 0) != 0; ++j) {
-        const std::string name = w[j];
-        const std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
-                                   : model == "entropy" ? "ent_" : model == "bpe" ? "bpe_" : "";
-        EXPECT_TRUE(fs::exists(kRoot + "/" + name) || fs::exists(kRoot + "/configs/" + name + ".json") ||
-                    (!prefix.empty() && fs::exists(kRoot + "/configs/" + prefix + name + ".json")))
-            << "no preset or file '" << name << "': " << line;
-      }
+  for (const auto& file : doc_files()) {
+    for (const auto& line : shell_lines(slurp(kRoot + "/" + file))) {
+      const auto w = words(line);
+      const std::string where = file + ": " + line;
+      check_paths(w, corpus, where);
+      if (w.empty() || w[0] != "bytelm") continue;
+      ++commands;
+      check_command(w, help, where);
     }
   }
-  EXPECT_GE(commands, 15);
+  EXPECT_GE(commands, 15);  // over README.md and docs/*.md together
 }
 
 TEST(Readme, QuotedRepoPathsExist) {
-  const std::string readme = slurp(kRoot + "/README.md");
   const std::regex path(R"(`((?:src|scripts|configs|tests|cmake)/[A-Za-z0-9_./-]+)`)");
   int checked = 0;
-  for (std::sregex_iterator it(readme.begin(), readme.end(), path), end; it != end; ++it) {
-    const std::string p = (*it)[1];
-    if (p.find("NAME") != std::string::npos) continue;  // a placeholder (configs/mb_NAME.json)
-    const std::string f = kRoot + "/" + p;  // a file, or a module named without its extension
-    EXPECT_TRUE(fs::exists(f) || fs::exists(f + ".h") || fs::exists(f + ".cpp")) << p << " is quoted in the README but does not exist";
-    ++checked;
+  for (const auto& file : doc_files()) {
+    const std::string page = slurp(kRoot + "/" + file);
+    for (std::sregex_iterator it(page.begin(), page.end(), path), end; it != end; ++it) {
+      const std::string p = (*it)[1];
+      if (p.find("NAME") != std::string::npos) continue;  // a placeholder (configs/mb_NAME.json)
+      const std::string f = kRoot + "/" + p;  // a file, or a module named without its extension
+      EXPECT_TRUE(fs::exists(f) || fs::exists(f + ".h") || fs::exists(f + ".cpp"))
+          << p << " is quoted in " << file << " but does not exist";
+      ++checked;
+    }
   }
-  EXPECT_GE(checked, 10);
+  EXPECT_GE(checked, 10);  // over README.md and docs/*.md together
+}
+
+TEST(Readme, ReadmeIsAFrontDoor) {
+  const auto size = fs::file_size(kRoot + "/README.md");
+  EXPECT_LE(size, 15000u) << "README.md is " << size << " bytes (at most 15,000): move detail into docs/";
+}
+
+TEST(Readme, NoIssueNumbers) {
+  const std::regex issue("[Ii]ssue #?[0-9]");
+  for (const auto& file : doc_files()) {
+    std::istringstream in(slurp(kRoot + "/" + file));
+    int n = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++n;
+      if (std::regex_search(line, issue)) ADD_FAILURE() << file << ":" << n << " cites an issue number: " << line;
+    }
+  }
 }

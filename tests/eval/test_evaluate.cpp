@@ -11,6 +11,7 @@
 #include "data/corpus.h"
 #include "eval/evaluate.h"
 #include "model/config.h"
+#include "model/factory.h"
 #include "model/model.h"
 
 using namespace bytelm;

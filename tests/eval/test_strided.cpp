@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/evaluate.h"
+#include "model/factory.h"
 #include "model/model.h"
 #include "util/error.h"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""test_findings.py — the report's Findings over synthetic run records (scripts/experiment_findings.py and
-scripts/experiment_seeds.py): comparisons pair runs of the same seed, an exact rerun is checked bit for bit and
+"""test_findings.py — the report's Findings over synthetic run records (scripts/report/findings.py and
+scripts/report/seeds.py): comparisons pair runs of the same seed, an exact rerun is checked bit for bit and
 kept out of the paper claims, the seed spread is measured against the noise threshold, and the
 MEGABYTE-vs-Transformer verdict over seeds follows the sign of every per-seed gap; BLT entropy patching is
 compared with space and with fixed-size (static) patching; generation speeds timed in the same interleaved rounds
@@ -11,7 +11,7 @@ import sys
 import unittest
 
 sys.path.insert(0, sys.argv.pop(1) if len(sys.argv) > 1 else "scripts")
-from experiment_findings import findings  # noqa: E402
+from report.findings import findings  # noqa: E402
 
 
 def run(name, model, seed, bpb, data="code"):

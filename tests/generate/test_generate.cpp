@@ -6,6 +6,7 @@
 
 #include "common/test_device.h"
 #include "model/blt.h"
+#include "model/factory.h"
 #include "model/model.h"
 #include "generate/generate.h"
 #include "generate/static_decoder.h"

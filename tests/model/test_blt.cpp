@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/blt.h"
 #include "model/checkpoint.h"
+#include "model/factory.h"
 #include "generate/generate.h"
 #include "util/error.h"
 

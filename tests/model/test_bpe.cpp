@@ -16,6 +16,7 @@
 #include "eval/token_evaluate.h"
 #include "model/bpe.h"
 #include "model/checkpoint.h"
+#include "model/factory.h"
 #include "tokenizer/tokenizer.h"
 
 namespace bytelm {

@@ -9,6 +9,7 @@
 
 #include "generate/generate.h"
 #include "model/megabyte.h"
+#include "model/factory.h"
 #include "model/model.h"
 #include "util/error.h"
 

@@ -8,6 +8,7 @@
 
 #include "common/test_device.h"
 #include "model/blocks.h"
+#include "model/factory.h"
 #include "model/model.h"
 #include "util/error.h"
 

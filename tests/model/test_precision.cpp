@@ -1,5 +1,5 @@
 // test_precision.cpp — bf16 autocast against fp32, cached decoding under autocast, and (with a GPU) CUDA
-// against CPU, for every model. Runs on $BYTELM_TEST_DEVICE (default cpu; scripts/gpu-check.sh: cuda).
+// against CPU, for every model. Runs on $BYTELM_TEST_DEVICE (default cpu; scripts/gpu/check.sh: cuda).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

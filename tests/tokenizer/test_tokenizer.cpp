@@ -149,7 +149,7 @@ TEST(Tokenizer, BadFilesAreErrors) {
   std::filesystem::remove_all(dir);
 }
 
-// Every file of the default corpus (data/corpus, fetched by scripts/fetch-corpus.sh), an 8 KB slice of each
+// Every file of the default corpus (data/corpus, fetched by scripts/data/fetch-corpus.sh), an 8 KB slice of each
 // to stay fast; `bytelm tokenizer stats --data data/corpus` checks the whole corpus.
 TEST(Tokenizer, RoundTripsTheDefaultCorpus) {
   if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";

@@ -9,7 +9,7 @@
 
 #include "common/test_device.h"
 #include "data/corpus.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 #include "train/loader.h"
 #include "util/error.h"
 

@@ -1,4 +1,4 @@
-"""experiment_seeds.py — findings from runs that repeat a plan entry (imported by experiment_findings.py).
+"""seeds.py — findings from runs that repeat a plan entry (imported by findings.py).
 
 A plan may train one entry (model, config, data, budget, training settings) several times, with other seeds
 or with the same one. Runs whose recorded plan entries differ only in the seed form a seed group. From them:
@@ -11,7 +11,7 @@ or with the same one. Runs whose recorded plan entries differ only in the seed f
 import json
 import statistics
 
-from experiment_common import NOISE_BPB, bpb, get, same_budget, seed
+from .common import NOISE_BPB, bpb, get, same_budget, seed
 
 
 def entry_key(r, with_seed=True):

@@ -1,5 +1,5 @@
 #!/bin/bash
-# publish-experiment.sh EXPERIMENT_DIR OUT_DIR [experiment report options: --title T --note N ...]
+# publish.sh EXPERIMENT_DIR OUT_DIR [experiment report options: --title T --note N ...]
 # Makes an experiment's results committable: copies every run's record (plan, configs, entries, record.json,
 # metrics.jsonl, trainer.json; compressor and robustness rows; no checkpoints) to OUT_DIR/records, then
 # writes the report (index.html, README.md, plots) into OUT_DIR from those copies, so every number in it

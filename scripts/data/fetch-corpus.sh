@@ -6,7 +6,7 @@
 # DEST/austen/<novel>/chapter_NNN.txt. The text comes from Debian 12's r-cran-janeaustenr 1.0.0-1 (R data),
 # pinned by version and the .deb's sha256; scripts/data/austen_chapters.py reads it with the rdata package
 # from the checkout's .venv (scripts/setup/python-env.sh) and writes the chapters. The resulting file list
-# is checked against scripts/corpus-files.txt and the bytes against the sha256 below.
+# is checked against scripts/data/corpus-files.txt and the bytes against the sha256 below.
 #
 # Needs: apt-get (download only), dpkg-deb, .venv. Idempotent: when DEST/.complete exists (written last,
 # after all files are in place) the script only reports what is there.
@@ -33,8 +33,8 @@ if [[ -f "$marker" ]]; then
   exit 0
 fi
 
-python="$here/../.venv/bin/python"
-[[ -x "$python" ]] || "$here/setup/python-env.sh"
+python="$here/../../.venv/bin/python"
+[[ -x "$python" ]] || "$here/../setup/python-env.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -44,9 +44,9 @@ spec="${DEB%%|*}" sha="${DEB##*|}"
 deb=$(ls "$tmp"/*.deb)
 [[ "$(sha256sum "$deb" | cut -d' ' -f1)" == "$sha" ]] || die "$deb: sha256 mismatch"
 dpkg-deb -x "$deb" "$tmp/root"
-"$python" -W ignore "$here/data/austen_chapters.py" "$tmp/root/usr/lib/R/site-library/janeaustenr/data" "$tmp/out/austen"
+"$python" -W ignore "$here/austen_chapters.py" "$tmp/root/usr/lib/R/site-library/janeaustenr/data" "$tmp/out/austen"
 
-# The file list is pinned (scripts/corpus-files.txt; the README's paths into the corpus are checked against
+# The file list is pinned (scripts/data/corpus-files.txt; the README's paths into the corpus are checked against
 # it by tests/docs/test_readme), and so are the bytes.
 manifest="$here/corpus-files.txt"
 if ! diff -q <(cd "$tmp/out" && find . -type f -name '*.txt' | sed 's|^\./||' | LC_ALL=C sort) "$manifest" >/dev/null; then

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# serve-load.sh [CKPT] — the load test of `bytelm serve` behind the README's figures: serves CKPT (default: a
+# serve-load.sh [CKPT] — the load test of `bytelm serve` behind docs/serving.md's figures: serves CKPT (default: a
 # MEGABYTE of the mb_demo preset trained for 1 step, made here; throughput does not depend on the weights)
-# on 127.0.0.1 with 16 rows, and runs scripts/serve_load.mjs with 1, 4, 8 and 16 concurrent streams.
+# on 127.0.0.1 with 16 rows, and runs scripts/measure/serve-load.mjs with 1, 4, 8 and 16 concurrent streams.
 # Environment: BIN (default build/bytelm), REQUESTS per stream (4), MAX_TOKENS (256), THREADS (1).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin="${BIN:-build/bytelm}"
 work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -23,7 +23,7 @@ for _ in $(seq 600); do
   [[ -n "$port" ]] && curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
   sleep 0.1
 done
-node scripts/serve_load.mjs --url "http://127.0.0.1:$port" --streams 1,4,8,16 --requests "${REQUESTS:-4}" \
+node scripts/measure/serve-load.mjs --url "http://127.0.0.1:$port" --streams 1,4,8,16 --requests "${REQUESTS:-4}" \
   --max-tokens "${MAX_TOKENS:-256}"
 kill -TERM "$pid"
 wait "$pid"

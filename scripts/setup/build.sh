@@ -3,7 +3,7 @@
 # Extra CMake arguments can be passed in CMAKE_ARGS (e.g. the CUDA LibTorch's prefix path);
 # BUILD_TARGET=bytelm builds the tool alone.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 build="${1:-build}"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

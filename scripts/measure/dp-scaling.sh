@@ -3,10 +3,10 @@
 # trained by 1 process x 1 thread, 1 process x 2 threads, and 2 processes x 1 thread over Gloo (2 x 4 rows),
 # and the same 2 x 1 under torchrun (the checkout's .venv). Prints bytes/s (the mean of the
 # logged intervals after the first, which holds start-up) and the efficiency of 2 x 1 against 1 x 1.
-# Needs build/bytelm and data/corpus (scripts/fetch-corpus.sh). Default: tf_demo, 20 steps
+# Needs build/bytelm and data/corpus (scripts/data/fetch-corpus.sh). Default: tf_demo, 20 steps
 # (about 3 minutes on 2 cores).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 config="${1:-tf_demo}"
 steps="${2:-20}"
 bin=build/bytelm

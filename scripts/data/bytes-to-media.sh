@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # bytes-to-media.sh png|wav IN OUT — writes raw bytes (e.g. from `bytelm generate` on a model trained on
-# scripts/fetch-data.sh images or audio) back as something to look at or listen to:
+# scripts/data/fetch-data.sh images or audio) back as something to look at or listen to:
 #   png  IN holds 16x16 RGB tiles (768 bytes each, the `images` kind's layout; a partial last tile is padded
 #        with black); OUT is one PNG with the tiles in a grid of up to 16 per row, each enlarged 8x
 #        (ImageMagick, nearest neighbour).
 #   wav  IN holds 8 kHz unsigned 8-bit mono samples (the `audio` kind's layout); OUT is a WAV file (sox).
 # Example:
 #   bytelm generate --ckpt runs/img --prompt-file data/kinds/images/tiles_000.rgb --max-bytes 2304 > gen.rgb
-#   scripts/bytes-to-media.sh png gen.rgb gen.png
+#   scripts/data/bytes-to-media.sh png gen.rgb gen.png
 set -euo pipefail
 if (($# != 3)); then
-  echo "usage: scripts/bytes-to-media.sh png|wav IN OUT" >&2
+  echo "usage: scripts/data/bytes-to-media.sh png|wav IN OUT" >&2
   exit 2
 fi
 kind="$1" in="$2" out="$3"

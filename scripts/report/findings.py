@@ -1,14 +1,14 @@
-"""experiment_findings.py — the Findings section of `bytelm experiment report` (imported by experiment_report.py).
+"""findings.py — the Findings section of `bytelm experiment report` (imported by report (python3 -m report)).
 
 Each paper claim becomes one finding: reproduced / not reproduced at this scale / inconclusive (a gap under
 NOISE_BPB) / mixed / not testable in this experiment, with the numbers and the compute used. Comparisons pair
-runs trained from the same seed; runs a plan repeats with other seeds add the findings of experiment_seeds.py.
+runs trained from the same seed; runs a plan repeats with other seeds add the findings of seeds.py.
 """
 import math
 import statistics
 
-from experiment_common import NOISE_BPB, bpb, fmt, get, loaded, paired_rounds, same_budget, sci, seed, verdict
-from experiment_seeds import first_of_each_entry, seed_findings
+from .common import NOISE_BPB, bpb, fmt, get, loaded, paired_rounds, same_budget, sci, seed, verdict
+from .seeds import first_of_each_entry, seed_findings
 
 
 def pairs(runs, model_a, model_b, pred_a=lambda r: True, pred_b=lambda r: True):

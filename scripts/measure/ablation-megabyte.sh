@@ -6,9 +6,9 @@
 # settings, then `bytelm eval --split val` scores its whole validation split. Prints one TSV line per
 # variant: name, steps, train FLOPs, val bpb (whole split), training bytes/s (bytes / elapsed of the run).
 # Cost: about 5 x BASE_STEPS x 1.7 s on 2 cores (about 30 min at 150 on a shared machine), more when the machine is shared.
-# Needs build/bytelm and data/corpus (scripts/fetch-corpus.sh). VARIANTS="base conv" runs a subset.
+# Needs build/bytelm and data/corpus (scripts/data/fetch-corpus.sh). VARIANTS="base conv" runs a subset.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 out="${1:-runs/ablation}"
 bin=build/bytelm
 base_steps="${BASE_STEPS:-150}"

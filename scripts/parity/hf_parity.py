@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""hf-parity.py CKPT FILE -- bits per byte of a BLT checkpoint under Hugging Face's BltForCausalLM.
+"""hf_parity.py CKPT FILE -- bits per byte of a BLT checkpoint under Hugging Face's BltForCausalLM.
 
 Compare with `bytelm eval --ckpt CKPT --data FILE --json`: both prepend BOS to each window of the
 checkpoint's `bytelm_context` bytes, score every byte (no EOS) and patch with the checkpoint's own

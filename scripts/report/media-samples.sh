@@ -11,7 +11,7 @@
 # Sampling: temperature 1, seed 1 (change with SEED). BYTELM names the binary (default build/bytelm).
 set -euo pipefail
 if (($# != 2)); then
-  echo "usage: scripts/media-samples.sh EXPERIMENT_DIR OUT_DIR" >&2
+  echo "usage: scripts/report/media-samples.sh EXPERIMENT_DIR OUT_DIR" >&2
   exit 2
 fi
 exp="$1" out="$2"
@@ -41,7 +41,7 @@ while read -r kind name data val_fraction; do
     echo "media-samples: $name has no checkpoint ($ckpt); skipped" >&2
     continue
   fi
-  [[ -d "$data" ]] || { echo "media-samples: $data: no such directory (run scripts/fetch-data.sh $kind)" >&2; exit 2; }
+  [[ -d "$data" ]] || { echo "media-samples: $data: no such directory (run scripts/data/fetch-data.sh $kind)" >&2; exit 2; }
   files=$(find "$data" -maxdepth 1 -type f ! -name '.*' | sort | sed -n 1,8p)
   case "$kind" in
     images)
@@ -57,7 +57,7 @@ while read -r kind name data val_fraction; do
         cat "$tmp/top.rgb" "$tmp/bottom.rgb" >> "$tmp/gen.rgb"
       done
       cat "$tmp/orig.rgb" "$tmp/gen.rgb" > "$tmp/both.rgb"
-      "$here/bytes-to-media.sh" png "$tmp/both.rgb" "$out/$name.png" >/dev/null
+      "$here/../data/bytes-to-media.sh" png "$tmp/both.rgb" "$out/$name.png" >/dev/null
       echo "$out/$name.png: 8 held-out images (left) and their bottom halves written by $name (right)"
       ;;
     audio)
@@ -68,7 +68,7 @@ while read -r kind name data val_fraction; do
       tail -c 384 "$tmp/real.u8" > "$tmp/prompt.u8"
       "$bytelm" generate --ckpt "$ckpt" --prompt-file "$tmp/prompt.u8" --max-bytes 16000 --seed "$seed" < /dev/null > "$tmp/cont.u8"
       cat "$tmp/real.u8" "$tmp/cont.u8" > "$tmp/all.u8"
-      "$here/bytes-to-media.sh" wav "$tmp/all.u8" "$out/$name.wav" >/dev/null
+      "$here/../data/bytes-to-media.sh" wav "$tmp/all.u8" "$out/$name.wav" >/dev/null
       echo "$out/$name.wav: 1 s of held-out speech, then 2 s written by $name"
       ;;
   esac

@@ -7,7 +7,7 @@
 #   libgloo-dev           Gloo's headers, for LibTorch's c10d ProcessGroupGloo (the wheel ships none)
 #   libcpp-httplib-dev    `bytelm serve` (HTTP server); chromium: the test of its page in a headless browser
 #   python3-matplotlib    `bytelm experiment report` plots (Debian's python3); wamerican: CUTE-like word tasks
-#   --data: also imagemagick espeak-ng sox, which scripts/fetch-data.sh needs for the images and audio kinds
+#   --data: also imagemagick espeak-ng sox, which scripts/data/fetch-data.sh needs for the images and audio kinds
 # The CUDA toolkit (nvcc) is not installed here: the build uses it when present (the cpp-kernels machines
 # have CUDA 13.0) to compile bytelm's CUDA paths; without it LibTorch's CMake config fails (see docs).
 set -euo pipefail
@@ -30,4 +30,4 @@ if ((${#missing[@]})); then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-"$(dirname "$0")/setup/python-env.sh"
+"$(dirname "$0")/python-env.sh"

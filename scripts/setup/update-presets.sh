@@ -2,9 +2,9 @@
 # update-presets.sh [BUILD_DIR] — rewrites configs/presets.tsv (preset name, parameters) from the models
 # themselves (`bytelm info --json`). `--help`, the unknown-preset error and `bytelm info --presets` read it;
 # the test test_presets fails when it is out of date, and test_readme when the README's table is.
-# After changing a config: scripts/update-presets.sh && build/bytelm info --presets --markdown (into README).
+# After changing a config: scripts/setup/update-presets.sh && build/bytelm info --presets --markdown (into README).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin="${1:-build}/bytelm"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT

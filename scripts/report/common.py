@@ -1,6 +1,6 @@
-"""experiment_common.py — number formatting, record access and the shared tests of a comparison (noise
-threshold, budget, seed, load, interleaved timing rounds) used by experiment_report.py, experiment_findings.py
-and experiment_seeds.py (the report of `bytelm experiment report`)."""
+"""common.py — number formatting, record access and the shared tests of a comparison (noise
+threshold, budget, seed, load, interleaved timing rounds) used by report (python3 -m report), findings.py
+and seeds.py (the report of `bytelm experiment report`)."""
 import math
 
 NOISE_BPB = 0.02  # bpb gaps below this are reported as inconclusive (one seed per run unless a plan repeats them)

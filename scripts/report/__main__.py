@@ -1,21 +1,20 @@
-#!/usr/bin/python3
-"""experiment_report.py RESULTS.json OUT_DIR [--no-plots] — the report of `bytelm experiment report`.
+"""python3 -m report RESULTS.json OUT_DIR [--no-plots] (with scripts/ on PYTHONPATH) — the report of
+`bytelm experiment report`.
 
 Reads the gathered records (runs, compressor rows, robustness) and writes OUT_DIR/README.md (Markdown) and
 OUT_DIR/index.html (one self-contained page: inline style, no scripts or fonts from elsewhere) with PNG plots
 beside them, drawn with matplotlib (Debian's python3-matplotlib). Every number shown comes from a record;
 the Findings section states each paper claim as tested (with its verdict) or not testable in this experiment.
 Differences under NOISE_BPB are called inconclusive: one seed per run, so gaps that small are not evidence;
-where a plan repeats a run with other seeds the Findings say how far bpb moved (experiment_seeds.py).
+where a plan repeats a run with other seeds the Findings say how far bpb moved (seeds.py).
 """
 import html
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiment_common import NOISE_BPB, bpb, fmt, get, sci, timing_provenance  # noqa: E402
-from experiment_findings import findings, mb_variant  # noqa: E402
+from .common import NOISE_BPB, bpb, fmt, get, sci, timing_provenance
+from .findings import findings, mb_variant
 
 
 def label(run):
@@ -267,7 +266,7 @@ def provenance_lines(res):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if len(args) != 2:
-        sys.exit("usage: experiment_report.py RESULTS.json OUT_DIR [--no-plots]")
+        sys.exit("usage: report (python3 -m report) RESULTS.json OUT_DIR [--no-plots]")
     res = json.load(open(args[0]))
     out_dir = args[1]
     os.makedirs(out_dir, exist_ok=True)
