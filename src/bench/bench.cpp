@@ -22,8 +22,8 @@
 #include "model/blt.h"
 #include "model/bpe.h"
 #include "model/checkpoint.h"
-#include "model/factory.h"
 #include "model/decode_weights.h"
+#include "model/factory.h"
 #include "optim/adamw.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -100,10 +100,10 @@ struct Bench {
   bool cuda, bf16;
   std::string precision;  // "bf16" | "fp32"
   int threads;
-  double peak = 0;      // measured matmul peak (FLOP/s)
-  double mfu_peak = 0;  // on CUDA the H100's dense bf16 peak, on the CPU the measured one
+  double peak = 0;                   // measured matmul peak (FLOP/s)
+  double mfu_peak = 0;               // on CUDA the H100's dense bf16 peak, on the CPU the measured one
   std::shared_ptr<PeakMeter> meter;  // made once, before any model, and reused for every row's peak
-  std::string mem_key;  // "peak_gpu_mb" | "peak_rss_mb"
+  std::string mem_key;               // "peak_gpu_mb" | "peak_rss_mb"
   std::ofstream json_file;
 
   void emit(const json& j) {
@@ -133,8 +133,13 @@ Spread bench_peak(Bench& b) {
   const BenchOptions& opt = b.opt;
   b.meter = std::make_shared<PeakMeter>(opt.device, opt.peak_n);
   const Spread peak_spread = b.meter->measure(std::max<int64_t>(5, opt.repeat));
-  json j{{"bench", "matmul_peak"}, {"device", opt.device}, {"threads", b.threads}, {"n", opt.peak_n},
-         {"dtype", b.cuda ? "bf16" : "fp32"}, {"samples", peak_spread.samples}, {"blas", blas_name()},
+  json j{{"bench", "matmul_peak"},
+         {"device", opt.device},
+         {"threads", b.threads},
+         {"n", opt.peak_n},
+         {"dtype", b.cuda ? "bf16" : "fp32"},
+         {"samples", peak_spread.samples},
+         {"blas", blas_name()},
          {"allocator", allocator_in_use()}};
   put_spread(j, "flops_per_s", peak_spread);
   b.emit(j);
@@ -153,8 +158,11 @@ void bench_patching(Bench& b) {
   auto h = byte_entropies(*ent, sample, opt.device);
   for (double th : {blt::kReleasedThreshold, 2.0}) {
     double mean = double(n) / double(patch_starts(h, th, 0).size());
-    b.emit({{"bench", "patching"}, {"entropy_model", opt.entropy_model}, {"bytes", n}, {"threshold", th},
-          {"mean_bytes_per_patch", mean}});
+    b.emit({{"bench", "patching"},
+            {"entropy_model", opt.entropy_model},
+            {"bytes", n},
+            {"threshold", th},
+            {"mean_bytes_per_patch", mean}});
   }
 }
 
@@ -197,15 +205,30 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
   row.train_bps = spread_of(rates);
   row.flops = row.train_bps.median * 3 * fwd;
   row.mfu = row.flops / (b.cuda ? b.mfu_peak : peak);
-  json j{{"bench", "train"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params}, {"batch", B},
-         {"context", T}, {"steps", opt.steps}, {"warmup_steps", std::max<int64_t>(opt.warmup, 1)}, {"seconds", dt},
-         {"flops_per_byte", 3 * fwd}, {"flops_per_s", row.flops}, {"peak_fraction", row.flops / peak},
-         {"peak_fraction_min", row.train_bps.min * 3 * fwd / peak}, {"peak_fraction_max", row.train_bps.max * 3 * fwd / peak},
-         {"mfu", row.mfu}, {"mfu_peak_flops", b.cuda ? b.mfu_peak : peak}, {b.mem_key, row.mem_train},
-         {"minor_faults_per_step", row.train_faults}, {"minor_faults_warmup", faults1 - faults0},
+  json j{{"bench", "train"},
+         {"config", row.name},
+         {"model", cfg.model},
+         {"params", row.params},
+         {"batch", B},
+         {"context", T},
+         {"steps", opt.steps},
+         {"warmup_steps", std::max<int64_t>(opt.warmup, 1)},
+         {"seconds", dt},
+         {"flops_per_byte", 3 * fwd},
+         {"flops_per_s", row.flops},
+         {"peak_fraction", row.flops / peak},
+         {"peak_fraction_min", row.train_bps.min * 3 * fwd / peak},
+         {"peak_fraction_max", row.train_bps.max * 3 * fwd / peak},
+         {"mfu", row.mfu},
+         {"mfu_peak_flops", b.cuda ? b.mfu_peak : peak},
+         {b.mem_key, row.mem_train},
+         {"minor_faults_per_step", row.train_faults},
+         {"minor_faults_warmup", faults1 - faults0},
          {"user_cpu_seconds_per_step", (cpu1.user - cpu0.user) / double(opt.steps)},
          {"system_cpu_seconds_per_step", (cpu1.system - cpu0.system) / double(opt.steps)},
-         {"device", opt.device}, {"precision", b.precision}, {"threads", b.threads},
+         {"device", opt.device},
+         {"precision", b.precision},
+         {"threads", b.threads},
          {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}};
   put_spread(j, "bytes_per_s", row.train_bps);
   put_spread(j, "matmul_peak_flops_per_s", row.peak);
@@ -232,10 +255,19 @@ void bench_generate(Bench& b, Row& row, LanguageModelImpl& model_ref, const Mode
     return plan.graphs ? "cuda_graphs" : plan.static_steps ? "static" : "dynamic";
   };
   auto gen_json = [&](int64_t batch, bool cache, const Measured& m) {
-    json j{{"bench", "generate"}, {"config", row.name}, {"model", cfg.model}, {"params", row.params},
-           {"batch", batch}, {"cache", cache}, {"bytes", m.bytes}, {"seconds", double(m.bytes) / m.bytes_per_s.median},
-           {"runs", m.bytes_per_s.samples}, {"minor_faults_per_byte", m.faults_per_byte}, {"device", opt.device},
-           {"precision", precision}, {"threads", gen_threads},
+    json j{{"bench", "generate"},
+           {"config", row.name},
+           {"model", cfg.model},
+           {"params", row.params},
+           {"batch", batch},
+           {"cache", cache},
+           {"bytes", m.bytes},
+           {"seconds", double(m.bytes) / m.bytes_per_s.median},
+           {"runs", m.bytes_per_s.samples},
+           {"minor_faults_per_byte", m.faults_per_byte},
+           {"device", opt.device},
+           {"precision", precision},
+           {"threads", gen_threads},
            {"decode_weights", opt.decode_weights}};
     if (cache) j["decode"] = decode_mode(batch);
     put_spread(j, "bytes_per_s", m.bytes_per_s);
@@ -312,12 +344,24 @@ void bench_max_context(Bench& b, Row& row, const ModelConfig& cfg) {
       sync(opt.device);
       const double dt = seconds_since(t0);
       row.max_context = ctx;
-      b.emit({{"bench", "max_context"}, {"config", row.name}, {"context", ctx}, {"batch", 1}, {"fits", true},
-            {"step_seconds", dt}, {b.mem_key, b.peak_mb()}, {"device", opt.device}, {"precision", precision}});
+      b.emit({{"bench", "max_context"},
+              {"config", row.name},
+              {"context", ctx},
+              {"batch", 1},
+              {"fits", true},
+              {"step_seconds", dt},
+              {b.mem_key, b.peak_mb()},
+              {"device", opt.device},
+              {"precision", precision}});
     } catch (const std::exception& e) {
       if (!is_out_of_memory(e)) throw;
-      b.emit({{"bench", "max_context"}, {"config", row.name}, {"context", ctx}, {"batch", 1}, {"fits", false},
-            {"device", opt.device}, {"precision", precision}});
+      b.emit({{"bench", "max_context"},
+              {"config", row.name},
+              {"context", ctx},
+              {"batch", 1},
+              {"fits", false},
+              {"device", opt.device},
+              {"precision", precision}});
       break;
     }
   }
@@ -329,30 +373,35 @@ void print_table(const Bench& b, const std::vector<Row>& rows, const Spread& pea
   const bool cuda = b.cuda;
   const std::string& precision = b.precision;
   auto plural = [](int n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); };
-  std::fprintf(stderr,
-               "\nbytelm bench on %s, %s (%s; generation %s, %s weights; malloc: %s): measured matmul peak %s GFLOP/s%s\n"
-               "Figures: median (min-max) of %lld timed training steps after %lld warm-up, %lld generation runs\n",
-               opt.device.c_str(), precision.c_str(), plural(threads, "thread").c_str(),
-               plural(opt.gen_threads, "thread").c_str(), opt.decode_weights.c_str(), allocator_in_use().c_str(),
-               with_spread({peak_spread.median / 1e9, peak_spread.min / 1e9, peak_spread.max / 1e9, peak_spread.samples},
-                           "%.1f").c_str(),
-               cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)"
-                    : " at start; MFU against each row's own peak, measured just before and after its training steps",
-               (long long)opt.steps, (long long)std::max<int64_t>(opt.warmup, 1), (long long)opt.repeat);
-  std::fprintf(stderr, "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | MFU | peak GFLOP/s | train %s MB "
-                       "| gen bytes/s | gen bytes/s, %s | gen bytes/s, no cache | gen %s MB | max context "
-                       "| train faults/step |\n",
-               cuda ? "GPU" : "RSS",
-               opt.gen_batch > 1 ? ("batch " + std::to_string(opt.gen_batch)).c_str() : "batched (--gen-batch)",
-               cuda ? "GPU" : "RSS");
+  std::fprintf(
+      stderr,
+      "\nbytelm bench on %s, %s (%s; generation %s, %s weights; malloc: %s): measured matmul peak %s GFLOP/s%s\n"
+      "Figures: median (min-max) of %lld timed training steps after %lld warm-up, %lld generation runs\n",
+      opt.device.c_str(), precision.c_str(), plural(threads, "thread").c_str(),
+      plural(opt.gen_threads, "thread").c_str(), opt.decode_weights.c_str(), allocator_in_use().c_str(),
+      with_spread({peak_spread.median / 1e9, peak_spread.min / 1e9, peak_spread.max / 1e9, peak_spread.samples}, "%.1f")
+          .c_str(),
+      cuda ? "; MFU against 989 TFLOP/s (H100 dense bf16)"
+           : " at start; MFU against each row's own peak, measured just before and after its training steps",
+      (long long)opt.steps, (long long)std::max<int64_t>(opt.warmup, 1), (long long)opt.repeat);
+  std::fprintf(
+      stderr,
+      "| config | model | params | train bytes/s | train FLOP/byte | model GFLOP/s | MFU | peak GFLOP/s | train %s MB "
+      "| gen bytes/s | gen bytes/s, %s | gen bytes/s, no cache | gen %s MB | max context "
+      "| train faults/step |\n",
+      cuda ? "GPU" : "RSS",
+      opt.gen_batch > 1 ? ("batch " + std::to_string(opt.gen_batch)).c_str() : "batched (--gen-batch)",
+      cuda ? "GPU" : "RSS");
   std::fprintf(stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
     const Spread peak_g{r.peak.median / 1e9, r.peak.min / 1e9, r.peak.max / 1e9, r.peak.samples};
-    std::fprintf(stderr, "| %s | %s | %.1fM | %s | %.3g | %.1f | %.1f%% | %s | %.0f | %s | %s | %s | %.0f | %s | %.0f |\n",
+    std::fprintf(stderr,
+                 "| %s | %s | %.1fM | %s | %.3g | %.1f | %.1f%% | %s | %.0f | %s | %s | %s | %.0f | %s | %.0f |\n",
                  r.name.c_str(), r.model.c_str(), r.params / 1e6, with_spread(r.train_bps).c_str(), r.flops_per_byte,
-                 r.flops / 1e9, 100 * r.mfu, with_spread(peak_g, "%.1f").c_str(), r.mem_train, with_spread(r.gen_bps, "%.1f").c_str(),
-                 with_spread(r.gen_batch_bps, "%.1f").c_str(), with_spread(r.gen_uncached_bps, "%.1f").c_str(),
-                 r.mem_gen, r.max_context > 0 ? std::to_string(r.max_context).c_str() : "-", r.train_faults);
+                 r.flops / 1e9, 100 * r.mfu, with_spread(peak_g, "%.1f").c_str(), r.mem_train,
+                 with_spread(r.gen_bps, "%.1f").c_str(), with_spread(r.gen_batch_bps, "%.1f").c_str(),
+                 with_spread(r.gen_uncached_bps, "%.1f").c_str(), r.mem_gen,
+                 r.max_context > 0 ? std::to_string(r.max_context).c_str() : "-", r.train_faults);
   }
 }
 
@@ -364,7 +413,8 @@ int run_bench(const BenchOptions& opt) {
     throw Error("--steps and --repeat must be >= 1; --warmup, --gen-bytes, --gen-batch, --batch, --max-context >= 0");
   check_device(opt.device);
   const bool bf16 = use_bf16(opt.precision, opt.device);
-  Bench b{opt, torch::Device(opt.device), torch::Device(opt.device).is_cuda(), bf16, bf16 ? "bf16" : "fp32", setup_threads(opt.threads)};
+  Bench b{opt,  torch::Device(opt.device), torch::Device(opt.device).is_cuda(),
+          bf16, bf16 ? "bf16" : "fp32",    setup_threads(opt.threads)};
   check_decode_weights(opt.decode_weights, opt.device, b.precision);
   b.mem_key = b.cuda ? "peak_gpu_mb" : "peak_rss_mb";
   if (!opt.json_out.empty()) {

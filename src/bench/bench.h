@@ -17,13 +17,13 @@ namespace bytelm {
 // case; threads are training's (generation at batch 1 uses gen_threads).
 struct BenchOptions : InferenceSettings {
   std::vector<std::string> configs{"mb_cpu", "tf_cpu", "blt_cpu", "blt_demo"};  // files or presets
-  int64_t batch = 0;          // 0 = each config's bench batch (4 on CPU)
-  int64_t steps = 5;          // timed training steps, each one sample (after `warmup` untimed steps)
-  int64_t warmup = 2;         // untimed training steps first: first-touch page faults, caches, kernel choice
-  int64_t repeat = 3;         // timed runs of each generation case and of the matmul peak (after a warm-up)
-  int64_t gen_bytes = 1024;   // bytes generated at batch 1 (exactly; past the context the window slides)
+  int64_t batch = 0;         // 0 = each config's bench batch (4 on CPU)
+  int64_t steps = 5;         // timed training steps, each one sample (after `warmup` untimed steps)
+  int64_t warmup = 2;        // untimed training steps first: first-touch page faults, caches, kernel choice
+  int64_t repeat = 3;        // timed runs of each generation case and of the matmul peak (after a warm-up)
+  int64_t gen_bytes = 1024;  // bytes generated at batch 1 (exactly; past the context the window slides)
   std::vector<std::string> uncached{"blt_demo"};  // BLT configs whose --no-cache path is also timed
-  int64_t peak_n = 2048;      // matmul size for the peak measurement
+  int64_t peak_n = 2048;                          // matmul size for the peak measurement
   bool skip_train = false, skip_generate = false;
   int64_t gen_batch = 0;      // also time generation of this many prompts at once (0 = off)
   int64_t max_context = 0;    // MEGABYTE: search the largest context that trains at batch 1, up to this (0 = off)

@@ -27,8 +27,8 @@ PeakMeter::PeakMeter(const std::string& device_name, int64_t n) {
   const torch::Device device(device_name);
   torch::NoGradGuard no_grad;
   auto opts = torch::TensorOptions().dtype(device.is_cuda() ? torch::kBFloat16 : torch::kFloat32).device(device);
-  m_ = std::make_shared<Matrices>(Matrices{device, torch::randn({n, n}, opts), torch::randn({n, n}, opts),
-                                           torch::empty({n, n}, opts), n});
+  m_ = std::make_shared<Matrices>(
+      Matrices{device, torch::randn({n, n}, opts), torch::randn({n, n}, opts), torch::empty({n, n}, opts), n});
 }
 
 std::vector<double> PeakMeter::samples(int64_t count) {

@@ -22,9 +22,8 @@ constexpr int id_to_byte(int64_t id) { return id >= kByteOffset && id < kVocab ?
 // The bases of the polynomial hashes; hash function f uses kHashPrimes[f % kNumHashPrimes] (HF cycles through
 // them; the official code indexes without wrapping, which agrees for f < 11).
 constexpr int kNumHashPrimes = 11;
-constexpr int64_t kHashPrimes[kNumHashPrimes] = {
-    1000000007, 5915587277, 1500450271, 3267000013, 5754853343, 4093082899,
-    9576890767, 3628273133, 2860486313, 5463458053, 3367900313};
+constexpr int64_t kHashPrimes[kNumHashPrimes] = {1000000007, 5915587277, 1500450271, 3267000013, 5754853343, 4093082899,
+                                                 9576890767, 3628273133, 2860486313, 5463458053, 3367900313};
 
 // The released models' hash settings (HF BltConfig defaults).
 constexpr int64_t kHashVocab = 500002;

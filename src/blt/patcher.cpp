@@ -94,8 +94,8 @@ std::vector<int64_t> Patcher::patch_starts(const int64_t* ids, const float* H, i
             start = p == 2 || entropy_at(H, p - 1) - entropy_at(H, p - 2) > theta_r;
             break;
           case EntropyRule::Combined:
-            start = p == 2 || (p >= 4 && entropy_at(H, p - 1) - entropy_at(H, p - 2) > theta_r &&
-                               entropy_at(H, p - 1) > *theta);
+            start = p == 2 ||
+                    (p >= 4 && entropy_at(H, p - 1) - entropy_at(H, p - 2) > theta_r && entropy_at(H, p - 1) > *theta);
             break;
         }
         if (start) starts.push_back(p);
@@ -125,8 +125,7 @@ std::vector<int64_t> Patcher::patch_lengths(const int64_t* ids, const float* ent
   // official Patcher.patch trims trailing zero lengths.
   while (starts.size() > 1 && starts.back() >= covered) starts.pop_back();
   std::vector<int64_t> lengths(starts.size());
-  for (size_t i = 0; i < starts.size(); ++i)
-    lengths[i] = (i + 1 < starts.size() ? starts[i + 1] : covered) - starts[i];
+  for (size_t i = 0; i < starts.size(); ++i) lengths[i] = (i + 1 < starts.size() ? starts[i + 1] : covered) - starts[i];
 
   if (hf_entropy) {
     // HF ends the last patch at n - 1: it loses the next id and may become 0 (the next id starts a patch).
@@ -157,8 +156,7 @@ void entropy_from_logits(const float* logits, int64_t positions, int64_t vocab, 
     double max = -INFINITY;
     for (int64_t v = 0; v < vocab; ++v) {
       if (std::isnan(row[v]) || row[v] == INFINITY)
-        throw Error("entropy: logit " + std::to_string(v) + " at position " + std::to_string(i) +
-                    " is not finite");
+        throw Error("entropy: logit " + std::to_string(v) + " at position " + std::to_string(i) + " is not finite");
       max = std::max(max, double(row[v]));
     }
     if (max == -INFINITY) throw Error("entropy: position " + std::to_string(i) + " has no finite logit");

@@ -1,8 +1,8 @@
 // bench.cpp — `bytelm bench`: the flags of the speed and memory measurements (src/bench/bench.h).
 #include <memory>
 
-#include "cli/commands.h"
 #include "bench/bench.h"
+#include "cli/commands.h"
 
 namespace bytelm::cli {
 
@@ -25,7 +25,8 @@ Command add_bench(CLI::App& app) {
   b->add_option("--gen-threads", o->gen_threads, "CPU threads for batch-1 generation (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   b->add_option("--json-out", o->json_out, "Also append the JSON lines to this file");
-  b->add_option("--uncached", o->uncached, "BLT configs whose --no-cache generation is also timed (slow)")->expected(0, -1);
+  b->add_option("--uncached", o->uncached, "BLT configs whose --no-cache generation is also timed (slow)")
+      ->expected(0, -1);
   b->add_option("--entropy-model", o->entropy_model, "With --data: mean bytes per patch of this entropy model");
   b->add_option("--data", o->data, "Corpus for --entropy-model (its validation split, up to 256 KiB)")->expected(1, -1);
   return {b, [o] { return run_bench(*o); }};

@@ -30,8 +30,8 @@ struct EvalOptions : InferenceSettings {  // device, precision, threads
   std::string split = "all";      // all | train | val
   double val_fraction = -1;       // with --split train|val; < 0 = the run's (trainer.json), else 0.05
   int64_t batch = 4;
-  int64_t stride = 0;             // > 0: sliding windows moved by this many bytes
-  bool strided = false;           // MEGABYTE's strided inference (two passes offset by P/2)
+  int64_t stride = 0;                  // > 0: sliding windows moved by this many bytes
+  bool strided = false;                // MEGABYTE's strided inference (two passes offset by P/2)
   std::string strided_keep = "early";  // early (the paper) | late: which of the two predictions a byte keeps
   bool json = false;
 };
@@ -68,9 +68,17 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
   }
   const double bpb = nats / std::log(2.0) / double(bytes);
   if (opt.json) {
-    nlohmann::json j{{"ckpt", opt.ckpt}, {"split", opt.split}, {"stride", opt.stride}, {"strided", opt.strided ? opt.strided_keep : "off"}, {"bytes", bytes}, {"bpb", bpb},
-                     {"nats_per_byte", nats / double(bytes)}, {"files", jf}, {"seconds", secs},
-                     {"device", opt.device}, {"precision", bf16 ? "bf16" : "fp32"}};
+    nlohmann::json j{{"ckpt", opt.ckpt},
+                     {"split", opt.split},
+                     {"stride", opt.stride},
+                     {"strided", opt.strided ? opt.strided_keep : "off"},
+                     {"bytes", bytes},
+                     {"bpb", bpb},
+                     {"nats_per_byte", nats / double(bytes)},
+                     {"files", jf},
+                     {"seconds", secs},
+                     {"device", opt.device},
+                     {"precision", bf16 ? "bf16" : "fp32"}};
     if (opt.split != "all") j["val_fraction"] = val_fraction;
     if (tokens > 0) {  // the BPE baseline: bpb is still nats over raw bytes; bytes per token beside it
       j["tokens"] = tokens;
@@ -103,9 +111,11 @@ int run(const EvalOptions& opt) {
   // --split train|val: the run's data and val fraction (trainer.json) unless given.
   const nlohmann::json record = split == Split::All ? nlohmann::json(nullptr) : run_record(opt.ckpt);
   std::vector<std::string> data = opt.data;
-  if (data.empty() && record.is_object() && record.contains("data")) data = record["data"].get<std::vector<std::string>>();
+  if (data.empty() && record.is_object() && record.contains("data"))
+    data = record["data"].get<std::vector<std::string>>();
   if (data.empty())
-    throw Error(split == Split::All ? "--data is required" : "--data is required (the checkpoint has no run record naming its data)");
+    throw Error(split == Split::All ? "--data is required"
+                                    : "--data is required (the checkpoint has no run record naming its data)");
   double val_fraction = opt.val_fraction;
   if (val_fraction < 0) val_fraction = record.is_object() ? record.value("val_fraction", 0.05) : 0.05;
   if (split == Split::All) val_fraction = 0;
@@ -134,8 +144,8 @@ int run(const EvalOptions& opt) {
   if (tokens && opt.stride > 0)
     throw Error("--stride: sliding windows are for byte models (the BPE baseline scores consecutive token windows)");
   auto files = tokens ? score_token_files(*model, *tokens, split, opt.batch, opt.device, bf16, progress)
-                      : score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride, opt.strided,
-                                    opt.strided_keep == "late");
+                      : score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride,
+                                    opt.strided, opt.strided_keep == "late");
   if (tty) std::fprintf(stderr, "\n");
   // Training's own validation number (the same windows it scored), when the run record says how.
   double run_val = NAN;
@@ -157,8 +167,9 @@ Command add_eval(CLI::App& app) {
   e->add_option("--ckpt", o->ckpt, "Checkpoint directory (required)");
   e->add_option("--data", o->data, "Files or directories to score (with --split train|val: default the run's data)")
       ->expected(1, -1);
-  e->add_option("--split", o->split,
-                "all: every byte; train|val: the run's split of each file (val also scores training's validation windows)")
+  e->add_option(
+       "--split", o->split,
+       "all: every byte; train|val: the run's split of each file (val also scores training's validation windows)")
       ->check(CLI::IsMember({"all", "train", "val"}));
   e->add_option("--val-fraction", o->val_fraction, "With --split: the held-out tail fraction (default: the run's)");
   e->add_option("--batch", o->batch, "Context windows per forward pass");

@@ -13,10 +13,12 @@ Command add_experiment(CLI::App& app) {
   e->require_subcommand(1);
   auto plan = std::make_shared<std::string>();
   auto ro = std::make_shared<experiment::RunnerOptions>();
-  auto* run = e->add_subcommand("run", "Train every run of a plan to its FLOPs budget, evaluate and record it "
-                                       "(done runs are skipped, interrupted ones resumed)");
+  auto* run = e->add_subcommand("run",
+                                "Train every run of a plan to its FLOPs budget, evaluate and record it "
+                                "(done runs are skipped, interrupted ones resumed)");
   run->add_option("plan", *plan, "Plan JSON (e.g. configs/experiments/quick.json)")->required();
-  run->add_option("--out", ro->out, "Experiment directory (required): runs/NAME/record.json, compressors.json, robustness/");
+  run->add_option("--out", ro->out,
+                  "Experiment directory (required): runs/NAME/record.json, compressors.json, robustness/");
   run->add_flag("--quick", ro->quick,
                 "Smoke test of the plan: budgets / 100, held-out scoring and robustness cut down");
   run->add_option("--exit-after", ro->exit_after,
@@ -27,14 +29,16 @@ Command add_experiment(CLI::App& app) {
                 "Train nothing: measure the generation speed of the done runs again (e.g. on a quiet machine)");
 
   auto rep = std::make_shared<experiment::ReportOptions>();
-  auto* report = e->add_subcommand("report", "Write the report of an experiment directory: index.html (plots "
-                                             "beside it) and README.md");
+  auto* report = e->add_subcommand("report",
+                                   "Write the report of an experiment directory: index.html (plots "
+                                   "beside it) and README.md");
   report->add_option("dir", rep->dir, "Experiment directory (`experiment run --out`)")->required();
   report->add_option("--out", rep->out, "Report directory (required)");
   report->add_option("--title", rep->title, "Title (default: the plan's name)");
   report->add_option("--note", rep->note, "A paragraph under the title (e.g. what is preliminary)");
   report->add_option("--python", rep->python, "Python 3 with matplotlib (Debian: python3-matplotlib)");
-  report->add_flag_function("--no-plots", [rep](int64_t) { rep->plots = false; }, "Tables only (no matplotlib needed)");
+  report->add_flag_function(
+      "--no-plots", [rep](int64_t) { rep->plots = false; }, "Tables only (no matplotlib needed)");
 
   return {e, [=] {
             if (*run) return experiment::run_plan(*plan, *ro);

@@ -44,8 +44,11 @@ void print_batches(LanguageModelImpl& model, const Tokenizer* tokenizer, const s
     o.seed = opt.seed + first;
     auto outs = tokenizer ? generate_tokens_batch(model, *tokenizer, chunk, o) : generate_batch(model, chunk, o);
     for (size_t i = 0; i < outs.size(); ++i) {
-      nlohmann::json j{{"index", first + i}, {"prompt", chunk[i]}, {"output", outs[i]},
-                       {"output_base64", base64_encode(outs[i])}, {"utf8", is_utf8(outs[i])}};
+      nlohmann::json j{{"index", first + i},
+                       {"prompt", chunk[i]},
+                       {"output", outs[i]},
+                       {"output_base64", base64_encode(outs[i])},
+                       {"utf8", is_utf8(outs[i])}};
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       std::fflush(stdout);
     }
@@ -106,8 +109,9 @@ Command add_generate(CLI::App& app) {
   g->add_option("--top-k", gen.top_k, "Keep the k most likely bytes (0 = off)");
   g->add_option("--top-p", gen.top_p, "Nucleus sampling mass (1 = off)");
   g->add_option("--min-p", gen.min_p, "Keep bytes with probability >= min-p x the most likely one's (0 = off)");
-  g->add_option("--repetition-penalty", gen.repetition_penalty,
-                "Divide positive (multiply negative) logits of bytes seen in the last --repetition-window bytes (1 = off)");
+  g->add_option(
+      "--repetition-penalty", gen.repetition_penalty,
+      "Divide positive (multiply negative) logits of bytes seen in the last --repetition-window bytes (1 = off)");
   g->add_option("--repetition-window", gen.repetition_window, "Bytes of context the repetition penalty looks at");
   g->add_option("--seed", gen.seed, "Sampling seed")->check(CLI::NonNegativeNumber);
   g->add_option("--stop", c->stops,

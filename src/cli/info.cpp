@@ -117,9 +117,14 @@ int run(const InfoOptions& opt) {
   for (const auto& p : parts) {
     double f = p.matmul_flops + p.attention_flops;
     if (p.counted) fwd += f;
-    jp.push_back({{"part", p.name}, {"params", p.params}, {"matmul_params", p.matmul_params},
-                  {"matmul_flops_per_byte", p.matmul_flops}, {"attention_flops_per_byte", p.attention_flops},
-                  {"forward_flops_per_byte", f}, {"train_flops_per_byte", 3 * f}, {"counted", p.counted}});
+    jp.push_back({{"part", p.name},
+                  {"params", p.params},
+                  {"matmul_params", p.matmul_params},
+                  {"matmul_flops_per_byte", p.matmul_flops},
+                  {"attention_flops_per_byte", p.attention_flops},
+                  {"forward_flops_per_byte", f},
+                  {"train_flops_per_byte", 3 * f},
+                  {"counted", p.counted}});
   }
   j["parts"] = jp;
   j["forward_flops_per_byte"] = fwd;
@@ -137,7 +142,8 @@ int run(const InfoOptions& opt) {
   if (beside > 0)
     std::printf(" (+ %.2fM in the entropy model = %.2fM in the checkpoint)", beside / 1e6, model->num_params() / 1e6);
   if (cfg.model == "megabyte")
-    std::printf(", patch size %lld (%lld patches)", (long long)cfg.patch_size, (long long)(cfg.context / cfg.patch_size));
+    std::printf(", patch size %lld (%lld patches)", (long long)cfg.patch_size,
+                (long long)(cfg.context / cfg.patch_size));
   if (blt)
     std::printf(", %s patching, mean patch size %.2f bytes (%s)", cfg.patching.mode.c_str(), blt->mean_patch_size(),
                 opt.data.empty() ? "the config's patch_size; measure with --data" : "measured");
@@ -150,8 +156,10 @@ int run(const InfoOptions& opt) {
                 p["forward_flops_per_byte"].get<double>(), p["train_flops_per_byte"].get<double>());
   std::printf("%-8s %12lld %14s %16s %16s %16.4g %16.4g\n", "total", (long long)params, "", "", "", fwd, 3 * fwd);
   if (beside > 0)
-    std::printf("(total without the entropy model, which runs beside BLT: %lld parameters, not counted in FLOPs; "
-                "the checkpoint holds %lld)\n", (long long)beside, (long long)model->num_params());
+    std::printf(
+        "(total without the entropy model, which runs beside BLT: %lld parameters, not counted in FLOPs; "
+        "the checkpoint holds %lld)\n",
+        (long long)beside, (long long)model->num_params());
   return 0;
 }
 
@@ -163,9 +171,13 @@ Command add_info(CLI::App& app) {
   auto* ic = i->add_option("--ckpt", o->ckpt, "Checkpoint directory");
   i->add_option("--config", o->config, "Config JSON file or preset name")->excludes(ic);
   i->add_option("--model", o->model, "Model for a preset name: transformer | megabyte | entropy | blt | bpe");
-  i->add_option("--data", o->data, "BLT: measure the mean patch size; bpe (with --ckpt): bytes per token, on these files (FLOPs per byte depend on it)")->expected(1, -1);
+  i->add_option("--data", o->data,
+                "BLT: measure the mean patch size; bpe (with --ckpt): bytes per token, on these files (FLOPs per byte "
+                "depend on it)")
+      ->expected(1, -1);
   i->add_flag("--json", o->json, "Print one JSON object instead of text");
-  i->add_flag("--presets", o->presets, "List the presets (name, model, context, parameters); with --json or --markdown");
+  i->add_flag("--presets", o->presets,
+              "List the presets (name, model, context, parameters); with --json or --markdown");
   i->add_flag("--markdown", o->markdown, "With --presets: the README's Markdown table");
   i->footer(presets_footer());
   return {i, [o] { return run(*o); }};

@@ -2,8 +2,8 @@
 // file (src/cli/<name>.cpp) over the shared options layer (commands.h); this file dispatches and keeps the
 // error contract: bad input prints one line "bytelm: error: ..." and exits with code 2; a failure during a
 // run (out of memory) exits 1; --help lists every option with its default.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -28,8 +28,10 @@ namespace {
 void write_elastic_error_file(const std::string& line) {
   const char* path = std::getenv("TORCHELASTIC_ERROR_FILE");
   if (!path || !*path) return;
-  const nlohmann::json data{{"message", {{"message", "bytelm: " + line},
-                                         {"extraInfo", {{"py_callstack", ""}, {"timestamp", std::to_string(std::time(nullptr))}}}}}};
+  const nlohmann::json data{
+      {"message",
+       {{"message", "bytelm: " + line},
+        {"extraInfo", {{"py_callstack", ""}, {"timestamp", std::to_string(std::time(nullptr))}}}}}};
   std::ofstream(path) << data.dump() << "\n";
 }
 
@@ -63,11 +65,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(false);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
-  app.set_version_flag("--version", [] { return version_text(); },
-                       "Project version, git commit, LibTorch version, CUDA or not");
+  app.set_version_flag(
+      "--version", [] { return version_text(); }, "Project version, git commit, LibTorch version, CUDA or not");
   namespace cli = bytelm::cli;
-  const std::vector<cli::Command> commands{cli::add_train(app), cli::add_eval(app),  cli::add_generate(app),
-                                           cli::add_info(app),  cli::add_patch(app), cli::add_bench(app),
+  const std::vector<cli::Command> commands{cli::add_train(app),     cli::add_eval(app),  cli::add_generate(app),
+                                           cli::add_info(app),      cli::add_patch(app), cli::add_bench(app),
                                            cli::add_tokenizer(app), cli::add_serve(app), cli::add_experiment(app)};
 
   // CLI11 would report a missing subcommand before an unknown word; name the unknown word instead.

@@ -11,8 +11,9 @@ void add_inference_flags(CLI::App* sub, InferenceSettings* s, unsigned which, co
     sub->add_option("--precision", s->precision,
                     "fp32 | bf16 (autocast: fp32 weights and optimizer state) | auto = bf16 on CUDA");
   if (which & kDecode)
-    sub->add_option("--decode", s->decode,
-                    "Per-byte generation steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
+    sub->add_option(
+        "--decode", s->decode,
+        "Per-byte generation steps: auto (CUDA graphs on CUDA) | graphs | static (fixed shapes, eager) | dynamic");
   if (which & kDecodeWeights)
     sub->add_option("--decode-weights", s->decode_weights,
                     "Weights of single-row CPU decoding: fp32 | bf16 (a bf16 copy of each weight, fp32 arithmetic: "

@@ -21,7 +21,7 @@ namespace bytelm::cli {
 namespace {
 
 struct PatchOptions : InferenceSettings {  // device, threads
-  std::string entropy_model;   // entropy-model checkpoint or a BLT checkpoint (its patcher)
+  std::string entropy_model;               // entropy-model checkpoint or a BLT checkpoint (its patcher)
   std::string file;
   double threshold = 0;        // 0 = the checkpoint's (BLT) or the released default 1.3354
   double bytes_per_patch = 0;  // > 0: calibrate the threshold for this mean patch size
@@ -80,9 +80,10 @@ int run(const PatchOptions& opt) {
   auto starts = patch_starts(ent, threshold, max_len);
   const double mean = double(bytes.size()) / double(starts.size());
   if (opt.json) {
-    nlohmann::json j{{"file", opt.file}, {"bytes", bytes.size()}, {"threshold", threshold},
-                     {"max_patch_length", max_len}, {"patches", starts.size()}, {"mean_bytes_per_patch", mean},
-                     {"boundaries", starts}, {"entropies", ent}};
+    nlohmann::json j{{"file", opt.file},         {"bytes", bytes.size()},
+                     {"threshold", threshold},   {"max_patch_length", max_len},
+                     {"patches", starts.size()}, {"mean_bytes_per_patch", mean},
+                     {"boundaries", starts},     {"entropies", ent}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -100,7 +101,8 @@ Command add_patch(CLI::App& app) {
   pa->add_option("--entropy-model", o->entropy_model,
                  "Entropy-model checkpoint, or a BLT checkpoint (its patcher) (required)");
   pa->add_option("file", o->file, "The file to patch");
-  auto* th = pa->add_option("--threshold", o->threshold, "Entropy threshold in nats (0 = the checkpoint's, else 1.3354)");
+  auto* th =
+      pa->add_option("--threshold", o->threshold, "Entropy threshold in nats (0 = the checkpoint's, else 1.3354)");
   pa->add_option("--bytes-per-patch", o->bytes_per_patch, "Find the threshold for this mean patch size (bisection)")
       ->excludes(th);
   pa->add_option("--max-patch-length", o->max_patch_length, "Split longer patches (0 = none)");

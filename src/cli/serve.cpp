@@ -11,7 +11,8 @@ namespace bytelm::cli {
 
 Command add_serve(CLI::App& app) {
   auto o = std::make_shared<serve::ServerOptions>();
-  auto* s = app.add_subcommand("serve", "Serve a checkpoint over HTTP: OpenAI-style completions (streamed), scores, a page");
+  auto* s =
+      app.add_subcommand("serve", "Serve a checkpoint over HTTP: OpenAI-style completions (streamed), scores, a page");
   s->add_option("--ckpt", o->ckpt, "Checkpoint directory (required)");
   s->add_option("--host", o->host, "Address to listen on (loopback by default)");
   s->add_option("--port", o->port, "TCP port (0 = any free port, printed on stdout)");

@@ -36,15 +36,16 @@ int run_train_tokenizer(const TokenizerCli& c) {
   const auto t0 = std::chrono::steady_clock::now();
   Corpus corpus(c.data, c.val_fraction);
   std::vector<std::string> texts;
-  for (const auto& f : corpus.files(Split::Train)) texts.emplace_back(reinterpret_cast<const char*>(f.data), size_t(f.size));
+  for (const auto& f : corpus.files(Split::Train))
+    texts.emplace_back(reinterpret_cast<const char*>(f.data), size_t(f.size));
   const Tokenizer tok = Tokenizer::train(texts, c.train);
   std::error_code ec;
   std::filesystem::create_directories(c.out, ec);
   if (ec) throw Error(c.out + ": cannot create the directory (" + ec.message() + ")");
   tok.save(c.out + "/" + kTokenizerFile);
   std::fprintf(stderr, "bytelm: %s tokenizer of %lld pieces trained on %lld bytes in %.1fs: %s/%s\n",
-               c.train.type.c_str(), (long long)tok.vocab_size(), (long long)corpus.size(Split::Train), seconds_since(t0),
-               c.out.c_str(), kTokenizerFile);
+               c.train.type.c_str(), (long long)tok.vocab_size(), (long long)corpus.size(Split::Train),
+               seconds_since(t0), c.out.c_str(), kTokenizerFile);
   return 0;
 }
 
@@ -61,7 +62,8 @@ int run_stats(const TokenizerCli& c) {
   for (const auto& f : corpus.files(Split::All)) {
     const auto ids = tok.encode(f.data, f.size);
     const std::string back = tok.decode(ids);
-    if (back.size() != size_t(f.size) || back.compare(0, back.size(), reinterpret_cast<const char*>(f.data), size_t(f.size)) != 0) {
+    if (back.size() != size_t(f.size) ||
+        back.compare(0, back.size(), reinterpret_cast<const char*>(f.data), size_t(f.size)) != 0) {
       if (failed++ == 0) first_failed = f.path;
     }
     bytes += f.size;
@@ -69,9 +71,14 @@ int run_stats(const TokenizerCli& c) {
   }
   const double secs = seconds_since(t0);
   if (c.json) {
-    nlohmann::json j{{"tokenizer", c.tokenizer}, {"vocab_size", tok.vocab_size()}, {"files", corpus.num_files()},
-                     {"bytes", bytes}, {"tokens", tokens}, {"bytes_per_token", double(bytes) / double(std::max<int64_t>(1, tokens))},
-                     {"round_trip_failures", failed}, {"seconds", secs}};
+    nlohmann::json j{{"tokenizer", c.tokenizer},
+                     {"vocab_size", tok.vocab_size()},
+                     {"files", corpus.num_files()},
+                     {"bytes", bytes},
+                     {"tokens", tokens},
+                     {"bytes_per_token", double(bytes) / double(std::max<int64_t>(1, tokens))},
+                     {"round_trip_failures", failed},
+                     {"seconds", secs}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%lld files, %lld bytes -> %lld tokens: %.3f bytes per token; round trip %s (%.1fs)\n",

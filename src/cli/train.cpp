@@ -12,16 +12,19 @@ Command add_train(CLI::App& app) {
   auto* t = app.add_subcommand("train", "Train a model on raw bytes");
   t->add_option("--model", o->model, "Model: transformer | megabyte | entropy | blt | bpe (subword baseline)")
       ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt", "bpe"}));
-  t->add_option("--tokenizer", o->tokenizer,
-                "bpe: tokenizer directory or .model file (`bytelm tokenizer train`; default: train one on the training split)");
+  t->add_option(
+      "--tokenizer", o->tokenizer,
+      "bpe: tokenizer directory or .model file (`bytelm tokenizer train`; default: train one on the training split)");
   t->add_option("--tokenizer-type", o->tokenizer_type, "bpe: the tokenizer trained when no --tokenizer: bpe | unigram")
       ->check(CLI::IsMember({"bpe", "unigram"}));
   t->add_option("--entropy-model", o->entropy_model, "BLT: entropy-model checkpoint (trained with --model entropy)");
-  t->add_option("--config", o->config, "Config JSON file or preset name (default: the model's demo preset; list below)");
+  t->add_option("--config", o->config,
+                "Config JSON file or preset name (default: the model's demo preset; list below)");
   t->add_option("--data", o->data, "Files or directories of training bytes")->expected(1, -1);
   t->add_option("--out", o->out, "Run directory: checkpoints, metrics.jsonl, trainer.json (required)");
-  t->add_option("--bytes-per-patch", o->bytes_per_patch,
-                "BLT: calibrate the entropy threshold on the training data for this mean patch size (0 = the config's)");
+  t->add_option(
+      "--bytes-per-patch", o->bytes_per_patch,
+      "BLT: calibrate the entropy threshold on the training data for this mean patch size (0 = the config's)");
   t->add_option("--steps", o->steps, "Optimizer steps of the whole run (on --resume: the run's, or more to extend it)");
   t->add_option("--batch", o->batch, "Sequences per micro-batch");
   t->add_option("--accum", o->accum, "Micro-batches per step (gradient accumulation)");
@@ -48,9 +51,10 @@ Command add_train(CLI::App& app) {
   t->add_option("--dist-timeout", o->dist_timeout,
                 "Data-parallel (under torchrun or RANK/WORLD_SIZE): seconds to wait for a dead or silent peer "
                 "before exiting non-zero");
-  t->add_flag("--shard-optimizer", o->shard_optimizer,
-              "Data-parallel: ZeRO-1, shard AdamW's moments across ranks (optimizer memory per rank / world size; no effect "
-              "in one process)");
+  t->add_flag(
+      "--shard-optimizer", o->shard_optimizer,
+      "Data-parallel: ZeRO-1, shard AdamW's moments across ranks (optimizer memory per rank / world size; no effect "
+      "in one process)");
   t->footer(presets_footer());
   return {t, [o, t] {
             o->given = given_options(t);

@@ -1,15 +1,15 @@
 // corpus.cpp — file discovery, mmap, per-file train/val split, and stateless random windows.
 #include "data/corpus.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "util/error.h"
 
@@ -132,9 +132,12 @@ Corpus::~Corpus() = default;
 
 const Corpus::Stream& Corpus::stream(Split split) const {
   switch (split) {
-    case Split::Train: return train_;
-    case Split::Val: return val_;
-    case Split::All: return all_;
+    case Split::Train:
+      return train_;
+    case Split::Val:
+      return val_;
+    case Split::All:
+      return all_;
   }
   throw Error("corpus: invalid split");
 }

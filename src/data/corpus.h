@@ -2,10 +2,10 @@
 // The byte stream of a split is the concatenation of each file's part of it, in path order. Sampling is a
 // pure function of (seed, step, row), so a resumed run draws exactly the batches the original run would have.
 #pragma once
-#include "io/mapped_file.h"
 #include <cstdint>
 #include <string>
 #include <vector>
+#include "io/mapped_file.h"
 
 namespace bytelm {
 

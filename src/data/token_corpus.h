@@ -20,8 +20,8 @@ class TokenCorpus {
 
   struct FileTokens {
     std::string path;
-    int64_t bytes = 0;     // the raw bytes of the file's part
-    int64_t begin = 0;     // its tokens are ids(split)[begin, end)
+    int64_t bytes = 0;  // the raw bytes of the file's part
+    int64_t begin = 0;  // its tokens are ids(split)[begin, end)
     int64_t end = 0;
   };
   const std::vector<int32_t>& ids(Split split) const { return part(split).ids; }

@@ -47,7 +47,8 @@ void DataParallel::agree_on_start(bool failed, std::vector<std::pair<std::string
     throw Error("rank " + std::to_string(bad - 1) + " failed to start (see its error); stopping every rank");
   std::string differ;
   for (int64_t i = 0; i < k; ++i)
-    if (hi[i + 1].item<int64_t>() != lo[i].item<int64_t>()) differ += (differ.empty() ? "" : ", ") + settings[size_t(i)].first;
+    if (hi[i + 1].item<int64_t>() != lo[i].item<int64_t>())
+      differ += (differ.empty() ? "" : ", ") + settings[size_t(i)].first;
   if (!differ.empty())
     throw Error("ranks were launched with different " + differ +
                 " (compared by hash at start); launch every rank with the same command, data and checkpoint");
@@ -91,8 +92,10 @@ void DataParallel::reduce_gradients() {
       const int64_t n = p.numel();
       // A parameter without a gradient this step (an unused branch) contributes zeros, so every rank sends
       // the same layout; it then gets a zero gradient, where one process would leave it undefined.
-      if (p.grad().defined()) b.flat.narrow(0, off, n).copy_(p.grad().reshape({n}));
-      else b.flat.narrow(0, off, n).zero_();
+      if (p.grad().defined())
+        b.flat.narrow(0, off, n).copy_(p.grad().reshape({n}));
+      else
+        b.flat.narrow(0, off, n).zero_();
       off += n;
     }
     pending.push_back(group_->allreduce_sum_async(b.flat));
@@ -106,8 +109,10 @@ void DataParallel::reduce_gradients() {
     for (auto& p : b.params) {
       const int64_t n = p.numel();
       auto mean = b.flat.narrow(0, off, n).view(p.sizes());
-      if (p.grad().defined()) p.mutable_grad().copy_(mean);
-      else p.mutable_grad() = mean.clone();
+      if (p.grad().defined())
+        p.mutable_grad().copy_(mean);
+      else
+        p.mutable_grad() = mean.clone();
       off += n;
     }
   }

@@ -74,7 +74,8 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& getenv) {
   env.master_addr = addr;
   const char* port = getenv("MASTER_PORT");
   if (!port || !*port)
-    throw Error("environment: MASTER_PORT is not set but " + std::string(f.world) + "=" + std::to_string(env.world_size));
+    throw Error("environment: MASTER_PORT is not set but " + std::string(f.world) + "=" +
+                std::to_string(env.world_size));
   const int64_t p = read_count("MASTER_PORT", port);
   if (p < 1 || p > 65535) throw Error("environment: MASTER_PORT=" + std::string(port) + " is not a port (1..65535)");
   env.master_port = int(p);

@@ -17,11 +17,11 @@ namespace bytelm {
 struct DistEnv {
   int rank = 0, world_size = 1;
   int local_rank = 0, local_world_size = 1;
-  std::string master_addr;       // the store's host (required when world_size > 1)
-  int master_port = 0;           // the store's port
-  int restart_count = 0;         // TORCHELASTIC_RESTART_COUNT: > 0 when torchrun restarted the workers
-  bool agent_store = false;      // TORCHELASTIC_USE_AGENT_STORE=True: torchrun's agent hosts the store
-  std::string launcher = "none"; // where the identity came from: env | mpi | slurm | none
+  std::string master_addr;        // the store's host (required when world_size > 1)
+  int master_port = 0;            // the store's port
+  int restart_count = 0;          // TORCHELASTIC_RESTART_COUNT: > 0 when torchrun restarted the workers
+  bool agent_store = false;       // TORCHELASTIC_USE_AGENT_STORE=True: torchrun's agent hosts the store
+  std::string launcher = "none";  // where the identity came from: env | mpi | slurm | none
 
   bool distributed() const { return world_size > 1; }
 };

@@ -55,9 +55,7 @@ void quiet_c10d_logging() {
   if (auto* level = static_cast<int32_t*>(dlsym(RTLD_DEFAULT, "_ZN3fLI17FLAGS_minloglevelE"))) *level = 3;
 }
 
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
-}
+bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1"; }
 
 // Gloo's network device: GLOO_SOCKET_IFNAME when set (as in PyTorch), loopback when the whole group is on
 // this host, else the address this host's name resolves to. Never MASTER_ADDR itself on a multi-host run:
@@ -97,9 +95,8 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
     if (env.agent_store) {
       // torchrun's agent already serves a store there; a second server would fail with "address in use".
       so.isServer = false;
-      impl_->store = c10::make_intrusive<c10d::PrefixStore>(
-          "/worker/attempt_" + std::to_string(env.restart_count),
-          c10::make_intrusive<c10d::TCPStore>(env.master_addr, so));
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(env.restart_count),
+                                                            c10::make_intrusive<c10d::TCPStore>(env.master_addr, so));
     } else {
       so.isServer = env.rank == 0;
       so.numWorkers = size_t(env.world_size);

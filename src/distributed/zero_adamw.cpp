@@ -19,7 +19,8 @@ ZeroAdamW::ZeroAdamW(const NamedTensors& params, const AdamWOptions& o, ProcessG
   const auto p_opts = torch::TensorOptions(torch::kFloat32).device(group.device());  // moments on the group's device
   for (size_t i = 0; i < params_.size(); ++i) {
     const int64_t a = std::max(lo_, offsets_[i]), b = std::min(hi_, offsets_[i] + params_[i].second.numel());
-    if (a < b) chunks_.push_back({i, a - offsets_[i], b - a, torch::zeros({b - a}, p_opts), torch::zeros({b - a}, p_opts)});
+    if (a < b)
+      chunks_.push_back({i, a - offsets_[i], b - a, torch::zeros({b - a}, p_opts), torch::zeros({b - a}, p_opts)});
   }
 }
 
@@ -63,7 +64,8 @@ torch::Tensor ZeroAdamW::clip_step_and_clear(double lr, double max_norm) {
     if (!p.empty()) adamw_foreach_update(p, g, m, v, lr, decay, o_, t_);
   }
   // Every rank's updated range, then each parameter from the whole.
-  auto flat = gather(pack([&](const Chunk& c) { return params_[c.slot].second.detach().view({-1}).narrow(0, c.begin, c.len); }));
+  auto flat = gather(
+      pack([&](const Chunk& c) { return params_[c.slot].second.detach().view({-1}).narrow(0, c.begin, c.len); }));
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i].second;
     p.detach().copy_(flat.narrow(0, offsets_[i], p.numel()).view(p.sizes()));

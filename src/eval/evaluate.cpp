@@ -16,7 +16,8 @@ namespace bytelm {
 namespace {
 // Cross-entropy of the model's predictions of x (B, T), reduced as asked (summing inside the loss keeps
 // whole-file scores bit-identical to what earlier versions printed).
-torch::Tensor nll(LanguageModelImpl& model, const torch::Tensor& x, torch::nn::functional::CrossEntropyFuncOptions opt) {
+torch::Tensor nll(LanguageModelImpl& model, const torch::Tensor& x,
+                  torch::nn::functional::CrossEntropyFuncOptions opt) {
   auto logits = model.forward(x);  // (B, T, V)
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
                                               x.reshape({-1}) + model.vocab_offset(), opt);
@@ -95,11 +96,10 @@ double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t ba
   return total.item<double>() / double(eval_batches) / std::log(2.0);
 }
 
-
 std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpus, Split split, int64_t batch,
                                    const std::string& device, bool bf16,
-                                   const std::function<void(int64_t, int64_t)>& progress, int64_t stride,
-                                   bool strided, bool strided_late) {
+                                   const std::function<void(int64_t, int64_t)>& progress, int64_t stride, bool strided,
+                                   bool strided_late) {
   std::vector<FileScore> out;
   const int64_t all = corpus.size(split);
   int64_t done = 0;
@@ -107,7 +107,7 @@ std::vector<FileScore> score_files(LanguageModelImpl& model, const Corpus& corpu
     out.push_back({f.path, f.size,
                    strided      ? score_bytes_strided(model, f.data, f.size, stride, batch, device, bf16, strided_late)
                    : stride > 0 ? score_bytes_sliding(model, f.data, f.size, stride, batch, device, bf16)
-                              : score_bytes(model, f.data, f.size, batch, device, bf16)});
+                                : score_bytes(model, f.data, f.size, batch, device, bf16)});
     done += f.size;
     if (progress) progress(done, all);
   }

@@ -14,8 +14,8 @@ enum class Split;
 
 // Total cross-entropy in nats of every byte of data[0, n): consecutive windows of the model's context,
 // each scored from the model's start state, `batch` windows per forward pass.
-double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch,
-                   const std::string& device, bool bf16 = false);
+double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t batch, const std::string& device,
+                   bool bf16 = false);
 
 // The same with overlapping windows (sliding-window evaluation): windows of the context T, each after the
 // first moved by `stride` bytes and scoring only its last `stride` bytes, so every byte is scored once and,
@@ -41,7 +41,7 @@ double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t ba
 struct FileScore {
   std::string path;
   int64_t bytes = 0;
-  double nats = 0;  // summed over the file's bytes
+  double nats = 0;     // summed over the file's bytes
   int64_t tokens = 0;  // the BPE baseline: tokens the bytes encode to (0 for byte models)
 };
 // Scores every file's part of the split (stride > 0: sliding windows; strided: MEGABYTE's strided

@@ -53,7 +53,9 @@ void per_byte_scores(LanguageModelImpl& model, const uint8_t* data, int64_t n, i
     auto loss = torch::nn::functional::cross_entropy(
                     logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), x.reshape({-1}) + model.vocab_offset(),
                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
-                    .view({rows, len}).to(torch::kCPU, torch::kFloat64).contiguous();
+                    .view({rows, len})
+                    .to(torch::kCPU, torch::kFloat64)
+                    .contiguous();
     const double* l = loss.data_ptr<double>();
     for (int64_t r = 0; r < rows; ++r) {
       const auto& win = windows[w + size_t(r)];

@@ -16,8 +16,8 @@ namespace bytelm {
 class TokenCorpus;
 
 // Total cross-entropy in nats of ids[0, n): consecutive windows of the context, `batch` per forward pass.
-double score_tokens(LanguageModelImpl& model, const int32_t* ids, int64_t n, int64_t batch,
-                    const std::string& device, bool bf16 = false);
+double score_tokens(LanguageModelImpl& model, const int32_t* ids, int64_t n, int64_t batch, const std::string& device,
+                    bool bf16 = false);
 
 // Every file's part of the split (FileScore: raw bytes, tokens, nats).
 std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCorpus& corpus, Split split,
@@ -28,8 +28,8 @@ std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCo
 // independent), nats over the bytes those tokens decode to. NaN if the split is empty. Eval mode.
 // Data-parallel: rows [first_row, first_row + batch) of each draw, and `sum_over_ranks` (if given) turns
 // this rank's (nats, bytes) into the totals over ranks before the ratio.
-double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus, int64_t batch,
-                            int64_t eval_batches, const std::string& device, bool bf16, int64_t first_row = 0,
+double token_validation_bpb(LanguageModelImpl& model, const TokenCorpus& corpus, int64_t batch, int64_t eval_batches,
+                            const std::string& device, bool bf16, int64_t first_row = 0,
                             const std::function<void(double*, double*)>& sum_over_ranks = {});
 
 }  // namespace bytelm

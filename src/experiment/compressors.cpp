@@ -48,8 +48,8 @@ void write_compressor_rows(const Plan& plan, const RunnerOptions& opt) {
     Corpus corpus(plan.datasets.at(kind), plan.val_fraction);
     const std::string bytes = held_out_bytes(corpus, plan.eval.max_bytes);
     for (const char* cmd : {"gzip -9", "bzip2 -9", "xz -9e"})
-      rows.push_back({{"data", kind}, {"compressor", cmd}, {"bytes", int64_t(bytes.size())},
-                      {"bpb", compressed_bpb(cmd, bytes)}});
+      rows.push_back(
+          {{"data", kind}, {"compressor", cmd}, {"bytes", int64_t(bytes.size())}, {"bpb", compressed_bpb(cmd, bytes)}});
   }
   write_file_atomic(opt.out + "/compressors.json", json{{"rows", rows}, {"provenance", provenance()}}.dump(2) + "\n");
   std::fprintf(stderr, "experiment: compressor rows in %s/compressors.json\n", opt.out.c_str());

@@ -75,15 +75,24 @@ json flops_json(const LanguageModelImpl& model) {
   const bool patcher_runs = model.config().model != "blt" || model.config().patching.mode == "entropy";
   for (const auto& p : model.flops()) {
     const double f = p.matmul_flops + p.attention_flops;
-    if (p.counted) counted += f;
-    else if (patcher_runs) entropy += f;
-    parts.push_back({{"name", p.name}, {"params", p.params}, {"matmul_params", p.matmul_params},
-                     {"matmul_flops", p.matmul_flops}, {"attention_flops", p.attention_flops}, {"counted", p.counted},
+    if (p.counted)
+      counted += f;
+    else if (patcher_runs)
+      entropy += f;
+    parts.push_back({{"name", p.name},
+                     {"params", p.params},
+                     {"matmul_params", p.matmul_params},
+                     {"matmul_flops", p.matmul_flops},
+                     {"attention_flops", p.attention_flops},
+                     {"counted", p.counted},
                      {"runs", p.counted || patcher_runs}});
   }
-  return json{{"forward_per_byte", counted}, {"entropy_model_per_byte", entropy},
-              {"with_entropy_model_per_byte", counted + entropy}, {"parts", parts},
-              {"params", model.num_params()}, {"counted_params", model.counted_params()}};
+  return json{{"forward_per_byte", counted},
+              {"entropy_model_per_byte", entropy},
+              {"with_entropy_model_per_byte", counted + entropy},
+              {"parts", parts},
+              {"params", model.num_params()},
+              {"counted_params", model.counted_params()}};
 }
 
 json blt_patch_stats(BltImpl& blt, const std::string& bytes) {
@@ -106,9 +115,12 @@ json blt_patch_stats(BltImpl& blt, const std::string& bytes) {
   }
   const double mean = mean_sum / double(rows), m = sum / std::max(1.0, count);
   blt.set_mean_patch_size(mean);
-  return json{{"mode", blt.config().patching.mode}, {"threshold", blt.config().patching.threshold},
-              {"mean_bytes_per_patch", mean}, {"std_bytes_per_patch", std::sqrt(std::max(0.0, sum2 / std::max(1.0, count) - m * m))},
-              {"histogram_1_to_16", hist}, {"windows", rows}};
+  return json{{"mode", blt.config().patching.mode},
+              {"threshold", blt.config().patching.threshold},
+              {"mean_bytes_per_patch", mean},
+              {"std_bytes_per_patch", std::sqrt(std::max(0.0, sum2 / std::max(1.0, count) - m * m))},
+              {"histogram_1_to_16", hist},
+              {"windows", rows}};
 }
 
 double generation_bytes_per_s(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::string& prompt,
@@ -119,8 +131,8 @@ double generation_bytes_per_s(LanguageModelImpl& model, const Tokenizer* tokeniz
   opt.seed = seed;
   opt.decode = "dynamic";
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string out = tokenizer ? generate_tokens(model, *tokenizer, opt, [](uint8_t) {})
-                                    : generate(model, opt, [](uint8_t) {});
+  const std::string out =
+      tokenizer ? generate_tokens(model, *tokenizer, opt, [](uint8_t) {}) : generate(model, opt, [](uint8_t) {});
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return s > 0 ? double(out.size()) / s : 0;
 }

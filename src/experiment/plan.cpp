@@ -39,7 +39,8 @@ int64_t positive(const json& j, const std::string& key, int64_t fallback, const 
 }
 
 TrainSettings parse_train(const json& j, TrainSettings t, const std::string& where) {
-  only_keys(j, {"batch", "accum", "warmup", "eval_points", "eval_batches", "lr", "min_lr_ratio", "weight_decay", "clip"},
+  only_keys(j,
+            {"batch", "accum", "warmup", "eval_points", "eval_batches", "lr", "min_lr_ratio", "weight_decay", "clip"},
             where);
   t.batch = positive(j, "batch", t.batch, where);
   t.accum = positive(j, "accum", t.accum, where);
@@ -55,20 +56,28 @@ TrainSettings parse_train(const json& j, TrainSettings t, const std::string& whe
 }
 
 json train_json(const TrainSettings& t) {
-  return json{{"batch", t.batch}, {"accum", t.accum}, {"warmup", t.warmup}, {"eval_points", t.eval_points},
-              {"eval_batches", t.eval_batches}, {"lr", t.lr}, {"min_lr_ratio", t.min_lr_ratio},
-              {"weight_decay", t.weight_decay}, {"clip", t.clip}};
+  return json{{"batch", t.batch},
+              {"accum", t.accum},
+              {"warmup", t.warmup},
+              {"eval_points", t.eval_points},
+              {"eval_batches", t.eval_batches},
+              {"lr", t.lr},
+              {"min_lr_ratio", t.min_lr_ratio},
+              {"weight_decay", t.weight_decay},
+              {"clip", t.clip}};
 }
 
 bool valid_name(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.'; });
 }
 
 PlanRun parse_run(const json& j, const Plan& plan, const TrainSettings& defaults, size_t index) {
   std::string where = "runs[" + std::to_string(index) + "]";
-  only_keys(j, {"name", "model", "config", "data", "budget", "seed", "train", "entropy_model", "bytes_per_patch",
-                "sweep_bytes_per_patch", "tags"},
+  only_keys(j,
+            {"name", "model", "config", "data", "budget", "seed", "train", "entropy_model", "bytes_per_patch",
+             "sweep_bytes_per_patch", "tags"},
             where);
   PlanRun r;
   r.name = get<std::string>(j, "name", "", where);
@@ -101,9 +110,15 @@ PlanRun parse_run(const json& j, const Plan& plan, const TrainSettings& defaults
   }
   for (double b : r.sweep_bytes_per_patch)
     if (!(b > 1)) throw Error(where + ": \"sweep_bytes_per_patch\" values must be > 1");
-  r.entry = json{{"model", r.model}, {"config", r.config}, {"data", plan.datasets.at(r.data)}, {"budget", r.budget},
-                 {"seed", r.seed}, {"train", train_json(r.train)}, {"entropy_model", r.entropy_model},
-                 {"bytes_per_patch", r.bytes_per_patch}, {"val_fraction", plan.val_fraction}};
+  r.entry = json{{"model", r.model},
+                 {"config", r.config},
+                 {"data", plan.datasets.at(r.data)},
+                 {"budget", r.budget},
+                 {"seed", r.seed},
+                 {"train", train_json(r.train)},
+                 {"entropy_model", r.entropy_model},
+                 {"bytes_per_patch", r.bytes_per_patch},
+                 {"val_fraction", plan.val_fraction}};
   return r;
 }
 
@@ -120,7 +135,8 @@ void parse_robustness(const json& j, Plan& plan) {
   r.noise = get<std::vector<std::string>>(j, "noise", r.noise, where);
   static const std::set<std::string> kinds{"uppercase", "randomcase", "drop", "repeat", "antspeak"};
   for (const auto& n : r.noise)
-    if (!kinds.count(n)) throw Error(where + ": unknown noise \"" + n + "\" (uppercase randomcase drop repeat antspeak)");
+    if (!kinds.count(n))
+      throw Error(where + ": unknown noise \"" + n + "\" (uppercase randomcase drop repeat antspeak)");
   r.max_bytes = positive(j, "max_bytes", r.max_bytes, where, 256);
   const json c = j.value("cute", json::object());
   r.cute = !c.is_boolean() || c.get<bool>();
@@ -147,8 +163,9 @@ const PlanRun* find_run(const Plan& plan, const std::string& name) {
 
 Plan parse_plan(const json& j, const std::string& where) {
   try {
-    only_keys(j, {"name", "description", "seed", "val_fraction", "datasets", "train", "eval", "generation",
-                  "compressors", "runs", "robustness"},
+    only_keys(j,
+              {"name", "description", "seed", "val_fraction", "datasets", "train", "eval", "generation", "compressors",
+               "runs", "robustness"},
               where);
     Plan plan;
     plan.source = j;
@@ -178,7 +195,8 @@ Plan parse_plan(const json& j, const std::string& where) {
     plan.generation_bytes = positive(g, "bytes", plan.generation_bytes, where + " generation", 0);
     plan.generation_prompt_bytes = positive(g, "prompt_bytes", plan.generation_prompt_bytes, where + " generation");
     plan.compressors = get<bool>(j, "compressors", true, where);
-    if (!j.contains("runs") || !j["runs"].is_array() || j["runs"].empty()) throw Error(where + ": \"runs\" is required");
+    if (!j.contains("runs") || !j["runs"].is_array() || j["runs"].empty())
+      throw Error(where + ": \"runs\" is required");
     for (size_t i = 0; i < j["runs"].size(); ++i) {
       PlanRun r = parse_run(j["runs"][i], plan, defaults, i);
       if (find_run(plan, r.name)) throw Error(where + ": two runs are named " + r.name);

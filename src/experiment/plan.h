@@ -30,18 +30,18 @@ struct TrainSettings {
 };
 
 struct PlanRun {
-  std::string name;                  // [A-Za-z0-9_.-]+, unique; the run's directory under DIR/runs/
-  std::string model;                 // transformer | megabyte | entropy | blt | bpe
-  nlohmann::json config;             // a preset name or file (string), or an inline config object
-  std::string data;                  // a dataset name
-  double budget = 0;                 // training FLOPs (3 x forward FLOPs per byte x bytes trained)
+  std::string name;       // [A-Za-z0-9_.-]+, unique; the run's directory under DIR/runs/
+  std::string model;      // transformer | megabyte | entropy | blt | bpe
+  nlohmann::json config;  // a preset name or file (string), or an inline config object
+  std::string data;       // a dataset name
+  double budget = 0;      // training FLOPs (3 x forward FLOPs per byte x bytes trained)
   int64_t seed = 1234;
   TrainSettings train;
-  std::string entropy_model;         // blt: the name of an earlier run with model "entropy"
-  double bytes_per_patch = 0;        // blt entropy patching: calibrate the threshold to this mean patch
-  std::vector<double> sweep_bytes_per_patch;  // blt entropy: inference-time thresholds for these patch sizes
+  std::string entropy_model;                       // blt: the name of an earlier run with model "entropy"
+  double bytes_per_patch = 0;                      // blt entropy patching: calibrate the threshold to this mean patch
+  std::vector<double> sweep_bytes_per_patch;       // blt entropy: inference-time thresholds for these patch sizes
   nlohmann::json tags = nlohmann::json::object();  // free labels for the report (e.g. {"group": "scaling"})
-  nlohmann::json entry;              // the run's settings as resolved: a changed entry means a different run
+  nlohmann::json entry;  // the run's settings as resolved: a changed entry means a different run
 };
 
 struct EvalSettings {

@@ -67,7 +67,8 @@ json training_curve(const std::string& dir, double flops_per_step, double* secon
     if (el < segment) total += segment;  // a new session
     segment = el;
     if (m.contains("val_bpb") && m["val_bpb"].is_number())
-      curve.push_back({{"step", m["step"]}, {"flops", double(m["step"].get<int64_t>()) * flops_per_step},
+      curve.push_back({{"step", m["step"]},
+                       {"flops", double(m["step"].get<int64_t>()) * flops_per_step},
                        {"val_bpb", m["val_bpb"]}});
   }
   *seconds = total + segment;
@@ -114,17 +115,23 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   const int64_t T = cfg.context;
   const int64_t stride = bpe ? T : std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));
 
-  json rec{{"name", run.name}, {"model", cfg.model}, {"data", run.data}, {"data_paths", plan.datasets.at(run.data)},
-           {"tags", run.tags}, {"entry", run.entry}, {"config", cfg.to_json()}, {"seed", run.seed},
-           {"plan", plan.name}, {"quick", opt.quick}, {"provenance", provenance()}, {"checkpoint", trained.dir}};
+  json rec{{"name", run.name},           {"model", cfg.model},
+           {"data", run.data},           {"data_paths", plan.datasets.at(run.data)},
+           {"tags", run.tags},           {"entry", run.entry},
+           {"config", cfg.to_json()},    {"seed", run.seed},
+           {"plan", plan.name},          {"quick", opt.quick},
+           {"provenance", provenance()}, {"checkpoint", trained.dir}};
   if (!run.entropy_model.empty()) rec["entropy_model"] = run.entropy_model;
 
   // Held-out bits per byte.
   auto t0 = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   const double nats = score_text(*model, tokenizer.get(), bytes, stride, plan.eval.batch, &tokens);
-  json ev{{"bytes", int64_t(bytes.size())}, {"bpb", nats / std::log(2.0) / double(bytes.size())},
-          {"stride", stride}, {"sliding", !bpe && stride < T}, {"seconds", seconds_since(t0)}};
+  json ev{{"bytes", int64_t(bytes.size())},
+          {"bpb", nats / std::log(2.0) / double(bytes.size())},
+          {"stride", stride},
+          {"sliding", !bpe && stride < T},
+          {"seconds", seconds_since(t0)}};
   if (bpe) {
     ev["tokens"] = tokens;
     ev["bytes_per_token"] = double(bytes.size()) / double(tokens);
@@ -144,12 +151,16 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
 
   // Training: what the budget bought.
   double seconds = 0;
-  json tr{{"budget", run.budget}, {"steps", trained.steps}, {"batch", run.train.batch}, {"accum", run.train.accum},
-          {"context", trained.context}, {"flops_per_step", trained.train_flops_per_step},
+  json tr{{"budget", run.budget},
+          {"steps", trained.steps},
+          {"batch", run.train.batch},
+          {"accum", run.train.accum},
+          {"context", trained.context},
+          {"flops_per_step", trained.train_flops_per_step},
           {"flops", double(trained.steps) * trained.train_flops_per_step}};
   if (cfg.model == "blt") {  // the planned FLOPs assumed the patch size of 8 windows; count the real ones
-    const auto [measured, patch] = blt_measured_training_flops(
-        static_cast<BltImpl&>(*model), trained.dir, double(run.train.batch * run.train.accum * T));
+    const auto [measured, patch] = blt_measured_training_flops(static_cast<BltImpl&>(*model), trained.dir,
+                                                               double(run.train.batch * run.train.accum * T));
     if (measured > 0) {
       tr["planned_flops"] = tr["flops"];
       tr["flops"] = measured;
@@ -185,10 +196,15 @@ double time_generation(const Plan& plan, const PlanRun& run, LanguageModelImpl& 
 
 json generation_fields(const Plan& plan, const LanguageModelImpl& model, const std::vector<double>& samples) {
   const Spread s = spread_of(samples);
-  return {{"bytes", plan.generation_bytes}, {"prompt_bytes", prompt_bytes(plan, model)}, {"bytes_per_s", s.median},
-          {"bytes_per_s_min", s.min}, {"bytes_per_s_max", s.max}, {"samples", s.samples},
+  return {{"bytes", plan.generation_bytes},
+          {"prompt_bytes", prompt_bytes(plan, model)},
+          {"bytes_per_s", s.median},
+          {"bytes_per_s_min", s.min},
+          {"bytes_per_s_max", s.max},
+          {"samples", s.samples},
           {"bytes_per_s_samples", samples},  // in timing order (retimed: one per round)
-          {"seconds_per_8kb", s.median > 0 ? 8192.0 / s.median : 0}, {"provenance", provenance()}};
+          {"seconds_per_8kb", s.median > 0 ? 8192.0 / s.median : 0},
+          {"provenance", provenance()}};
 }
 
 }  // namespace
@@ -196,7 +212,8 @@ json generation_fields(const Plan& plan, const LanguageModelImpl& model, const s
 json generation_json(const Plan& plan, const PlanRun& run, LanguageModelImpl& model, const Tokenizer* tokenizer,
                      const std::string& held_out) {
   std::vector<double> samples;
-  for (int i = 0; i < kGenerationRepeats; ++i) samples.push_back(time_generation(plan, run, model, tokenizer, held_out));
+  for (int i = 0; i < kGenerationRepeats; ++i)
+    samples.push_back(time_generation(plan, run, model, tokenizer, held_out));
   return generation_fields(plan, model, samples);
 }
 
@@ -222,8 +239,8 @@ std::vector<json> retime_records(const Plan& plan, const std::vector<RetimeRun>&
   }
   for (int round = 0; round < kRetimeRounds; ++round)
     for (size_t i = 0; i < runs.size(); ++i)
-      loaded[i].samples.push_back(time_generation(plan, *runs[i].run, *loaded[i].model, loaded[i].tokenizer.get(),
-                                                  *loaded[i].held_out));
+      loaded[i].samples.push_back(
+          time_generation(plan, *runs[i].run, *loaded[i].model, loaded[i].tokenizer.get(), *loaded[i].held_out));
   const json when = provenance();  // one for all: the report pairs runs timed in the same rounds by it
   std::vector<json> out;
   for (size_t i = 0; i < runs.size(); ++i) {

@@ -22,10 +22,10 @@ struct PlanRun;
 struct RunnerOptions;
 
 struct TrainedRun {
-  std::string dir;                   // the training run's directory (checkpoint, metrics.jsonl)
+  std::string dir;  // the training run's directory (checkpoint, metrics.jsonl)
   int64_t steps = 0;
-  int64_t context = 0;               // T (tokens for bpe)
-  double train_flops_per_step = 0;   // 3 x forward FLOPs per unit x units per step
+  int64_t context = 0;              // T (tokens for bpe)
+  double train_flops_per_step = 0;  // 3 x forward FLOPs per unit x units per step
 };
 
 nlohmann::json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained, const RunnerOptions& opt);
@@ -44,7 +44,7 @@ nlohmann::json generation_json(const Plan& plan, const PlanRun& run, LanguageMod
 constexpr int kRetimeRounds = 9;
 struct RetimeRun {
   const PlanRun* run;
-  std::string dir;          // DIR/runs/NAME
+  std::string dir;  // DIR/runs/NAME
   nlohmann::json record;
 };
 std::vector<nlohmann::json> retime_records(const Plan& plan, const std::vector<RetimeRun>& runs,

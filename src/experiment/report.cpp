@@ -12,7 +12,6 @@
 #include "util/error.h"
 #include "util/paths.h"
 
-
 namespace bytelm::experiment {
 
 namespace fs = std::filesystem;
@@ -50,7 +49,9 @@ json gather_results(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(dir + ": no such experiment directory");
   if (!fs::exists(dir + "/plan.json", ec)) throw Error(dir + ": no plan.json (not made by `bytelm experiment run`)");
-  json out{{"plan", read_json(dir + "/plan.json")}, {"runs", json::array()}, {"robustness", json::array()},
+  json out{{"plan", read_json(dir + "/plan.json")},
+           {"runs", json::array()},
+           {"robustness", json::array()},
            {"pending", json::array()}};
   // Runs in plan order; those without a record yet are listed as pending.
   for (const auto& r : out["plan"].value("runs", json::array())) {
@@ -63,7 +64,8 @@ json gather_results(const std::string& dir) {
   if (out["runs"].empty()) throw Error(dir + ": no run has finished yet (no runs/*/record.json)");
   if (fs::exists(dir + "/compressors.json", ec)) out["compressors"] = read_json(dir + "/compressors.json")["rows"];
   for (const auto& f : sorted_entries(dir + "/robustness"))
-    if (f.size() > 5 && f.substr(f.size() - 5) == ".json") out["robustness"].push_back(read_json(dir + "/robustness/" + f));
+    if (f.size() > 5 && f.substr(f.size() - 5) == ".json")
+      out["robustness"].push_back(read_json(dir + "/robustness/" + f));
   out["source_dir"] = fs::absolute(dir).string();
   return out;
 }

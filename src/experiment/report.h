@@ -11,12 +11,12 @@
 namespace bytelm::experiment {
 
 struct ReportOptions {
-  std::string dir;     // the experiment directory (`experiment run --out`)
-  std::string out;     // the report directory
-  std::string title;   // "" = the plan's name
-  std::string note;    // a paragraph placed under the title (e.g. "preliminary: ...")
+  std::string dir;    // the experiment directory (`experiment run --out`)
+  std::string out;    // the report directory
+  std::string title;  // "" = the plan's name
+  std::string note;   // a paragraph placed under the title (e.g. "preliminary: ...")
   std::string python = "/usr/bin/python3";
-  bool plots = true;   // false: tables only (no matplotlib needed)
+  bool plots = true;  // false: tables only (no matplotlib needed)
 };
 
 // Everything in DIR as one JSON object; Error if DIR holds no recorded run.

@@ -171,7 +171,10 @@ json score_cute_task(LanguageModelImpl& model, const Tokenizer* tok, const std::
     correct += out == a;
     ++n;
   }
-  return json{{"task", task}, {"items", n}, {"shots", used_shots}, {"accuracy", double(correct) / double(n)},
+  return json{{"task", task},
+              {"items", n},
+              {"shots", used_shots},
+              {"accuracy", double(correct) / double(n)},
               {"answer_bpb", nats / std::log(2.0) / double(answer_bytes)}};
 }
 
@@ -187,8 +190,13 @@ void run_robustness(const Plan& plan, const RunnerOptions& opt) {
   Corpus corpus(plan.datasets.at(r.data), plan.val_fraction);
   const std::string clean = held_out_bytes(corpus, r.max_bytes);
   const std::vector<std::string> words = r.cute ? read_words(r.cute_settings.words) : std::vector<std::string>{};
-  const json settings{{"data", r.data}, {"noise", r.noise}, {"max_bytes", r.max_bytes}, {"cute", r.cute},
-                      {"items", r.cute_settings.items}, {"shots", r.cute_settings.shots}, {"tasks", r.cute_settings.tasks},
+  const json settings{{"data", r.data},
+                      {"noise", r.noise},
+                      {"max_bytes", r.max_bytes},
+                      {"cute", r.cute},
+                      {"items", r.cute_settings.items},
+                      {"shots", r.cute_settings.shots},
+                      {"tasks", r.cute_settings.tasks},
                       {"seed", plan.seed}};
   for (const auto& name : names) {
     const PlanRun* run = find_run(plan, name);

@@ -22,8 +22,8 @@
 #include "model/blt.h"
 #include "model/bpe.h"
 #include "model/checkpoint.h"
-#include "model/factory.h"
 #include "model/config.h"
+#include "model/factory.h"
 #include "train/run_dir.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -51,8 +51,12 @@ json provenance() {
   char when[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return json{{"commit", BYTELM_GIT_COMMIT}, {"cpu", cpu}, {"cores", std::thread::hardware_concurrency()},
-              {"torch_threads", torch::get_num_threads()}, {"load_average_1min", load}, {"time_utc", when},
+  return json{{"commit", BYTELM_GIT_COMMIT},
+              {"cpu", cpu},
+              {"cores", std::thread::hardware_concurrency()},
+              {"torch_threads", torch::get_num_threads()},
+              {"load_average_1min", load},
+              {"time_utc", when},
               {"device", "cpu"}};
 }
 
@@ -101,15 +105,14 @@ bool train_run(const Plan& plan, const PlanRun& run, const RunnerOptions& opt, T
   trained->dir = run_dir + "/train";
   const std::string entry_path = run_dir + "/entry.json";
   if (file_exists(entry_path) && json::parse(read_file(entry_path)) != run.entry)
-    throw Error("run " + run.name + " changed in the plan since it started (" + entry_path +
-                "); remove " + run_dir + " to run it anew, or use another --out");
+    throw Error("run " + run.name + " changed in the plan since it started (" + entry_path + "); remove " + run_dir +
+                " to run it anew, or use another --out");
   write_file_atomic(entry_path, run.entry.dump(2) + "\n");
   const std::string config = config_arg(run, run_dir);
   const ModelConfig cfg = load_config(config, run.model);
   const std::vector<std::string>& data = plan.datasets.at(run.data);
   Corpus corpus(data, plan.val_fraction);
-  const std::string entropy_dir =
-      run.entropy_model.empty() ? "" : opt.out + "/runs/" + run.entropy_model + "/train";
+  const std::string entropy_dir = run.entropy_model.empty() ? "" : opt.out + "/runs/" + run.entropy_model + "/train";
   const double forward = planned_forward_flops(run, cfg, corpus, entropy_dir);
   const double per_step = 3 * forward * double(run.train.batch * run.train.accum * cfg.context);
   trained->steps = steps_for_budget(run.budget, per_step);
@@ -184,8 +187,8 @@ int retime_plan(const Plan& plan, const RunnerOptions& opt) {
   const std::vector<json> recs = retime_records(plan, runs, opt);
   for (size_t i = 0; i < runs.size(); ++i) {
     write_file_atomic(runs[i].dir + "/record.json", recs[i].dump(2) + "\n");
-    std::fprintf(stderr, "experiment: run %s: generation %.0f bytes/s (first timed %.0f)\n",
-                 runs[i].run->name.c_str(), recs[i]["generation"]["bytes_per_s"].get<double>(),
+    std::fprintf(stderr, "experiment: run %s: generation %.0f bytes/s (first timed %.0f)\n", runs[i].run->name.c_str(),
+                 recs[i]["generation"]["bytes_per_s"].get<double>(),
                  recs[i]["generation"]["first_timing"].value("bytes_per_s", 0.0));
   }
   std::fprintf(stderr, "experiment: %zu runs retimed in %s\n", runs.size(), opt.out.c_str());
@@ -233,8 +236,10 @@ int run_plan(const std::string& plan_path, const RunnerOptions& opt) {
   }
   if (plan.compressors) write_compressor_rows(plan, opt);
   if (plan.robustness.enabled) run_robustness(plan, opt);
-  std::fprintf(stderr, "experiment: %d runs done now, %d already done; results in %s (bytelm experiment report %s "
-                       "--out REPORT_DIR)\n", done, skipped, opt.out.c_str(), opt.out.c_str());
+  std::fprintf(stderr,
+               "experiment: %d runs done now, %d already done; results in %s (bytelm experiment report %s "
+               "--out REPORT_DIR)\n",
+               done, skipped, opt.out.c_str(), opt.out.c_str());
   return 0;
 }
 

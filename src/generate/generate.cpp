@@ -8,12 +8,12 @@
 #include <numeric>
 #include <random>
 
+#include "generate/generate.h"
+#include "generate/static_decoder.h"
 #include "model/checkpoint.h"
 #include "model/decode_weights.h"
-#include "generate/generate.h"
-#include "util/error.h"
-#include "generate/static_decoder.h"
 #include "util/device.h"
+#include "util/error.h"
 #include "util/platform.h"
 
 namespace bytelm {
@@ -21,7 +21,8 @@ namespace bytelm {
 namespace {
 
 // One byte from the 256 byte logits (any device) under the sampling options.
-int sample_byte(const torch::Tensor& logits, const GenerateOptions& o, std::mt19937_64& rng, const std::string& recent) {
+int sample_byte(const torch::Tensor& logits, const GenerateOptions& o, std::mt19937_64& rng,
+                const std::string& recent) {
   auto l = logits.to(torch::kCPU, torch::kFloat32).contiguous();
   return sample_byte(l.data_ptr<float>(), int(l.numel()), o, rng, recent);
 }

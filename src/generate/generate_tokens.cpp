@@ -51,7 +51,8 @@ std::string generate_tokens(LanguageModelImpl& model, const Tokenizer& tokenizer
       return model.forward(ids_tensor(x.data(), int64_t(x.size()))).select(1, int64_t(ids.size())).view({-1});
     }
     auto logits = model.start(1);  // (1, V)
-    if (!ids.empty()) logits = model.feed(ids_tensor(ids.data(), int64_t(ids.size()))).select(1, int64_t(ids.size()) - 1);
+    if (!ids.empty())
+      logits = model.feed(ids_tensor(ids.data(), int64_t(ids.size()))).select(1, int64_t(ids.size()) - 1);
     return logits.view({-1});
   };
   auto logits = prefill();

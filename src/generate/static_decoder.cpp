@@ -70,12 +70,15 @@ StepPlan plan_steps(const std::string& mode, const LanguageModelImpl& model, con
     plan.graphs = plan.static_steps = cuda_compiled() && device.is_cuda() && model.has_static_step(batch);
     return plan;
   }
-  if (mode != "static" && mode != "graphs") throw Error("--decode " + mode + ": expected auto, graphs, static or dynamic");
+  if (mode != "static" && mode != "graphs")
+    throw Error("--decode " + mode + ": expected auto, graphs, static or dynamic");
   if (batch > 1 && !model.has_static_step(batch) && model.has_static_step(1)) return plan;
-  if (!model.has_static_step(batch)) throw Error("--decode " + mode + ": " + model.config().model + " decodes with dynamic shapes only");
+  if (!model.has_static_step(batch))
+    throw Error("--decode " + mode + ": " + model.config().model + " decodes with dynamic shapes only");
   plan.static_steps = true;
   plan.graphs = mode == "graphs";
-  if (plan.graphs && !(cuda_compiled() && device.is_cuda())) throw Error("--decode graphs needs --device cuda (and a CUDA build)");
+  if (plan.graphs && !(cuda_compiled() && device.is_cuda()))
+    throw Error("--decode graphs needs --device cuda (and a CUDA build)");
   return plan;
 }
 

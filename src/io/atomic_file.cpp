@@ -1,11 +1,11 @@
 // atomic_file.cpp — POSIX implementation of whole-file reads and temp-file-plus-rename writes.
 #include "io/atomic_file.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 #include "util/error.h"
 

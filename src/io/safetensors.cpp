@@ -3,14 +3,14 @@
 // accepts: tensors must tile the data region exactly, in any order, with no gaps and no overlaps.
 #include "io/safetensors.h"
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <set>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -29,8 +29,8 @@ struct DTypeEntry {
   size_t size;
 };
 constexpr DTypeEntry kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
-    {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
     {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
 };
 
@@ -79,8 +79,7 @@ bool nonnegative_integer(const nlohmann::json& value, uint64_t* out) {
 nlohmann::json parse_header(const std::string& path, const char* begin, const char* end) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
-  nlohmann::json::parser_callback_t callback = [&](int, nlohmann::json::parse_event_t event,
-                                                   nlohmann::json& parsed) {
+  nlohmann::json::parser_callback_t callback = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using Event = nlohmann::json::parse_event_t;
     if (event == Event::object_start) {
       open_objects.emplace_back();
@@ -133,12 +132,10 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const n
       !nonnegative_integer(offsets[1], &info.end))
     throw Error(where + ": data_offsets must be two non-negative integers");
   if (info.begin > info.end)
-    throw Error(where + ": data_offsets begin " + std::to_string(info.begin) + " > end " +
-                std::to_string(info.end));
+    throw Error(where + ": data_offsets begin " + std::to_string(info.begin) + " > end " + std::to_string(info.end));
 
   uint64_t expected_bytes;
-  if (!checked_mul(numel, dtype_size(info.dtype), &expected_bytes))
-    throw Error(where + ": byte size overflows");
+  if (!checked_mul(numel, dtype_size(info.dtype), &expected_bytes)) throw Error(where + ": byte size overflows");
   if (info.end - info.begin != expected_bytes)
     throw Error(where + ": size mismatch: data_offsets span " + std::to_string(info.end - info.begin) +
                 " bytes but shape and dtype need " + std::to_string(expected_bytes));
@@ -215,8 +212,8 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path), map
       throw Error(path + ": tensor " + quote_name(*name) + " overlaps another tensor (begins at " +
                   std::to_string(info->begin) + ", previous ends at " + std::to_string(covered) + ")");
     if (info->begin > covered)
-      throw Error(path + ": gap in data region: bytes " + std::to_string(covered) + ".." +
-                  std::to_string(info->begin) + " belong to no tensor");
+      throw Error(path + ": gap in data region: bytes " + std::to_string(covered) + ".." + std::to_string(info->begin) +
+                  " belong to no tensor");
     covered = info->end;
   }
   if (covered != data_size)

@@ -5,19 +5,19 @@
 // The reader trusts nothing in the file: every offset and size is checked before a pointer is handed out, and
 // every problem becomes a one-line bytelm::Error naming the file.
 #pragma once
-#include "io/mapped_file.h"
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+#include "io/mapped_file.h"
 
 namespace bytelm {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
 
-size_t dtype_size(DType dtype);          // bytes per element
-const char* dtype_name(DType dtype);     // "F32", "BF16", ... as spelled in the header
+size_t dtype_size(DType dtype);                               // bytes per element
+const char* dtype_name(DType dtype);                          // "F32", "BF16", ... as spelled in the header
 bool dtype_from_name(const std::string& name, DType* dtype);  // false for names bytelm does not know
 
 struct TensorInfo {

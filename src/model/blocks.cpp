@@ -107,7 +107,6 @@ torch::Tensor Rotary::rotate(const torch::Tensor& x, const torch::Tensor& cos_t,
   return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
 }
 
-
 namespace {
 // A bias-free width x width projection registered on `owner` (q_proj, k_proj, v_proj, o_proj).
 torch::nn::Linear projection(torch::nn::Module& owner, const char* name, int64_t width) {
@@ -115,7 +114,8 @@ torch::nn::Linear projection(torch::nn::Module& owner, const char* name, int64_t
 }
 }  // namespace
 
-CrossAttentionImpl::CrossAttentionImpl(int64_t width, int64_t heads_, double eps) : heads(heads_), head_dim(width / heads_) {
+CrossAttentionImpl::CrossAttentionImpl(int64_t width, int64_t heads_, double eps)
+    : heads(heads_), head_dim(width / heads_) {
   q_norm = register_module("q_norm", RMSNorm(width, eps));
   k_norm = register_module("k_norm", RMSNorm(width, eps));
   q_proj = projection(*this, "q_proj", width);
@@ -128,28 +128,29 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
   const int64_t B = x.size(0), Q = x.size(1), S = kv.size(1), D = x.size(2);
   auto q = q_proj(q_norm(x)).view({B, Q, heads, head_dim}).transpose(1, 2);  // (B, H, Q, Dh)
   auto kvn = k_norm(kv);
-  auto k = k_proj(kvn).view({B, S, heads, head_dim}).transpose(1, 2);        // (B, H, S, Dh)
+  auto k = k_proj(kvn).view({B, S, heads, head_dim}).transpose(1, 2);  // (B, H, S, Dh)
   auto v = v_proj(kvn).view({B, S, heads, head_dim}).transpose(1, 2);
-  auto y = attention_with_mask(q, k, v, mask);                               // (B, H, Q, Dh)
+  auto y = attention_with_mask(q, k, v, mask);  // (B, H, Q, Dh)
   return o_proj(y.transpose(1, 2).reshape({B, Q, D}));
 }
 
-torch::Tensor CrossAttentionImpl::forward_grouped(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& index,
-                                                  const torch::Tensor& valid) {
+torch::Tensor CrossAttentionImpl::forward_grouped(const torch::Tensor& x, const torch::Tensor& kv,
+                                                  const torch::Tensor& index, const torch::Tensor& valid) {
   const int64_t B = x.size(0), Q = x.size(1), D = x.size(2), G = index.size(2);
-  auto q = q_proj(q_norm(x)).view({B, Q, heads, 1, head_dim});                   // (B, Q, H, 1, Dh)
+  auto q = q_proj(q_norm(x)).view({B, Q, heads, 1, head_dim});  // (B, Q, H, 1, Dh)
   auto kvn = k_norm(kv);
   auto flat = index.reshape({B, Q * G, 1}).expand({B, Q * G, D});
-  auto group = [&](const torch::Tensor& t) {                                      // (B, S, D) -> (B, Q, H, G, Dh)
+  auto group = [&](const torch::Tensor& t) {  // (B, S, D) -> (B, Q, H, G, Dh)
     return t.gather(1, flat).view({B, Q, G, heads, head_dim}).permute({0, 1, 3, 2, 4});
   };
   auto k = group(k_proj(kvn)), v = group(v_proj(kvn));
-  auto scores = scaled_scores(q, k);                                              // (B, Q, H, 1, G)
+  auto scores = scaled_scores(q, k);  // (B, Q, H, 1, G)
   if (valid.defined())
     // The dtype's own lowest value (bf16 under autocast): finite, so a query with nothing valid averages.
-    scores = scores.masked_fill(valid.view({B, Q, 1, 1, G}).logical_not(),
-                                scores.scalar_type() == torch::kBFloat16 ? -3.38e38 : std::numeric_limits<float>::lowest());
-  auto y = torch::matmul(torch::softmax(scores, -1), v);                          // (B, Q, H, 1, Dh)
+    scores =
+        scores.masked_fill(valid.view({B, Q, 1, 1, G}).logical_not(),
+                           scores.scalar_type() == torch::kBFloat16 ? -3.38e38 : std::numeric_limits<float>::lowest());
+  auto y = torch::matmul(torch::softmax(scores, -1), v);  // (B, Q, H, 1, Dh)
   return o_proj(y.reshape({B, Q, D}));
 }
 
@@ -190,7 +191,7 @@ torch::Tensor AttentionImpl::step(const torch::Tensor& x, Rotary& rope, const to
   auto index = pos.view({1});
   cache.k.index_copy_(2, index, k.to(cache.k.scalar_type()));
   cache.v.index_copy_(2, index, v.to(cache.v.scalar_type()));
-  auto keep = cache.positions.narrow(0, 0, span).le(pos).view({1, 1, 1, span});  // keys <= pos
+  auto keep = cache.positions.narrow(0, 0, span).le(pos).view({1, 1, 1, span});              // keys <= pos
   auto y = attention_keep(q, cache.k.narrow(2, 0, span), cache.v.narrow(2, 0, span), keep);  // (B, H, 1, Dh)
   return project(o_proj, y.transpose(1, 2).reshape({B, 1, D}));
 }
@@ -270,9 +271,7 @@ std::vector<KVCache> StackImpl::make_caches(int64_t batch, int64_t capacity, std
 }
 
 namespace {
-bool cpu_autocast() {
-  return at::autocast::is_autocast_enabled(at::kCPU);
-}
+bool cpu_autocast() { return at::autocast::is_autocast_enabled(at::kCPU); }
 }  // namespace
 
 torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x) {
@@ -321,8 +320,6 @@ double stack_matmul_flops(const StackConfig& cfg) {
   return 2.0 * cfg.layers * per_layer;
 }
 
-double stack_attention_flops(const StackConfig& cfg, double ctx) {
-  return 2.0 * 2.0 * cfg.layers * ctx * cfg.width;
-}
+double stack_attention_flops(const StackConfig& cfg, double ctx) { return 2.0 * 2.0 * cfg.layers * ctx * cfg.width; }
 
 }  // namespace bytelm

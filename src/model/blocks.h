@@ -22,7 +22,7 @@ struct KVCache {
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps);
   torch::Tensor forward(const torch::Tensor& x);  // (..., D) -> (..., D)
-  torch::Tensor weight;  // (D)
+  torch::Tensor weight;                           // (D)
   double eps;
 };
 TORCH_MODULE(RMSNorm);
@@ -41,7 +41,9 @@ class Rotary {
   // x: (B, H, 1, Dh) at the position held in `pos` (0-dim int64 on x's device): no host read, so it can be
   // captured in a CUDA graph. The tables must have been reserved for that position.
   torch::Tensor apply_at(const torch::Tensor& x, const torch::Tensor& pos);
-  void reserve(int64_t positions, const torch::Device& device) { if (enabled()) ensure(positions, device); }
+  void reserve(int64_t positions, const torch::Device& device) {
+    if (enabled()) ensure(positions, device);
+  }
 
  private:
   void ensure(int64_t positions, const torch::Device& device);

@@ -19,10 +19,12 @@ LocalEncoderImpl::LocalEncoderImpl(const ModelConfig& cfg) : StackImpl(cfg.encod
   cross_attn_layers = register_module("cross_attn_layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < (cfg.encoder_cross_all_layers ? e.layers : 1); ++i)
     cross_attn_layers->push_back(CrossAttention(e.width, e.heads, e.norm_eps));
-  patch_embedding_projection = register_module("patch_embedding_projection", linear(e.width, e.width * cfg.cross_attn_k));
+  patch_embedding_projection =
+      register_module("patch_embedding_projection", linear(e.width, e.width * cfg.cross_attn_k));
 }
 
-GlobalTransformerImpl::GlobalTransformerImpl(const ModelConfig& cfg) : StackImpl(cfg.global, cfg.global.norm_eps, false) {
+GlobalTransformerImpl::GlobalTransformerImpl(const ModelConfig& cfg)
+    : StackImpl(cfg.global, cfg.global.norm_eps, false) {
   const int64_t in = cfg.encoder.width * cfg.cross_attn_k;
   if (in != cfg.global.width)
     token_embedding_projection = register_module("token_embedding_projection", linear(in, cfg.global.width));
@@ -33,12 +35,14 @@ LocalDecoderImpl::LocalDecoderImpl(const ModelConfig& cfg) : StackImpl(cfg.decod
   cross_attn_layers = register_module("cross_attn_layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < (cfg.decoder_cross_all_layers ? d.layers : 1); ++i)
     cross_attn_layers->push_back(CrossAttention(d.width, d.heads, d.norm_eps));
-  patch_embedding_projection = register_module("patch_embedding_projection", linear(cfg.global.width, d.width * cfg.cross_attn_k));
+  patch_embedding_projection =
+      register_module("patch_embedding_projection", linear(cfg.global.width, d.width * cfg.cross_attn_k));
 }
 
 BltInnerImpl::BltInnerImpl(const ModelConfig& cfg) {
   const int64_t tables = cfg.hash_functions * int64_t(cfg.hash_sizes.size());
-  encoder_hash_tok_embedding = register_module("encoder_hash_tok_embedding", torch::nn::Embedding(tables * cfg.hash_vocab, cfg.encoder.width));
+  encoder_hash_tok_embedding =
+      register_module("encoder_hash_tok_embedding", torch::nn::Embedding(tables * cfg.hash_vocab, cfg.encoder.width));
   local_encoder = register_module("local_encoder", LocalEncoder(cfg));
   global_transformer = register_module("global_transformer", GlobalTransformer(cfg));
   local_decoder = register_module("local_decoder", LocalDecoder(cfg));
@@ -84,8 +88,8 @@ torch::Tensor BltImpl::hash_embeddings(const torch::Tensor& ids) {
   return sum;
 }
 
-torch::Tensor BltImpl::patch_inputs(const torch::Tensor& pooled, const torch::Tensor& states, const torch::Tensor& index,
-                                    const torch::Tensor& valid) {
+torch::Tensor BltImpl::patch_inputs(const torch::Tensor& pooled, const torch::Tensor& states,
+                                    const torch::Tensor& index, const torch::Tensor& valid) {
   const int64_t B = pooled.size(0), K = pooled.size(1), k = cfg_.cross_attn_k, De = cfg_.encoder.width;
   auto enc = model->local_encoder;
   auto queries = enc->patch_embedding_projection(pooled).reshape({B, K * k, De});
@@ -151,8 +155,8 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   }
   const auto patch_groups = std::make_pair(group_index.to(ids.device()), group_valid.to(ids.device()));
   pid = pid.to(ids.device());
-  auto enc_pid = pid.narrow(1, 0, N);          // (B, N): patch of each id
-  auto dec_pid = pid.narrow(1, 1, N) - 1;      // (B, N): id t is decoded from the patch before that of t+1
+  auto enc_pid = pid.narrow(1, 0, N);      // (B, N): patch of each id
+  auto dec_pid = pid.narrow(1, 1, N) - 1;  // (B, N): id t is decoded from the patch before that of t+1
 
   // Local encoder over ids; patch queries are max-pooled byte states, projected to k vectors each.
   auto enc = model->local_encoder;
@@ -167,9 +171,9 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   auto g = model->global_transformer->forward(g_in);  // (B, K, D_g)
 
   // Local decoder: bytes attend to the k vectors of their global state.
-  auto kv = decoder_kv(g);  // (B, K*k, D_d)
+  auto kv = decoder_kv(g);                                                       // (B, K*k, D_d)
   auto dec_index = dec_pid.unsqueeze(-1) * k + torch::arange(k, pid.options());  // (B, N, k)
-  auto logits = decode(h, kv, dec_index, 0, nullptr);  // (B, N, 260)
+  auto logits = decode(h, kv, dec_index, 0, nullptr);                            // (B, N, 260)
   return logits.narrow(1, 0, T);
 }
 
@@ -213,7 +217,8 @@ std::vector<FlopsPart> BltImpl::flops() const {
 void load_patcher(BltImpl& blt, const LanguageModelImpl& entropy_model) {
   const auto& ec = entropy_model.config();
   if (ec.model != "entropy")
-    throw Error("--entropy-model: checkpoint is a " + ec.model + " model (256 byte values), not an entropy model over 260 ids");
+    throw Error("--entropy-model: checkpoint is a " + ec.model +
+                " model (256 byte values), not an entropy model over 260 ids");
   const auto& pc = blt.config().patcher;
   if (!blt.model->patcher) throw Error("--entropy-model: the BLT config has no patcher_config");
   if (pc.layers != ec.global.layers || pc.width != ec.global.width || pc.heads != ec.global.heads ||
@@ -226,7 +231,8 @@ void load_patcher(BltImpl& blt, const LanguageModelImpl& entropy_model) {
   for (const auto& src : entropy_model.named_parameters()) {
     const std::string name = src.key().substr(std::string("patcher.").size());
     auto* target = dst.find(name);
-    if (!target || target->sizes() != src.value().sizes()) throw Error("--entropy-model: tensor '" + name + "' does not fit");
+    if (!target || target->sizes() != src.value().sizes())
+      throw Error("--entropy-model: tensor '" + name + "' does not fit");
     target->copy_(src.value());
   }
 }

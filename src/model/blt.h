@@ -18,8 +18,8 @@ namespace bytelm {
 
 struct LocalEncoderImpl : StackImpl {  // blocks without a final norm
   LocalEncoderImpl(const ModelConfig& cfg);
-  torch::nn::Embedding embed_tokens{nullptr};       // (260, D_e)
-  torch::nn::ModuleList cross_attn_layers;           // CrossAttention, 1 or one per layer
+  torch::nn::Embedding embed_tokens{nullptr};             // (260, D_e)
+  torch::nn::ModuleList cross_attn_layers;                // CrossAttention, 1 or one per layer
   torch::nn::Linear patch_embedding_projection{nullptr};  // D_e -> k*D_e
 };
 TORCH_MODULE(LocalEncoder);
@@ -92,7 +92,7 @@ class BltImpl : public LanguageModelImpl {
   torch::nn::Linear lm_head{nullptr};  // D_d -> 260
 
  private:
-  torch::Tensor hash_embeddings(const torch::Tensor& ids);   // (B, N) -> (B, N, D_e)
+  torch::Tensor hash_embeddings(const torch::Tensor& ids);  // (B, N) -> (B, N, D_e)
   // Patches -> global-model inputs (B, K, D_g): pooled (B, K, D_e) max-pooled byte states, projected to k
   // queries per patch, which attend to the states (B, N, D_e) at index[:, j, :] where valid[:, j, :]
   // (index, valid: (B, K, L); valid undefined = all).
@@ -122,10 +122,10 @@ class BltImpl : public LanguageModelImpl {
   int64_t tally_rows_ = 0;  // ... and the number of sequences
   // decoding state
   struct Row {
-    std::vector<int64_t> ids;         // ids read so far (BOS first)
-    std::vector<float> ent;           // their entropies (entropy patching)
-    int64_t open_start = 0;           // position of the first id of the patch being read
-    int64_t closed = 0;               // patches closed so far = the global model's next position
+    std::vector<int64_t> ids;            // ids read so far (BOS first)
+    std::vector<float> ent;              // their entropies (entropy patching)
+    int64_t open_start = 0;              // position of the first id of the patch being read
+    int64_t closed = 0;                  // patches closed so far = the global model's next position
     std::vector<KVCache> global_caches;  // batch 1: rows step the global model at different times
   };
   std::vector<Row> rows_;

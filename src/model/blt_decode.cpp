@@ -52,8 +52,10 @@ torch::Tensor BltImpl::start(int64_t batch) {
 
 torch::Tensor BltImpl::feed(const torch::Tensor& bytes) {
   const int64_t B = bytes.size(0), n = bytes.size(1);
-  if (B != int64_t(rows_.size())) throw Error("feed: " + std::to_string(B) + " rows, but start() was called for " + std::to_string(rows_.size()));
-  if (decoded_ + n > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  if (B != int64_t(rows_.size()))
+    throw Error("feed: " + std::to_string(B) + " rows, but start() was called for " + std::to_string(rows_.size()));
+  if (decoded_ + n > cfg_.context - 1)
+    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
   auto cpu = bytes.to(torch::kCPU).contiguous();
   const int64_t* src = cpu.data_ptr<int64_t>();
   std::vector<torch::Tensor> out;
@@ -86,8 +88,9 @@ bool BltImpl::closes_patch(int64_t b) {
   return true;
 }
 
-torch::Tensor BltImpl::decode_with(torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index,
-                                   const std::function<torch::Tensor(BlockImpl&, const torch::Tensor&, size_t)>& block) {
+torch::Tensor BltImpl::decode_with(
+    torch::Tensor h, const torch::Tensor& kv, const torch::Tensor& index,
+    const std::function<torch::Tensor(BlockImpl&, const torch::Tensor&, size_t)>& block) {
   auto dec = model->local_decoder;
   for (size_t i = 0; i < dec->layers->size(); ++i) {
     if (i == 0 || cfg_.decoder_cross_all_layers)  // HF: h + (o_proj(attn) + h)
@@ -139,7 +142,8 @@ torch::Tensor BltImpl::step(const std::vector<int64_t>& ids) {
 // entropy decides (on the host) whether this id closes a patch; then everything else in one computation.
 
 int64_t BltImpl::static_prepare(const torch::Tensor& bytes) {
-  if (decoded_ + 1 > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  if (decoded_ + 1 > cfg_.context - 1)
+    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
   const int64_t cap = cfg_.context + 1;
   if (cap >= (int64_t(1) << 19)) throw Error("BLT static steps support contexts below 524288 bytes");
   if (rows_.size() != 1) throw Error("BLT static steps decode one sequence (batch 1)");
@@ -189,9 +193,9 @@ void BltImpl::static_compute(int64_t key) {
   states_.index_copy_(1, t_.view({1}), h.to(states_.scalar_type()));
   if (global_span > 0) {
     // The patch [start, t] closes: pool and cross-attend over those positions of a fixed window.
-    auto states = states_.narrow(1, 0, span);                                // (1, span, D_e)
+    auto states = states_.narrow(1, 0, span);  // (1, span, D_e)
     auto pos = positions_.narrow(0, 0, span);
-    auto keep = pos.ge(start_).logical_and(pos.le(t_));                      // (span)
+    auto keep = pos.ge(start_).logical_and(pos.le(t_));  // (span)
     auto pooled = states.masked_fill(keep.logical_not().view({1, span, 1}), -INFINITY).amax(1, true);
     auto g_in = patch_inputs(pooled, states, pos.view({1, 1, span}), keep.view({1, 1, span}));
     auto g = model->global_transformer->step(g_in, gpos_, global_span, rows_[0].global_caches);  // (1, 1, D_g)

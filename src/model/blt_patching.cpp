@@ -14,7 +14,7 @@ namespace bytelm {
 
 blt::PatcherOptions patcher_options(const PatchingConfig& p) {
   blt::PatcherOptions o;
-  o.mode = p.mode == "static" ? blt::PatchingMode::Static
+  o.mode = p.mode == "static"  ? blt::PatchingMode::Static
            : p.mode == "space" ? blt::PatchingMode::Space
            : p.mode == "byte"  ? blt::PatchingMode::Byte
                                : blt::PatchingMode::Entropy;
@@ -43,7 +43,8 @@ void BltImpl::set_patching(const PatchingConfig& patching) {
   cfg_ = c;
 }
 
-std::vector<int64_t> BltImpl::patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const {
+std::vector<int64_t> BltImpl::patch_lengths(const std::vector<int64_t>& ids,
+                                            const std::vector<float>& entropies) const {
   return rule_.patch_lengths(ids.data(), rule_.needs_entropies() ? entropies.data() : nullptr, int64_t(ids.size()));
 }
 
@@ -111,8 +112,8 @@ double BltImpl::calibrate_threshold(const torch::Tensor& bytes, double bytes_per
   const double reachable = mean_at(hi);
   if (reachable < bytes_per_patch) {
     set_patching(base);
-    throw Error("--bytes-per-patch " + std::to_string(bytes_per_patch) + ": this entropy model and config reach at most " +
-                std::to_string(reachable) + " bytes per patch");
+    throw Error("--bytes-per-patch " + std::to_string(bytes_per_patch) +
+                ": this entropy model and config reach at most " + std::to_string(reachable) + " bytes per patch");
   }
   for (int it = 0; it < 40; ++it) {  // the mean patch size grows with the threshold
     const double mid = 0.5 * (lo + hi);

@@ -17,11 +17,16 @@ namespace {
 
 DType to_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return DType::F32;
-    case torch::kBFloat16: return DType::BF16;
-    case torch::kFloat16: return DType::F16;
-    case torch::kInt64: return DType::I64;
-    default: throw Error(std::string("cannot save tensors of type ") + c10::toString(t));
+    case torch::kFloat32:
+      return DType::F32;
+    case torch::kBFloat16:
+      return DType::BF16;
+    case torch::kFloat16:
+      return DType::F16;
+    case torch::kInt64:
+      return DType::I64;
+    default:
+      throw Error(std::string("cannot save tensors of type ") + c10::toString(t));
   }
 }
 
@@ -33,7 +38,8 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-void save_tensors(const std::string& path, const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+void save_tensors(const std::string& path, const NamedTensors& tensors,
+                  const std::map<std::string, std::string>& metadata) {
   std::vector<torch::Tensor> keep;  // CPU contiguous copies that own the bytes while writing
   std::vector<TensorToWrite> out;
   keep.reserve(tensors.size());
@@ -59,11 +65,20 @@ std::map<std::string, std::string> load_tensors_into(const std::string& path, co
                   shape_str(target.sizes().vec()));
     torch::ScalarType st;
     switch (info.dtype) {
-      case DType::F32: st = torch::kFloat32; break;
-      case DType::BF16: st = torch::kBFloat16; break;
-      case DType::F16: st = torch::kFloat16; break;
-      case DType::I64: st = torch::kInt64; break;
-      default: throw Error(path + ": tensor '" + name + "' has unsupported dtype " + dtype_name(info.dtype));
+      case DType::F32:
+        st = torch::kFloat32;
+        break;
+      case DType::BF16:
+        st = torch::kBFloat16;
+        break;
+      case DType::F16:
+        st = torch::kFloat16;
+        break;
+      case DType::I64:
+        st = torch::kInt64;
+        break;
+      default:
+        throw Error(path + ": tensor '" + name + "' has unsupported dtype " + dtype_name(info.dtype));
     }
     bool float_ok = at::isFloatingType(st) && at::isFloatingType(target.scalar_type());
     if (st != target.scalar_type() && !float_ok)
@@ -88,7 +103,8 @@ NamedTensors trainable_parameters_of(const torch::nn::Module& module) {
   return out;
 }
 
-void save_model(const std::string& dir, const LanguageModelImpl& model, const std::map<std::string, std::string>& metadata) {
+void save_model(const std::string& dir, const LanguageModelImpl& model,
+                const std::map<std::string, std::string>& metadata) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create directory (" + ec.message() + ")");

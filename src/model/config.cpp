@@ -1,8 +1,8 @@
 // config.cpp — JSON <-> ModelConfig, preset lookup and validation (BLT's Hugging Face layout: config_blt.cpp).
 #include "model/config.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -90,8 +90,11 @@ void megabyte_variants_from_json(const json& j, ModelConfig& c) {
 }
 
 json stack_to_json(const StackConfig& s) {
-  return json{{"layers", s.layers}, {"width", s.width}, {"heads", s.heads},
-              {"mlp_hidden", s.mlp_hidden}, {"rope_theta", s.rope_theta}};
+  return json{{"layers", s.layers},
+              {"width", s.width},
+              {"heads", s.heads},
+              {"mlp_hidden", s.mlp_hidden},
+              {"rope_theta", s.rope_theta}};
 }
 
 }  // namespace
@@ -101,8 +104,8 @@ void validate_stack(const StackConfig& s, const std::string& name) {
   if (s.width < 1 || s.width > 65536) throw Error("config: " + name + ".width must be in [1, 65536]");
   if (s.heads < 1) throw Error("config: " + name + ".heads must be >= 1");
   if (s.width % s.heads != 0)
-    throw Error("config: " + name + ".heads (" + std::to_string(s.heads) + ") does not divide " + name +
-                ".width (" + std::to_string(s.width) + ")");
+    throw Error("config: " + name + ".heads (" + std::to_string(s.heads) + ") does not divide " + name + ".width (" +
+                std::to_string(s.width) + ")");
   if (s.rope_theta != 0 && (s.width / s.heads) % 2 != 0)
     throw Error("config: " + name + " head dim must be even for rotary positions");
   if (s.rope_theta < 0) throw Error("config: " + name + ".rope_theta must be >= 0");
@@ -125,8 +128,8 @@ void validate_megabyte_variants(const ModelConfig& c) {
     if (l.stack.width % l.patch_size != 0)
       throw Error("config: " + name + ".width must be a multiple of its patch_size (it is patch_size * byte width)");
     if (above_width % (above / l.patch_size) != 0)
-      throw Error("config: the width above " + name + " (" + std::to_string(above_width) +
-                  ") must split into " + std::to_string(above / l.patch_size) + " slices");
+      throw Error("config: the width above " + name + " (" + std::to_string(above_width) + ") must split into " +
+                  std::to_string(above / l.patch_size) + " slices");
     above = l.patch_size;
     above_width = l.stack.width;
   }
@@ -163,17 +166,20 @@ void ModelConfig::validate() const {
 
 ModelConfig ModelConfig::from_json(const json& j) {
   if (!j.is_object()) throw Error("config: expected a JSON object");
-  if (j.contains("encoder_config") || (j.contains("model_type") && j.at("model_type") == "blt")) return blt_from_hf_json(j);
+  if (j.contains("encoder_config") || (j.contains("model_type") && j.at("model_type") == "blt"))
+    return blt_from_hf_json(j);
   if (!j.contains("model") || !j.at("model").is_string()) throw Error("config: missing string key 'model'");
   ModelConfig c;
   c.model = j.at("model").get<std::string>();
   if (c.model == "transformer" || c.model == "entropy" || c.model == "bpe") {
     if (c.model == "bpe")
-      check_keys(j, {"model", "context", "vocab_size", "layers", "width", "heads", "mlp_hidden", "rope_theta",
-                     "init_std", "norm_eps"}, "");
+      check_keys(j,
+                 {"model", "context", "vocab_size", "layers", "width", "heads", "mlp_hidden", "rope_theta", "init_std",
+                  "norm_eps"},
+                 "");
     else
-      check_keys(j, {"model", "context", "layers", "width", "heads", "mlp_hidden", "rope_theta", "init_std",
-                     "norm_eps"}, "");
+      check_keys(
+          j, {"model", "context", "layers", "width", "heads", "mlp_hidden", "rope_theta", "init_std", "norm_eps"}, "");
     c.context = get_int(j, "context", 0, true);
     if (c.model == "bpe") c.vocab_size = get_int(j, "vocab_size", 0, true);
     c.patch_size = 1;
@@ -184,8 +190,10 @@ ModelConfig ModelConfig::from_json(const json& j) {
     // The entropy model is the BLT patcher: its rotary pairs are interleaved as in HF's BltPatcher.
     c.global.rope_interleaved = c.model == "entropy";
   } else if (c.model == "megabyte") {
-    check_keys(j, {"model", "context", "patch_size", "global", "local", "init_std", "norm_eps", "conv_kernels",
-                   "cross_patch", "levels"}, "");
+    check_keys(j,
+               {"model", "context", "patch_size", "global", "local", "init_std", "norm_eps", "conv_kernels",
+                "cross_patch", "levels"},
+               "");
     c.context = get_int(j, "context", 0, true);
     c.patch_size = get_int(j, "patch_size", 0, true);
     if (!j.contains("global") || !j.contains("local"))

@@ -14,13 +14,13 @@ namespace bytelm {
 // One stack of pre-norm transformer blocks (also used as a part of MEGABYTE).
 struct StackConfig {
   int64_t layers = 0;
-  int64_t width = 0;      // D
-  int64_t heads = 0;      // H; head dim = D / H
-  int64_t mlp_hidden = 0; // SwiGLU hidden size; 0 = round_up(8 D / 3, 64)
-  double rope_theta = 0;  // 0 disables rotary positions
+  int64_t width = 0;              // D
+  int64_t heads = 0;              // H; head dim = D / H
+  int64_t mlp_hidden = 0;         // SwiGLU hidden size; 0 = round_up(8 D / 3, 64)
+  double rope_theta = 0;          // 0 disables rotary positions
   bool rope_interleaved = false;  // rotate pairs (2i, 2i+1) (BLT / HF Blt) instead of (i, i + Dh/2)
   double norm_eps = 1e-5;         // RMSNorm epsilon of this stack (BLT parts carry their own)
-  int64_t hidden() const; // resolved SwiGLU hidden size
+  int64_t hidden() const;         // resolved SwiGLU hidden size
 };
 
 // How BLT cuts bytes into patches (see src/blt/patcher.h for the exact rules).
@@ -50,8 +50,8 @@ struct ModelConfig {
   StackConfig local;       // MEGABYTE's local model (width D_L)
   // MEGABYTE's variants (paper section 2.3 and deeper hierarchies); the defaults are the paper's main text.
   std::vector<int64_t> conv_kernels;  // causal conv stack over the global byte embeddings (paper: 3, 5, 7); empty = off
-  int64_t cross_patch = 0;            // r: each local layer also attends to the last r keys/values of the previous patch
-  std::vector<LevelConfig> levels;    // middle levels, top to bottom (e.g. one of 8 bytes under 64-byte patches)
+  int64_t cross_patch = 0;          // r: each local layer also attends to the last r keys/values of the previous patch
+  std::vector<LevelConfig> levels;  // middle levels, top to bottom (e.g. one of 8 bytes under 64-byte patches)
 
   // BLT only. The JSON form is the Hugging Face BltConfig layout (config.json of BltForCausalLM).
   StackConfig encoder, decoder, patcher;  // local encoder, local decoder, entropy model (patcher)
@@ -59,10 +59,10 @@ struct ModelConfig {
   bool encoder_cross_all_layers = false, decoder_cross_all_layers = true;
   std::vector<int64_t> hash_sizes{3, 4, 5, 6, 7, 8};  // n-gram sizes of the hash embeddings
   int64_t hash_functions = 1;
-  int64_t hash_vocab = 500002;            // buckets per (function, n) table
-  int64_t max_patches = 4096;             // global max_position_embeddings
-  int64_t patcher_context = 8192;         // entropy model max_position_embeddings
-  bool has_patcher = true;                // an entropy model is part of the weights
+  int64_t hash_vocab = 500002;     // buckets per (function, n) table
+  int64_t max_patches = 4096;      // global max_position_embeddings
+  int64_t patcher_context = 8192;  // entropy model max_position_embeddings
+  bool has_patcher = true;         // an entropy model is part of the weights
   PatchingConfig patching;
   double init_std = 0.02;  // normal init of linear and embedding weights
   double norm_eps = 1e-5;
@@ -74,7 +74,7 @@ struct ModelConfig {
 
   static ModelConfig from_json(const nlohmann::json& j);  // validates; throws Error (HF Blt layout for "blt")
   nlohmann::json to_json() const;
-  void validate() const;                                   // throws Error
+  void validate() const;  // throws Error
 };
 
 // Reads a config file, or a preset from configs/ by name ("tiny", "demo", "s", "cpu" resolve to

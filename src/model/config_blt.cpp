@@ -23,7 +23,8 @@ StackConfig hf_stack(const json& j, const std::string& name, double default_thet
   s.layers = get("num_hidden_layers", true, 0);
   if (j.contains("num_key_value_heads") && !j.at("num_key_value_heads").is_null() &&
       j.at("num_key_value_heads").get<int64_t>() != s.heads)
-    throw Error("config: " + name + ": grouped-query attention (num_key_value_heads != num_attention_heads) is not supported");
+    throw Error("config: " + name +
+                ": grouped-query attention (num_key_value_heads != num_attention_heads) is not supported");
   s.mlp_hidden = j.contains("intermediate_size") && !j.at("intermediate_size").is_null()
                      ? get("intermediate_size", true, 0)
                      : int64_t(8 * s.width / 3);
@@ -41,10 +42,16 @@ StackConfig hf_stack(const json& j, const std::string& name, double default_thet
 }
 
 json hf_stack_json(const StackConfig& s, int64_t max_pos) {
-  return json{{"hidden_size", s.width}, {"num_attention_heads", s.heads}, {"num_key_value_heads", s.heads},
-              {"num_hidden_layers", s.layers}, {"intermediate_size", s.hidden()}, {"rms_norm_eps", s.norm_eps},
+  return json{{"hidden_size", s.width},
+              {"num_attention_heads", s.heads},
+              {"num_key_value_heads", s.heads},
+              {"num_hidden_layers", s.layers},
+              {"intermediate_size", s.hidden()},
+              {"rms_norm_eps", s.norm_eps},
               {"rope_parameters", {{"rope_theta", s.rope_theta}, {"rope_type", "default"}}},
-              {"max_position_embeddings", max_pos}, {"hidden_act", "silu"}, {"dropout", 0.0}};
+              {"max_position_embeddings", max_pos},
+              {"hidden_act", "silu"},
+              {"dropout", 0.0}};
 }
 
 }  // namespace
@@ -60,7 +67,8 @@ ModelConfig blt_from_hf_json(const json& j) {
   c.encoder = hf_stack(enc, "encoder_config", 500000.0);
   c.decoder = hf_stack(dec, "decoder_config", 500000.0);
   c.global = hf_stack(j.at("global_config"), "global_config", 500000.0);
-  c.has_patcher = j.value("patch_in_forward", true) && j.contains("patcher_config") && j.at("patcher_config").is_object();
+  c.has_patcher =
+      j.value("patch_in_forward", true) && j.contains("patcher_config") && j.at("patcher_config").is_object();
   if (c.has_patcher) {
     c.patcher = hf_stack(j.at("patcher_config"), "patcher_config", 10000.0);
     c.patcher_context = get_int(j.at("patcher_config"), "max_position_embeddings", 8192, false);
@@ -85,11 +93,17 @@ ModelConfig blt_from_hf_json(const json& j) {
   c.norm_eps = c.encoder.norm_eps;
   auto& p = c.patching;
   p.mode = j.value("patching_mode", std::string("entropy"));
-  p.threshold = j.contains("patching_threshold") && !j.at("patching_threshold").is_null() ? get_num(j, "patching_threshold", p.threshold) : p.threshold;
+  p.threshold = j.contains("patching_threshold") && !j.at("patching_threshold").is_null()
+                    ? get_num(j, "patching_threshold", p.threshold)
+                    : p.threshold;
   p.patch_size = get_int(j, "patch_size", 4, false);
-  p.max_patch_length = j.contains("max_patch_length") && !j.at("max_patch_length").is_null() ? get_int(j, "max_patch_length", 0, true) : 0;
+  p.max_patch_length = j.contains("max_patch_length") && !j.at("max_patch_length").is_null()
+                           ? get_int(j, "max_patch_length", 0, true)
+                           : 0;
   p.monotonicity = j.value("monotonicity", false);
-  p.threshold_add = j.contains("patching_threshold_add") && !j.at("patching_threshold_add").is_null() ? get_num(j, "patching_threshold_add", 0) : 0;
+  p.threshold_add = j.contains("patching_threshold_add") && !j.at("patching_threshold_add").is_null()
+                        ? get_num(j, "patching_threshold_add", 0)
+                        : 0;
   c.validate();
   return c;
 }
@@ -104,16 +118,27 @@ json blt_to_hf_json(const ModelConfig& c) {
   }
   enc["cross_attn_all_layers"] = c.encoder_cross_all_layers;
   dec["cross_attn_all_layers"] = c.decoder_cross_all_layers;
-  json j{{"model_type", "blt"}, {"architectures", {"BltForCausalLM"}}, {"vocab_size", 260},
-         {"max_position_embeddings", c.max_patches}, {"patch_in_forward", c.has_patcher},
-         {"patch_size", p.patch_size}, {"patching_mode", p.mode}, {"patching_threshold", p.threshold},
+  json j{{"model_type", "blt"},
+         {"architectures", {"BltForCausalLM"}},
+         {"vocab_size", 260},
+         {"max_position_embeddings", c.max_patches},
+         {"patch_in_forward", c.has_patcher},
+         {"patch_size", p.patch_size},
+         {"patching_mode", p.mode},
+         {"patching_threshold", p.threshold},
          {"max_patch_length", p.max_patch_length > 0 ? json(p.max_patch_length) : json(nullptr)},
          {"monotonicity", p.monotonicity},
          {"patching_threshold_add", p.threshold_add > 0 ? json(p.threshold_add) : json(nullptr)},
-         {"cross_attn_k", c.cross_attn_k}, {"encoder_hash_byte_group_size", c.hash_sizes},
-         {"encoder_hash_byte_group_vocab", c.hash_vocab}, {"encoder_hash_byte_group_nb_functions", c.hash_functions},
-         {"tie_word_embeddings", false}, {"initializer_range", c.init_std}, {"bytelm_context", c.context},
-         {"encoder_config", enc}, {"decoder_config", dec}, {"global_config", hf_stack_json(c.global, c.max_patches)}};
+         {"cross_attn_k", c.cross_attn_k},
+         {"encoder_hash_byte_group_size", c.hash_sizes},
+         {"encoder_hash_byte_group_vocab", c.hash_vocab},
+         {"encoder_hash_byte_group_nb_functions", c.hash_functions},
+         {"tie_word_embeddings", false},
+         {"initializer_range", c.init_std},
+         {"bytelm_context", c.context},
+         {"encoder_config", enc},
+         {"decoder_config", dec},
+         {"global_config", hf_stack_json(c.global, c.max_patches)}};
   if (c.has_patcher) {
     json pc = hf_stack_json(c.patcher, c.patcher_context);
     pc["vocab_size"] = 260;
@@ -131,7 +156,8 @@ void validate_blt(const ModelConfig& c) {
   if (c.encoder.width != c.decoder.width)
     throw Error("config: encoder and decoder hidden_size must match (the decoder reads the encoder's byte states)");
   if (c.cross_attn_k < 1 || c.cross_attn_k > 64) throw Error("config: cross_attn_k must be in [1, 64]");
-  if (c.hash_functions < 1 || c.hash_functions > 64) throw Error("config: encoder_hash_byte_group_nb_functions must be in [1, 64]");
+  if (c.hash_functions < 1 || c.hash_functions > 64)
+    throw Error("config: encoder_hash_byte_group_nb_functions must be in [1, 64]");
   if (c.hash_sizes.empty()) throw Error("config: encoder_hash_byte_group_size must not be empty");
   if (c.hash_vocab < 1) throw Error("config: encoder_hash_byte_group_vocab must be >= 1");
   for (int64_t n : c.hash_sizes)

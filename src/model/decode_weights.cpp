@@ -22,11 +22,11 @@ thread_local Bf16Decoding::Cache* active = nullptr;
 }
 
 void check_decode_weights(const std::string& value, const std::string& device, const std::string& precision) {
-  if (value != "fp32" && value != "bf16")
-    throw Error("--decode-weights must be fp32 or bf16, not '" + value + "'");
+  if (value != "fp32" && value != "bf16") throw Error("--decode-weights must be fp32 or bf16, not '" + value + "'");
   if (value == "bf16" && (device != "cpu" || precision == "bf16"))
-    throw Error("--decode-weights bf16 is for fp32 decoding on the CPU (on CUDA, or for bf16 arithmetic, use "
-                "--precision bf16)");
+    throw Error(
+        "--decode-weights bf16 is for fp32 decoding on the CPU (on CUDA, or for bf16 arithmetic, use "
+        "--precision bf16)");
 }
 
 Bf16Decoding::Bf16Decoding(bool enabled) : previous_(active) {

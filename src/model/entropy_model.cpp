@@ -28,20 +28,23 @@ EntropyModelImpl::EntropyModelImpl(const ModelConfig& cfg) : LanguageModelImpl(c
 
 torch::Tensor EntropyModelImpl::forward(const torch::Tensor& bytes) {
   const int64_t B = bytes.size(0), T = bytes.size(1);
-  auto ids = torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes.narrow(1, 0, T - 1) + blt::kByteOffset}, 1);
+  auto ids =
+      torch::cat({torch::full({B, 1}, blt::kBos, bytes.options()), bytes.narrow(1, 0, T - 1) + blt::kByteOffset}, 1);
   return patcher->logits(ids);  // (B, T, 260)
 }
 
 torch::Tensor EntropyModelImpl::start(int64_t batch) {
   caches_ = patcher->make_caches(batch, cfg_.context);
   decoded_ = 0;
-  auto bos = torch::full({batch, 1}, blt::kBos, torch::TensorOptions().dtype(torch::kLong).device(patcher->lm_head->weight.device()));
+  auto bos = torch::full({batch, 1}, blt::kBos,
+                         torch::TensorOptions().dtype(torch::kLong).device(patcher->lm_head->weight.device()));
   return patcher->logits(bos, 0, &caches_).select(1, 0);
 }
 
 torch::Tensor EntropyModelImpl::feed(const torch::Tensor& bytes) {
   const int64_t n = bytes.size(1);
-  if (decoded_ + n > cfg_.context - 1) throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  if (decoded_ + n > cfg_.context - 1)
+    throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
   auto out = patcher->logits(bytes + blt::kByteOffset, decoded_ + 1, &caches_);
   decoded_ += n;
   return out;

@@ -41,6 +41,7 @@ class EntropyModelImpl : public LanguageModelImpl {
 // Per-byte entropies (nats) of an entropy model over `bytes`: out[i] is the entropy of the distribution
 // that predicts byte i (from BOS and the bytes before it). Long inputs are read in windows of the model's
 // context, each starting with BOS.
-std::vector<float> byte_entropies(LanguageModelImpl& entropy_model, const std::string& bytes, const std::string& device);
+std::vector<float> byte_entropies(LanguageModelImpl& entropy_model, const std::string& bytes,
+                                  const std::string& device);
 
 }  // namespace bytelm

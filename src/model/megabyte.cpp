@@ -15,7 +15,8 @@ MegabyteImpl::MegabyteImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
   global_model = register_module("global_model", Stack(cfg.global, cfg.norm_eps));
   // With middle levels global_to_local reads a slice (W / S) of the last middle level's output.
   const int64_t slice = cfg.levels.empty() ? DG : cfg.levels.back().stack.width / cfg.levels.back().patch_size;
-  global_to_local = register_module("global_to_local", torch::nn::Linear(torch::nn::LinearOptions(slice, DL).bias(false)));
+  global_to_local =
+      register_module("global_to_local", torch::nn::Linear(torch::nn::LinearOptions(slice, DL).bias(false)));
   local_embed = register_module("local_embed", torch::nn::Embedding(kByteVocab, DL));
   local_pad = register_parameter("local_pad", torch::zeros({DL}));
   local_model = register_module("local_model", Stack(cfg.local, cfg.norm_eps));
@@ -34,7 +35,7 @@ MegabyteImpl::MegabyteImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
 
   torch::NoGradGuard no_grad;
   for (auto* m : std::initializer_list<torch::nn::Module*>{global_embed.get(), global_pos.get(), global_to_local.get(),
-                                                          local_embed.get(), head.get()})
+                                                           local_embed.get(), head.get()})
     init_weights(*m, cfg.init_std, 1);
   init_weights(*global_model, cfg.init_std, cfg.global.layers);
   init_weights(*local_model, cfg.init_std, cfg.local.layers);
@@ -62,13 +63,13 @@ torch::Tensor MegabyteImpl::forward(const torch::Tensor& bytes) {
   if (conv) h = conv(h);  // causal: byte t still sees only bytes <= t
   h = h.reshape({B, K, P * DG});
   auto patches = torch::cat({global_pad.view({1, 1, P * DG}).expand({B, 1, P * DG}), h.narrow(1, 0, K - 1)}, 1);
-  auto upper = global_model(patches);                    // (B, K, P*D_G)
+  auto upper = global_model(patches);  // (B, K, P*D_G)
 
   // Middle levels: level i runs over units of S bytes inside each unit (group) of the level above.
   int64_t above = P;
   for (auto& l : levels) {
     const int64_t S = l->cfg.patch_size, W = l->cfg.stack.width, G = Tp / above, n = above / S;
-    auto units = l->embed(x).view({B, G, n, W});         // (B, G, n, W): unit embeddings (S bytes each)
+    auto units = l->embed(x).view({B, G, n, W});  // (B, G, n, W): unit embeddings (S bytes each)
     auto in = lower_level_inputs(l->from_above, upper, units, l->pad);
     upper = l->model(in.view({B * G, n, W})).view({B, G * n, W});
     above = S;
@@ -77,9 +78,9 @@ torch::Tensor MegabyteImpl::forward(const torch::Tensor& bytes) {
   // Local input at position p of group g: projected slice p + embedding of the byte before (pad at p=0).
   const int64_t G = Tp / above;
   auto in = lower_level_inputs(global_to_local, upper, local_embed(x).view({B, G, above, DL}), local_pad);
-  auto y = local_forward(in);                             // (B*G, n, D_L)
+  auto y = local_forward(in);  // (B*G, n, D_L)
   auto logits = head(y).view({B, Tp, kByteVocab});
-  return Tp == T ? logits : logits.narrow(1, 0, T);      // (B, T, 256)
+  return Tp == T ? logits : logits.narrow(1, 0, T);  // (B, T, 256)
 }
 
 torch::Tensor MegabyteImpl::local_forward(const torch::Tensor& x) {
@@ -101,7 +102,8 @@ std::vector<FlopsPart> MegabyteImpl::flops() const {
   FlopsPart& g = parts[0];
   g.name = "global";
   g.matmul_params = count(*global_model, true);
-  g.params = count(*global_model, false) + global_embed->weight.numel() + global_pos->weight.numel() + global_pad.numel();
+  g.params =
+      count(*global_model, false) + global_embed->weight.numel() + global_pos->weight.numel() + global_pad.numel();
   g.matmul_flops = stack_matmul_flops(cfg_.global) / P;  // the global model runs once per patch
   g.attention_flops = stack_attention_flops(cfg_.global, K) / P;
   if (conv) {  // the conv encoder runs on every byte's embedding
@@ -127,7 +129,8 @@ std::vector<FlopsPart> MegabyteImpl::flops() const {
   lo.matmul_params = count(*local_model, true) + global_to_local->weight.numel() + head->weight.numel();
   lo.params = count(*local_model, false) + global_to_local->weight.numel() + head->weight.numel() +
               local_embed->weight.numel() + local_pad.numel();
-  lo.matmul_flops = stack_matmul_flops(cfg_.local) + 2.0 * double(global_to_local->weight.numel()) + 2.0 * DL * kByteVocab;
+  lo.matmul_flops =
+      stack_matmul_flops(cfg_.local) + 2.0 * double(global_to_local->weight.numel()) + 2.0 * DL * kByteVocab;
   // Cross-patch attention: each byte also attends to the r borrowed keys.
   lo.attention_flops = stack_attention_flops(cfg_.local, above + double(cfg_.cross_patch));
   parts.push_back(lo);

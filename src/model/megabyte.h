@@ -59,7 +59,7 @@ class MegabyteImpl : public LanguageModelImpl {
   std::vector<KVCache> global_caches_, local_caches_;
   std::vector<std::vector<KVCache>> level_caches_;  // middle levels
   CrossPatchCache cross_caches_;                    // the local model's, with cross-patch attention
-  torch::Tensor history_;  // (B, T) bytes fed so far
+  torch::Tensor history_;                           // (B, T) bytes fed so far
   torch::Tensor patch_ctx_;  // (B, n, D_L): projected output of the level above for the current group (kept in place)
   std::vector<torch::Tensor> level_ctx_;  // middle level i: (B, n_i, W_i), the same for its current group
   // Static step inputs: the byte (B), its patch position p and patch index k (0-dim), 0, and 0..P-1.

@@ -5,8 +5,7 @@ namespace bytelm {
 
 CausalConvEncoderImpl::CausalConvEncoderImpl(int64_t width, const std::vector<int64_t>& kernels_) : kernels(kernels_) {
   convs = register_module("convs", torch::nn::ModuleList());
-  for (int64_t k : kernels)
-    convs->push_back(torch::nn::Conv1d(torch::nn::Conv1dOptions(width, width, k).bias(false)));
+  for (int64_t k : kernels) convs->push_back(torch::nn::Conv1d(torch::nn::Conv1dOptions(width, width, k).bias(false)));
 }
 
 torch::Tensor CausalConvEncoderImpl::forward(const torch::Tensor& h_in) {

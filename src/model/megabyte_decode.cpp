@@ -46,13 +46,18 @@ torch::Tensor MegabyteImpl::decode_position(int64_t next) {
     if (next % S != 0) continue;  // inside a unit of this level: nothing to step
     // Input at unit u: the slice from above + the embedding of unit u-1 (its S bytes), the pad at u = 0.
     auto& pad = local ? local_pad : levels[i]->pad;
-    auto x = ctx.select(1, u) + (u == 0 ? pad : (local ? local_embed : levels[i]->embed)(history_.narrow(1, next - S, S)).reshape({B, -1}));
+    auto x =
+        ctx.select(1, u) +
+        (u == 0 ? pad : (local ? local_embed : levels[i]->embed)(history_.narrow(1, next - S, S)).reshape({B, -1}));
     if (local) {
-      if (u == 0 && cfg_.cross_patch > 0 && next > 0) cross_patch_next_group(*local_model, cross_caches_, n, cfg_.cross_patch);
-      if (u == 0) for (auto& c : local_caches_) c.len = 0;  // a new group: the local model starts afresh
+      if (u == 0 && cfg_.cross_patch > 0 && next > 0)
+        cross_patch_next_group(*local_model, cross_caches_, n, cfg_.cross_patch);
+      if (u == 0)
+        for (auto& c : local_caches_) c.len = 0;  // a new group: the local model starts afresh
       return local_step(x, u);
     }
-    if (u == 0) for (auto& c : level_caches_[i]) c.len = 0;
+    if (u == 0)
+      for (auto& c : level_caches_[i]) c.len = 0;
     upper = levels[i]->model(x.view({B, 1, -1}), u, &level_caches_[i]).view({B, -1});
   }
   throw Error("unreachable: the local model steps at every byte");
@@ -70,7 +75,8 @@ torch::Tensor MegabyteImpl::start(int64_t batch) {
   const auto dev = head->weight.device();
   const auto longs = torch::TensorOptions().dtype(torch::kLong).device(dev);
   const auto ctx_opts = torch::TensorOptions().dtype(compute_dtype(dev, head->weight.scalar_type())).device(dev);
-  if (!reusable(history_, {batch, cfg_.context}, longs) || !reusable(patch_ctx_, {batch, n, cfg_.local.width}, ctx_opts)) {
+  if (!reusable(history_, {batch, cfg_.context}, longs) ||
+      !reusable(patch_ctx_, {batch, n, cfg_.local.width}, ctx_opts)) {
     history_ = torch::zeros({batch, cfg_.context}, longs);
     patch_ctx_ = torch::zeros({batch, n, cfg_.local.width}, ctx_opts);
     in_byte_ = torch::zeros({batch}, longs);
@@ -130,13 +136,12 @@ void MegabyteImpl::static_compute(int64_t key) {
     static_logits_.copy_(project(head, local_model->step(x, p_, P, local_caches_)).select(1, 0));
     return;
   }
-  auto idx = (k_ - 1) * P + patch_offsets_;                                                   // (P)
+  auto idx = (k_ - 1) * P + patch_offsets_;                                                          // (P)
   auto emb = global_embed(history_.index_select(1, idx)) + global_pos->weight.index_select(0, idx);  // (B, P, D_G)
-  auto g = global_model->step(emb.reshape({B, 1, P * DG}), k_, key, global_caches_);           // (B, 1, P*D_G)
+  auto g = global_model->step(emb.reshape({B, 1, P * DG}), k_, key, global_caches_);                 // (B, 1, P*D_G)
   patch_ctx_.copy_(global_to_local(g.view({B, P, DG})));
-  auto x = patch_ctx_.narrow(1, 0, 1) + local_pad;                                            // (B, 1, D_L)
+  auto x = patch_ctx_.narrow(1, 0, 1) + local_pad;  // (B, 1, D_L)
   static_logits_.copy_(project(head, local_model->step(x, zero_, P, local_caches_)).select(1, 0));
 }
-
 
 }  // namespace bytelm

@@ -16,7 +16,7 @@ MegabyteLevelImpl::MegabyteLevelImpl(const LevelConfig& cfg_, int64_t upper_widt
 torch::Tensor lower_level_inputs(torch::nn::Linear& proj, const torch::Tensor& upper, const torch::Tensor& unit_emb,
                                  const torch::Tensor& pad) {
   const int64_t B = unit_emb.size(0), G = unit_emb.size(1), n = unit_emb.size(2), W = unit_emb.size(3);
-  auto above = proj(upper.view({B, G, n, upper.size(-1) / n}));                            // (B, G, n, W)
+  auto above = proj(upper.view({B, G, n, upper.size(-1) / n}));  // (B, G, n, W)
   auto prev = torch::cat({pad.view({1, 1, 1, W}).expand({B, G, 1, W}), unit_emb.narrow(2, 0, n - 1)}, 2);
   return above + prev;
 }

@@ -24,21 +24,21 @@ torch::Tensor cross_patch_forward(StackImpl& stack, const torch::Tensor& x, int6
   for (size_t i = 0; i < stack.layers->size(); ++i) {
     auto* block = stack.layers[i]->as<BlockImpl>();
     auto& attn = *block->self_attn;
-    auto normed = block->input_layernorm(h);                             // (B*G, n, D)
-    auto q = stack.rope.apply(heads_of(attn.q_proj(normed), H), r);      // (B*G, H, n, Dh)
+    auto normed = block->input_layernorm(h);                         // (B*G, n, D)
+    auto q = stack.rope.apply(heads_of(attn.q_proj(normed), H), r);  // (B*G, H, n, Dh)
     auto k_raw = heads_of(attn.k_proj(normed), H);
     auto v = heads_of(attn.v_proj(normed), H);
     auto k = stack.rope.apply(k_raw, r);
     if (r > 0) {
       // The previous group's last r keys (rotated at 0..r-1) and values, shifted one group along G.
-      auto shift = [&](const torch::Tensor& t) {                        // (B*G, H, r, Dh) -> same, from group g-1
+      auto shift = [&](const torch::Tensor& t) {  // (B*G, H, r, Dh) -> same, from group g-1
         auto g = t.view({B, G, H, r, t.size(-1)});
         return torch::cat({torch::zeros_like(g.narrow(1, 0, 1)), g.narrow(1, 0, G - 1)}, 1).view(t.sizes());
       };
       k = torch::cat({shift(stack.rope.apply(k_raw.narrow(2, n - r, r), 0)), k}, 2);  // (B*G, H, r+n, Dh)
       v = torch::cat({shift(v.narrow(2, n - r, r)), v}, 2);
     }
-    auto y = attention_keep(q, k, v, keep);                              // (B*G, H, n, Dh)
+    auto y = attention_keep(q, k, v, keep);  // (B*G, H, n, Dh)
     h = h + attn.o_proj(y.transpose(1, 2).reshape({B * G, n, D}));
     h = h + block->mlp(block->post_attention_layernorm(h));
   }
@@ -73,15 +73,15 @@ torch::Tensor cross_patch_step(StackImpl& stack, CrossPatchCache& c, const torch
   for (size_t i = 0; i < stack.layers->size(); ++i) {
     auto* block = stack.layers[i]->as<BlockImpl>();
     auto& attn = *block->self_attn;
-    auto normed = block->input_layernorm(h);                                  // (B, 1, D)
+    auto normed = block->input_layernorm(h);                                      // (B, 1, D)
     auto q = stack.rope.apply(heads_of(project(attn.q_proj, normed), H), r + p);  // (B, H, 1, Dh)
     auto k_raw = heads_of(project(attn.k_proj, normed), H);
     c.k_raw[i].narrow(2, p, 1).copy_(k_raw);
     c.k[i].narrow(2, r + p, 1).copy_(stack.rope.apply(k_raw, r + p));
     c.v[i].narrow(2, r + p, 1).copy_(heads_of(project(attn.v_proj, normed), H));
-    const int64_t first = c.has_prev ? 0 : r;                                // borrowed slots only after group 0
+    const int64_t first = c.has_prev ? 0 : r;  // borrowed slots only after group 0
     auto y = attention(q, c.k[i].narrow(2, first, r + p + 1 - first), c.v[i].narrow(2, first, r + p + 1 - first),
-                       /*causal=*/false);                                     // (B, H, 1, Dh)
+                       /*causal=*/false);  // (B, H, 1, Dh)
     h = h + project(attn.o_proj, y.transpose(1, 2).reshape({B, 1, D}));
     h = h + block->mlp(block->post_attention_layernorm(h));
   }

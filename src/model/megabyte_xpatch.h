@@ -17,9 +17,9 @@ torch::Tensor cross_patch_forward(StackImpl& stack, const torch::Tensor& x, int6
 // Decoding state: per layer, the rotated keys and values of the borrowed slots [0, r) and the current
 // group's slots [r, r + n), and the current group's unrotated keys (re-rotated when they are borrowed).
 struct CrossPatchCache {
-  std::vector<torch::Tensor> k, v;  // (B, H, r + n, Dh)
-  std::vector<torch::Tensor> k_raw; // (B, H, n, Dh)
-  bool has_prev = false;            // the borrowed slots hold a previous group
+  std::vector<torch::Tensor> k, v;   // (B, H, r + n, Dh)
+  std::vector<torch::Tensor> k_raw;  // (B, H, n, Dh)
+  bool has_prev = false;             // the borrowed slots hold a previous group
 };
 
 // Fresh state for batch B (no previous group).
@@ -27,7 +27,6 @@ CrossPatchCache cross_patch_cache(StackImpl& stack, int64_t batch, int64_t n, in
 // A new group starts: the last r keys/values of the finished group become the borrowed ones.
 void cross_patch_next_group(StackImpl& stack, CrossPatchCache& cache, int64_t n, int64_t r);
 // One byte at group position p: x (B, 1, D) -> (B, 1, D) (final norm applied).
-torch::Tensor cross_patch_step(StackImpl& stack, CrossPatchCache& cache, const torch::Tensor& x, int64_t p,
-                               int64_t r);
+torch::Tensor cross_patch_step(StackImpl& stack, CrossPatchCache& cache, const torch::Tensor& x, int64_t p, int64_t r);
 
 }  // namespace bytelm

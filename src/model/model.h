@@ -17,11 +17,11 @@ constexpr int64_t kByteVocab = 256;
 // FLOPs accounting for one part (e.g. "global", "local"), per byte, one forward pass.
 struct FlopsPart {
   std::string name;
-  int64_t params = 0;            // all parameters of the part, embeddings included
-  int64_t matmul_params = 0;     // parameters used in matmuls (embedding lookups excluded)
-  double matmul_flops = 0;       // 2 * matmul params applied per byte
-  double attention_flops = 0;    // QK^T and AV per byte at full context
-  bool counted = true;           // false: reported beside the model but not in its totals (BLT's entropy model)
+  int64_t params = 0;          // all parameters of the part, embeddings included
+  int64_t matmul_params = 0;   // parameters used in matmuls (embedding lookups excluded)
+  double matmul_flops = 0;     // 2 * matmul params applied per byte
+  double attention_flops = 0;  // QK^T and AV per byte at full context
+  bool counted = true;         // false: reported beside the model but not in its totals (BLT's entropy model)
 };
 
 class LanguageModelImpl : public torch::nn::Module {

@@ -62,8 +62,8 @@ std::vector<PresetInfo> list_presets() {
 std::string describe_shape(const ModelConfig& c) {
   auto stack = [](const StackConfig& s) { return std::to_string(s.layers) + " x " + std::to_string(s.width); };
   if (c.model == "megabyte") {
-    std::string s = "P=" + std::to_string(c.patch_size) + ", global " + stack(c.global) + " (D_G=" +
-                    std::to_string(c.global_byte_width()) + ")";
+    std::string s = "P=" + std::to_string(c.patch_size) + ", global " + stack(c.global) +
+                    " (D_G=" + std::to_string(c.global_byte_width()) + ")";
     for (const auto& l : c.levels) s += ", level P=" + std::to_string(l.patch_size) + " " + stack(l.stack);
     s += ", local " + stack(c.local);
     if (!c.conv_kernels.empty()) {
@@ -107,8 +107,12 @@ ModelConfig load_config(const std::string& path_or_preset, const std::string& mo
   if (!fs::is_regular_file(path, ec) && path.find('/') == std::string::npos &&
       path.find(".json") == std::string::npos) {
     const std::string dir = data_dir("configs");
-    std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
-                         : model == "entropy" ? "ent_" : model == "bpe" ? "bpe_" : "";
+    std::string prefix = model == "megabyte"      ? "mb_"
+                         : model == "transformer" ? "tf_"
+                         : model == "blt"         ? "blt_"
+                         : model == "entropy"     ? "ent_"
+                         : model == "bpe"         ? "bpe_"
+                                                  : "";
     if (!prefix.empty() && fs::is_regular_file(dir + "/" + prefix + path + ".json", ec))
       path = dir + "/" + prefix + path + ".json";
     else if (fs::is_regular_file(dir + "/" + path + ".json", ec))

@@ -21,7 +21,7 @@ class TransformerImpl : public LanguageModelImpl {
   static constexpr int64_t kStartId = 256;
   torch::nn::Embedding embed{nullptr};  // (V + 1, D): V ids (256 bytes) + start id
   Stack model{nullptr};
-  torch::nn::Linear head{nullptr};      // D -> V
+  torch::nn::Linear head{nullptr};  // D -> V
 
  protected:
   // vocab V: ids [0, V) and start id V; unit: what an id is, for messages ("bytes", "tokens").

@@ -11,7 +11,9 @@ using json = nlohmann::json;
 
 json ApiError::body() const {
   return json{{"error",
-               {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)},
+               {{"message", message},
+                {"type", type},
+                {"param", param.empty() ? json(nullptr) : json(param)},
                 {"code", nullptr}}}};
 }
 
@@ -99,8 +101,7 @@ CompletionRequest parse_completion(const std::string& body, int64_t context) {
   r.sampling.top_p = number(j, "top_p", 0, 1, 1.0);
   if (r.sampling.top_p <= 0) throw bad_request("'top_p' must be in (0, 1]", "top_p");
   r.sampling.min_p = number(j, "min_p", 0, 1, 0.0);
-  if (j.contains("n") && !j["n"].is_null() && integer(j, "n", 1, 1, 1) != 1)
-    throw bad_request("'n' must be 1", "n");
+  if (j.contains("n") && !j["n"].is_null() && integer(j, "n", 1, 1, 1) != 1) throw bad_request("'n' must be 1", "n");
   if (j.contains("stop") && !j["stop"].is_null()) {
     const json& s = j["stop"];
     if (s.is_string()) {
@@ -227,7 +228,9 @@ std::string Utf8Stream::flush() {
 }
 
 json choice_json(const std::string& text, const Piece& piece, const CompletionRequest& req, const char* finish_reason) {
-  json c{{"index", 0}, {"text", text}, {"logprobs", nullptr},
+  json c{{"index", 0},
+         {"text", text},
+         {"logprobs", nullptr},
          {"finish_reason", finish_reason ? json(finish_reason) : json(nullptr)}};
   if (req.return_bytes) {
     std::vector<int> b(piece.bytes.begin(), piece.bytes.end());
@@ -245,8 +248,11 @@ json usage_json(int64_t prompt_bytes, int64_t completion_bytes) {
 }
 
 json completion_json(const CompletionIds& ids, json choices) {
-  return json{{"id", ids.id},         {"object", "text_completion"}, {"created", ids.created},
-              {"model", ids.model},   {"choices", std::move(choices)}};
+  return json{{"id", ids.id},
+              {"object", "text_completion"},
+              {"created", ids.created},
+              {"model", ids.model},
+              {"choices", std::move(choices)}};
 }
 
 std::string sse_event(const json& j) {

@@ -27,8 +27,8 @@ ApiError bad_request(const std::string& message, const std::string& param = "");
 // values 0..255 (the only way to send bytes that are not UTF-8).
 struct CompletionRequest {
   std::string prompt;
-  int64_t max_bytes = 16;      // `max_tokens` (OpenAI's default 16), in bytes
-  SamplingOptions sampling;    // temperature (default 1), top_k (0 = off), top_p (default 1), min_p
+  int64_t max_bytes = 16;         // `max_tokens` (OpenAI's default 16), in bytes
+  SamplingOptions sampling;       // temperature (default 1), top_k (0 = off), top_p (default 1), min_p
   std::vector<std::string> stop;  // up to 4; the returned text ends before the stop string
   bool has_seed = false;
   uint64_t seed = 0;

@@ -22,8 +22,7 @@ ServedModel open_model(const std::string& ckpt, const std::string& device, int t
   m.kind = cfg.model;
   m.context = cfg.context;
   m.params = m.model->num_params();
-  if (cfg.model == "bpe")
-    m.tokenizer = std::make_shared<Tokenizer>(load_checkpoint_tokenizer(ckpt, cfg.vocab_size));
+  if (cfg.model == "bpe") m.tokenizer = std::make_shared<Tokenizer>(load_checkpoint_tokenizer(ckpt, cfg.vocab_size));
   return m;
 }
 
@@ -37,11 +36,11 @@ nlohmann::json score(const ServedModel& m, const std::string& bytes, const std::
   }
   c10::InferenceMode inference;
   const int64_t N = int64_t(bytes.size()), offset = m.model->vocab_offset();
-  auto input = torch::from_blob(const_cast<char*>(bytes.data()), {1, N}, torch::kUInt8)
-                   .to(torch::Device(device), torch::kLong);
+  auto input =
+      torch::from_blob(const_cast<char*>(bytes.data()), {1, N}, torch::kUInt8).to(torch::Device(device), torch::kLong);
   auto logits = m.model->forward(input).select(0, 0).to(torch::kCPU, torch::kFloat32);  // (N, V)
-  auto logp = torch::log_softmax(logits, 1);                                             // (N, V)
-  auto target = input.select(0, 0).to(torch::kCPU) + offset;                             // (N)
+  auto logp = torch::log_softmax(logits, 1);                                            // (N, V)
+  auto target = input.select(0, 0).to(torch::kCPU) + offset;                            // (N)
   auto nats = -logp.gather(1, target.view({N, 1})).view({N});
   std::vector<float> bits(static_cast<size_t>(N), 0.0f);
   double total = 0;
@@ -51,8 +50,8 @@ nlohmann::json score(const ServedModel& m, const std::string& bytes, const std::
   }
   std::vector<int> values(bytes.begin(), bytes.end());
   for (auto& v : values) v &= 0xff;
-  nlohmann::json j{{"object", "score"}, {"model", m.kind},          {"bytes", values},
-                   {"bits", bits},      {"total_bits", total},      {"bits_per_byte", total / double(N)}};
+  nlohmann::json j{{"object", "score"}, {"model", m.kind},     {"bytes", values},
+                   {"bits", bits},      {"total_bits", total}, {"bits_per_byte", total / double(N)}};
   if (m.kind == "blt") {
     const auto& blt = static_cast<const BltImpl&>(*m.model);
     const PatchingConfig& p = blt.config().patching;

@@ -70,8 +70,8 @@ class Job {
 
 // The inference settings (util/inference.h: device, precision, decode weights) and the queue's sizes.
 struct SchedulerOptions : InferenceSettings {
-  int64_t parallel = 4;   // rows decoded together (slots)
-  int64_t max_queue = 16; // requests waiting for a slot; more get 503
+  int64_t parallel = 4;    // rows decoded together (slots)
+  int64_t max_queue = 16;  // requests waiting for a slot; more get 503
 };
 
 class Scheduler {

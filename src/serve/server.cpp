@@ -227,8 +227,8 @@ void Server::routes() {
     guarded(res, [&] {
       check_key(req);
       check_ready();
-      json m{{"id", model_name},        {"object", "model"},       {"created", 0},
-             {"owned_by", "bytelm"},    {"kind", model.kind},      {"context", model.context},
+      json m{{"id", model_name},           {"object", "model"},    {"created", 0},
+             {"owned_by", "bytelm"},       {"kind", model.kind},   {"context", model.context},
              {"parameters", model.params}, {"slots", opt.parallel}};
       res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
     });
@@ -285,24 +285,26 @@ void Server::routes() {
   }
   // Statuses cpp-httplib sets itself (404 unknown path, 413 body too large, 400 malformed request): the
   // OpenAI error object, unless a route already wrote one.
-  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    ApiError e;
-    e.status = res.status;
-    if (res.status == 404) {
-      e.type = "not_found_error";
-      e.message = "no route " + req.method + " " + req.path;
-    } else if (res.status == 413) {
-      e.message = "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes";
-    } else {
-      e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
-      e.message = "HTTP " + std::to_string(res.status);
-    }
-    res.set_content(e.body().dump(), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ApiError e;
+        e.status = res.status;
+        if (res.status == 404) {
+          e.type = "not_found_error";
+          e.message = "no route " + req.method + " " + req.path;
+        } else if (res.status == 413) {
+          e.message = "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes";
+        } else {
+          e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
+          e.message = "HTTP " + std::to_string(res.status);
+        }
+        res.set_content(e.body().dump(), "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    static const char* known[] = {"/", "/health", "/v1/health", "/v1/models", "/v1/completions", "/v1/score", "/metrics"};
+    static const char* known[] = {"/",         "/health", "/v1/health", "/v1/models", "/v1/completions",
+                                  "/v1/score", "/metrics"};
     std::string route = "other";
     for (const char* k : known)
       if (req.path == k) route = k;
@@ -338,7 +340,8 @@ int run_server(const ServerOptions& opt) {
   s.http.set_payload_max_length(size_t(opt.max_body_bytes));
   s.http.set_keep_alive_max_count(100);
   s.routes();
-  const int port = opt.port == 0 ? s.http.bind_to_any_port(opt.host) : (s.http.bind_to_port(opt.host, opt.port) ? opt.port : -1);
+  const int port =
+      opt.port == 0 ? s.http.bind_to_any_port(opt.host) : (s.http.bind_to_port(opt.host, opt.port) ? opt.port : -1);
   if (port < 0) throw Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port));
   std::thread listener([&] { s.http.listen_after_bind(); });
   std::printf("bytelm serve: listening on http://%s:%d\n", opt.host.c_str(), port);

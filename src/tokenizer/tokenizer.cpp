@@ -87,8 +87,8 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 namespace {
 
-constexpr size_t kLineBytes = 2000;   // SentencePiece skips training lines over 4,192 bytes
-constexpr int64_t kChunkBytes = 4096; // encode in chunks: one 10 MB string takes minutes, chunks seconds
+constexpr size_t kLineBytes = 2000;    // SentencePiece skips training lines over 4,192 bytes
+constexpr int64_t kChunkBytes = 4096;  // encode in chunks: one 10 MB string takes minutes, chunks seconds
 
 // The end of the next training line or encoding chunk of s[from, n): after a '\n', else before a space
 // that follows a non-space (pieces never cross either: newlines are byte pieces, spaces start pieces),
@@ -205,8 +205,10 @@ Tokenizer Tokenizer::from_serialized(const std::string& model_proto, const std::
     } else {
       std::string s;
       for (size_t i = 0; i < piece.size();) {
-        if (piece.compare(i, 3, "\xE2\x96\x81") == 0) s += ' ', i += 3;
-        else s += piece[i++];
+        if (piece.compare(i, 3, "\xE2\x96\x81") == 0)
+          s += ' ', i += 3;
+        else
+          s += piece[i++];
       }
       t.text_[size_t(id)] = s;
     }
@@ -214,8 +216,9 @@ Tokenizer Tokenizer::from_serialized(const std::string& model_proto, const std::
   // Lossless only with byte fallback and without normalisation: check both on a probe.
   const std::string probe = "  A\tfi \xEF\xAC\x81 \xE2\x91\xA0  x\r\n\xC3\xA9\x65\xCC\x81";
   if (bytes != 256 || t.decode(t.encode(probe)) != probe)
-    throw Error(what + ": this tokenizer does not give back the exact bytes (it needs byte fallback and the identity "
-                       "normalisation; train one with `bytelm tokenizer train`)");
+    throw Error(what +
+                ": this tokenizer does not give back the exact bytes (it needs byte fallback and the identity "
+                "normalisation; train one with `bytelm tokenizer train`)");
   return t;
 }
 
@@ -230,8 +233,10 @@ Tokenizer Tokenizer::load(const std::string& path) {
 }
 
 Tokenizer Tokenizer::train(const std::vector<std::string>& texts, const TokenizerTrainOptions& opt) {
-  if (opt.type != "bpe" && opt.type != "unigram") throw Error("tokenizer type " + opt.type + ": expected bpe or unigram");
-  if (opt.vocab < 300 || opt.vocab > 1000000) throw Error("--vocab " + std::to_string(opt.vocab) + ": expected 300..1000000 (259 pieces are bytes and specials)");
+  if (opt.type != "bpe" && opt.type != "unigram")
+    throw Error("tokenizer type " + opt.type + ": expected bpe or unigram");
+  if (opt.vocab < 300 || opt.vocab > 1000000)
+    throw Error("--vocab " + std::to_string(opt.vocab) + ": expected 300..1000000 (259 pieces are bytes and specials)");
   LineIterator lines(texts, opt.max_bytes);
   if (lines.size() == 0) throw Error("no text to train a tokenizer on");
   const std::vector<std::pair<std::string, std::string>> args{
@@ -267,8 +272,8 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, const Tokenize
 Tokenizer load_checkpoint_tokenizer(const std::string& dir, int64_t vocab) {
   Tokenizer t = Tokenizer::load(dir + "/" + kTokenizerFile);
   if (t.vocab_size() != vocab)
-    throw Error(dir + "/" + kTokenizerFile + ": " + std::to_string(t.vocab_size()) + " pieces, but the model's vocab_size is " +
-                std::to_string(vocab));
+    throw Error(dir + "/" + kTokenizerFile + ": " + std::to_string(t.vocab_size()) +
+                " pieces, but the model's vocab_size is " + std::to_string(vocab));
   return t;
 }
 

@@ -16,8 +16,8 @@
 namespace bytelm {
 
 struct TokenizerTrainOptions {
-  std::string type = "bpe";   // bpe | unigram
-  int64_t vocab = 4096;       // pieces in all (specials and the 256 byte pieces included)
+  std::string type = "bpe";      // bpe | unigram
+  int64_t vocab = 4096;          // pieces in all (specials and the 256 byte pieces included)
   int64_t max_bytes = 64 << 20;  // train on at most this many bytes of the input (the start of it)
   int threads = 2;
 };

@@ -36,7 +36,8 @@ std::string gib(int64_t bytes) {
 int64_t usable_memory_bytes() {
   int64_t total = int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE));
   struct rlimit lim {};
-  if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) total = std::min<int64_t>(total, int64_t(lim.rlim_cur));
+  if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    total = std::min<int64_t>(total, int64_t(lim.rlim_cur));
   std::ifstream cg("/sys/fs/cgroup/memory.max");
   std::string v;
   if (cg >> v && v != "max") total = std::min<int64_t>(total, std::stoll(v));

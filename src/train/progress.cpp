@@ -51,9 +51,10 @@ void Progress::stepped(int64_t step, bool log, bool final_line, double loss, dou
   const double flops = *flops_per_byte_;
   if (log) {
     loss_ = loss;
-    nlohmann::json line{{"step", step}, {"loss", loss}, {"bpb", loss / std::log(2.0)}, {"lr", lr},
-                        {"grad_norm", grad_norm}, {"bytes_per_s", bps}, {"flops_per_s", bps * flops},
-                        {"mfu", bps * flops / peak_}, {"elapsed_s", elapsed()}};
+    nlohmann::json line{
+        {"step", step},           {"loss", loss},       {"bpb", loss / std::log(2.0)}, {"lr", lr},
+        {"grad_norm", grad_norm}, {"bytes_per_s", bps}, {"flops_per_s", bps * flops},  {"mfu", bps * flops / peak_},
+        {"elapsed_s", elapsed()}};
     if (!std::isnan(bytes_per_patch)) line["mean_bytes_per_patch"] = bytes_per_patch;
     metrics_.write(line);
     t_last_ = now;

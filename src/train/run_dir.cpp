@@ -34,8 +34,10 @@ void drop_metrics_after(const std::string& path, int64_t step) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     const bool later = j.is_discarded() || (j.is_object() && j.contains("step") && j["step"].is_number() &&
                                             j["step"].get<int64_t>() > step);
-    if (later) dropped = true;
-    else kept += line + "\n";
+    if (later)
+      dropped = true;
+    else
+      kept += line + "\n";
   }
   if (dropped) write_file_atomic(path, kept);
 }
@@ -64,8 +66,10 @@ FreshOutDir::FreshOutDir(const std::string& dir) : dir_(dir) {
 FreshOutDir::~FreshOutDir() {
   if (kept_) return;
   std::error_code ec;
-  if (created_) fs::remove_all(dir_, ec);
-  else fs::remove(dir_ + "/metrics.jsonl", ec);
+  if (created_)
+    fs::remove_all(dir_, ec);
+  else
+    fs::remove(dir_ + "/metrics.jsonl", ec);
 }
 
 }  // namespace bytelm

@@ -26,27 +26,39 @@ struct Field {
   void (*set)(TrainOptions&, const json&);
 };
 
-#define BYTELM_FIELD(flag, member, adjustable)                                              \
-  Field {                                                                                   \
-    flag, #member, adjustable, [](const TrainOptions& o) { return json(o.member); },        \
-        [](TrainOptions& o, const json& j) { j.get_to(o.member); }                          \
+#define BYTELM_FIELD(flag, member, adjustable)                                       \
+  Field {                                                                            \
+    flag, #member, adjustable, [](const TrainOptions& o) { return json(o.member); }, \
+        [](TrainOptions& o, const json& j) { j.get_to(o.member); }                   \
   }
 
 const std::vector<Field>& fields() {
   static const std::vector<Field> all{
-      BYTELM_FIELD("model", model, false),           BYTELM_FIELD("config", config, false),
-      BYTELM_FIELD("data", data, false),             BYTELM_FIELD("entropy-model", entropy_model, false),
+      BYTELM_FIELD("model", model, false),
+      BYTELM_FIELD("config", config, false),
+      BYTELM_FIELD("data", data, false),
+      BYTELM_FIELD("entropy-model", entropy_model, false),
       BYTELM_FIELD("bytes-per-patch", bytes_per_patch, false),
-      BYTELM_FIELD("tokenizer", tokenizer, false),   BYTELM_FIELD("tokenizer-type", tokenizer_type, false),
-      BYTELM_FIELD("batch", batch, false),           BYTELM_FIELD("accum", accum, false),
-      BYTELM_FIELD("lr", lr, false),                 BYTELM_FIELD("min-lr-ratio", min_lr_ratio, false),
-      BYTELM_FIELD("warmup", warmup, false),         BYTELM_FIELD("weight-decay", weight_decay, false),
-      BYTELM_FIELD("beta1", beta1, false),           BYTELM_FIELD("beta2", beta2, false),
-      BYTELM_FIELD("adam-eps", adam_eps, false),     BYTELM_FIELD("clip", clip, false),
-      BYTELM_FIELD("seed", seed, false),             BYTELM_FIELD("val-fraction", val_fraction, false),
-      BYTELM_FIELD("precision", precision, false),   BYTELM_FIELD("steps", steps, true),
-      BYTELM_FIELD("eval-every", eval_every, true),  BYTELM_FIELD("eval-batches", eval_batches, true),
-      BYTELM_FIELD("ckpt-every", ckpt_every, true),  BYTELM_FIELD("log-every", log_every, true),
+      BYTELM_FIELD("tokenizer", tokenizer, false),
+      BYTELM_FIELD("tokenizer-type", tokenizer_type, false),
+      BYTELM_FIELD("batch", batch, false),
+      BYTELM_FIELD("accum", accum, false),
+      BYTELM_FIELD("lr", lr, false),
+      BYTELM_FIELD("min-lr-ratio", min_lr_ratio, false),
+      BYTELM_FIELD("warmup", warmup, false),
+      BYTELM_FIELD("weight-decay", weight_decay, false),
+      BYTELM_FIELD("beta1", beta1, false),
+      BYTELM_FIELD("beta2", beta2, false),
+      BYTELM_FIELD("adam-eps", adam_eps, false),
+      BYTELM_FIELD("clip", clip, false),
+      BYTELM_FIELD("seed", seed, false),
+      BYTELM_FIELD("val-fraction", val_fraction, false),
+      BYTELM_FIELD("precision", precision, false),
+      BYTELM_FIELD("steps", steps, true),
+      BYTELM_FIELD("eval-every", eval_every, true),
+      BYTELM_FIELD("eval-batches", eval_batches, true),
+      BYTELM_FIELD("ckpt-every", ckpt_every, true),
+      BYTELM_FIELD("log-every", log_every, true),
       // The thread count can change the bits a CPU run computes (a BLAS may split a sum between threads,
       // depending on the CPU's kernels: seen on AMD EPYC), so --resume keeps the run's unless told otherwise.
       BYTELM_FIELD("threads", threads, true),
@@ -68,8 +80,8 @@ std::vector<std::string> canonical(const std::vector<std::string>& paths) {
 }
 
 bool same_setting(const Field& f, const json& a, const json& b) {
-  if (std::string(f.key) == "data") return canonical(a.get<std::vector<std::string>>()) ==
-                                           canonical(b.get<std::vector<std::string>>());
+  if (std::string(f.key) == "data")
+    return canonical(a.get<std::vector<std::string>>()) == canonical(b.get<std::vector<std::string>>());
   return a == b;
 }
 

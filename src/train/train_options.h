@@ -21,35 +21,35 @@ namespace bytelm {
 
 // Training's settings; device, precision and threads are the shared inference settings (util/inference.h).
 struct TrainOptions : InferenceSettings {
-  std::string model;                  // transformer | megabyte | entropy | blt | bpe
-  std::string config;                 // file or preset name ("" = the model's demo preset)
-  std::vector<std::string> data;      // files or directories
-  std::string out;                    // checkpoint directory
-  std::string entropy_model;          // BLT: entropy-model checkpoint whose weights become the patcher
-  double bytes_per_patch = 0;         // BLT: > 0 calibrates the entropy threshold on the training data
-  std::string tokenizer;              // bpe: tokenizer directory or file ("" = train one on the training split)
-  std::string tokenizer_type = "bpe"; // bpe: what to train when no --tokenizer: bpe | unigram
-  int64_t steps = 1000;               // optimizer steps in the whole run
-  int64_t batch = 8;                  // sequences per micro-batch
-  int64_t accum = 1;                  // micro-batches per step
-  double lr = 1e-3;                   // peak learning rate
-  double min_lr_ratio = 0.1;          // cosine decays to lr * min_lr_ratio
-  int64_t warmup = 100;               // linear warmup steps
-  double weight_decay = 0.1;          // not applied to norms, embeddings, pads
+  std::string model;                   // transformer | megabyte | entropy | blt | bpe
+  std::string config;                  // file or preset name ("" = the model's demo preset)
+  std::vector<std::string> data;       // files or directories
+  std::string out;                     // checkpoint directory
+  std::string entropy_model;           // BLT: entropy-model checkpoint whose weights become the patcher
+  double bytes_per_patch = 0;          // BLT: > 0 calibrates the entropy threshold on the training data
+  std::string tokenizer;               // bpe: tokenizer directory or file ("" = train one on the training split)
+  std::string tokenizer_type = "bpe";  // bpe: what to train when no --tokenizer: bpe | unigram
+  int64_t steps = 1000;                // optimizer steps in the whole run
+  int64_t batch = 8;                   // sequences per micro-batch
+  int64_t accum = 1;                   // micro-batches per step
+  double lr = 1e-3;                    // peak learning rate
+  double min_lr_ratio = 0.1;           // cosine decays to lr * min_lr_ratio
+  int64_t warmup = 100;                // linear warmup steps
+  double weight_decay = 0.1;           // not applied to norms, embeddings, pads
   double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
-  double clip = 1.0;                  // global grad-norm clip (0 = off)
-  int64_t seed = 1234;                // init and data order
-  double val_fraction = 0.05;         // tail of each file held out
-  int64_t eval_every = 200;           // validation bpb every N steps (0 = only at the end)
-  int64_t eval_batches = 4;           // validation batches
-  int64_t ckpt_every = 500;           // checkpoint every N steps (0 = only at the end)
-  int64_t log_every = 10;             // metrics line every N steps
-  int64_t exit_after = 0;             // stop after this step as if interrupted (0 = off)
+  double clip = 1.0;           // global grad-norm clip (0 = off)
+  int64_t seed = 1234;         // init and data order
+  double val_fraction = 0.05;  // tail of each file held out
+  int64_t eval_every = 200;    // validation bpb every N steps (0 = only at the end)
+  int64_t eval_batches = 4;    // validation batches
+  int64_t ckpt_every = 500;    // checkpoint every N steps (0 = only at the end)
+  int64_t log_every = 10;      // metrics line every N steps
+  int64_t exit_after = 0;      // stop after this step as if interrupted (0 = off)
   bool resume = false;
-  double peak_flops = 0;              // for MFU; 0 = measure at start
+  double peak_flops = 0;  // for MFU; 0 = measure at start
   // Data-parallel (src/distributed/): the launcher's environment decides the world size; --batch is per rank.
-  double dist_timeout = 300;          // seconds a collective (or the rendezvous) may wait for a peer
-  bool shard_optimizer = false;       // ZeRO-1: AdamW moments sharded across ranks
+  double dist_timeout = 300;     // seconds a collective (or the rendezvous) may wait for a peer
+  bool shard_optimizer = false;  // ZeRO-1: AdamW moments sharded across ranks
   // Options given on the command line, by name without dashes ("batch", "min-lr-ratio"); filled by the CLI.
   // On --resume only these may differ from the record.
   std::set<std::string> given;

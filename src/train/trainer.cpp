@@ -78,11 +78,15 @@ bool is_out_of_memory(const std::string& msg) {
 // BLT gains over a byte model only when patches are several bytes long; the paper's are 4.5-8.
 void warn_if_useless_patches(double mean, const std::string& mode) {
   if (mode == "entropy" && mean < 2.0)
-    std::fprintf(stderr, "bytelm: warning: %.2f bytes per patch is almost byte-level, so BLT saves little compute; "
-                 "train the entropy model longer or set --bytes-per-patch (e.g. 4.5)\n", mean);
+    std::fprintf(stderr,
+                 "bytelm: warning: %.2f bytes per patch is almost byte-level, so BLT saves little compute; "
+                 "train the entropy model longer or set --bytes-per-patch (e.g. 4.5)\n",
+                 mean);
   else if (mean > 16.0)
-    std::fprintf(stderr, "bytelm: warning: %.2f bytes per patch is very coarse; the local models must predict "
-                 "long patches (lower --bytes-per-patch)\n", mean);
+    std::fprintf(stderr,
+                 "bytelm: warning: %.2f bytes per patch is very coarse; the local models must predict "
+                 "long patches (lower --bytes-per-patch)\n",
+                 mean);
 }
 
 // The command line, or on --resume the stored run merged with it (at this world size); checked. Workers that
@@ -110,7 +114,8 @@ TrainOptions resolve_options(const TrainOptions& given, const DistEnv& env, json
   }
   check_train_options(opt);
   if (opt.data.empty()) throw Error("--data is required");
-  if (!opt.entropy_model.empty() && opt.model != "blt" && !cli.resume) throw Error("--entropy-model is for --model blt");
+  if (!opt.entropy_model.empty() && opt.model != "blt" && !cli.resume)
+    throw Error("--entropy-model is for --model blt");
   if (opt.bytes_per_patch > 0 && opt.model != "blt" && !cli.resume) throw Error("--bytes-per-patch is for --model blt");
   if (!opt.tokenizer.empty() && opt.model != "bpe" && !cli.resume) throw Error("--tokenizer is for --model bpe");
   return opt;
@@ -168,8 +173,8 @@ void tokenize_corpus(Run& run) {
   run.tokens = std::make_unique<TokenCorpus>(*run.corpus, *run.tokenizer, std::vector<Split>{Split::Train, Split::Val});
   const TokenCorpus& t = *run.tokens;
   if (t.tokens(Split::Train) < run.cfg.context)
-    throw Error("training split has " + std::to_string(t.tokens(Split::Train)) + " tokens, shorter than one window of " +
-                std::to_string(run.cfg.context) + " tokens (context)");
+    throw Error("training split has " + std::to_string(t.tokens(Split::Train)) +
+                " tokens, shorter than one window of " + std::to_string(run.cfg.context) + " tokens (context)");
   static_cast<BpeModelImpl&>(*run.model).set_bytes_per_token(t.bytes_per_token(Split::Train));
   std::fprintf(stderr, "bytelm: %lld train / %lld val tokens, %.3f bytes per token on the training split (%.1fs)\n",
                (long long)t.tokens(Split::Train), (long long)t.tokens(Split::Val), t.bytes_per_token(Split::Train),
@@ -222,14 +227,17 @@ void restore_checkpoint(Run& run) {
                         : load_tensors_into(out + "/optimizer.safetensors", run.adam->state());
   if (meta["step"] != std::to_string(run.start_step) || ometa["step"] != std::to_string(run.start_step))
     throw Error(out + ": model, optimizer and trainer.json are from different steps; checkpoint is inconsistent");
-  if (run.zero) run.zero->set_t(run.start_step);
-  else run.adam->set_t(run.start_step);
+  if (run.zero)
+    run.zero->set_t(run.start_step);
+  else
+    run.adam->set_t(run.start_step);
 }
 
 void print_start(const Run& run) {
   const TrainOptions& opt = run.opt;
-  std::fprintf(stderr, "bytelm: %s %s, %.2fM parameters, context %lld, batch %lld x %lld, %s; "
-                       "corpus %s: %lld train / %lld val bytes in %lld files\n",
+  std::fprintf(stderr,
+               "bytelm: %s %s, %.2fM parameters, context %lld, batch %lld x %lld, %s; "
+               "corpus %s: %lld train / %lld val bytes in %lld files\n",
                opt.resume ? "resuming" : "training", run.cfg.model.c_str(), run.model->num_params() / 1e6,
                (long long)run.cfg.context, (long long)opt.batch, (long long)opt.accum,
                (opt.device + (run.bf16 ? " bf16" : " fp32")).c_str(), opt.data[0].c_str(),
@@ -241,11 +249,14 @@ void print_start(const Run& run) {
                  run.dist->env().agent_store ? ", torchrun's" : "", (long long)(opt.batch * run.dist->world()),
                  (long long)opt.accum,
                  run.zero ? (", ZeRO-1: AdamW moments " + std::to_string(run.zero->owned_values()) + " of " +
-                             std::to_string(run.zero->total_values()) + " values per rank").c_str()
+                             std::to_string(run.zero->total_values()) + " values per rank")
+                                .c_str()
                           : "");
   if (opt.warmup > opt.steps)
-    std::fprintf(stderr, "bytelm: warning: --warmup %lld is longer than the run (--steps %lld): the learning rate "
-                 "never reaches --lr\n", (long long)opt.warmup, (long long)opt.steps);
+    std::fprintf(stderr,
+                 "bytelm: warning: --warmup %lld is longer than the run (--steps %lld): the learning rate "
+                 "never reaches --lr\n",
+                 (long long)opt.warmup, (long long)opt.steps);
 }
 
 // Model, optimiser and the run record, each written atomically; the record is always complete. Data-parallel:
@@ -347,10 +358,11 @@ int train_loop(Run& run) {
         *nats = dist.mean(*nats) * dist.world();
         *bytes = dist.mean(*bytes) * dist.world();
       };
-      progress.validated(step, run.tokens ? token_validation_bpb(*run.model, *run.tokens, opt.batch, opt.eval_batches,
-                                                                 opt.device, run.bf16, first_row, sum_over_ranks)
-                                          : dist.mean(validation_bpb(*run.model, *run.corpus, opt.batch,
-                                                                     opt.eval_batches, opt.device, run.bf16, first_row)));
+      progress.validated(step, run.tokens
+                                   ? token_validation_bpb(*run.model, *run.tokens, opt.batch, opt.eval_batches,
+                                                          opt.device, run.bf16, first_row, sum_over_ranks)
+                                   : dist.mean(validation_bpb(*run.model, *run.corpus, opt.batch, opt.eval_batches,
+                                                              opt.device, run.bf16, first_row)));
       run.model->train();
     }
     const bool log = step % opt.log_every == 0 || last || stop_now;
@@ -371,7 +383,7 @@ int train_loop(Run& run) {
     if (stop_now && !last) {
       if (dist.is_root())
         std::fprintf(stderr, "bytelm: stopped at step %lld; checkpoint saved to %s (continue with --resume)\n",
-                   (long long)step, opt.out.c_str());
+                     (long long)step, opt.out.c_str());
       return interrupted ? 130 : 0;
     }
   }
@@ -445,7 +457,8 @@ int run_train(const TrainOptions& cli) {
   const DistEnv env = read_dist_env();
   if (!(cli.dist_timeout > 0 && cli.dist_timeout <= 86400)) throw Error("--dist-timeout must be in (0, 86400] seconds");
   // CUDA ranks form an NCCL group on their own device; CPU ranks a Gloo group.
-  DataParallel dist(env, cli.dist_timeout, env.distributed() ? train_device(cli.device, env) : torch::Device(torch::kCPU));
+  DataParallel dist(env, cli.dist_timeout,
+                    env.distributed() ? train_device(cli.device, env) : torch::Device(torch::kCPU));
   Run run;
   run.dist = &dist;
   try {
@@ -474,10 +487,10 @@ int run_train(const TrainOptions& cli) {
   run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
   // MFU denominator: --peak-flops, else on CUDA the H100's dense bf16 peak (the yardstick), else a
   // matmul measured now on the CPU (by rank 0 alone, which reports; the others would share its cores).
-  run.peak = opt.peak_flops > 0             ? opt.peak_flops
-             : run.device.is_cuda()         ? kH100DenseBf16Flops
-             : dist.is_root()               ? measure_matmul_peak(opt.device, 0, 0.5)
-                                            : 1.0;
+  run.peak = opt.peak_flops > 0     ? opt.peak_flops
+             : run.device.is_cuda() ? kH100DenseBf16Flops
+             : dist.is_root()       ? measure_matmul_peak(opt.device, 0, 0.5)
+                                    : 1.0;
   if (dist.is_root()) print_start(run);
 
   g_interrupted = false;

@@ -40,8 +40,8 @@ __attribute__((target("avx512f"))) inline __m512 load16(const uint16_t* p) {
 // bandwidth from one core of the development VM than the hardware prefetchers alone.
 constexpr int64_t kPrefetch = 1024;
 
-__attribute__((target("avx512f"))) void rows_avx512(const uint16_t* w, const float* x, float* y, int64_t r0,
-                                                    int64_t r1, int64_t n) {
+__attribute__((target("avx512f"))) void rows_avx512(const uint16_t* w, const float* x, float* y, int64_t r0, int64_t r1,
+                                                    int64_t n) {
   const int64_t n32 = n - n % 32, n16 = n - n % 16;
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {  // four rows share each x load
@@ -86,8 +86,8 @@ __attribute__((target("avx2,fma"))) float sum8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps(d, d, 1)));
 }
 
-__attribute__((target("avx2,fma"))) void rows_avx2(const uint16_t* w, const float* x, float* y, int64_t r0,
-                                                   int64_t r1, int64_t n) {
+__attribute__((target("avx2,fma"))) void rows_avx2(const uint16_t* w, const float* x, float* y, int64_t r0, int64_t r1,
+                                                   int64_t n) {
   const int64_t n8 = n - n % 8;
   for (int64_t r = r0; r < r1; ++r) {
     const uint16_t* a = w + r * n;
@@ -136,7 +136,7 @@ const Kernel kKernels[] = {
 };
 
 const Kernel& kernel() {
-  static const Kernel& k = [] () -> const Kernel& {
+  static const Kernel& k = []() -> const Kernel& {
     for (const Kernel& c : kKernels)
       if (c.supported()) return c;
     return kKernels[std::size(kKernels) - 1];

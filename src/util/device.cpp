@@ -21,12 +21,8 @@ bool use_bf16(const std::string& precision, const std::string& device) {
 }
 
 namespace {
-bool autocast_enabled(bool cuda) {
-  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
-}
-torch::ScalarType autocast_dtype(bool cuda) {
-  return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
-}
+bool autocast_enabled(bool cuda) { return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU); }
+torch::ScalarType autocast_dtype(bool cuda) { return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU); }
 void set_autocast(bool cuda, bool enabled, torch::ScalarType dtype) {
   const auto type = cuda ? at::kCUDA : at::kCPU;
   at::autocast::set_autocast_dtype(type, dtype);

@@ -1,6 +1,7 @@
 // device.h — compute device and precision: bf16 autocast scopes, synchronisation, GPU memory counters.
 // bf16 is autocast (weights, optimizer state, norms and the loss stay fp32; matmuls and attention run in
-// bf16): the simplest correct mixed precision, and the one PyTorch users know. See docs/usage.md (--precision) and docs/gpu.md.
+// bf16): the simplest correct mixed precision, and the one PyTorch users know. See docs/usage.md (--precision) and
+// docs/gpu.md.
 #pragma once
 #include <torch/torch.h>
 

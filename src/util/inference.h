@@ -8,7 +8,7 @@
 namespace bytelm {
 
 struct InferenceSettings {
-  std::string device = "cpu";     // cpu | cuda | cuda:N
+  std::string device = "cpu";      // cpu | cuda | cuda:N
   std::string precision = "auto";  // fp32 | bf16 (autocast) | auto = bf16 on CUDA, fp32 on the CPU
   // Per-byte generation steps after the prompt: "dynamic" (KV caches that grow), "static" (fixed-shape
   // steps, see StaticDecoder), "graphs" (static steps replayed as CUDA graphs), "auto" (graphs on CUDA where

@@ -65,7 +65,9 @@ double measure_matmul_peak(const std::string& device, int64_t n, double seconds)
   if (n <= 0) n = cuda ? 8192 : 1024;
   auto opts = torch::TensorOptions().dtype(cuda ? torch::kBFloat16 : torch::kFloat32).device(device);
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts), c = torch::empty({n, n}, opts);
-  auto sync = [&] { if (cuda) c.cpu(); };
+  auto sync = [&] {
+    if (cuda) c.cpu();
+  };
   for (int i = 0; i < 2; ++i) torch::mm_out(c, a, b);  // warm-up
   sync();
   double best = 0;
@@ -110,11 +112,13 @@ void check_device(const std::string& device) {
   if (device == "cpu") return;
   if (device.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available())
-      throw Error("--device " + device + (cuda_compiled() ? ": no CUDA device is visible (this build has CUDA)"
-                                                          : ": this bytelm was built without CUDA"));
+      throw Error("--device " + device +
+                  (cuda_compiled() ? ": no CUDA device is visible (this build has CUDA)"
+                                   : ": this bytelm was built without CUDA"));
     try {
       torch::Device d(device);
-      if (d.has_index() && d.index() >= int(torch::cuda::device_count())) throw Error("--device " + device + ": no such GPU");
+      if (d.has_index() && d.index() >= int(torch::cuda::device_count()))
+        throw Error("--device " + device + ": no such GPU");
     } catch (const c10::Error&) {
       throw Error("--device " + device + ": invalid device (expected cpu, cuda or cuda:N)");
     }

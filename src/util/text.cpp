@@ -25,23 +25,45 @@ std::string unescape_c(const std::string& s, const std::string& what) {
     }
     if (++i == s.size()) throw Error(what + ": a trailing backslash (write \\\\ for a backslash)");
     switch (s[i]) {
-      case 'n': out.push_back('\n'); break;
-      case 't': out.push_back('\t'); break;
-      case 'r': out.push_back('\r'); break;
-      case '0': out.push_back('\0'); break;
-      case 'a': out.push_back('\a'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'v': out.push_back('\v'); break;
-      case '\\': case '"': case '\'': out.push_back(s[i]); break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case '0':
+        out.push_back('\0');
+        break;
+      case 'a':
+        out.push_back('\a');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'v':
+        out.push_back('\v');
+        break;
+      case '\\':
+      case '"':
+      case '\'':
+        out.push_back(s[i]);
+        break;
       case 'x': {
         int value = 0, digits = 0;
-        while (digits < 2 && i + 1 < s.size() && hex_value(s[i + 1]) >= 0) value = value * 16 + hex_value(s[++i]), ++digits;
+        while (digits < 2 && i + 1 < s.size() && hex_value(s[i + 1]) >= 0)
+          value = value * 16 + hex_value(s[++i]), ++digits;
         if (digits == 0) throw Error(what + ": \\x needs one or two hex digits");
         out.push_back(char(value));
         break;
       }
-      default: throw Error(what + ": unknown escape \\" + std::string(1, s[i]));
+      default:
+        throw Error(what + ": unknown escape \\" + std::string(1, s[i]));
     }
   }
   return out;

@@ -43,11 +43,10 @@ TEST(BltHash, OtherFunctionsAndText) {
   std::vector<int64_t> ids = {kBos};
   for (char c : std::string("Hello, world")) ids.push_back(byte_to_id(uint8_t(c)));
   EXPECT_EQ(buckets(ids, 3, 0, kHashVocab),
-            (std::vector<int64_t>{443987, 124875, 393970, 386145, 358223, 190185, 141703, 484917, 141967, 146186,
-                                  10172, 334275, 306354}));
-  EXPECT_EQ(buckets(ids, 4, 1, kHashVocab),
-            (std::vector<int64_t>{119331, 35167, 471854, 498236, 61869, 365194, 487643, 1301, 1492, 429280, 57976,
-                                  468262, 30753}));
+            (std::vector<int64_t>{443987, 124875, 393970, 386145, 358223, 190185, 141703, 484917, 141967, 146186, 10172,
+                                  334275, 306354}));
+  EXPECT_EQ(buckets(ids, 4, 1, kHashVocab), (std::vector<int64_t>{119331, 35167, 471854, 498236, 61869, 365194, 487643,
+                                                                  1301, 1492, 429280, 57976, 468262, 30753}));
 }
 
 TEST(BltHash, WraparoundOnLongWindows) {
@@ -60,8 +59,7 @@ TEST(BltHash, WraparoundOnLongWindows) {
   };
   for (const Case& c : {Case{0, 8, 167296, 412}, Case{0, 12, 242618, 830}, Case{6, 8, 228764, 580},
                         Case{6, 12, 103894, 30}, Case{10, 8, 12274, 756}, Case{10, 12, 249272, 626}}) {
-    EXPECT_EQ(ngram_bucket(ids.data(), 11, c.n, c.function, kHashVocab), c.bucket_500002)
-        << c.function << " " << c.n;
+    EXPECT_EQ(ngram_bucket(ids.data(), 11, c.n, c.function, kHashVocab), c.bucket_500002) << c.function << " " << c.n;
     EXPECT_EQ(ngram_bucket(ids.data(), 11, c.n, c.function, 1000), c.bucket_1000) << c.function << " " << c.n;
   }
 }

@@ -26,8 +26,7 @@ std::vector<int64_t> ids_of(const std::string& text) {
   return ids;
 }
 
-Lengths run(const PatcherOptions& options, const std::vector<int64_t>& ids,
-            const std::vector<float>& entropies = {}) {
+Lengths run(const PatcherOptions& options, const std::vector<int64_t>& ids, const std::vector<float>& entropies = {}) {
   return Patcher(options).patch_lengths(ids.data(), entropies.empty() ? nullptr : entropies.data(),
                                         int64_t(ids.size()));
 }
@@ -78,8 +77,7 @@ TEST(BltPatcher, GlobalThresholdAlignments) {
   EXPECT_EQ(run(entropy_options(EntropyRule::Global, 1.0), kEight, h), (Lengths{1, 5, 2, 1}));
   // A huge threshold leaves [BOS] and one patch for everything else.
   EXPECT_EQ(run(entropy_options(EntropyRule::Global, 100.0), kEight, kH1), (Lengths{1, 8}));
-  EXPECT_EQ(run(entropy_options(EntropyRule::Global, 100.0, {}, Alignment::HuggingFace), kEight, kH1),
-            (Lengths{1, 7}));
+  EXPECT_EQ(run(entropy_options(EntropyRule::Global, 100.0, {}, Alignment::HuggingFace), kEight, kH1), (Lengths{1, 7}));
 }
 
 TEST(BltPatcher, GlobalThresholdMaxLength) {
@@ -95,12 +93,10 @@ TEST(BltPatcher, GlobalThresholdMaxLength) {
 TEST(BltPatcher, RelativeRule) {
   // theta_r = 0.5 on kH1: p = 2 always; p = 3: 2.0 - 0.5 = 1.5 yes; p = 4: -1.9; p = 5: 0.1; p = 6: 2.8 yes;
   // p = 7: -2.7; p = 8: 1.2 yes. Starts 0 1 2 3 6 8 -> 1 1 1 3 2 1.
-  EXPECT_EQ(run(entropy_options(EntropyRule::Relative, std::nullopt, 0.5), kEight, kH1),
-            (Lengths{1, 1, 1, 3, 2, 1}));
+  EXPECT_EQ(run(entropy_options(EntropyRule::Relative, std::nullopt, 0.5), kEight, kH1), (Lengths{1, 1, 1, 3, 2, 1}));
   // H3 = {0, .1, .2, .9, .1, 3, .3, 1.5}: p = 3: 0.1 no; p = 4: 0.7 yes; p = 6: 2.9 yes; p = 8: 1.2 yes.
   const std::vector<float> h3 = {0.0f, 0.1f, 0.2f, 0.9f, 0.1f, 3.0f, 0.3f, 1.5f};
-  EXPECT_EQ(run(entropy_options(EntropyRule::Relative, std::nullopt, 0.5), kEight, h3),
-            (Lengths{1, 1, 2, 2, 2, 1}));
+  EXPECT_EQ(run(entropy_options(EntropyRule::Relative, std::nullopt, 0.5), kEight, h3), (Lengths{1, 1, 2, 2, 2, 1}));
   // The global threshold plays no part in the relative rule.
   EXPECT_EQ(run(entropy_options(EntropyRule::Relative, 100.0, 0.5), kEight, h3), (Lengths{1, 1, 2, 2, 2, 1}));
 }
@@ -112,8 +108,7 @@ TEST(BltPatcher, CombinedRule) {
   // Starts 0 1 2 4 6 8 -> 1 1 2 2 2 1. (Relative alone would also start p = 3.)
   const std::vector<float> h2 = {0.0f, 0.1f, 2.0f, 2.9f, 0.1f, 3.0f, 0.3f, 1.5f};
   EXPECT_EQ(run(entropy_options(EntropyRule::Combined, 1.0, 0.5), kEight, h2), (Lengths{1, 1, 2, 2, 2, 1}));
-  EXPECT_EQ(run(entropy_options(EntropyRule::Relative, std::nullopt, 0.5), kEight, h2),
-            (Lengths{1, 1, 1, 1, 2, 2, 1}));
+  EXPECT_EQ(run(entropy_options(EntropyRule::Relative, std::nullopt, 0.5), kEight, h2), (Lengths{1, 1, 1, 1, 2, 2, 1}));
   EXPECT_EQ(run(entropy_options(EntropyRule::Global, 1.0), kEight, h2), (Lengths{1, 2, 1, 2, 2, 1}));
   // H3: p = 4 rises by 0.7 but H3 = 0.9 <= 1, so only 6 and 8 -> starts 0 1 2 6 8 -> 1 1 4 2 1.
   const std::vector<float> h3 = {0.0f, 0.1f, 0.2f, 0.9f, 0.1f, 3.0f, 0.3f, 1.5f};
@@ -154,8 +149,7 @@ TEST(BltPatcher, StaticAndByte) {
   const std::vector<int64_t> bos = {kBos};
   EXPECT_EQ(run(mode_options(PatchingMode::Static, Alignment::NextByte), bos), (Lengths{1, 1}));
   EXPECT_EQ(run(mode_options(PatchingMode::Static, Alignment::SeenOnly), bos), (Lengths{1}));
-  EXPECT_EQ(run(entropy_options(EntropyRule::Global, 1.0, {}, Alignment::HuggingFace), bos, {3.0f}),
-            (Lengths{1, 0}));
+  EXPECT_EQ(run(entropy_options(EntropyRule::Global, 1.0, {}, Alignment::HuggingFace), bos, {3.0f}), (Lengths{1, 0}));
 }
 
 TEST(BltPatcher, MaxLengthSplitting) {
@@ -271,7 +265,7 @@ TEST(BltPatcher, Errors) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   EXPECT_THROW(Patcher(entropy_options(EntropyRule::Global, nan)), Error);
   EXPECT_THROW(Patcher(entropy_options(EntropyRule::Relative, std::nullopt, nan)), Error);
-  EXPECT_THROW(Patcher(entropy_options(EntropyRule::Relative, 1.0)), Error);          // no relative threshold
+  EXPECT_THROW(Patcher(entropy_options(EntropyRule::Relative, 1.0)), Error);                // no relative threshold
   EXPECT_THROW(Patcher(entropy_options(EntropyRule::Combined, std::nullopt, 0.5)), Error);  // no global one
   EXPECT_THROW(Patcher(mode_options(PatchingMode::Static, Alignment::NextByte, 0)), Error);
   PatcherOptions o = mode_options(PatchingMode::Byte);
@@ -281,8 +275,8 @@ TEST(BltPatcher, Errors) {
 
   Patcher entropy(entropy_options(EntropyRule::Global, 1.0));
   EXPECT_TRUE(entropy.needs_entropies());
-  EXPECT_THROW(entropy.patch_lengths(kEight.data(), nullptr, 8), Error);            // entropies missing
-  EXPECT_THROW(entropy.patch_lengths(kEight.data(), kH1.data(), 0), Error);         // no ids
+  EXPECT_THROW(entropy.patch_lengths(kEight.data(), nullptr, 8), Error);     // entropies missing
+  EXPECT_THROW(entropy.patch_lengths(kEight.data(), kH1.data(), 0), Error);  // no ids
   std::vector<float> h = kH1;
   h[3] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_THROW(entropy.patch_lengths(kEight.data(), h.data(), 8), Error);

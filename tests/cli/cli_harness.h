@@ -2,8 +2,8 @@
 // error contract (exit 2, "bytelm: error: ..."), and a suite fixture with a tiny corpus and a trained
 // MEGABYTE checkpoint shared by the tests of one binary.
 #pragma once
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>

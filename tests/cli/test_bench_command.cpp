@@ -8,9 +8,9 @@ using namespace bytelm_test;
 // what is checked is that each case ran and its numbers are sane).
 TEST_F(Cli, BenchReportsEveryCase) {
   const std::string json_out = dir_ + "/bench.jsonl";
-  Result r = run({"bench", "--configs", "mb_tiny", "tf_tiny", "blt_tiny", "--steps", "1", "--gen-bytes", "20",
-                  "--gen-batch", "3", "--max-context", "128", "--peak-n", "128", "--uncached", "blt_tiny", "--json-out",
-                  json_out});
+  Result r =
+      run({"bench", "--configs", "mb_tiny", "tf_tiny", "blt_tiny", "--steps", "1", "--gen-bytes", "20", "--gen-batch",
+           "3", "--max-context", "128", "--peak-n", "128", "--uncached", "blt_tiny", "--json-out", json_out});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(slurp(json_out), r.out);
   std::istringstream lines(r.out);

@@ -10,7 +10,8 @@ using json = nlohmann::json;
 // evaluation, `bytelm patch`, and the errors of that path.
 TEST_F(Cli, BltEndToEnd) {
   const std::string corpus = dir_ + "/corpus", ent = dir_ + "/ent", blt = dir_ + "/blt";
-  auto common = std::vector<std::string>{"--data", corpus, "--steps", "2", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"};
+  auto common = std::vector<std::string>{"--data",    corpus, "--steps",      "2",   "--batch", "2",
+                                         "--threads", "1",    "--peak-flops", "1e11"};
   auto train = [&](std::vector<std::string> args) {
     args.insert(args.end(), common.begin(), common.end());
     return run(args);
@@ -22,7 +23,8 @@ TEST_F(Cli, BltEndToEnd) {
   EXPECT_EQ(nlohmann::json::parse(slurp(blt + "/config.json"))["model_type"], "blt");
 
   Result cached = run({"generate", "--ckpt", blt, "--prompt", "call me", "--max-bytes", "40", "--temperature", "0"});
-  Result uncached = run({"generate", "--ckpt", blt, "--prompt", "call me", "--max-bytes", "40", "--temperature", "0", "--no-cache"});
+  Result uncached =
+      run({"generate", "--ckpt", blt, "--prompt", "call me", "--max-bytes", "40", "--temperature", "0", "--no-cache"});
   ASSERT_EQ(cached.code, 0) << cached.err;
   ASSERT_EQ(uncached.code, 0) << uncached.err;
   EXPECT_EQ(cached.out, uncached.out);
@@ -43,14 +45,17 @@ TEST_F(Cli, BltEndToEnd) {
   EXPECT_NE(r.err.find("bytes per patch"), std::string::npos);
 
   // Errors: a missing or unfitting entropy model, and bad patching requests.
-  expect_bad({"train", "--model", "blt", "--config", "tiny", "--data", corpus, "--out", dir_ + "/x"}, "--entropy-model");
+  expect_bad({"train", "--model", "blt", "--config", "tiny", "--data", corpus, "--out", dir_ + "/x"},
+             "--entropy-model");
   expect_bad({"train", "--model", "blt", "--config", "tiny", "--data", corpus, "--out", dir_ + "/x", "--entropy-model",
-              dir_ + "/ckpt"}, "not an entropy model");
-  r = run({"train", "--model", "entropy", "--config", BYTELM_SOURCE_DIR "/configs/ent_demo.json", "--out", dir_ + "/ent2",
-           "--data", corpus, "--steps", "1", "--batch", "1", "--threads", "1", "--peak-flops", "1e11"});
+              dir_ + "/ckpt"},
+             "not an entropy model");
+  r = run({"train", "--model", "entropy", "--config", BYTELM_SOURCE_DIR "/configs/ent_demo.json", "--out",
+           dir_ + "/ent2", "--data", corpus, "--steps", "1", "--batch", "1", "--threads", "1", "--peak-flops", "1e11"});
   ASSERT_EQ(r.code, 0) << r.err;
   expect_bad({"train", "--model", "blt", "--config", "tiny", "--data", corpus, "--out", dir_ + "/x", "--entropy-model",
-              dir_ + "/ent2"}, "does not fit");
+              dir_ + "/ent2"},
+             "does not fit");
   EXPECT_FALSE(fs::exists(dir_ + "/x"));
   write(dir_ + "/empty.txt", "");
   expect_bad({"patch", "--entropy-model", ent, dir_ + "/empty.txt"}, "empty");
@@ -65,12 +70,14 @@ TEST_F(Cli, BltEndToEnd) {
 // every byte is warned about.
 TEST_F(Cli, BltBytesPerPatch) {
   const std::string corpus = dir_ + "/corpus", ent = dir_ + "/ent_bpp";
-  Result r = run({"train", "--model", "entropy", "--config", "tiny", "--data", corpus, "--out", ent, "--steps", "40",
-                  "--batch", "4", "--lr", "0.01", "--warmup", "2", "--threads", "1", "--peak-flops", "1e11"});
+  Result r = run({"train", "--model",   "entropy", "--config",     "tiny", "--data", corpus, "--out",
+                  ent,     "--steps",   "40",      "--batch",      "4",    "--lr",   "0.01", "--warmup",
+                  "2",     "--threads", "1",       "--peak-flops", "1e11"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto blt = [&](const std::string& out, std::vector<std::string> more) {
-    std::vector<std::string> a{"train", "--model", "blt", "--config", "tiny", "--entropy-model", ent, "--data", corpus,
-                               "--out", out, "--steps", "1", "--batch", "2", "--threads", "1", "--peak-flops", "1e11"};
+    std::vector<std::string> a{"train", "--model",      "blt", "--config", "tiny", "--entropy-model", ent, "--data",
+                               corpus,  "--out",        out,   "--steps",  "1",    "--batch",         "2", "--threads",
+                               "1",     "--peak-flops", "1e11"};
     a.insert(a.end(), more.begin(), more.end());
     return run(a);
   };
@@ -90,12 +97,14 @@ TEST_F(Cli, BltBytesPerPatch) {
   ASSERT_NE(th, std::string::npos) << r.err;
   EXPECT_NEAR(std::stod(r.err.substr(th + 18)), threshold, 1e-4) << r.err;  // the calibrated threshold is stored
   expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", corpus, "--out", dir_ + "/x",
-              "--bytes-per-patch", "4"}, "--bytes-per-patch");
+              "--bytes-per-patch", "4"},
+             "--bytes-per-patch");
 
   // info shows BLT's parameters without and with the entropy model.
   r = run({"info", "--ckpt", dir_ + "/blt_4", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = json::parse(r.out);
   EXPECT_GT(j["entropy_model_params"].get<int64_t>(), 0);
-  EXPECT_EQ(j["params"].get<int64_t>() + j["entropy_model_params"].get<int64_t>(), j["checkpoint_params"].get<int64_t>());
+  EXPECT_EQ(j["params"].get<int64_t>() + j["entropy_model_params"].get<int64_t>(),
+            j["checkpoint_params"].get<int64_t>());
 }

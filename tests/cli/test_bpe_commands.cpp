@@ -35,9 +35,29 @@ class BpeCli : public ::testing::Test {
       return;
     }
     ASSERT_EQ(r.code, 0) << r.err;
-    r = run({"train", "--model", "bpe", "--config", "tiny", "--tokenizer", dir_ + "/tok", "--data", dir_ + "/corpus",
-             "--out", dir_ + "/ckpt", "--steps", "20", "--batch", "4", "--warmup", "2", "--eval-every", "10",
-             "--threads", "1", "--peak-flops", "1e11"});
+    r = run({"train",
+             "--model",
+             "bpe",
+             "--config",
+             "tiny",
+             "--tokenizer",
+             dir_ + "/tok",
+             "--data",
+             dir_ + "/corpus",
+             "--out",
+             dir_ + "/ckpt",
+             "--steps",
+             "20",
+             "--batch",
+             "4",
+             "--warmup",
+             "2",
+             "--eval-every",
+             "10",
+             "--threads",
+             "1",
+             "--peak-flops",
+             "1e11"});
     ASSERT_EQ(r.code, 0) << r.err;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }

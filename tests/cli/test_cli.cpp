@@ -16,8 +16,11 @@ std::string safetensors(const std::string& header, const std::string& data) {
 }  // namespace
 
 TEST_F(Cli, HelpListsEveryOptionWithDefaults) {
-  for (auto [sub, option] : std::vector<std::pair<std::string, std::string>>{
-           {"train", "--warmup"}, {"eval", "--batch"}, {"generate", "--top-k"}, {"info", "--json"}, {"bench", "--gen-bytes"}}) {
+  for (auto [sub, option] : std::vector<std::pair<std::string, std::string>>{{"train", "--warmup"},
+                                                                             {"eval", "--batch"},
+                                                                             {"generate", "--top-k"},
+                                                                             {"info", "--json"},
+                                                                             {"bench", "--gen-bytes"}}) {
     Result r = run({sub, "--help"});
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.out.find(option), std::string::npos) << sub << ": " << r.out;
@@ -33,9 +36,11 @@ TEST_F(Cli, BadFlagsAndValues) {
   expect_bad({"frobnicate"}, "frobnicate");
   expect_bad({"train", "--model", "rnn", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/x"}, "rnn");
   expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/x",
-              "--steps", "0"}, "--steps");
+              "--steps", "0"},
+             "--steps");
   expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/x",
-              "--steps", "ten"}, "steps");
+              "--steps", "ten"},
+             "steps");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--top-p", "1.5"}, "--top-p");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--temperature", "-1"}, "--temperature");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--decode-weights", "fp16"}, "--decode-weights");
@@ -48,8 +53,8 @@ TEST_F(Cli, BadFlagsAndValues) {
 
 TEST_F(Cli, BadData) {
   auto train = [&](const std::string& data, const std::string& config = "tiny") {
-    return std::vector<std::string>{"train", "--model", "megabyte", "--config", config, "--data", data,
-                                    "--out", dir_ + "/x", "--threads", "1"};
+    return std::vector<std::string>{"train", "--model", "megabyte",  "--config",  config, "--data",
+                                    data,    "--out",   dir_ + "/x", "--threads", "1"};
   };
   expect_bad(train(dir_ + "/no-such-file"), "no-such-file");
   fs::create_directories(dir_ + "/empty");
@@ -65,8 +70,8 @@ TEST_F(Cli, BadData) {
 
 TEST_F(Cli, BadConfigs) {
   auto train = [&](const std::string& config) {
-    return std::vector<std::string>{"train", "--model", "megabyte", "--config", config, "--data", dir_ + "/corpus",
-                                    "--out", dir_ + "/x"};
+    return std::vector<std::string>{"train",  "--model",        "megabyte", "--config", config,
+                                    "--data", dir_ + "/corpus", "--out",    dir_ + "/x"};
   };
   write(dir_ + "/c1.json", R"({"model": "megabyte", "context": 66, "patch_size": 4,
     "global": {"layers": 1, "width": 64, "heads": 2}, "local": {"layers": 1, "width": 32, "heads": 2}})");
@@ -81,7 +86,8 @@ TEST_F(Cli, BadConfigs) {
   expect_bad(train(dir_ + "/c4.json"), "invalid JSON");
   expect_bad(train("no-such-preset"), "no-such-preset");
   expect_bad({"train", "--model", "transformer", "--config", BYTELM_SOURCE_DIR "/configs/mb_tiny.json", "--data",
-              dir_ + "/corpus", "--out", dir_ + "/x"}, "not 'transformer'");
+              dir_ + "/corpus", "--out", dir_ + "/x"},
+             "not 'transformer'");
   EXPECT_FALSE(fs::exists(dir_ + "/x"));
 }
 
@@ -90,13 +96,18 @@ TEST_F(Cli, BadCheckpoints) {
   expect_bad({"eval", "--ckpt", dir_ + "/noconfig", "--data", dir_ + "/corpus"}, "config.json");
   expect_bad({"generate", "--ckpt", dir_ + "/no-such-dir"}, "no-such-dir");
   const std::string good = slurp(dir_ + "/ckpt/model.safetensors");
-  struct Case { std::string name, bytes, word; };
+  struct Case {
+    std::string name, bytes, word;
+  };
   std::vector<Case> cases{
       {"truncated", good.substr(0, good.size() - 100), "safetensors"},
       {"header_beyond", safetensors(std::string(20, ' '), "").substr(0, 12), "header"},
       {"bad_json", safetensors("{\"a\": [1, 2", ""), "JSON"},
-      {"offsets", safetensors(R"({"global_pad":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}})", std::string(8, '\0')), "offset"},
-      {"dtype", safetensors(R"({"global_pad":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0')), "dtype"},
+      {"offsets",
+       safetensors(R"({"global_pad":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}})", std::string(8, '\0')),
+       "offset"},
+      {"dtype", safetensors(R"({"global_pad":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0')),
+       "dtype"},
   };
   for (const auto& c : cases) {
     std::string d = broken_ckpt(c.name, c.bytes);
@@ -129,4 +140,3 @@ TEST_F(Cli, DeviceAndPrecisionErrors) {
   EXPECT_EQ(jb["precision"], "bf16");
   EXPECT_NEAR(jb["bpb"].get<double>(), ja["bpb"].get<double>(), 0.01 * ja["bpb"].get<double>());
 }
-

@@ -15,8 +15,9 @@ using json = nlohmann::json;
 // merges), in 4 files, and a small word list for the CUTE-like tasks.
 void write_text(const std::string& dir) {
   fs::create_directories(dir);
-  const char* syllables[] = {"the", "wha", "le", "sea", "ship", "cap", "tain", "ah", "ab", "and", "of", "in", "whi",
-                             "te", "bo", "at", "har", "poon", "sai", "lor", "deck", "wind", "o", "cean", "was", "his"};
+  const char* syllables[] = {"the", "wha", "le",   "sea",  "ship", "cap",  "tain", "ah",  "ab",
+                             "and", "of",  "in",   "whi",  "te",   "bo",   "at",   "har", "poon",
+                             "sai", "lor", "deck", "wind", "o",    "cean", "was",  "his"};
   uint64_t s = 12345;
   auto next = [&s](uint64_t n) {
     s = s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -31,9 +32,9 @@ void write_text(const std::string& dir) {
     write(dir + "/part" + std::to_string(f) + ".txt", text);
   }
   std::string list;
-  for (const char* w : {"apple", "table", "chair", "river", "stone", "plant", "house", "light", "green", "music",
-                        "paper", "water", "sound", "cloud", "night", "bread", "horse", "dream", "glass", "smile",
-                        "ocean", "piano", "tiger", "lemon"})
+  for (const char* w :
+       {"apple", "table", "chair", "river", "stone", "plant", "house", "light", "green", "music", "paper", "water",
+        "sound", "cloud", "night", "bread", "horse", "dream", "glass", "smile", "ocean", "piano", "tiger", "lemon"})
     list += std::string(w) + "\n";
   write(dir + "/../words.txt", list);
 }
@@ -68,7 +69,8 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
     // Trained to the budget: steps x FLOPs per step within one step of the budget (BLT: the planned FLOPs;
     // what its patches really cost is recorded beside them and checked below).
     const json& tr = rec["training"];
-    const double budget = run_entry["budget"], planned = tr.contains("planned_flops") ? tr["planned_flops"] : tr["flops"];
+    const double budget = run_entry["budget"],
+                 planned = tr.contains("planned_flops") ? tr["planned_flops"] : tr["flops"];
     EXPECT_NEAR(planned, budget, budget / double(tr["steps"].get<int64_t>()) / 2 + 1) << name;
     EXPECT_GT(rec["eval"]["bpb"].get<double>(), 0.5) << name;
     EXPECT_LT(rec["eval"]["bpb"].get<double>(), 8.5) << name;
@@ -149,8 +151,8 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
 
   // The report: Markdown with Findings first, a self-contained HTML page, plots beside it.
   const std::string rep = d + "/report";
-  const bool plots = fs::exists("/usr/bin/python3") &&
-                     std::system("/usr/bin/python3 -c 'import matplotlib' 2>/dev/null") == 0;
+  const bool plots =
+      fs::exists("/usr/bin/python3") && std::system("/usr/bin/python3 -c 'import matplotlib' 2>/dev/null") == 0;
   std::vector<std::string> args{"experiment", "report", out, "--out", rep, "--note", "test report"};
   if (!plots) args.push_back("--no-plots");
   r = run(args);
@@ -160,7 +162,7 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
   EXPECT_NE(md.find("gzip -9"), std::string::npos);
   EXPECT_NE(md.find("MEGABYTE has lower bpb than a byte Transformer"), std::string::npos);
   EXPECT_NE(md.find("MEGABYTE's cross-patch extension"), std::string::npos);  // mb_xpatch against mb
-  EXPECT_EQ(page.find("http"), std::string::npos);  // nothing fetched from elsewhere
+  EXPECT_EQ(page.find("http"), std::string::npos);                            // nothing fetched from elsewhere
   if (plots) {
     EXPECT_TRUE(fs::exists(rep + "/bpb_vs_training_flops_text.png"));
     EXPECT_TRUE(fs::exists(rep + "/bpb_vs_inference_flops.png"));

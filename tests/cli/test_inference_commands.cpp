@@ -44,7 +44,8 @@ TEST_F(Cli, EvalSplitValReproducesTrainingsValidation) {
   ASSERT_FALSE(last_val.empty());
   const double val_bpb = json::parse(last_val)["val_bpb"];
 
-  Result r = run({"eval", "--ckpt", dir_ + "/ckpt", "--split", "val", "--json", "--threads", "1"});  // data from the run
+  Result r =
+      run({"eval", "--ckpt", dir_ + "/ckpt", "--split", "val", "--json", "--threads", "1"});  // data from the run
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = json::parse(r.out);
   EXPECT_NEAR(j["run_val_bpb"].get<double>(), val_bpb, 1e-5 * val_bpb);
@@ -64,8 +65,8 @@ TEST_F(Cli, EvalSplitValReproducesTrainingsValidation) {
 
 TEST_F(Cli, GenerateStopsTakeEscapesAndRepeat) {
   auto gen = [&](std::vector<std::string> more) {
-    std::vector<std::string> a{"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "call", "--max-bytes", "60",
-                               "--temperature", "0"};
+    std::vector<std::string> a{"generate",    "--ckpt", dir_ + "/ckpt",  "--prompt", "call",
+                               "--max-bytes", "60",     "--temperature", "0"};
     a.insert(a.end(), more.begin(), more.end());
     return run(a);
   };
@@ -104,8 +105,8 @@ TEST_F(Cli, BatchedJsonKeepsEveryByte) {
 // What the filters do is tested on hand-made logits (test_sampling); here: the flags reach the sampler.
 TEST_F(Cli, MinPAndRepetitionPenaltyReachTheSampler) {
   auto gen = [&](std::vector<std::string> more) {
-    std::vector<std::string> a{"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "call me", "--max-bytes", "40",
-                               "--temperature", "0"};
+    std::vector<std::string> a{"generate",    "--ckpt", dir_ + "/ckpt",  "--prompt", "call me",
+                               "--max-bytes", "40",     "--temperature", "0"};
     a.insert(a.end(), more.begin(), more.end());
     Result r = run(a);
     EXPECT_EQ(r.code, 0) << r.err;
@@ -130,7 +131,7 @@ TEST_F(Cli, EvalGenerateInfoWork) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.size(), 100u);  // raw bytes, any values
   Result again = run({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "call", "--max-bytes", "100", "--seed", "3"});
-  EXPECT_EQ(r.out, again.out);    // seeded sampling is reproducible
+  EXPECT_EQ(r.out, again.out);  // seeded sampling is reproducible
   // Generation longer than the context (64) slides the window instead of failing.
   r = run({"generate", "--ckpt", dir_ + "/ckpt", "--max-bytes", "200", "--temperature", "0"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -145,7 +146,8 @@ TEST_F(Cli, EvalGenerateInfoWork) {
 // eval --strided (MEGABYTE's strided inference) runs, says so in its JSON, and takes --stride; bad values are
 // one-line errors; info of a variant config lists its levels.
 TEST_F(Cli, EvalStridedAndVariantInfo) {
-  Result r = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--threads", "1", "--strided"});
+  Result r =
+      run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--threads", "1", "--strided"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["strided"], "early");
@@ -154,7 +156,8 @@ TEST_F(Cli, EvalStridedAndVariantInfo) {
            "--strided-keep", "late"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["strided"], "late");
-  expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--strided-keep", "middle"}, "strided-keep");
+  expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--strided-keep", "middle"},
+             "strided-keep");
   expect_bad({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--strided", "--stride", "65"}, "--stride");
   r = run({"info", "--config", "mb_3level_demo", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -167,7 +170,8 @@ TEST_F(Cli, EvalStridedAndVariantInfo) {
 TEST_F(Cli, PromptErrors) {
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", std::string(64, 'a')}, "context");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt-file", dir_ + "/no-such-prompt"}, "no-such-prompt");
-  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "a", "--prompt-file", dir_ + "/corpus/a.txt"}, "excludes");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", "a", "--prompt-file", dir_ + "/corpus/a.txt"},
+             "excludes");
 }
 
 // Many prompts from a file, decoded in batches: one JSON line per prompt, in order, each equal to the
@@ -186,13 +190,14 @@ TEST_F(Cli, PromptsFileGivesJsonLines) {
   for (size_t i = 0; i < rows.size(); ++i) {
     EXPECT_EQ(rows[i]["index"].get<size_t>(), i);
     EXPECT_EQ(rows[i]["prompt"].get<std::string>(), prompts[i]);
-    Result alone = run({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", prompts[i], "--max-bytes", "30",
-                        "--temperature", "0"});
+    Result alone =
+        run({"generate", "--ckpt", dir_ + "/ckpt", "--prompt", prompts[i], "--max-bytes", "30", "--temperature", "0"});
     // JSON shows bytes that are not UTF-8 as U+FFFD; compare only when the output is ASCII.
     bool ascii = std::all_of(alone.out.begin(), alone.out.end(), [](char c) { return c > 0 && c < 127; });
     if (ascii) EXPECT_EQ(rows[i]["output"].get<std::string>(), alone.out) << i;
   }
   write(dir_ + "/empty_prompts.txt", "");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/empty_prompts.txt"}, "no prompts");
-  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/prompts.txt", "--batch", "0"}, "--batch");
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/prompts.txt", "--batch", "0"},
+             "--batch");
 }

@@ -48,9 +48,11 @@ std::map<std::string, long> thread_ticks_until_exit(pid_t pid, int* status) {
 TEST_F(Cli, ResumeNeedsOnlyOutAndMatchesAnUninterruptedRun) {
   const std::string out = dir_ + "/run", ref = dir_ + "/ref";
   auto args = [&](const std::string& where) {
-    return std::vector<std::string>{"train", "--model", "transformer", "--config", "tiny", "--data", dir_ + "/corpus",
-                                    "--out", where, "--steps", "6", "--batch", "3", "--lr", "0.002", "--warmup", "2",
-                                    "--seed", "7", "--threads", "1", "--peak-flops", "1e11", "--log-every", "1"};
+    return std::vector<std::string>{
+        "train",        "--model",  "transformer", "--config", "tiny",    "--data",    dir_ + "/corpus",
+        "--out",        where,      "--steps",     "6",        "--batch", "3",         "--lr",
+        "0.002",        "--warmup", "2",           "--seed",   "7",       "--threads", "1",
+        "--peak-flops", "1e11",     "--log-every", "1"};
   };
   Result r = run(args(ref));
   ASSERT_EQ(r.code, 0) << r.err;
@@ -62,17 +64,20 @@ TEST_F(Cli, ResumeNeedsOnlyOutAndMatchesAnUninterruptedRun) {
   EXPECT_EQ(before["step"], 3);
   // As if the run had logged steps 4 and 5 and died before their checkpoint (the last line torn): resuming
   // from step 3 trains them again and logs each step once.
-  std::ofstream(out + "/metrics.jsonl", std::ios::app) << "{\"step\":4,\"loss\":99.0}\n{\"step\":5,\"val_bpb\":9.0}\n{\"step\":5,\"lo";
+  std::ofstream(out + "/metrics.jsonl", std::ios::app)
+      << "{\"step\":4,\"loss\":99.0}\n{\"step\":5,\"val_bpb\":9.0}\n{\"step\":5,\"lo";
 
   r = run({"train", "--out", out, "--resume", "--peak-flops", "1e11"});
   ASSERT_EQ(r.code, 0) << r.err;
   const json after = json::parse(slurp(out + "/trainer.json"));
   EXPECT_EQ(after["step"], 6);
-  for (const char* key : {"model", "config", "data", "steps", "batch", "lr", "warmup", "seed", "val_fraction", "corpus"})
+  for (const char* key :
+       {"model", "config", "data", "steps", "batch", "lr", "warmup", "seed", "val_fraction", "corpus"})
     EXPECT_EQ(after[key], before[key]) << key;  // the record is never degraded
   EXPECT_EQ(after["model"], "transformer");
   // The same run: equal losses step by step, equal weights.
-  auto losses = metric_lines(out + "/metrics.jsonl", "\"loss\""), ref_losses = metric_lines(ref + "/metrics.jsonl", "\"loss\"");
+  auto losses = metric_lines(out + "/metrics.jsonl", "\"loss\""),
+       ref_losses = metric_lines(ref + "/metrics.jsonl", "\"loss\"");
   ASSERT_EQ(losses.size(), 6u);
   ASSERT_EQ(ref_losses.size(), 6u);
   for (size_t i = 0; i < 6; ++i) EXPECT_EQ(losses[i]["loss"], ref_losses[i]["loss"]) << "step " << i + 1;
@@ -129,8 +134,8 @@ TEST_F(Cli, ThreadsBoundEveryPool) {
 
 TEST_F(Cli, FailsBeforeTheFirstStep) {
   auto train = [&](const std::string& out, const std::string& batch) {
-    return std::vector<std::string>{"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus",
-                                    "--out", out, "--batch", batch, "--threads", "1"};
+    return std::vector<std::string>{"train", "--model", "megabyte", "--config", "tiny",      "--data", dir_ + "/corpus",
+                                    "--out", out,       "--batch",  batch,      "--threads", "1"};
   };
   write(dir_ + "/a_file", "x");
   expect_bad(train(dir_ + "/a_file/run", "2"), "--out");
@@ -146,9 +151,25 @@ TEST_F(Cli, OutOfMemoryIsOneLineAndKeepsTheLastCheckpoint) {
   write(dir_ + "/tf_wide.json", R"({"model": "transformer", "context": 256, "layers": 1, "width": 64, "heads": 2})");
   const std::string out = dir_ + "/oom";
   auto args = [&](const std::string& where) {
-    return std::vector<std::string>{"train", "--model", "transformer", "--config", dir_ + "/tf_wide.json", "--data",
-                                    dir_ + "/corpus", "--out", where, "--steps", "3", "--batch", "256", "--threads",
-                                    "1", "--peak-flops", "1e11", "--warmup", "1"};
+    return std::vector<std::string>{"train",
+                                    "--model",
+                                    "transformer",
+                                    "--config",
+                                    dir_ + "/tf_wide.json",
+                                    "--data",
+                                    dir_ + "/corpus",
+                                    "--out",
+                                    where,
+                                    "--steps",
+                                    "3",
+                                    "--batch",
+                                    "256",
+                                    "--threads",
+                                    "1",
+                                    "--peak-flops",
+                                    "1e11",
+                                    "--warmup",
+                                    "1"};
   };
   auto first = args(out);
   first.insert(first.end(), {"--exit-after", "1"});
@@ -196,8 +217,8 @@ TEST_F(Cli, PresetsAreListedAndDefaulted) {
 }
 
 TEST_F(Cli, RangesVersionAndWarnings) {
-  const std::vector<std::string> train{"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus",
-                                       "--out", dir_ + "/x"};
+  const std::vector<std::string> train{"train",  "--model",        "megabyte", "--config", "tiny",
+                                       "--data", dir_ + "/corpus", "--out",    dir_ + "/x"};
   auto with = [&](std::vector<std::string> base, std::vector<std::string> more) {
     base.insert(base.end(), more.begin(), more.end());
     return base;
@@ -257,7 +278,8 @@ TEST_F(Cli, ExistingRunIsNeverDamaged) {
   expect_bad({"train", "--model", "megabyte", "--config", "tiny", "--data", dir_ + "/corpus", "--out", dir_ + "/ckpt"},
              "--resume");
   expect_bad({"train", "--model", "megabyte", "--config", "demo", "--data", dir_ + "/corpus", "--out", dir_ + "/ckpt",
-              "--resume"}, "differs");
+              "--resume"},
+             "differs");
   expect_bad({"train", "--data", dir_ + "/corpus", "--out", dir_ + "/nothing", "--resume"}, "nothing to resume");
   EXPECT_EQ(slurp(dir_ + "/ckpt/model.safetensors"), model);
   EXPECT_EQ(slurp(dir_ + "/ckpt/trainer.json"), trainer);
@@ -265,9 +287,27 @@ TEST_F(Cli, ExistingRunIsNeverDamaged) {
 
 TEST_F(Cli, CtrlCSavesACheckpointAndResumes) {
   const std::string out = dir_ + "/interrupted";
-  pid_t pid = spawn({"train", "--model", "transformer", "--config", "tiny", "--data", dir_ + "/corpus", "--out", out,
-                     "--steps", "100000", "--batch", "2", "--log-every", "1", "--ckpt-every", "0", "--threads", "1",
-                     "--peak-flops", "1e11"},
+  pid_t pid = spawn({"train",
+                     "--model",
+                     "transformer",
+                     "--config",
+                     "tiny",
+                     "--data",
+                     dir_ + "/corpus",
+                     "--out",
+                     out,
+                     "--steps",
+                     "100000",
+                     "--batch",
+                     "2",
+                     "--log-every",
+                     "1",
+                     "--ckpt-every",
+                     "0",
+                     "--threads",
+                     "1",
+                     "--peak-flops",
+                     "1e11"},
                     dir_ + "/int.out", dir_ + "/int.err");
   // Wait until a few steps are logged, then interrupt.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);

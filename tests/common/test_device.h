@@ -1,5 +1,5 @@
-// test_device.h — the device the model tests run on, and the tiny models they use: $BYTELM_TEST_DEVICE (scripts/gpu/check.sh sets
-// "cuda"), else "cpu". Tests that need CUDA skip without it.
+// test_device.h — the device the model tests run on, and the tiny models they use: $BYTELM_TEST_DEVICE
+// (scripts/gpu/check.sh sets "cuda"), else "cpu". Tests that need CUDA skip without it.
 #pragma once
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -122,10 +122,10 @@ TEST_F(CorpusTest, ReadsAcrossFileBoundaries) {
     corpus.read(split, start, len, reinterpret_cast<uint8_t*>(out.data()));
     return out;
   };
-  EXPECT_EQ(read(Split::All, 8, 6), "ijklmn");    // spans 1.txt, 2.txt, b.txt
-  EXPECT_EQ(read(Split::All, 10, 2), "kl");       // exactly one whole file
-  EXPECT_EQ(read(Split::All, 20, 1), "u");        // last byte
-  EXPECT_EQ(read(Split::All, 21, 0), "");         // empty read at the end
+  EXPECT_EQ(read(Split::All, 8, 6), "ijklmn");  // spans 1.txt, 2.txt, b.txt
+  EXPECT_EQ(read(Split::All, 10, 2), "kl");     // exactly one whole file
+  EXPECT_EQ(read(Split::All, 20, 1), "u");      // last byte
+  EXPECT_EQ(read(Split::All, 21, 0), "");       // empty read at the end
   EXPECT_EQ(read(Split::Train, 6, 5), "gkmno");
   EXPECT_EQ(read(Split::Val, 2, 4), "jlpt");
   uint8_t byte;

@@ -37,8 +37,9 @@ int free_port() {
 // Starts argv with this process's environment minus any launcher variables, plus `extra`.
 pid_t spawn_with_env(std::vector<std::string> argv, const std::map<std::string, std::string>& extra,
                      const std::string& out, const std::string& err) {
-  static const char* launcher[] = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=",
-                                   "MASTER_PORT=", "TORCHELASTIC_", "OMPI_COMM_WORLD_", "SLURM_"};
+  static const char* launcher[] = {"RANK=",        "WORLD_SIZE=",  "LOCAL_RANK=",   "LOCAL_WORLD_SIZE=",
+                                   "MASTER_ADDR=", "MASTER_PORT=", "TORCHELASTIC_", "OMPI_COMM_WORLD_",
+                                   "SLURM_"};
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     bool drop = false;
@@ -96,8 +97,7 @@ double max_abs_diff(const std::string& a, const std::string& b) {
 
 void expect_close(const std::vector<double>& a, const std::vector<double>& b, double rtol, const char* what) {
   ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_NEAR(a[i], b[i], rtol * std::fabs(b[i])) << what << " #" << i;
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], rtol * std::fabs(b[i])) << what << " #" << i;
 }
 
 // CUDA devices visible to this process, as LibTorch counts them (asked of `bytelm --version`'s output: the
@@ -119,7 +119,8 @@ class DataParallel : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_ + "/corpus");
     // Words in a pseudo-random order: enough structure for the loss to move, enough variety for its rows to differ.
-    const char* words[] = {"the ", "whale ", "sea ", "ship ", "call ", "me ", "ishmael ", "of ", "and ", "white ", ". "};
+    const char* words[] = {"the ",     "whale ", "sea ", "ship ",  "call ", "me ",
+                           "ishmael ", "of ",    "and ", "white ", ". "};
     std::string text;
     uint32_t x = 12345;
     while (text.size() < 12000) {
@@ -133,10 +134,21 @@ class DataParallel : public ::testing::Test {
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
   static std::vector<std::string> train_args(const std::string& out, const std::vector<std::string>& extra) {
-    std::vector<std::string> a{BYTELM_BIN, "train", "--model", "transformer", "--config", "tiny", "--data",
-                               dir_ + "/corpus", "--out", dir_ + "/" + out, "--steps", "8", "--lr", "0.003",
-                               "--warmup", "2", "--seed", "11", "--threads", "1", "--peak-flops", "1e11",
-                               "--log-every", "1", "--eval-every", "4", "--eval-batches", "2", "--dist-timeout", "20"};
+    std::vector<std::string> a{BYTELM_BIN,       "train",
+                               "--model",        "transformer",
+                               "--config",       "tiny",
+                               "--data",         dir_ + "/corpus",
+                               "--out",          dir_ + "/" + out,
+                               "--steps",        "8",
+                               "--lr",           "0.003",
+                               "--warmup",       "2",
+                               "--seed",         "11",
+                               "--threads",      "1",
+                               "--peak-flops",   "1e11",
+                               "--log-every",    "1",
+                               "--eval-every",   "4",
+                               "--eval-batches", "2",
+                               "--dist-timeout", "20"};
     // A flag given in `extra` replaces the default above (CLI11 refuses a flag given twice).
     for (size_t i = 0; i + 1 < extra.size(); ++i) {
       if (extra[i].rfind("--", 0) != 0) continue;
@@ -148,9 +160,9 @@ class DataParallel : public ::testing::Test {
   }
 
   static std::map<std::string, std::string> rank_env(int rank, int world, int port) {
-    return {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(world)}, {"LOCAL_RANK", std::to_string(rank)},
-            {"LOCAL_WORLD_SIZE", std::to_string(world)}, {"MASTER_ADDR", "127.0.0.1"},
-            {"MASTER_PORT", std::to_string(port)}};
+    return {{"RANK", std::to_string(rank)},       {"WORLD_SIZE", std::to_string(world)},
+            {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", std::to_string(world)},
+            {"MASTER_ADDR", "127.0.0.1"},         {"MASTER_PORT", std::to_string(port)}};
   }
 
   // Starts `world` ranks of one run (world 1: a plain process, no launcher variables).
@@ -233,7 +245,8 @@ TEST_F(DataParallel, TwoRanksOfFourEqualOneProcessOfEightAndZeroOneEqualsUnshard
   const auto at = err.find("ZeRO-1: AdamW moments ");
   ASSERT_NE(at, std::string::npos) << err;
   long owned = 0, total = 0;
-  ASSERT_EQ(std::sscanf(err.c_str() + at, "ZeRO-1: AdamW moments %ld of %ld values per rank", &owned, &total), 2) << err;
+  ASSERT_EQ(std::sscanf(err.c_str() + at, "ZeRO-1: AdamW moments %ld of %ld values per rank", &owned, &total), 2)
+      << err;
   EXPECT_GT(total, 50000);
   EXPECT_EQ(owned, (total + 1) / 2);
   expect_close(column(path("z1/metrics.jsonl"), "loss"), column(path("dp/metrics.jsonl"), "loss"), 1e-6, "loss");
@@ -242,15 +255,15 @@ TEST_F(DataParallel, TwoRanksOfFourEqualOneProcessOfEightAndZeroOneEqualsUnshard
   EXPECT_LT(max_abs_diff(path("z1/optimizer.safetensors"), path("dp/optimizer.safetensors")), 1e-6);
 }
 
-
 TEST_F(DataParallel, ResumeAtAnotherWorldSizeContinuesTheSameRun) {
   // 2 ranks x 4 stop at step 4 (ZeRO-1, to show its checkpoint resumes anywhere); one process resumes with
   // --out alone (its batch becomes 8) and must match the uninterrupted 1 x 8 run.
   ASSERT_EQ(run_ranks(2, "rs", {"--batch", "4", "--exit-after", "4", "--shard-optimizer"}), (std::vector<int>{0, 0}))
       << err_of("rs", 0);
   EXPECT_EQ(json::parse(slurp(path("rs/trainer.json")))["step"], 4);
-  pid_t p = spawn_with_env({BYTELM_BIN, "train", "--out", path("rs"), "--resume", "--peak-flops", "1e11", "--threads", "1"},
-                           {}, path("rs.resume.out"), path("rs.resume.err"));
+  pid_t p =
+      spawn_with_env({BYTELM_BIN, "train", "--out", path("rs"), "--resume", "--peak-flops", "1e11", "--threads", "1"},
+                     {}, path("rs.resume.out"), path("rs.resume.err"));
   ASSERT_EQ(wait_bounded(p, 120), 0) << slurp(path("rs.resume.err"));
   const json rec = json::parse(slurp(path("rs/trainer.json")));
   EXPECT_EQ(rec["step"], 8);
@@ -291,8 +304,12 @@ TEST_F(DataParallel, BadEnvironmentIsOneLineAndExit2) {
   EXPECT_FALSE(fs::exists(path("badenv")));
   // Under torchrun the error also goes to TORCHELASTIC_ERROR_FILE, in elastic's layout.
   const std::string error_file = path("elastic_error.json");
-  one({{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29999"},
-       {"TORCHELASTIC_ERROR_FILE", error_file}}, "RANK=2");
+  one({{"RANK", "2"},
+       {"WORLD_SIZE", "2"},
+       {"MASTER_ADDR", "127.0.0.1"},
+       {"MASTER_PORT", "29999"},
+       {"TORCHELASTIC_ERROR_FILE", error_file}},
+      "RANK=2");
   const json e = json::parse(slurp(error_file));
   EXPECT_EQ(e["message"]["message"].get<std::string>().rfind("bytelm: environment: ", 0), 0u) << e;
   EXPECT_GT(std::stoll(e["message"]["extraInfo"]["timestamp"].get<std::string>()), 0) << e;
@@ -319,12 +336,13 @@ TEST_F(DataParallel, CudaRanksNeedTheirOwnVisibleGpu) {
 
 // With two GPUs: 2 NCCL ranks of 4 rows match one CUDA process of 8 (fp32, within GPU reduction-order noise).
 TEST_F(DataParallel, TwoNcclRanksOfFourEqualOneCudaProcessOfEight) {
-  if (torch_cuda_device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices (NCCL across GPUs); this machine has "
-                                                  << torch_cuda_device_count();
+  if (torch_cuda_device_count() < 2)
+    GTEST_SKIP() << "needs 2 CUDA devices (NCCL across GPUs); this machine has " << torch_cuda_device_count();
   ASSERT_EQ(run_ranks(1, "cuda_ref", {"--batch", "8", "--device", "cuda", "--precision", "fp32"}), std::vector<int>{0});
   ASSERT_EQ(run_ranks(2, "nccl", {"--batch", "4", "--device", "cuda", "--precision", "fp32"}), (std::vector<int>{0, 0}))
       << err_of("nccl", 0) << err_of("nccl", 1);
-  expect_close(column(path("nccl/metrics.jsonl"), "loss"), column(path("cuda_ref/metrics.jsonl"), "loss"), 1e-4, "loss");
+  expect_close(column(path("nccl/metrics.jsonl"), "loss"), column(path("cuda_ref/metrics.jsonl"), "loss"), 1e-4,
+               "loss");
   EXPECT_LT(max_abs_diff(path("nccl/model.safetensors"), path("cuda_ref/model.safetensors")), 1e-4);
 }
 
@@ -401,9 +419,22 @@ TEST_F(DataParallel, TorchrunRestartsAKilledWorkerAndTheRunFinishes) {
   const std::string tag = "BYTELM_DP_TEST=" + std::to_string(getpid());
   auto args = train_args("elastic", {"--batch", "4", "--steps", "40", "--ckpt-every", "5", "--eval-every", "0"});
   // Static rendezvous on a free port: torchrun's agent hosts the store (TORCHELASTIC_USE_AGENT_STORE=True).
-  std::vector<std::string> cmd{python, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-                               "--master-addr", "127.0.0.1", "--master-port", std::to_string(free_port()),
-                               "--max-restarts", "1", "--monitor-interval", "1", "--no-python"};
+  std::vector<std::string> cmd{python,
+                               "-m",
+                               "torch.distributed.run",
+                               "--nnodes",
+                               "1",
+                               "--nproc-per-node",
+                               "2",
+                               "--master-addr",
+                               "127.0.0.1",
+                               "--master-port",
+                               std::to_string(free_port()),
+                               "--max-restarts",
+                               "1",
+                               "--monitor-interval",
+                               "1",
+                               "--no-python"};
   cmd.insert(cmd.end(), args.begin(), args.end());
   pid_t agent = spawn_with_env(cmd, {{tag.substr(0, tag.find('=')), tag.substr(tag.find('=') + 1)}},
                                path("elastic.out"), path("elastic.err"));

@@ -42,8 +42,13 @@ TEST(DistEnv, NoLauncherIsOneProcess) {
 }
 
 TEST(DistEnv, ReadsTorchrunsContract) {
-  DistEnv e = parse({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
-                     {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "29400"}, {"TORCHELASTIC_RESTART_COUNT", "2"},
+  DistEnv e = parse({{"RANK", "3"},
+                     {"WORLD_SIZE", "4"},
+                     {"LOCAL_RANK", "1"},
+                     {"LOCAL_WORLD_SIZE", "2"},
+                     {"MASTER_ADDR", "10.0.0.1"},
+                     {"MASTER_PORT", "29400"},
+                     {"TORCHELASTIC_RESTART_COUNT", "2"},
                      {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
   EXPECT_EQ(e.rank, 3);
   EXPECT_EQ(e.world_size, 4);
@@ -54,7 +59,10 @@ TEST(DistEnv, ReadsTorchrunsContract) {
   EXPECT_EQ(e.restart_count, 2);
   EXPECT_TRUE(e.agent_store);
   EXPECT_EQ(e.launcher, "env");
-  EXPECT_FALSE(parse({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"},
+  EXPECT_FALSE(parse({{"RANK", "0"},
+                      {"WORLD_SIZE", "2"},
+                      {"MASTER_ADDR", "h"},
+                      {"MASTER_PORT", "1"},
                       {"TORCHELASTIC_USE_AGENT_STORE", "False"}})
                    .agent_store);
 }
@@ -66,13 +74,21 @@ TEST(DistEnv, WorldOfOneNeedsNoStore) {
 }
 
 TEST(DistEnv, MpiAndSlurmNamesWhenRankIsAbsent) {
-  DistEnv m = parse({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
-                     {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "5000"}});
+  DistEnv m = parse({{"OMPI_COMM_WORLD_RANK", "1"},
+                     {"OMPI_COMM_WORLD_SIZE", "2"},
+                     {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                     {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                     {"MASTER_ADDR", "127.0.0.1"},
+                     {"MASTER_PORT", "5000"}});
   EXPECT_EQ(m.launcher, "mpi");
   EXPECT_EQ(m.rank, 1);
   EXPECT_EQ(m.local_world_size, 2);
-  DistEnv s = parse({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
-                     {"SLURM_NTASKS_PER_NODE", "4(x2)"}, {"MASTER_ADDR", "node1"}, {"MASTER_PORT", "5000"}});
+  DistEnv s = parse({{"SLURM_PROCID", "5"},
+                     {"SLURM_NTASKS", "8"},
+                     {"SLURM_LOCALID", "1"},
+                     {"SLURM_NTASKS_PER_NODE", "4(x2)"},
+                     {"MASTER_ADDR", "node1"},
+                     {"MASTER_PORT", "5000"}});
   EXPECT_EQ(s.launcher, "slurm");
   EXPECT_EQ(s.rank, 5);
   EXPECT_EQ(s.world_size, 8);

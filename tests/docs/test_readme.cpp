@@ -80,8 +80,10 @@ std::vector<std::string> words(const std::string& line) {
   bool any = false;
   for (char c : line) {
     if (quote) {
-      if (c == quote) quote = 0;
-      else cur.push_back(c);
+      if (c == quote)
+        quote = 0;
+      else
+        cur.push_back(c);
     } else if (c == '"' || c == '\'') {
       quote = c;
       any = true;
@@ -129,8 +131,12 @@ void check_presets(const std::vector<std::string>& w, const std::string& where) 
   std::string model;
   for (size_t i = 1; i + 1 < w.size(); ++i)
     if (w[i] == "--model") model = w[i + 1];
-  const std::string prefix = model == "megabyte" ? "mb_" : model == "transformer" ? "tf_" : model == "blt" ? "blt_"
-                             : model == "entropy" ? "ent_" : model == "bpe" ? "bpe_" : "";
+  const std::string prefix = model == "megabyte"      ? "mb_"
+                             : model == "transformer" ? "tf_"
+                             : model == "blt"         ? "blt_"
+                             : model == "entropy"     ? "ent_"
+                             : model == "bpe"         ? "bpe_"
+                                                      : "";
   for (size_t i = 1; i + 1 < w.size(); ++i) {
     if (w[i] != "--config" && w[i] != "--configs") continue;
     for (size_t j = i + 1; j < w.size() && w[j].rfind("--", 0) != 0; ++j) {
@@ -163,7 +169,8 @@ TEST(Readme, PresetTableIsGenerated) {
   const std::string table = capture(std::string(BYTELM_BIN) + " info --presets --markdown");
   ASSERT_FALSE(table.empty());
   EXPECT_NE(slurp(kRoot + "/README.md").find(table), std::string::npos)
-      << "README's preset table differs from `bytelm info --presets --markdown`:\n" << table;
+      << "README's preset table differs from `bytelm info --presets --markdown`:\n"
+      << table;
 }
 
 TEST(Readme, CommandsNameRealFlagsPresetsAndPaths) {
@@ -192,7 +199,7 @@ TEST(Readme, QuotedRepoPathsExist) {
     for (std::sregex_iterator it(page.begin(), page.end(), path), end; it != end; ++it) {
       const std::string p = (*it)[1];
       if (p.find("NAME") != std::string::npos) continue;  // a placeholder (configs/mb_NAME.json)
-      const std::string f = kRoot + "/" + p;  // a file, or a module named without its extension
+      const std::string f = kRoot + "/" + p;              // a file, or a module named without its extension
       EXPECT_TRUE(fs::exists(f) || fs::exists(f + ".h") || fs::exists(f + ".cpp"))
           << p << " is quoted in " << file << " but does not exist";
       ++checked;

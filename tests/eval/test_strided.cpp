@@ -18,16 +18,20 @@ namespace {
 
 LanguageModel tiny_megabyte(int64_t patch_size) {
   torch::manual_seed(1);
-  auto cfg = ModelConfig::from_json(nlohmann::json{
-      {"model", "megabyte"}, {"context", 64}, {"patch_size", patch_size}, {"init_std", 0.1},
-      {"global", {{"layers", 1}, {"width", 64}, {"heads", 2}}}, {"local", {{"layers", 1}, {"width", 32}, {"heads", 2}}}});
+  auto cfg = ModelConfig::from_json(nlohmann::json{{"model", "megabyte"},
+                                                   {"context", 64},
+                                                   {"patch_size", patch_size},
+                                                   {"init_std", 0.1},
+                                                   {"global", {{"layers", 1}, {"width", 64}, {"heads", 2}}},
+                                                   {"local", {{"layers", 1}, {"width", 32}, {"heads", 2}}}});
   auto model = make_model(cfg);
   model->eval();
   return model;
 }
 
 // -log p(data[t]) when the window [start, start + len) is scored (t inside it).
-double nll_in_window(LanguageModelImpl& model, const std::vector<uint8_t>& data, int64_t start, int64_t len, int64_t t) {
+double nll_in_window(LanguageModelImpl& model, const std::vector<uint8_t>& data, int64_t start, int64_t len,
+                     int64_t t) {
   torch::NoGradGuard no_grad;
   auto x = torch::empty({1, len}, torch::kLong);
   for (int64_t i = 0; i < len; ++i) x[0][i] = int64_t(data[size_t(start + i)]);
@@ -66,5 +70,5 @@ TEST(Strided, NeedsAPatchedMegabyte) {
   EXPECT_THROW(score_bytes_strided(*tf, data.data(), 100, 0, 2, "cpu"), Error);
   auto mb = tiny_megabyte(8);
   EXPECT_THROW(score_bytes_strided(*mb, data.data(), 100, 65, 2, "cpu"), Error);  // stride past the context
-  EXPECT_GT(score_bytes_strided(*mb, data.data(), 100, 16, 2, "cpu"), 0.0);         // with sliding windows
+  EXPECT_GT(score_bytes_strided(*mb, data.data(), 100, 16, 2, "cpu"), 0.0);       // with sliding windows
 }

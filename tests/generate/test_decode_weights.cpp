@@ -56,7 +56,7 @@ TEST(Bf16Decoding, ProjectUsesTheCopyOnlyInsideTheScope) {
     EXPECT_EQ(bf16.sizes(), fp32.sizes());
     EXPECT_TRUE(torch::allclose(bf16, torch::matmul(x, rounded(layer->weight).t()), 1e-5, 1e-5));
     EXPECT_FALSE(torch::equal(bf16, fp32));  // the weights were rounded
-    layer->weight.mul_(2);                    // changed in place: copied again
+    layer->weight.mul_(2);                   // changed in place: copied again
     EXPECT_TRUE(torch::allclose(project(layer, x), torch::matmul(x, rounded(layer->weight).t()), 1e-5, 1e-5));
     {
       Bf16Decoding off(false);  // an inner disabled scope turns it off

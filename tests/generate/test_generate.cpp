@@ -5,11 +5,11 @@
 #include <torch/torch.h>
 
 #include "common/test_device.h"
+#include "generate/generate.h"
+#include "generate/static_decoder.h"
 #include "model/blt.h"
 #include "model/factory.h"
 #include "model/model.h"
-#include "generate/generate.h"
-#include "generate/static_decoder.h"
 #include "util/device.h"
 #include "util/error.h"
 

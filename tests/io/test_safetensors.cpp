@@ -2,6 +2,7 @@
 // reader, and the atomic-write guarantee (an uncommitted writer never disturbs the existing file).
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -9,7 +10,6 @@
 #include <fstream>
 #include <random>
 #include <string>
-#include <sys/resource.h>
 #include <vector>
 
 #include "io/atomic_file.h"
@@ -88,17 +88,12 @@ TEST_F(SafetensorsTest, RoundTripManyDTypesAndShapes) {
   std::vector<uint8_t> u8 = {0, 255, 128};
   std::vector<uint8_t> boolean = {1, 0, 1};
   std::vector<TensorToWrite> tensors = {
-      {"f32", DType::F32, {2, 3}, f32.data()},
-      {"bf16", DType::BF16, {4}, bf16.data()},
-      {"f16", DType::F16, {1, 2}, f16.data()},
-      {"f64", DType::F64, {1}, f64.data()},
+      {"f32", DType::F32, {2, 3}, f32.data()}, {"bf16", DType::BF16, {4}, bf16.data()},
+      {"f16", DType::F16, {1, 2}, f16.data()}, {"f64", DType::F64, {1}, f64.data()},
       {"scalar", DType::I64, {}, &scalar},  // 0-d: shape [] and one element
-      {"empty", DType::F32, {0, 5}, nullptr},
-      {"i32", DType::I32, {3}, i32.data()},
-      {"i16", DType::I16, {2}, i16.data()},
-      {"layers.0.i8", DType::I8, {2, 2}, i8.data()},
-      {"u8", DType::U8, {3}, u8.data()},
-      {"bool", DType::BOOL, {3}, boolean.data()},
+      {"empty", DType::F32, {0, 5}, nullptr},  {"i32", DType::I32, {3}, i32.data()},
+      {"i16", DType::I16, {2}, i16.data()},    {"layers.0.i8", DType::I8, {2, 2}, i8.data()},
+      {"u8", DType::U8, {3}, u8.data()},       {"bool", DType::BOOL, {3}, boolean.data()},
   };
   std::string file = path("model.safetensors");
   write_safetensors(file, tensors);
@@ -216,38 +211,30 @@ TEST_F(SafetensorsTest, RejectsBadFiles) {
   expect_rejected(write_with_header("zero_n.st", "", ""), "invalid header JSON");
   expect_rejected(write_with_header("array.st", "[1, 2]", ""), "not an object");
   expect_rejected(write_with_header("entry.st", R"({"a": 5})", ""), "not an object");
-  expect_rejected(write_with_header("nodtype.st", R"({"a":{"shape":[1],"data_offsets":[0,1]}})", "x"),
-                  "missing dtype");
+  expect_rejected(write_with_header("nodtype.st", R"({"a":{"shape":[1],"data_offsets":[0,1]}})", "x"), "missing dtype");
   expect_rejected(write_with_header("noshape.st", R"({"a":{"dtype":"U8","data_offsets":[0,1]}})", "x"),
                   "missing shape");
   expect_rejected(write_with_header("nooffsets.st", R"({"a":{"dtype":"U8","shape":[1]}})", "x"),
                   "missing data_offsets");
-  expect_rejected(
-      write_with_header("dtype.st", R"({"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})", "x"),
-      "unknown dtype");
-  expect_rejected(
-      write_with_header("dtypenum.st", R"({"a":{"dtype":3,"shape":[1],"data_offsets":[0,1]}})", "x"),
-      "dtype");
-  expect_rejected(
-      write_with_header("negdim.st", R"({"a":{"dtype":"U8","shape":[-1, 2],"data_offsets":[0,0]}})", ""),
-      "negative");
-  expect_rejected(
-      write_with_header("floatdim.st", R"({"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}})", "x"),
-      "non-integer");
-  expect_rejected(
-      write_with_header("shapeobj.st", R"({"a":{"dtype":"U8","shape":{"n":1},"data_offsets":[0,1]}})", "x"),
-      "shape");
+  expect_rejected(write_with_header("dtype.st", R"({"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})", "x"),
+                  "unknown dtype");
+  expect_rejected(write_with_header("dtypenum.st", R"({"a":{"dtype":3,"shape":[1],"data_offsets":[0,1]}})", "x"),
+                  "dtype");
+  expect_rejected(write_with_header("negdim.st", R"({"a":{"dtype":"U8","shape":[-1, 2],"data_offsets":[0,0]}})", ""),
+                  "negative");
+  expect_rejected(write_with_header("floatdim.st", R"({"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}})", "x"),
+                  "non-integer");
+  expect_rejected(write_with_header("shapeobj.st", R"({"a":{"dtype":"U8","shape":{"n":1},"data_offsets":[0,1]}})", "x"),
+                  "shape");
   for (const char* offsets : {"[0]", "[0,1,1]", "[0,\"1\"]", "[-1,1]", "[0,1.0]", "7"}) {
     SCOPED_TRACE(offsets);
-    expect_rejected(write_with_header("offsets.st",
-                                      std::string(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":)") +
-                                          offsets + "}}",
-                                      "x"),
-                    "data_offsets");
+    expect_rejected(
+        write_with_header("offsets.st",
+                          std::string(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":)") + offsets + "}}", "x"),
+        "data_offsets");
   }
-  expect_rejected(
-      write_with_header("reversed.st", R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", "xxxx"),
-      "begin");
+  expect_rejected(write_with_header("reversed.st", R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", "xxxx"),
+                  "begin");
   expect_rejected(write_with_header("beyond.st", R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", "xx"),
                   "beyond");
   expect_rejected(write_with_header("size.st", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", "xxxx"),
@@ -257,13 +244,11 @@ TEST_F(SafetensorsTest, RejectsBadFiles) {
       write_with_header("numel_overflow.st",
                         R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]}})", "xxxx"),
       "overflow");
+  expect_rejected(write_with_header("bytes_overflow.st",
+                                    R"({"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})", ""),
+                  "overflow");
   expect_rejected(
-      write_with_header("bytes_overflow.st",
-                        R"({"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})", ""),
-      "overflow");
-  expect_rejected(
-      write_with_header("bigdim.st",
-                        R"({"a":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]}})", ""),
+      write_with_header("bigdim.st", R"({"a":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]}})", ""),
       "too large");
   expect_rejected(write_with_header("overlap.st",
                                     R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
@@ -276,18 +261,16 @@ TEST_F(SafetensorsTest, RejectsBadFiles) {
                                     std::string(12, 'x')),
                   "gap");
   expect_rejected(write_with_header("trailing.st", "{" + ok_entry + "}", std::string(8, 'x')), "gap");
-  expect_rejected(write_with_header("leading.st", R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
-                                    std::string(8, 'x')),
-                  "gap");
-  expect_rejected(write_with_header("dup.st", "{" + ok_entry + "," + ok_entry + "}", "xxxx"), "duplicate");
   expect_rejected(
-      write_with_header("dupfield.st", R"({"a":{"dtype":"U8","dtype":"F32","shape":[4],"data_offsets":[0,4]}})",
-                        "xxxx"),
-      "duplicate");
+      write_with_header("leading.st", R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})", std::string(8, 'x')),
+      "gap");
+  expect_rejected(write_with_header("dup.st", "{" + ok_entry + "," + ok_entry + "}", "xxxx"), "duplicate");
+  expect_rejected(write_with_header("dupfield.st",
+                                    R"({"a":{"dtype":"U8","dtype":"F32","shape":[4],"data_offsets":[0,4]}})", "xxxx"),
+                  "duplicate");
   expect_rejected(write_with_header("metaval.st", R"({"__metadata__":{"k":1},)" + ok_entry + "}", "xxxx"),
                   "not a string");
-  expect_rejected(write_with_header("metaobj.st", R"({"__metadata__":"x",)" + ok_entry + "}", "xxxx"),
-                  "__metadata__");
+  expect_rejected(write_with_header("metaobj.st", R"({"__metadata__":"x",)" + ok_entry + "}", "xxxx"), "__metadata__");
   // The control file: the same pieces assembled correctly are accepted.
   EXPECT_NO_THROW(SafetensorsReader(write_with_header("ok.st", "{" + ok_entry + "}", "xxxx")));
 }
@@ -370,7 +353,7 @@ TEST_F(SafetensorsTest, AtomicWriteKeepsOldFileUntilCommit) {
     AtomicFileWriter writer(file);
     writer.write("new", 3);
     EXPECT_EQ(read_file(file), "old contents");  // nothing visible before commit
-  }  // destroyed without commit
+  }                                              // destroyed without commit
   EXPECT_EQ(read_file(file), "old contents");
   size_t entries = 0;
   for (const auto& entry : fs::directory_iterator(dir_)) {

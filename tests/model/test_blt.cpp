@@ -9,12 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "generate/generate.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/blt.h"
 #include "model/checkpoint.h"
 #include "model/factory.h"
-#include "generate/generate.h"
 #include "util/error.h"
 
 using namespace bytelm;
@@ -60,8 +60,10 @@ TEST_P(Blt, ShapesAndPatches) {
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, 64, 260}));
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
   double mean = model->measure_patch_size(x);
-  if (GetParam() == "byte") EXPECT_NEAR(mean, 1.0, 1e-9);
-  else EXPECT_GT(mean, 1.2) << GetParam();
+  if (GetParam() == "byte")
+    EXPECT_NEAR(mean, 1.0, 1e-9);
+  else
+    EXPECT_GT(mean, 1.2) << GetParam();
 }
 
 TEST_P(Blt, Causality) {
@@ -129,12 +131,14 @@ TEST(BltLayout, HuggingFaceRoundTrip) {
   EXPECT_EQ(cfg["encoder_hash_byte_group_size"], nlohmann::json::array({3, 4}));
   EXPECT_DOUBLE_EQ(cfg["patching_threshold"].get<double>(), model->config().patching.threshold);
   SafetensorsReader st(dir + "/model.safetensors");
-  for (const char* name : {"lm_head.weight", "model.encoder_hash_tok_embedding.weight", "model.local_encoder.embed_tokens.weight",
-                           "model.local_encoder.layers.0.self_attn.q_proj.weight", "model.local_encoder.cross_attn_layers.0.q_norm.weight",
-                           "model.local_encoder.patch_embedding_projection.weight", "model.global_transformer.layers.1.mlp.down_proj.weight",
-                           "model.local_decoder.cross_attn_layers.1.k_proj.weight", "model.local_decoder.norm.weight",
-                           "model.local_decoder.patch_embedding_projection.weight", "model.patcher.embed_tokens.weight",
-                           "model.patcher.norm.weight", "model.patcher.lm_head.weight"})
+  for (const char* name :
+       {"lm_head.weight", "model.encoder_hash_tok_embedding.weight", "model.local_encoder.embed_tokens.weight",
+        "model.local_encoder.layers.0.self_attn.q_proj.weight", "model.local_encoder.cross_attn_layers.0.q_norm.weight",
+        "model.local_encoder.patch_embedding_projection.weight",
+        "model.global_transformer.layers.1.mlp.down_proj.weight",
+        "model.local_decoder.cross_attn_layers.1.k_proj.weight", "model.local_decoder.norm.weight",
+        "model.local_decoder.patch_embedding_projection.weight", "model.patcher.embed_tokens.weight",
+        "model.patcher.norm.weight", "model.patcher.lm_head.weight"})
     EXPECT_TRUE(st.has(name)) << name;
   EXPECT_EQ(st.info("model.encoder_hash_tok_embedding.weight").shape, (std::vector<int64_t>{2 * 97, 32}));
   EXPECT_EQ(st.info("model.local_decoder.patch_embedding_projection.weight").shape, (std::vector<int64_t>{64, 64}));
@@ -203,7 +207,8 @@ TEST(CrossAttention, GroupedEqualsMasked) {
   index.select(2, 2).copy_((index.select(2, 0) + 2) % S);
   auto keep = torch::zeros({B, Q, S}, torch::kBool);
   keep.scatter_(2, index, valid);
-  auto mask = torch::zeros({B, 1, Q, S}).masked_fill_(keep.unsqueeze(1).logical_not(), std::numeric_limits<float>::lowest());
+  auto mask =
+      torch::zeros({B, 1, Q, S}).masked_fill_(keep.unsqueeze(1).logical_not(), std::numeric_limits<float>::lowest());
   torch::NoGradGuard no_grad;
   auto dense = cross->forward(x, kv, mask), grouped = cross->forward_grouped(x, kv, index, valid);
   EXPECT_LT((dense - grouped).abs().max().item<float>(), 1e-5f);

@@ -67,7 +67,9 @@ TEST(MegabyteCompat, CliScoresAndGeneratesAsBefore) {
   namespace fs = std::filesystem;
   const auto expected = nlohmann::json::parse(slurp(kDir + "/expected.json"));
   const std::string tmp = (fs::temp_directory_path() / ("bytelm_compat_" + std::to_string(getpid()))).string();
-  auto run = [&](const std::vector<std::string>& args) { return wait_for(spawn(args, tmp + ".out", tmp + ".err"), tmp + ".out", tmp + ".err"); };
+  auto run = [&](const std::vector<std::string>& args) {
+    return wait_for(spawn(args, tmp + ".out", tmp + ".err"), tmp + ".out", tmp + ".err");
+  };
   torch::set_num_threads(1);
   auto model = load_for_inference(kDir + "/ckpt", "cpu", 1);
   const std::string text = slurp(kDir + "/text.txt");

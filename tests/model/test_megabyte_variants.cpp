@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "generate/generate.h"
-#include "model/megabyte.h"
 #include "model/factory.h"
+#include "model/megabyte.h"
 #include "model/model.h"
 #include "util/error.h"
 

@@ -77,19 +77,19 @@ TEST_P(Models, CachedDecodingMatchesFullForward) {
   torch::NoGradGuard no_grad;
   const int64_t B = 2, T = cfg.context;
   auto x = random_bytes(B, T, 3);
-  auto full = model->forward(x);                          // (B, T, 256)
-  auto first = model->start(B);                           // predicts byte 0
+  auto full = model->forward(x);  // (B, T, 256)
+  auto first = model->start(B);   // predicts byte 0
   EXPECT_LT((first - full.select(1, 0)).abs().max().item<float>(), kParity);
   // Feed in uneven chunks (1 byte, then 5, then the rest) to exercise multi-byte feeds.
   int64_t pos = 0;
   for (int64_t chunk : {int64_t(1), int64_t(5), T - 1 - 6}) {
-    auto logits = model->feed(x.narrow(1, pos, chunk));   // predicts bytes pos+1 .. pos+chunk
+    auto logits = model->feed(x.narrow(1, pos, chunk));  // predicts bytes pos+1 .. pos+chunk
     auto ref = full.narrow(1, pos + 1, chunk);
     EXPECT_LT((logits - ref).abs().max().item<float>(), kParity) << "chunk at " << pos;
     pos += chunk;
   }
   EXPECT_EQ(model->decoded(), T - 1);
-  EXPECT_THROW(model->feed(x.narrow(1, 0, 1)), Error);    // past the context
+  EXPECT_THROW(model->feed(x.narrow(1, 0, 1)), Error);  // past the context
   // A restart gives the same first prediction again.
   EXPECT_LT((model->start(B) - first).abs().max().item<float>(), 1e-6f);
 }
@@ -130,17 +130,37 @@ TEST(Config, RejectsInconsistentConfigs) {
       EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
     }
   };
-  json j = good; j["context"] = 66; expect_error(j, "multiple of patch_size");
-  j = good; j["global"]["heads"] = 3; expect_error(j, "does not divide");
-  j = good; j["local"]["heads"] = 5; expect_error(j, "does not divide");
-  j = good; j["dropout"] = 0.1; expect_error(j, "unknown key 'dropout'");
-  j = good; j["global"]["depth"] = 2; expect_error(j, "unknown key 'depth'");
-  j = good; j["model"] = "rnn"; expect_error(j, "unknown model");
-  j = good; j["global"]["width"] = 66; expect_error(j, "multiple of patch_size");
-  j = good; j.erase("local"); expect_error(j, "local");
-  j = good; j["context"] = "64"; expect_error(j, "integer");
+  json j = good;
+  j["context"] = 66;
+  expect_error(j, "multiple of patch_size");
+  j = good;
+  j["global"]["heads"] = 3;
+  expect_error(j, "does not divide");
+  j = good;
+  j["local"]["heads"] = 5;
+  expect_error(j, "does not divide");
+  j = good;
+  j["dropout"] = 0.1;
+  expect_error(j, "unknown key 'dropout'");
+  j = good;
+  j["global"]["depth"] = 2;
+  expect_error(j, "unknown key 'depth'");
+  j = good;
+  j["model"] = "rnn";
+  expect_error(j, "unknown model");
+  j = good;
+  j["global"]["width"] = 66;
+  expect_error(j, "multiple of patch_size");
+  j = good;
+  j.erase("local");
+  expect_error(j, "local");
+  j = good;
+  j["context"] = "64";
+  expect_error(j, "integer");
   EXPECT_THROW(load_config("no-such-preset", "megabyte"), Error);
-  EXPECT_THROW(load_config("tiny", "transformer").model == "megabyte" ? throw Error("x") : load_config("mb_tiny", "transformer"), Error);
+  EXPECT_THROW(
+      load_config("tiny", "transformer").model == "megabyte" ? throw Error("x") : load_config("mb_tiny", "transformer"),
+      Error);
 }
 
 TEST(Config, PresetsLoad) {
@@ -157,7 +177,8 @@ TEST(Config, PresetsLoad) {
 TEST(Attention, FusedEqualsMathPath) {
   torch::manual_seed(4);
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  for (auto [Tq, Tk, causal] : {std::tuple<int64_t, int64_t, bool>{150, 150, true}, {7, 150, true}, {150, 150, false}}) {
+  for (auto [Tq, Tk, causal] :
+       {std::tuple<int64_t, int64_t, bool>{150, 150, true}, {7, 150, true}, {150, 150, false}}) {
     auto q = torch::randn({2, 3, Tq, 8}, opts).requires_grad_(), k = torch::randn({2, 3, Tk, 8}, opts).requires_grad_(),
          v = torch::randn({2, 3, Tk, 8}, opts).requires_grad_();
     auto dout = torch::randn({2, 3, Tq, 8}, opts);

@@ -19,7 +19,7 @@
 namespace bytelm_test {
 
 struct HttpResponse {
-  int status = 0;  // 0: no response (connection failed or timed out)
+  int status = 0;                              // 0: no response (connection failed or timed out)
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
 };
@@ -75,7 +75,8 @@ class HttpConnection {
           size_t colon = line.find(':');
           if (colon != std::string::npos) {
             std::string name = line.substr(0, colon), value = line.substr(colon + 1);
-            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+            std::transform(name.begin(), name.end(), name.begin(),
+                           [](unsigned char c) { return char(std::tolower(c)); });
             value.erase(0, value.find_first_not_of(' '));
             res.headers[name] = value;
           }

@@ -57,7 +57,7 @@ class Serve : public ::testing::Test {
     auto s = std::make_unique<ServerProcess>();
     s->out = dir_ + "/server" + std::to_string(++n) + ".out";
     s->err = dir_ + "/server" + std::to_string(n) + ".err";
-    std::vector<std::string> args{"serve", "--ckpt", ckpt.empty() ? dir_ + "/ckpt" : ckpt, "--port", "0",
+    std::vector<std::string> args{"serve",     "--ckpt", ckpt.empty() ? dir_ + "/ckpt" : ckpt, "--port", "0",
                                   "--threads", "1"};
     args.insert(args.end(), more.begin(), more.end());
     s->pid = spawn(args, s->out, s->err);
@@ -65,7 +65,8 @@ class Serve : public ::testing::Test {
     for (int i = 0; i < 1200 && s->port == 0; ++i) {
       const std::string o = slurp(s->out);
       const size_t at = o.find(tag);
-      if (at != std::string::npos && o.find('\n', at) != std::string::npos) s->port = std::atoi(o.c_str() + at + tag.size());
+      if (at != std::string::npos && o.find('\n', at) != std::string::npos)
+        s->port = std::atoi(o.c_str() + at + tag.size());
       if (s->port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     EXPECT_GT(s->port, 0) << slurp(s->err);

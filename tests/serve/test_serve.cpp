@@ -68,7 +68,8 @@ TEST_F(Serve, HealthModelsAndStreamEqualsNonStream) {
 
   // Streaming, same seed: the same bytes; text deltas are valid UTF-8 (json::parse would throw) and add up
   // to the whole text; finish_reason only on the last chunk; [DONE] last.
-  auto events = sse_events(s->port, completion("call me", 80, 7, true, {{"stream_options", {{"include_usage", true}}}}));
+  auto events =
+      sse_events(s->port, completion("call me", 80, 7, true, {{"stream_options", {{"include_usage", true}}}}));
   ASSERT_GE(events.size(), 3u);
   EXPECT_EQ(events.back(), "[DONE]");
   Streamed st = collect(events);
@@ -119,8 +120,9 @@ TEST_F(Serve, ConcurrentStreamsEqualTheirSoloOutputs) {
 TEST_F(Serve, StopStringsAndBitsMatchScore) {
   auto s = start();
   // Greedy, with the surprisal of each byte: it equals /v1/score's full forward over the same text.
-  auto r = http(s->port, "POST", "/v1/completions",
-                completion("call me ", 40, 1, false, {{"temperature", 0}, {"return_bits", true}, {"return_bytes", true}}));
+  auto r =
+      http(s->port, "POST", "/v1/completions",
+           completion("call me ", 40, 1, false, {{"temperature", 0}, {"return_bits", true}, {"return_bytes", true}}));
   ASSERT_EQ(r.status, 200) << r.body;
   auto c = json::parse(r.body)["choices"][0];
   const std::string out = choice_bytes(c);
@@ -210,16 +212,33 @@ TEST_F(Serve, ErrorsAreOpenAIObjectsAndBadBodiesNeverCrash) {
   r = post(json{{"prompt", std::string(2500, 'a')}}.dump());
   expect_error(r, 413, "invalid_request_error", "body over --max-body");
   const std::vector<std::pair<std::string, std::string>> bad{
-      {"", ""}, {"{", ""}, {"[1,2]", ""}, {"null", ""}, {"\"x\"", ""}, {R"({"prompt": "a", "max_tokens": "9"})", "max_tokens"},
-      {R"({"prompt": 5})", "prompt"}, {R"({"prompt": [256]})", "prompt"}, {R"({"prompt": [-1]})", "prompt"},
-      {R"({"prompt": [1.5]})", "prompt"}, {R"({"prompt": {"a": 1}})", "prompt"}, {R"({"max_tokens": 3})", "prompt"},
-      {R"({"prompt": "a", "temperature": -1})", "temperature"}, {R"({"prompt": "a", "temperature": "hot"})", "temperature"},
-      {R"({"prompt": "a", "top_p": 0})", "top_p"}, {R"({"prompt": "a", "top_k": 1e999})", ""},
-      {R"({"prompt": "a", "max_tokens": -1})", "max_tokens"}, {R"({"prompt": "a", "max_tokens": 1e30})", "max_tokens"},
-      {R"({"prompt": "a", "max_tokens": 18446744073709551615})", "max_tokens"}, {R"({"prompt": "a", "stop": 3})", "stop"},
-      {R"({"prompt": "a", "stop": ["a","b","c","d","e"]})", "stop"}, {R"({"prompt": "a", "stop": [""]})", "stop"},
-      {R"({"prompt": "a", "stream": "yes"})", "stream"}, {R"({"prompt": "a", "seed": "1"})", "seed"},
-      {R"({"prompt": "a", "n": 2})", "n"}, {"{\"prompt\": \"\xff\xfe\"}", ""}, {R"({"prompt": "\ud800"})", ""},
+      {"", ""},
+      {"{", ""},
+      {"[1,2]", ""},
+      {"null", ""},
+      {"\"x\"", ""},
+      {R"({"prompt": "a", "max_tokens": "9"})", "max_tokens"},
+      {R"({"prompt": 5})", "prompt"},
+      {R"({"prompt": [256]})", "prompt"},
+      {R"({"prompt": [-1]})", "prompt"},
+      {R"({"prompt": [1.5]})", "prompt"},
+      {R"({"prompt": {"a": 1}})", "prompt"},
+      {R"({"max_tokens": 3})", "prompt"},
+      {R"({"prompt": "a", "temperature": -1})", "temperature"},
+      {R"({"prompt": "a", "temperature": "hot"})", "temperature"},
+      {R"({"prompt": "a", "top_p": 0})", "top_p"},
+      {R"({"prompt": "a", "top_k": 1e999})", ""},
+      {R"({"prompt": "a", "max_tokens": -1})", "max_tokens"},
+      {R"({"prompt": "a", "max_tokens": 1e30})", "max_tokens"},
+      {R"({"prompt": "a", "max_tokens": 18446744073709551615})", "max_tokens"},
+      {R"({"prompt": "a", "stop": 3})", "stop"},
+      {R"({"prompt": "a", "stop": ["a","b","c","d","e"]})", "stop"},
+      {R"({"prompt": "a", "stop": [""]})", "stop"},
+      {R"({"prompt": "a", "stream": "yes"})", "stream"},
+      {R"({"prompt": "a", "seed": "1"})", "seed"},
+      {R"({"prompt": "a", "n": 2})", "n"},
+      {"{\"prompt\": \"\xff\xfe\"}", ""},
+      {R"({"prompt": "\ud800"})", ""},
       {std::string("{\"prompt\": \"a\0b\"}", 17), ""}};
   for (const auto& [body, param] : bad) {
     r = post(body);
@@ -228,7 +247,8 @@ TEST_F(Serve, ErrorsAreOpenAIObjectsAndBadBodiesNeverCrash) {
       EXPECT_EQ(json::parse(r.body)["error"]["param"], param) << body;
     }
   }
-  expect_error(http(s->port, "POST", "/v1/score", R"({"text": ""})", auth), 400, "invalid_request_error", "empty score");
+  expect_error(http(s->port, "POST", "/v1/score", R"({"text": ""})", auth), 400, "invalid_request_error",
+               "empty score");
   expect_error(http(s->port, "POST", "/v1/score", R"({"text": 3})", auth), 400, "invalid_request_error", "score type");
   // 404 and 405 (with Allow), also as error objects.
   expect_error(http(s->port, "GET", "/v2/nothing"), 404, "not_found_error", "unknown path");
@@ -255,7 +275,8 @@ TEST_F(Serve, ErrorsAreOpenAIObjectsAndBadBodiesNeverCrash) {
   EXPECT_EQ(met.status, 200);
   EXPECT_NE(met.headers["content-type"].find("text/plain"), std::string::npos);
   EXPECT_NE(met.body.find("# TYPE bytelm_requests_total counter"), std::string::npos);
-  EXPECT_NE(met.body.find("bytelm_requests_total{route=\"/v1/completions\",code=\"401\"} 2"), std::string::npos) << met.body;
+  EXPECT_NE(met.body.find("bytelm_requests_total{route=\"/v1/completions\",code=\"401\"} 2"), std::string::npos)
+      << met.body;
   EXPECT_NE(met.body.find("bytelm_time_to_first_byte_seconds_bucket{le=\"+Inf\"}"), std::string::npos);
   EXPECT_EQ(s->terminate(), 0);
 }
@@ -268,7 +289,8 @@ TEST_F(Serve, HealthIs503WhileLoadingAndSigtermEndsStreamsCleanly) {
   auto h = http(s->port, "GET", "/health");
   expect_error(h, 503, "unavailable_error", "loading");
   EXPECT_NE(h.body.find("Loading model"), std::string::npos);
-  expect_error(http(s->port, "POST", "/v1/completions", completion("a", 2, 1, false)), 503, "unavailable_error", "loading");
+  expect_error(http(s->port, "POST", "/v1/completions", completion("a", 2, 1, false)), 503, "unavailable_error",
+               "loading");
   for (int i = 0; i < 1200 && http(s->port, "GET", "/health").status != 200; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   // SIGTERM mid-stream with --shutdown-timeout 0: the stream is cancelled, ends with an error event and
@@ -337,8 +359,8 @@ TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
 // Any model bytelm trains: a Transformer and a BLT (entropy model + BLT), 2 steps each, context 64.
 // Concurrent streams equal their solo outputs with each; BLT's /v1/score adds entropies and patch starts.
 TEST_F(Serve, TransformerAndBltBatchLikeSolo) {
-  const std::vector<std::string> common{"--data", dir_ + "/corpus", "--steps", "2", "--batch", "2", "--threads", "1",
-                                        "--peak-flops", "1e11"};
+  const std::vector<std::string> common{"--data", dir_ + "/corpus", "--steps", "2", "--batch", "2", "--threads",
+                                        "1",      "--peak-flops",   "1e11"};
   auto train = [&](std::vector<std::string> args) {
     args.insert(args.end(), common.begin(), common.end());
     Result r = run(args);

@@ -31,7 +31,7 @@ TEST(Utf8Stream, HoldsBackSplitCharactersAndReplacesInvalidBytes) {
   EXPECT_EQ(to_valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(to_valid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
   Utf8Stream t;
-  EXPECT_EQ(t.push("x\xE2\x82"), "x");  // held back: may still complete
+  EXPECT_EQ(t.push("x\xE2\x82"), "x");      // held back: may still complete
   EXPECT_EQ(t.push("z"), "\xEF\xBF\xBDz");  // proved invalid by the next byte
   EXPECT_EQ(t.push("\xF0\x9F"), "");
   EXPECT_EQ(t.flush(), "\xEF\xBF\xBD");  // the stream ended inside a character
@@ -49,7 +49,8 @@ TEST(ParseCompletion, DefaultsBytesAndFieldNames) {
   EXPECT_FALSE(r.has_seed);
   r = parse_completion(R"({"prompt": [0, 255, 128], "max_tokens": 5, "stop": "x", "seed": 18446744073709551615,
                           "stream": true, "stream_options": {"include_usage": true}, "top_k": 3, "top_p": 0.5,
-                          "model": "anything", "user": "extra fields are ignored"})", 64);
+                          "model": "anything", "user": "extra fields are ignored"})",
+                       64);
   EXPECT_EQ(r.prompt, std::string("\x00\xff\x80", 3));
   EXPECT_EQ(r.stop, std::vector<std::string>{"x"});
   EXPECT_EQ(r.seed, 18446744073709551615ull);

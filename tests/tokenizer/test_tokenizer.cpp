@@ -24,8 +24,9 @@ std::string random_bytes(size_t n, uint32_t seed) {
 
 // English-like text from a small word list, with newlines, digits, tabs and runs of spaces.
 std::string sample_text(size_t n, uint32_t seed) {
-  static const char* words[] = {"the", "whale", "ship", "captain", "sea", "of", "and", "a", "to", "in", "Ahab",
-                                "said", "we", "union", "state", "people", "1851", "great", "white", "Congress"};
+  static const char* words[] = {"the",   "whale",  "ship", "captain", "sea",   "of",      "and",
+                                "a",     "to",     "in",   "Ahab",    "said",  "we",      "union",
+                                "state", "people", "1851", "great",   "white", "Congress"};
   std::mt19937 rng(seed);
   std::string s;
   while (s.size() < n) {
@@ -37,11 +38,21 @@ std::string sample_text(size_t n, uint32_t seed) {
 }
 
 const std::vector<std::string>& edge_cases() {
-  static const std::vector<std::string> cases{
-      "", std::string(1, '\0'), std::string("a\0b", 3), "\xFF\xFE\x80", "\xC3", "\xE2\x96\x81 two\xE2\x96\x81\xE2\x96\x81",
-      "\xF4\x8F\xBF\xBF\xF4\x8F\xBC\x80", "\xF4\x8F\xBC", "\xED\xA0\x80 surrogate", "\xEF\xBF\xBD replacement",
-      "   leading and trailing   ", "\r\n\t\v\f", "\xEF\xAC\x81 \xE2\x91\xA0 \xC3\xA9 e\xCC\x81", "<s></s><unk><0x41>",
-      "\xF0\x9F\x90\xB3 whale \xE6\x97\xA5\xE6\x9C\xAC"};
+  static const std::vector<std::string> cases{"",
+                                              std::string(1, '\0'),
+                                              std::string("a\0b", 3),
+                                              "\xFF\xFE\x80",
+                                              "\xC3",
+                                              "\xE2\x96\x81 two\xE2\x96\x81\xE2\x96\x81",
+                                              "\xF4\x8F\xBF\xBF\xF4\x8F\xBC\x80",
+                                              "\xF4\x8F\xBC",
+                                              "\xED\xA0\x80 surrogate",
+                                              "\xEF\xBF\xBD replacement",
+                                              "   leading and trailing   ",
+                                              "\r\n\t\v\f",
+                                              "\xEF\xAC\x81 \xE2\x91\xA0 \xC3\xA9 e\xCC\x81",
+                                              "<s></s><unk><0x41>",
+                                              "\xF0\x9F\x90\xB3 whale \xE6\x97\xA5\xE6\x9C\xAC"};
   return cases;
 }
 

@@ -23,8 +23,10 @@ namespace {
 NamedTensors make_params(uint64_t seed) {
   torch::manual_seed(seed);
   const torch::Device device(test_device());
-  NamedTensors p{{"layers.0.q_proj.weight", torch::randn({8, 6})}, {"norm.weight", torch::randn({6})},
-                 {"embed_tokens.weight", torch::randn({10, 6})}, {"head.weight", torch::randn({4, 6})},
+  NamedTensors p{{"layers.0.q_proj.weight", torch::randn({8, 6})},
+                 {"norm.weight", torch::randn({6})},
+                 {"embed_tokens.weight", torch::randn({10, 6})},
+                 {"head.weight", torch::randn({4, 6})},
                  {"unused.weight", torch::randn({3, 3})}};
   for (auto& [name, t] : p) t = t.to(device).set_requires_grad(true);
   return p;
@@ -61,11 +63,14 @@ void expect_multi_tensor_equals_reference(double weight_decay) {
   }
   const bool cpu = test_device() == "cpu";
   for (size_t i = 0; i < a.size(); ++i) {
-    if (cpu) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first << " decay " << weight_decay;
-    else EXPECT_TRUE(torch::allclose(a[i].second, b[i].second, 1e-5, 1e-6)) << a[i].first << " decay " << weight_decay;
+    if (cpu)
+      EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first << " decay " << weight_decay;
+    else
+      EXPECT_TRUE(torch::allclose(a[i].second, b[i].second, 1e-5, 1e-6)) << a[i].first << " decay " << weight_decay;
   }
   auto sa = fast.state(), sb = ref.state();
-  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::allclose(sa[i].second, sb[i].second, 1e-5, 1e-7)) << sa[i].first;
+  for (size_t i = 0; i < sa.size(); ++i)
+    EXPECT_TRUE(torch::allclose(sa[i].second, sb[i].second, 1e-5, 1e-7)) << sa[i].first;
   // The parameter without a gradient kept its value.
   EXPECT_TRUE(torch::equal(a[4].second, make_params(1)[4].second));
 }

@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "data/corpus.h"
+#include "eval/evaluate.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
-#include "eval/evaluate.h"
 #include "train/trainer.h"
 #include "util/error.h"
 

@@ -90,7 +90,8 @@ TEST(TrainOptions, RangeChecksNameTheFlag) {
 
 TEST(MemoryCheck, EstimateGrowsWithTheBatchAndRefusesTheImpossible) {
   const auto cfg = bytelm::load_config("mb_demo", "");
-  const int64_t one = bytelm::estimate_training_bytes(cfg, 7617024, 1), many = bytelm::estimate_training_bytes(cfg, 7617024, 64);
+  const int64_t one = bytelm::estimate_training_bytes(cfg, 7617024, 1),
+                many = bytelm::estimate_training_bytes(cfg, 7617024, 64);
   EXPECT_GT(one, 16 * 7617024);
   EXPECT_GT(many, one);
   bytelm::check_training_memory(cfg, 7617024, 16);  // the demo's batch fits anywhere

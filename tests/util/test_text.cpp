@@ -16,8 +16,12 @@ TEST(Text, UnescapeC) {
 }
 
 TEST(Text, Base64Rfc4648Vectors) {
-  const std::pair<const char*, const char*> vectors[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                                         {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
                                                          {"foobar", "Zm9vYmFy"}};
   for (const auto& [in, out] : vectors) EXPECT_EQ(bytelm::base64_encode(in), out) << in;
   EXPECT_EQ(bytelm::base64_encode(std::string("\0\xff\xfe", 3)), "AP/+");
