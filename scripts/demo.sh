@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh — the main job on a fresh machine: install, build (Release), fetch the default corpus, train the
 # demo MEGABYTE on the CPU for a few minutes, print validation bits per byte and a generated sample.
-# About 15 minutes on 2 cores, build included. STEPS=N shortens or lengthens the training.
+# About 20 minutes on 2 cores from a fresh clone (installs and build ~15, training ~5). STEPS=N shortens or
+# lengthens the training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup/install-deps.sh

@@ -7,14 +7,17 @@
 #      $OUT/bench.txt), batched generation at 8 and 64 rows, the longest MEGABYTE context at batch 1.
 # Before the call, here: scripts/gpu/fetch-deps.sh, then carry .deps (nlohmann-json, CLI11, GoogleTest
 # sources, Gloo headers as .deb files; unpacked there). Environment: OUT (default ./gpu-check-out),
-# BUILD_DIR, BENCH_ARGS, SKIP_TESTS=1, SKIP_BENCH=1, TEST_TIMEOUT (seconds for the suite, default 180).
+# BUILD_DIR, BUILD_TARGET (targets to build, default all), BENCH_ARGS, SKIP_TESTS=1, SKIP_BENCH=1, TEST_REGEX
+# (ctest -R), TEST_TIMEOUT (seconds for the suite, default 180).
 # PYTHON: the Python whose torch to build against (default: python3 on PATH, the GPU machine's).
 # Dry run on a CPU machine (everything up to the first CUDA call; the tests on the CPU):
-#   ALLOW_NO_CUDA=1 PYTHON=.venv/bin/python TEST_DEVICE=cpu SKIP_BENCH=1 BUILD_DIR=/tmp/gpu-dry scripts/gpu/check.sh
+#   ALLOW_NO_CUDA=1 PYTHON=.venv/bin/python TEST_DEVICE=cpu SKIP_BENCH=1 BUILD_DIR=/tmp/gpu-dry \
+#     BUILD_TARGET="bytelm test_safetensors test_models" TEST_REGEX="test_(safetensors|models)$" scripts/gpu/check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-$PWD/gpu-check-out}"
 mkdir -p "$out"
+: >"$out/summary.txt"
 t0=$SECONDS
 device="${TEST_DEVICE:-cuda}"
 python="${PYTHON:-$(command -v python3)}"
@@ -58,7 +61,9 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBYTELM_PYTHON="$pyt
 rc=$?
 grep -E "^-- bytelm|Error" "$out/configure.log"
 if ((rc == 0)); then
-  cmake --build "$build" -j"$(nproc)" ${BUILD_TARGET:+--target "$BUILD_TARGET"} >"$out/build.log" 2>&1
+  targets=()
+  if [[ -n "${BUILD_TARGET:-}" ]]; then read -ra names <<<"$BUILD_TARGET"; targets=(--target "${names[@]}"); fi
+  cmake --build "$build" -j"$(nproc)" "${targets[@]}" >"$out/build.log" 2>&1
   rc=$?
   ((rc == 0)) || grep -E "error|Error" -A3 "$out/build.log" | head -60
 fi
@@ -67,7 +72,7 @@ result build $rc
 
 if [[ "${SKIP_TESTS:-0}" != 1 && -x "$build/bytelm" ]]; then
   stage "tests on $device"
-  BYTELM_TEST_DEVICE="$device" timeout "${TEST_TIMEOUT:-180}" ctest --test-dir "$build" --output-on-failure \
+  BYTELM_TEST_DEVICE="$device" timeout "${TEST_TIMEOUT:-180}" ctest --test-dir "$build" --output-on-failure ${TEST_REGEX:+-R "$TEST_REGEX"} \
     -j"$(( $(nproc) / 2 ))" >"$out/tests.log" 2>&1
   rc=$?
   tail -25 "$out/tests.log"
