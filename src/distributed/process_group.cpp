@@ -115,8 +115,6 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
 
 ProcessGroup::~ProcessGroup() = default;
 
-const char* ProcessGroup::backend_name() const { return device_.is_cuda() ? "nccl" : "gloo"; }
-
 void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   c10d::BroadcastOptions o;
   o.rootRank = root;

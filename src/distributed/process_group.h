@@ -35,7 +35,6 @@ class ProcessGroup {
   int rank() const { return rank_; }
   int size() const { return size_; }
   const torch::Device& device() const { return device_; }
-  const char* backend_name() const;  // "gloo" or "nccl"
 
   // An operation in flight: wait() blocks until done and throws Error (exit 1) on failure.
   using Pending = std::function<void()>;

@@ -435,7 +435,6 @@ torch::Device train_device(const std::string& name, const DistEnv& env) {
 void set_up(Run& run, const TrainOptions& cli, const DistEnv& env) {
   run.opt = resolve_options(cli, env, &run.record, &run.start_step);
   const TrainOptions& opt = run.opt;
-  check_device(opt.device);
   run.bf16 = use_bf16(opt.precision, opt.device);
   // Ranks that share a host share its cores unless --threads says otherwise.
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
