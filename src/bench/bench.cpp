@@ -20,7 +20,6 @@
 #include "generate/generate.h"
 #include "generate/static_decoder.h"
 #include "model/blt.h"
-#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "model/decode_weights.h"
 #include "model/factory.h"
@@ -437,21 +436,20 @@ int run_bench(const BenchOptions& opt) {
     auto model = make_model(cfg);
     model->to(b.device);
     row.params = model->num_params();
-    const int64_t B = opt.batch > 0 ? opt.batch : (b.cuda ? (cfg.model == "blt" ? 4 : 8) : 4);
+    const int64_t B = opt.batch > 0 ? opt.batch : (b.cuda ? (model->dynamic_patches() ? 4 : 8) : 4);
     auto* blt = dynamic_cast<BltImpl*>(model.get());
     if (blt) {
       torch::NoGradGuard no_grad;
       auto x = torch::randint(0, kByteVocab, {B, cfg.context}, torch::TensorOptions().dtype(torch::kLong)).to(b.device);
       calibrate_random_patcher(*blt, x);
-      blt->set_mean_patch_size(blt->measure_patch_size(x));
-      row.patch = blt->mean_patch_size();
+      row.patch = blt->count_patches_of(x);
     }
     const double fwd = model->forward_flops_per_byte();
     row.flops_per_byte = 3 * fwd;
-    if (auto* bpe = dynamic_cast<BpeModelImpl*>(model.get())) row.bytes_per_position = bpe->bytes_per_token();
+    row.bytes_per_position = model->bytes_per_position();
     if (!opt.skip_train) bench_train(b, row, *model, cfg, B, fwd, blt);
     if (!opt.skip_generate && opt.gen_bytes > 0) bench_generate(b, row, *model, cfg, blt);
-    if (opt.max_context > 0 && cfg.model == "megabyte") {
+    if (opt.max_context > 0 && model->fixed_patch_size() > 0) {
       model.reset();
       bench_max_context(b, row, cfg);
     }

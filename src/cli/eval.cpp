@@ -135,11 +135,11 @@ int run(const EvalOptions& opt) {
   // The BPE baseline scores tokens: every file's part encoded once, its token losses over its raw bytes.
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<TokenCorpus> tokens;
-  if (model->config().model == "bpe") {
+  if (model->reads_tokens()) {
     tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(opt.ckpt, model->config().vocab_size));
     tokens = std::make_unique<TokenCorpus>(corpus, *tokenizer, std::vector<Split>{split});
   }
-  if (opt.strided && model->config().model != "megabyte")
+  if (opt.strided && model->fixed_patch_size() == 0)
     throw Error("--strided is MEGABYTE's strided inference; this checkpoint is a " + model->config().model + " model");
   if (tokens && opt.stride > 0)
     throw Error("--stride: sliding windows are for byte models (the BPE baseline scores consecutive token windows)");

@@ -73,7 +73,7 @@ int run(GenerateCli& c) {
   check_generate_options(opt);
   auto model = load_for_inference(c.ckpt, opt.device, opt.threads);
   std::unique_ptr<Tokenizer> tokenizer;
-  if (model->config().model == "bpe")
+  if (model->reads_tokens())
     tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(c.ckpt, model->config().vocab_size));
   if (!c.prompts_file.empty()) {
     print_batches(*model, tokenizer.get(), read_prompts(c.prompts_file), opt, c.batch);

@@ -10,8 +10,6 @@
 
 #include "cli/commands.h"
 #include "data/corpus.h"
-#include "model/blt.h"
-#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "model/factory.h"
 #include "tokenizer/tokenizer.h"
@@ -71,30 +69,29 @@ int run(const InfoOptions& opt) {
   if (opt.ckpt.empty() && opt.config.empty()) throw Error("info needs --ckpt or --config (or --presets)");
   ModelConfig cfg = opt.ckpt.empty() ? load_config(opt.config, opt.model) : load_checkpoint_config(opt.ckpt);
   auto model = opt.ckpt.empty() ? make_model(cfg) : load_model(opt.ckpt);
-  auto* blt = dynamic_cast<BltImpl*>(model.get());
-  if (blt && !opt.data.empty()) {
-    // FLOPs per byte of BLT depend on the mean patch size: measure it on 8 windows of the corpus.
+  const bool dynamic = model->dynamic_patches(), tokens = model->reads_tokens();
+  if (dynamic && !opt.data.empty()) {
+    // FLOPs per byte of dynamic patches (BLT) follow the mean patch size: measure it on 8 windows of the corpus.
     Corpus corpus(opt.data, 0.0);
     const int64_t len = std::min<int64_t>(cfg.context, corpus.size(Split::All)), rows = 8;
     std::vector<uint8_t> buf(size_t(rows * len));
     corpus.sample(Split::All, 1, 0, rows, len, buf.data());
     auto x = torch::from_blob(buf.data(), {rows, len}, torch::kUInt8).to(torch::kLong);
-    blt->set_mean_patch_size(blt->measure_patch_size(x));
+    model->count_patches_of(x);
   }
-  auto* bpe = dynamic_cast<BpeModelImpl*>(model.get());
   bool measured_bpt = false;
-  if (bpe && !opt.data.empty() && !opt.ckpt.empty()) {
-    // FLOPs per byte of the BPE baseline = per token / bytes per token: measure it on (up to 4 MB of) the data.
+  if (tokens && !opt.data.empty() && !opt.ckpt.empty()) {
+    // FLOPs per byte of a token model = per token / bytes per token: measure it on (up to 4 MB of) the data.
     Corpus corpus(opt.data, 0.0);
     const Tokenizer tok = load_checkpoint_tokenizer(opt.ckpt, cfg.vocab_size);
-    int64_t bytes = 0, tokens = 0;
+    int64_t bytes = 0, pieces = 0;
     for (const auto& f : corpus.files(Split::All)) {
       if (bytes >= (4 << 20)) break;
       const int64_t n = std::min<int64_t>(f.size, (4 << 20) - bytes);
-      tokens += int64_t(tok.encode(f.data, n).size());
+      pieces += int64_t(tok.encode(f.data, n).size());
       bytes += n;
     }
-    if (tokens > 0) bpe->set_bytes_per_token(double(bytes) / double(tokens)), measured_bpt = true;
+    if (pieces > 0) model->set_bytes_per_position(double(bytes) / double(pieces)), measured_bpt = true;
   }
   auto parts = model->flops();
   // Parts reported beside the model but not counted (BLT's entropy model): their parameters are shown
@@ -105,12 +102,12 @@ int run(const InfoOptions& opt) {
     j["entropy_model_params"] = beside;
     j["checkpoint_params"] = model->num_params();
   }
-  if (blt) j["mean_patch_size"] = blt->mean_patch_size();
-  if (bpe) {
+  if (dynamic) j["mean_patch_size"] = model->counted_patch_size();
+  if (tokens) {
     j["vocab_size"] = cfg.vocab_size;
-    j["bytes_per_token"] = bpe->bytes_per_token();
+    j["bytes_per_token"] = model->bytes_per_position();
     j["bytes_per_token_measured"] = measured_bpt;
-    j["forward_flops_per_token"] = bpe->forward_flops_per_token();
+    j["forward_flops_per_token"] = model->forward_flops_per_position();
   }
   double fwd = 0;
   nlohmann::json jp = nlohmann::json::array();
@@ -134,18 +131,18 @@ int run(const InfoOptions& opt) {
     return 0;
   }
   std::printf("%s: %.2fM parameters, context %lld %s", cfg.model.c_str(), params / 1e6, (long long)cfg.context,
-              bpe ? "tokens" : "bytes");
-  if (bpe)
+              tokens ? "tokens" : "bytes");
+  if (tokens)
     std::printf(", vocabulary %lld, %.4g forward FLOPs per token, %.3f bytes per token (%s)", (long long)cfg.vocab_size,
-                bpe->forward_flops_per_token(), bpe->bytes_per_token(),
+                model->forward_flops_per_position(), model->bytes_per_position(),
                 measured_bpt ? "measured" : "nominal; measure with --ckpt and --data");
   if (beside > 0)
     std::printf(" (+ %.2fM in the entropy model = %.2fM in the checkpoint)", beside / 1e6, model->num_params() / 1e6);
-  if (cfg.model == "megabyte")
-    std::printf(", patch size %lld (%lld patches)", (long long)cfg.patch_size,
-                (long long)(cfg.context / cfg.patch_size));
-  if (blt)
-    std::printf(", %s patching, mean patch size %.2f bytes (%s)", cfg.patching.mode.c_str(), blt->mean_patch_size(),
+  if (const int64_t P = model->fixed_patch_size(); P > 0)
+    std::printf(", patch size %lld (%lld patches)", (long long)P, (long long)(cfg.context / P));
+  if (dynamic)
+    std::printf(", %s patching, mean patch size %.2f bytes (%s)", cfg.patching.mode.c_str(),
+                model->counted_patch_size(),
                 opt.data.empty() ? "the config's patch_size; measure with --data" : "measured");
   std::printf("\n%-8s %12s %14s %16s %16s %16s %16s\n", "part", "params", "matmul params", "matmul FLOP/B",
               "attn FLOP/B", "forward FLOP/B", "train FLOP/B");

@@ -12,8 +12,8 @@
 #include "blt/patcher.h"
 #include "cli/commands.h"
 #include "io/atomic_file.h"
-#include "model/blt.h"
 #include "model/checkpoint.h"
+#include "model/entropy_model.h"
 #include "util/error.h"
 
 namespace bytelm::cli {
@@ -56,16 +56,16 @@ int run(const PatchOptions& opt) {
   LanguageModel model = loaded;
   double threshold = blt::kReleasedThreshold;
   int64_t max_len = opt.max_patch_length;
-  if (loaded->config().model == "blt") {
-    // A BLT checkpoint: its patcher as a stand-alone entropy model, and its patching settings.
+  if (loaded->dynamic_patches()) {
+    // A checkpoint with its own patcher (BLT): it as a stand-alone entropy model, and its patching settings.
     try {
-      model = standalone_patcher(static_cast<BltImpl&>(*loaded));
+      model = loaded->entropy_patcher();
     } catch (const Error& e) {
       throw Error(opt.entropy_model + ": " + e.what());
     }
     threshold = loaded->config().patching.threshold;
     if (max_len == 0) max_len = loaded->config().patching.max_patch_length;
-  } else if (loaded->config().model != "entropy") {
+  } else if (!loaded->is_entropy_model()) {
     throw Error(opt.entropy_model + ": a " + loaded->config().model + " model is not an entropy model");
   }
   const std::string bytes = read_file(opt.file);

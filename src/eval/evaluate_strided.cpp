@@ -73,7 +73,7 @@ void per_byte_scores(LanguageModelImpl& model, const uint8_t* data, int64_t n, i
 double score_bytes_strided(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
                            const std::string& device, bool bf16, bool keep_late) {
   const auto& cfg = model.config();
-  if (cfg.model != "megabyte" || cfg.patch_size < 2)
+  if (model.fixed_patch_size() < 2)
     throw Error("--strided is MEGABYTE's strided inference: it needs a megabyte model with patch_size >= 2");
   const int64_t T = cfg.context;
   if (stride < 0 || stride > T) throw Error("--stride must be in [1, " + std::to_string(T) + "] (the context)");

@@ -72,7 +72,7 @@ json flops_json(const LanguageModelImpl& model) {
   json parts = json::array();
   double counted = 0, entropy = 0;
   // A BLT patching by spaces (or fixed sizes) holds patcher weights but never runs them.
-  const bool patcher_runs = model.config().model != "blt" || model.config().patching.mode == "entropy";
+  const bool patcher_runs = !model.dynamic_patches() || model.runs_entropy_model();
   for (const auto& p : model.flops()) {
     const double f = p.matmul_flops + p.attention_flops;
     if (p.counted)

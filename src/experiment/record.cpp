@@ -14,7 +14,6 @@
 #include "experiment/plan.h"
 #include "experiment/runner.h"
 #include "model/blt.h"
-#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -107,7 +106,7 @@ json threshold_sweep(BltImpl& blt, const PlanRun& run, const std::string& bytes,
 json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained, const RunnerOptions& opt) {
   auto model = load_for_inference(trained.dir, "cpu", opt.threads);
   const ModelConfig cfg = model->config();
-  const bool bpe = cfg.model == "bpe";
+  const bool bpe = model->reads_tokens();
   std::unique_ptr<Tokenizer> tokenizer;
   if (bpe) tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(trained.dir, cfg.vocab_size));
   Corpus corpus(plan.datasets.at(run.data), plan.val_fraction);
@@ -135,17 +134,18 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   if (bpe) {
     ev["tokens"] = tokens;
     ev["bytes_per_token"] = double(bytes.size()) / double(tokens);
-    static_cast<BpeModelImpl&>(*model).set_bytes_per_token(double(bytes.size()) / double(tokens));
+    model->set_bytes_per_position(double(bytes.size()) / double(tokens));
   }
   rec["eval"] = ev;
 
   // Patches, then FLOPs per byte at the measured patch size (BLT) or bytes per token (bpe).
-  if (cfg.model == "blt") {
-    auto& blt = static_cast<BltImpl&>(*model);
-    rec["sweep"] = threshold_sweep(blt, run, bytes, stride, plan.eval.batch);
-    rec["patches"] = blt_patch_stats(blt, bytes);  // at the trained threshold; sets the FLOPs' patch size
-  } else if (cfg.model == "megabyte") {
-    rec["patches"] = {{"mode", "static"}, {"mean_bytes_per_patch", cfg.patch_size}};
+  // The sweep and patch statistics are BLT's analyses (its entropy patching).
+  auto* blt = dynamic_cast<BltImpl*>(model.get());
+  if (blt) {
+    rec["sweep"] = threshold_sweep(*blt, run, bytes, stride, plan.eval.batch);
+    rec["patches"] = blt_patch_stats(*blt, bytes);  // at the trained threshold; sets the FLOPs' patch size
+  } else if (model->fixed_patch_size() > 0) {
+    rec["patches"] = {{"mode", "static"}, {"mean_bytes_per_patch", model->fixed_patch_size()}};
   }
   rec["flops"] = flops_json(*model);
 
@@ -158,9 +158,9 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
           {"context", trained.context},
           {"flops_per_step", trained.train_flops_per_step},
           {"flops", double(trained.steps) * trained.train_flops_per_step}};
-  if (cfg.model == "blt") {  // the planned FLOPs assumed the patch size of 8 windows; count the real ones
-    const auto [measured, patch] = blt_measured_training_flops(static_cast<BltImpl&>(*model), trained.dir,
-                                                               double(run.train.batch * run.train.accum * T));
+  if (blt) {  // the planned FLOPs assumed the patch size of 8 windows; count the real ones
+    const auto [measured, patch] =
+        blt_measured_training_flops(*blt, trained.dir, double(run.train.batch * run.train.accum * T));
     if (measured > 0) {
       tr["planned_flops"] = tr["flops"];
       tr["flops"] = measured;
@@ -177,7 +177,7 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   if (bpe) tr["bytes_note"] = "tokens trained x held-out bytes per token";
   rec["training"] = tr;
 
-  if (plan.generation_bytes > 0 && cfg.model != "entropy")
+  if (plan.generation_bytes > 0 && !model->is_entropy_model())
     rec["generation"] = generation_json(plan, run, *model, tokenizer.get(), bytes);
   return rec;
 }
@@ -230,7 +230,7 @@ std::vector<json> retime_records(const Plan& plan, const std::vector<RetimeRun>&
     const std::string dir = runs[i].dir + "/train";
     loaded[i].model = load_for_inference(dir, "cpu", opt.threads);
     const ModelConfig cfg = loaded[i].model->config();
-    if (cfg.model == "bpe")
+    if (loaded[i].model->reads_tokens())
       loaded[i].tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(dir, cfg.vocab_size));
     const std::string& kind = runs[i].run->data;
     if (!held_out.count(kind))

@@ -207,7 +207,7 @@ void run_robustness(const Plan& plan, const RunnerOptions& opt) {
     if (std::filesystem::exists(path, ec) && json::parse(read_file(path)).value("key", json()) == key) continue;
     auto model = load_for_inference(dir + "/train", "cpu", opt.threads);
     std::unique_ptr<Tokenizer> tok;
-    if (model->config().model == "bpe")
+    if (model->reads_tokens())
       tok = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(dir + "/train", model->config().vocab_size));
     const int64_t T = model->config().context;
     const int64_t stride = tok ? T : std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));

@@ -19,8 +19,6 @@
 #include "experiment/record.h"
 #include "git_version.h"
 #include "io/atomic_file.h"
-#include "model/blt.h"
-#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/factory.h"
@@ -79,16 +77,14 @@ double planned_forward_flops(const PlanRun& run, const ModelConfig& cfg, const C
                              const std::string& entropy_dir) {
   torch::NoGradGuard no_grad;
   auto model = make_model(cfg);
-  if (cfg.model == "bpe") return static_cast<BpeModelImpl&>(*model).forward_flops_per_token();
-  if (cfg.model != "blt") return model->forward_flops_per_byte();
-  auto& blt = static_cast<BltImpl&>(*model);
-  if (!entropy_dir.empty()) load_patcher(blt, *load_model(entropy_dir));
+  if (!model->dynamic_patches()) return model->forward_flops_per_position();  // per token for token models
+  if (!entropy_dir.empty()) model->attach_entropy_model(*load_model(entropy_dir));
   const int64_t rows = 8, T = cfg.context;
   std::vector<uint8_t> buf(size_t(rows * T));
   corpus.sample(Split::Train, uint64_t(run.seed) ^ 0xca1b, 0, rows, T, buf.data());
   auto x = torch::from_blob(buf.data(), {rows, T}, torch::kUInt8).to(torch::kLong);
-  if (run.bytes_per_patch > 0) blt.calibrate_threshold(x, run.bytes_per_patch);
-  blt.set_mean_patch_size(blt.measure_patch_size(x));
+  if (run.bytes_per_patch > 0) model->calibrate_patching(x, run.bytes_per_patch);
+  model->count_patches_of(x);
   return model->forward_flops_per_byte();
 }
 

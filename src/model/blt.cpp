@@ -2,6 +2,7 @@
 // FLOPs accounting and loading a patcher (see blt.h; patching in blt_patching.cpp, decoding in blt_decode.cpp).
 #include "model/blt.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "blt/hash.h"
@@ -177,6 +178,13 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   return logits.narrow(1, 0, T);
 }
 
+double BltImpl::activation_floats_per_byte() const {
+  // Logits; encoder and decoder over every byte; the global model over patches of the config's size.
+  const double patch = double(std::max<int64_t>(1, cfg_.patching.patch_size));
+  return 3.0 * double(kByteVocab) + stack_activation_floats(cfg_.encoder, 1.0) +
+         stack_activation_floats(cfg_.decoder, 1.0) + stack_activation_floats(cfg_.global, 1.0 / patch);
+}
+
 std::vector<FlopsPart> BltImpl::flops() const {
   const double P = mean_patch_size_, T = double(cfg_.context), k = double(cfg_.cross_attn_k);
   const double De = double(cfg_.encoder.width), Dg = double(cfg_.global.width), Dd = double(cfg_.decoder.width);
@@ -216,7 +224,7 @@ std::vector<FlopsPart> BltImpl::flops() const {
 
 void load_patcher(BltImpl& blt, const LanguageModelImpl& entropy_model) {
   const auto& ec = entropy_model.config();
-  if (ec.model != "entropy")
+  if (!entropy_model.is_entropy_model())
     throw Error("--entropy-model: checkpoint is a " + ec.model +
                 " model (256 byte values), not an entropy model over 260 ids");
   const auto& pc = blt.config().patcher;

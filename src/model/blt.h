@@ -67,6 +67,19 @@ class BltImpl : public LanguageModelImpl {
   void static_compute(int64_t key) override;
   int64_t static_next() override;
 
+  // Hooks (model.h): patches cut from the data; FLOPs at the measured mean patch size.
+  double activation_floats_per_byte() const override;
+  bool dynamic_patches() const override { return true; }
+  double counted_patch_size() const override { return mean_patch_size_; }
+  double count_patches_of(const torch::Tensor& bytes) override;
+  double take_training_patches() override;
+  bool runs_entropy_model() const override { return cfg_.patching.mode == "entropy"; }
+  void attach_entropy_model(const LanguageModelImpl& entropy) override;
+  double calibrate_patching(const torch::Tensor& bytes, double bytes_per_patch) override {
+    return calibrate_threshold(bytes, bytes_per_patch);
+  }
+  std::shared_ptr<LanguageModelImpl> entropy_patcher() override;
+
   // Patch lengths of one sequence of ids (NextByte alignment: they cover the N ids and the next one).
   std::vector<int64_t> patch_lengths(const std::vector<int64_t>& ids, const std::vector<float>& entropies) const;
   // Patch lengths of every sequence of ids (B, N).

@@ -139,4 +139,21 @@ std::shared_ptr<EntropyModelImpl> standalone_patcher(const BltImpl& blt) {
   return entropy;
 }
 
+// ---- Hooks of the model interface (model.h)
+
+double BltImpl::count_patches_of(const torch::Tensor& bytes) {
+  set_mean_patch_size(measure_patch_size(bytes));
+  return mean_patch_size_;
+}
+
+double BltImpl::take_training_patches() {
+  const double bytes_per_patch = take_training_patch_size();
+  if (!std::isnan(bytes_per_patch)) set_mean_patch_size(bytes_per_patch);
+  return bytes_per_patch;
+}
+
+void BltImpl::attach_entropy_model(const LanguageModelImpl& entropy) { load_patcher(*this, entropy); }
+
+std::shared_ptr<LanguageModelImpl> BltImpl::entropy_patcher() { return standalone_patcher(*this); }
+
 }  // namespace bytelm

@@ -3,7 +3,7 @@
 
 namespace bytelm {
 
-double BpeModelImpl::forward_flops_per_token() const {
+double BpeModelImpl::forward_flops_per_position() const {
   return matmul_flops_per_position() + attention_flops_per_position();
 }
 

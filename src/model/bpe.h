@@ -15,13 +15,15 @@ constexpr double kNominalBytesPerToken = 4.0;
 class BpeModelImpl : public TransformerImpl {  // the byte Transformer's code over V pieces
  public:
   explicit BpeModelImpl(const ModelConfig& cfg) : TransformerImpl(cfg, cfg.vocab_size, "tokens") {}
-  // Per byte: the per-token FLOPs over bytes_per_token() (FLOPs per token = with bytes_per_token 1).
+  // Per byte: the per-token FLOPs over bytes_per_position() (bytes per token).
   std::vector<FlopsPart> flops() const override;
-  double forward_flops_per_token() const;
   bool has_static_step(int64_t) const override { return false; }  // token decoding uses the KV caches
 
-  void set_bytes_per_token(double b) { bytes_per_token_ = b; }
-  double bytes_per_token() const { return bytes_per_token_; }
+  // Hooks (model.h): a batch holds token ids; FLOPs per byte at the measured bytes per token.
+  bool reads_tokens() const override { return true; }
+  double bytes_per_position() const override { return bytes_per_token_; }
+  void set_bytes_per_position(double b) override { bytes_per_token_ = b; }
+  double forward_flops_per_position() const override;  // per token
 
   int64_t start_id() const { return vocab_; }
 

@@ -32,6 +32,10 @@ class EntropyModelImpl : public LanguageModelImpl {
   torch::Tensor feed(const torch::Tensor& bytes) override;
   int64_t vocab_offset() const override { return 4; }
   std::vector<FlopsPart> flops() const override;
+  bool is_entropy_model() const override { return true; }
+  std::shared_ptr<LanguageModelImpl> entropy_patcher() override {
+    return std::static_pointer_cast<LanguageModelImpl>(shared_from_this());
+  }
   Patcher patcher{nullptr};
 
  private:

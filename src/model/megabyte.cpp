@@ -89,6 +89,12 @@ torch::Tensor MegabyteImpl::local_forward(const torch::Tensor& x) {
   return local_model(x.view({B * G, n, DL}));
 }
 
+double MegabyteImpl::activation_floats_per_byte() const {
+  // Logits; global: K = T/P positions of width P*D_G; local: every byte, width D_L.
+  return 3.0 * double(kByteVocab) + stack_activation_floats(cfg_.global, 1.0 / double(cfg_.patch_size)) +
+         stack_activation_floats(cfg_.local, 1.0);
+}
+
 std::vector<FlopsPart> MegabyteImpl::flops() const {
   // Per byte, one forward pass: a level over units of S bytes runs once per S bytes (the paper's accounting).
   const double P = double(cfg_.patch_size), K = double(cfg_.context / cfg_.patch_size), DL = double(cfg_.local.width);

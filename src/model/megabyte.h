@@ -31,6 +31,9 @@ class MegabyteImpl : public LanguageModelImpl {
   bool has_static_step(int64_t) const override { return !cfg_.megabyte_variant(); }
   int64_t static_prepare(const torch::Tensor& bytes) override;
   void static_compute(int64_t key) override;
+  int64_t fixed_patch_size() const override { return cfg_.patch_size; }
+  // Global model over T/P patches of width P*D_G, local model over every byte.
+  double activation_floats_per_byte() const override;
 
   torch::nn::Embedding global_embed{nullptr};  // (256, D_G)
   torch::nn::Embedding global_pos{nullptr};    // (T, D_G)

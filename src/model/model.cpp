@@ -36,6 +36,28 @@ double LanguageModelImpl::forward_flops_per_byte() const {
   return total;
 }
 
+// Floats a pre-norm SwiGLU block keeps per position for backward, per unit of width: two norms, q, k, v,
+// attention output, projection, and the MLP's gate, up, activation and product (hidden ~ 8/3 width).
+// Counted low (16, not the ~20 of a full tally) so the memory check never refuses a run that fits.
+constexpr double kFloatsPerWidth = 16;
+
+double stack_activation_floats(const StackConfig& s, double positions_per_byte) {
+  return double(s.layers) * double(s.width) * positions_per_byte * kFloatsPerWidth;
+}
+
+double LanguageModelImpl::activation_floats_per_byte() const {
+  // Logits, their softmax and its gradient per position (token models: over their vocabulary), one stack.
+  return 3.0 * double(reads_tokens() ? cfg_.vocab_size : kByteVocab) + stack_activation_floats(cfg_.global, 1.0);
+}
+
+void LanguageModelImpl::attach_entropy_model(const LanguageModelImpl&) {
+  throw Error("--entropy-model: a " + cfg_.model + " model has no patcher to load it into");
+}
+
+double LanguageModelImpl::calibrate_patching(const torch::Tensor&, double) {
+  throw Error("--bytes-per-patch: a " + cfg_.model + " model has no entropy patching to calibrate");
+}
+
 torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes, int64_t offset) {
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
                                               bytes.reshape({-1}) + offset);

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,43 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual std::vector<FlopsPart> flops() const = 0;
   // Forward FLOPs per byte of the counted parts (training = 3 x this, the papers' accounting).
   double forward_flops_per_byte() const;
+
+  // ---- What the model is. Training, evaluation, generation and the commands ask these hooks; none of them
+  // tests the model's name.
+  // What a batch holds: bytes (false), or token ids of the checkpoint's tokenizer (true: the BPE baseline).
+  virtual bool reads_tokens() const { return false; }
+  // Bytes one input position covers as FLOPs are counted: 1 for byte models, bytes per token for token models.
+  virtual double bytes_per_position() const { return 1.0; }
+  // Token models: count FLOPs per byte at this measured bytes per token. Byte models ignore it.
+  virtual void set_bytes_per_position(double /*bytes*/) {}
+  // Forward FLOPs per input position (per token for token models, per byte for the others).
+  virtual double forward_flops_per_position() const { return forward_flops_per_byte(); }
+  // Activations a training step keeps per byte of a window, in floats (logits and what each block keeps for
+  // backward); the memory check multiplies it by batch x context.
+  virtual double activation_floats_per_byte() const;
+
+  // Patches. fixed_patch_size(): P for models cutting every P bytes (MEGABYTE), else 0.
+  virtual int64_t fixed_patch_size() const { return 0; }
+  // Models that cut patches from the data (BLT): their FLOPs per byte follow the mean patch size.
+  virtual bool dynamic_patches() const { return false; }
+  // The mean patch size FLOPs are counted at (dynamic patches; NaN for the others).
+  virtual double counted_patch_size() const { return NAN; }
+  // Dynamic patches: measures the mean patch size over bytes (B, T), counts FLOPs at it and returns it.
+  virtual double count_patches_of(const torch::Tensor& /*bytes*/) { return NAN; }
+  // Dynamic patches: the mean patch size of the training forwards since the last call, FLOPs now counted at it
+  // (NaN when there were none, and for the others).
+  virtual double take_training_patches() { return NAN; }
+  // The model runs an entropy model to cut its patches (BLT with entropy patching): training needs one.
+  virtual bool runs_entropy_model() const { return false; }
+  // Copies a trained entropy model's weights into this model's patcher (throws for models without one).
+  virtual void attach_entropy_model(const LanguageModelImpl& entropy);
+  // Sets the entropy threshold so that bytes (B, T) cut into patches of bytes_per_patch on average; returns it.
+  virtual double calibrate_patching(const torch::Tensor& bytes, double bytes_per_patch);
+  // This is an entropy model (next-byte entropies for another model's patcher, BLT's vocabulary of 260 ids).
+  virtual bool is_entropy_model() const { return false; }
+  // A stand-alone entropy model whose next-byte entropies cut this model's patches: BLT's own patcher, an
+  // entropy model itself; nullptr for the others.
+  virtual std::shared_ptr<LanguageModelImpl> entropy_patcher() { return nullptr; }
   int64_t num_params() const;  // every parameter, BLT's entropy model included (what a checkpoint holds)
   // Parameters of the counted parts: the model's size as the papers report it (BLT without its entropy model).
   int64_t counted_params() const;
@@ -79,6 +117,10 @@ using LanguageModel = std::shared_ptr<LanguageModelImpl>;
 // Attention span of a static decoding step that needs `needed` cache positions: the next power of two
 // (at least 64), at most `capacity`. One CUDA graph per span; each attends over at most twice what it needs.
 int64_t static_span(int64_t needed, int64_t capacity);
+
+// Activations a pre-norm block stack keeps for backward per byte, in floats, with positions_per_byte of its
+// positions per byte (1 for byte-level stacks, 1/P for a global model over patches of P bytes).
+double stack_activation_floats(const StackConfig& s, double positions_per_byte);
 
 // Mean cross-entropy in nats over all positions. logits (B, T, V), bytes (B, T); the target of byte b is
 // id b + offset (the model's vocab_offset()).

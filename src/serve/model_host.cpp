@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "blt/entropy_threshold.h"
-#include "model/blt.h"
 #include "model/checkpoint.h"
 #include "model/entropy_model.h"
 #include "serve/api.h"
@@ -22,7 +21,8 @@ ServedModel open_model(const std::string& ckpt, const std::string& device, int t
   m.kind = cfg.model;
   m.context = cfg.context;
   m.params = m.model->num_params();
-  if (cfg.model == "bpe") m.tokenizer = std::make_shared<Tokenizer>(load_checkpoint_tokenizer(ckpt, cfg.vocab_size));
+  if (m.model->reads_tokens())
+    m.tokenizer = std::make_shared<Tokenizer>(load_checkpoint_tokenizer(ckpt, cfg.vocab_size));
   return m;
 }
 
@@ -52,12 +52,11 @@ nlohmann::json score(const ServedModel& m, const std::string& bytes, const std::
   for (auto& v : values) v &= 0xff;
   nlohmann::json j{{"object", "score"}, {"model", m.kind},     {"bytes", values},
                    {"bits", bits},      {"total_bits", total}, {"bits_per_byte", total / double(N)}};
-  if (m.kind == "blt") {
-    const auto& blt = static_cast<const BltImpl&>(*m.model);
-    const PatchingConfig& p = blt.config().patching;
+  if (m.model->dynamic_patches()) {  // BLT: the entropies and patches the page draws
+    const PatchingConfig& p = m.model->config().patching;
     j["patching"] = p.mode;
     try {
-      auto patcher = standalone_patcher(blt);
+      auto patcher = m.model->entropy_patcher();
       auto ent = byte_entropies(*patcher, bytes, device);
       j["entropies"] = ent;
       if (p.mode == "entropy") {

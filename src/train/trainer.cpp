@@ -23,8 +23,6 @@
 #include "eval/evaluate.h"
 #include "eval/token_evaluate.h"
 #include "io/atomic_file.h"
-#include "model/blt.h"
-#include "model/bpe.h"
 #include "model/checkpoint.h"
 #include "model/factory.h"
 #include "optim/adamw.h"
@@ -165,7 +163,7 @@ void open_corpus(Run& run) {
                 run.record["corpus"].dump() + "); resuming would not continue the same run");
 }
 
-// bpe: the tokenizer (given, resumed or trained now) and both splits in tokens; FLOPs per byte at the
+// Token models (bpe): the tokenizer (given, resumed or trained now) and both splits in tokens; FLOPs per byte at the
 // training split's bytes per token.
 void tokenize_corpus(Run& run) {
   const auto t0 = Clock::now();
@@ -175,7 +173,7 @@ void tokenize_corpus(Run& run) {
   if (t.tokens(Split::Train) < run.cfg.context)
     throw Error("training split has " + std::to_string(t.tokens(Split::Train)) +
                 " tokens, shorter than one window of " + std::to_string(run.cfg.context) + " tokens (context)");
-  static_cast<BpeModelImpl&>(*run.model).set_bytes_per_token(t.bytes_per_token(Split::Train));
+  run.model->set_bytes_per_position(t.bytes_per_token(Split::Train));
   std::fprintf(stderr, "bytelm: %lld train / %lld val tokens, %.3f bytes per token on the training split (%.1fs)\n",
                (long long)t.tokens(Split::Train), (long long)t.tokens(Split::Val), t.bytes_per_token(Split::Train),
                std::chrono::duration<double>(Clock::now() - t0).count());
@@ -186,25 +184,25 @@ void calibrate_patching(Run& run) {
   const int64_t rows = 8, T = run.cfg.context;
   std::vector<uint8_t> buf(size_t(rows * T));
   run.corpus->sample(Split::Train, uint64_t(run.opt.seed) ^ 0xca1b, 0, rows, T, buf.data());
-  auto& blt = static_cast<BltImpl&>(*run.model);
-  const double th = blt.calibrate_threshold(to_tensor(buf, rows, T, run.device), run.opt.bytes_per_patch);
-  run.cfg = blt.config();
+  const double th = run.model->calibrate_patching(to_tensor(buf, rows, T, run.device), run.opt.bytes_per_patch);
+  run.cfg = run.model->config();
   std::fprintf(stderr, "bytelm: entropy threshold %.4f nats gives %.2f bytes per patch on the training data\n", th,
                run.opt.bytes_per_patch);
 }
 
 void build_model(Run& run) {
   const TrainOptions& opt = run.opt;
-  const bool blt = run.cfg.model == "blt";
-  if (blt && !opt.resume && run.cfg.patching.mode == "entropy" && opt.entropy_model.empty())
-    throw Error("BLT with entropy patching needs --entropy-model DIR (train one with --model entropy)");
   torch::manual_seed(uint64_t(opt.seed));
   run.model = make_model(run.cfg);
-  if (!run.device.is_cuda()) check_training_memory(run.cfg, run.model->num_params(), opt.batch);
-  if (blt && !opt.resume && !opt.entropy_model.empty())
-    load_patcher(static_cast<BltImpl&>(*run.model), *load_model(opt.entropy_model));
-  run.model->to(run.device);
-  if (blt && !opt.resume && opt.bytes_per_patch > 0) calibrate_patching(run);
+  LanguageModelImpl& model = *run.model;
+  if (!opt.resume && model.runs_entropy_model() && opt.entropy_model.empty())
+    throw Error("BLT with entropy patching needs --entropy-model DIR (train one with --model entropy)");
+  if (!run.device.is_cuda())
+    check_training_memory({model.activation_floats_per_byte(), run.cfg.context, model.num_params()}, opt.batch);
+  // --entropy-model and --bytes-per-patch are refused for models without a patcher (check_options).
+  if (!opt.resume && !opt.entropy_model.empty()) model.attach_entropy_model(*load_model(opt.entropy_model));
+  model.to(run.device);
+  if (!opt.resume && opt.bytes_per_patch > 0) calibrate_patching(run);
   const AdamWOptions adam_options{opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay};
   if (opt.shard_optimizer && run.dist->active())
     run.zero = std::make_unique<ZeroAdamW>(trainable_parameters_of(*run.model), adam_options, *run.dist->group());
@@ -285,13 +283,12 @@ torch::Tensor train_step(Run& run, const std::function<torch::Tensor()>& next_ba
   torch::Tensor loss_sum;
   for (int64_t micro = 0; micro < accum; ++micro) {
     auto x = next_batch();  // (B, T) bytes, or token ids for bpe
-    if (first && micro == 0 && run.cfg.model == "blt") {
+    if (first && micro == 0 && run.model->dynamic_patches()) {
       // FLOPs per byte depend on the mean patch size: measure it on the first batch.
-      auto& blt = static_cast<BltImpl&>(*run.model);
-      blt.set_mean_patch_size(blt.measure_patch_size(x));
+      const double patch = run.model->count_patches_of(x);
       run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
-      std::fprintf(stderr, "bytelm: mean patch size %.2f bytes on the first batch\n", blt.mean_patch_size());
-      warn_if_useless_patches(blt.mean_patch_size(), run.cfg.patching.mode);
+      std::fprintf(stderr, "bytelm: mean patch size %.2f bytes on the first batch\n", patch);
+      warn_if_useless_patches(patch, run.cfg.patching.mode);
     }
     torch::Tensor loss;
     {
@@ -366,16 +363,9 @@ int train_loop(Run& run) {
       run.model->train();
     }
     const bool log = step % opt.log_every == 0 || last || stop_now;
-    // BLT: FLOPs per byte follow the patches the logged interval really made (entropy patches vary by batch).
-    double bytes_per_patch = NAN;
-    if (log && run.cfg.model == "blt") {
-      auto& blt = static_cast<BltImpl&>(*run.model);
-      bytes_per_patch = blt.take_training_patch_size();
-      if (!std::isnan(bytes_per_patch)) {
-        blt.set_mean_patch_size(bytes_per_patch);
-        run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
-      }
-    }
+    // Dynamic patches: FLOPs per byte follow the patches the logged interval really made (they vary by batch).
+    const double bytes_per_patch = log ? run.model->take_training_patches() : NAN;
+    if (!std::isnan(bytes_per_patch)) run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
     // Loss and gradient norm stay on the device; reading them (a synchronisation) happens on logged steps only.
     progress.stepped(step, log, last || stop_now, log ? loss.item<double>() * loss_per_byte : NAN,
                      log ? grad_norm.item<double>() : NAN, lr, bytes_per_patch);
@@ -444,7 +434,7 @@ void set_up(Run& run, const TrainOptions& cli, const DistEnv& env) {
   if (!opt.resume && env.rank == 0) run.fresh_dir = std::make_unique<FreshOutDir>(opt.out);
   open_corpus(run);
   build_model(run);
-  if (run.cfg.model == "bpe") tokenize_corpus(run);
+  if (run.model->reads_tokens()) tokenize_corpus(run);
   if (opt.resume) restore_checkpoint(run);
 }
 

@@ -94,10 +94,10 @@ TEST(Bpe, CachedDecodingEqualsForward) {
 TEST(Bpe, FlopsPerByteArePerTokenOverBytesPerToken) {
   auto model = make_model(tiny_config(400));
   auto& bpe = static_cast<BpeModelImpl&>(*model);
-  bpe.set_bytes_per_token(1.0);
+  bpe.set_bytes_per_position(1.0);
   const double per_token = model->forward_flops_per_byte();
-  EXPECT_DOUBLE_EQ(per_token, bpe.forward_flops_per_token());
-  bpe.set_bytes_per_token(4.0);
+  EXPECT_DOUBLE_EQ(per_token, bpe.forward_flops_per_position());
+  bpe.set_bytes_per_position(4.0);
   EXPECT_NEAR(model->forward_flops_per_byte(), per_token / 4.0, 1e-6 * per_token);
 }
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -115,6 +116,50 @@ TEST(Megabyte, GlobalModelRunsOncePerPatch) {
   auto parts = model->flops();
   ASSERT_EQ(parts.size(), 2u);
   EXPECT_NEAR(parts[0].matmul_flops, stack_matmul_flops(cfg.global) / cfg.patch_size, 1e-6);
+}
+
+TEST(Hooks, EachModelSaysWhatItIs) {
+  // The interface's answers that replaced tests of the model's name in the commands.
+  for (const std::string name : {"transformer", "megabyte", "entropy", "blt", "bpe"}) {
+    SCOPED_TRACE(name);
+    auto cfg = tiny(name);
+    auto model = make_model(cfg);
+    EXPECT_EQ(model->reads_tokens(), name == "bpe");
+    EXPECT_EQ(model->fixed_patch_size(), name == "megabyte" ? cfg.patch_size : 0);
+    EXPECT_EQ(model->dynamic_patches(), name == "blt");
+    EXPECT_EQ(std::isnan(model->counted_patch_size()), name != "blt");
+    EXPECT_EQ(model->is_entropy_model(), name == "entropy");
+    EXPECT_EQ(model->runs_entropy_model(), name == "blt" && cfg.patching.mode == "entropy");
+    auto patcher = model->entropy_patcher();
+    if (name == "entropy") {
+      EXPECT_EQ(patcher.get(), model.get());
+    } else if (name == "blt") {
+      ASSERT_TRUE(patcher);
+      EXPECT_TRUE(patcher->is_entropy_model());
+    } else {
+      EXPECT_FALSE(patcher);
+    }
+  }
+}
+
+TEST(Hooks, FootprintAndFlopsFollowTheModel) {
+  auto mb = make_model(load_config("mb_demo", ""));
+  const auto& c = mb->config();
+  EXPECT_DOUBLE_EQ(mb->activation_floats_per_byte(),
+                   3.0 * 256 + c.global.layers * c.global.width * 16.0 / double(c.patch_size) +
+                       c.local.layers * c.local.width * 16.0);
+  auto tf = make_model(tiny("transformer"));
+  EXPECT_THROW(tf->attach_entropy_model(*make_model(tiny("entropy"))), Error);
+  EXPECT_THROW(tf->calibrate_patching(torch::zeros({1, 8}, torch::kLong), 4.0), Error);
+  tf->set_bytes_per_position(3.0);  // byte models ignore it
+  EXPECT_EQ(tf->bytes_per_position(), 1.0);
+  EXPECT_DOUBLE_EQ(tf->forward_flops_per_position(), tf->forward_flops_per_byte());
+  auto bpe = make_model(tiny("bpe"));
+  bpe->set_bytes_per_position(2.0);
+  const double per_token = bpe->forward_flops_per_position(), at_two = bpe->forward_flops_per_byte();
+  bpe->set_bytes_per_position(4.0);
+  EXPECT_DOUBLE_EQ(bpe->forward_flops_per_position(), per_token);  // per token: independent of the rate
+  EXPECT_NEAR(bpe->forward_flops_per_byte(), at_two / 2, 1e-9 * at_two);
 }
 
 TEST(Config, RejectsInconsistentConfigs) {

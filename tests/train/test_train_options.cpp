@@ -89,12 +89,11 @@ TEST(TrainOptions, RangeChecksNameTheFlag) {
 }
 
 TEST(MemoryCheck, EstimateGrowsWithTheBatchAndRefusesTheImpossible) {
-  const auto cfg = bytelm::load_config("mb_demo", "");
-  const int64_t one = bytelm::estimate_training_bytes(cfg, 7617024, 1),
-                many = bytelm::estimate_training_bytes(cfg, 7617024, 64);
+  // mb_demo's footprint (its activation_floats_per_byte() is checked in test_models).
+  const bytelm::TrainingFootprint f{3.0 * 256 + 4.0 * 384 * 16 / 8 + 2.0 * 128 * 16, 512, 7617024};
+  const int64_t one = bytelm::estimate_training_bytes(f, 1), many = bytelm::estimate_training_bytes(f, 64);
   EXPECT_GT(one, 16 * 7617024);
   EXPECT_GT(many, one);
-  bytelm::check_training_memory(cfg, 7617024, 16);  // the demo's batch fits anywhere
-  EXPECT_NE(error_of([&] { bytelm::check_training_memory(cfg, 7617024, 10000000); }).find("--batch 10000000"),
-            std::string::npos);
+  bytelm::check_training_memory(f, 16);  // the demo's batch fits anywhere
+  EXPECT_NE(error_of([&] { bytelm::check_training_memory(f, 10000000); }).find("--batch 10000000"), std::string::npos);
 }
