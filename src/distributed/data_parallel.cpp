@@ -14,6 +14,14 @@ namespace {
 constexpr int64_t kFirstBucketBytes = 1 << 20;  // as DDP's kDefaultFirstBucketBytes
 constexpr int64_t kBucketBytes = 25 << 20;      // as DDP's kDefaultBucketBytesCap (bucket_cap_mb=25)
 
+// A small host tensor reduced over the group: moved to the group's device, reduced in place by `op`, brought back.
+torch::Tensor reduced_on_host(ProcessGroup& group, const torch::Tensor& host,
+                              void (ProcessGroup::*op)(torch::Tensor&)) {
+  auto t = host.to(group.device());
+  (group.*op)(t);
+  return t.cpu();
+}
+
 }  // namespace
 
 DataParallel::DataParallel(const DistEnv& env, double timeout_s, const torch::Device& device) : env_(env) {
@@ -36,12 +44,8 @@ void DataParallel::agree_on_start(bool failed, std::vector<std::pair<std::string
     hi[i + 1] = int64_t(settings[size_t(i)].second);
     lo[i] = int64_t(settings[size_t(i)].second);
   }
-  hi = hi.to(group_->device());
-  lo = lo.to(group_->device());
-  group_->allreduce_max(hi);
-  group_->allreduce_min(lo);
-  hi = hi.cpu();
-  lo = lo.cpu();
+  hi = reduced_on_host(*group_, hi, &ProcessGroup::allreduce_max);
+  lo = reduced_on_host(*group_, lo, &ProcessGroup::allreduce_min);
   if (failed) return;  // the caller rethrows its own error
   if (const int64_t bad = hi[0].item<int64_t>())
     throw Error("rank " + std::to_string(bad - 1) + " failed to start (see its error); stopping every rank");
@@ -120,17 +124,14 @@ void DataParallel::reduce_gradients() {
 
 std::pair<double, bool> DataParallel::step_summary(double loss, bool interrupted) {
   if (!active()) return {loss, interrupted};
-  auto t = torch::tensor({loss, interrupted ? 1.0 : 0.0}, torch::kFloat64).to(group_->device());
-  group_->allreduce_sum(t);
-  t = t.cpu();
+  const auto t = reduced_on_host(*group_, torch::tensor({loss, interrupted ? 1.0 : 0.0}, torch::kFloat64),
+                                 &ProcessGroup::allreduce_sum);
   return {t[0].item<double>() / double(world()), t[1].item<double>() > 0};
 }
 
 double DataParallel::mean(double value) {
   if (!active()) return value;
-  auto t = torch::tensor({value}, torch::kFloat64).to(group_->device());
-  group_->allreduce_sum(t);
-  t = t.cpu();
+  const auto t = reduced_on_host(*group_, torch::tensor({value}, torch::kFloat64), &ProcessGroup::allreduce_sum);
   return t[0].item<double>() / double(world());
 }
 

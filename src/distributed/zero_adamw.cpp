@@ -6,7 +6,7 @@
 namespace bytelm {
 
 ZeroAdamW::ZeroAdamW(const NamedTensors& params, const AdamWOptions& o, ProcessGroup& group)
-    : params_(params), o_(o), group_(group) {
+    : params_(params), o_(o), group_(group), opts_(torch::TensorOptions(torch::kFloat32).device(group.device())) {
   for (const auto& [name, p] : params_) {
     offsets_.push_back(n_);
     decays_.push_back(adamw_decay_of(name, p, o));
@@ -16,16 +16,15 @@ ZeroAdamW::ZeroAdamW(const NamedTensors& params, const AdamWOptions& o, ProcessG
   shard_ = (n_ + w - 1) / w;
   lo_ = std::min(n_, group.rank() * shard_);
   hi_ = std::min(n_, lo_ + shard_);
-  const auto p_opts = torch::TensorOptions(torch::kFloat32).device(group.device());  // moments on the group's device
   for (size_t i = 0; i < params_.size(); ++i) {
     const int64_t a = std::max(lo_, offsets_[i]), b = std::min(hi_, offsets_[i] + params_[i].second.numel());
     if (a < b)
-      chunks_.push_back({i, a - offsets_[i], b - a, torch::zeros({b - a}, p_opts), torch::zeros({b - a}, p_opts)});
+      chunks_.push_back({i, a - offsets_[i], b - a, torch::zeros({b - a}, opts_), torch::zeros({b - a}, opts_)});
   }
 }
 
 torch::Tensor ZeroAdamW::pack(const std::function<torch::Tensor(const Chunk&)>& part) const {
-  auto flat = torch::zeros({shard_}, torch::TensorOptions(torch::kFloat32).device(group_.device()));
+  auto flat = torch::zeros({shard_}, opts_);
   int64_t off = 0;
   for (const auto& c : chunks_) {
     flat.narrow(0, off, c.len).copy_(part(c));
@@ -35,7 +34,7 @@ torch::Tensor ZeroAdamW::pack(const std::function<torch::Tensor(const Chunk&)>& 
 }
 
 torch::Tensor ZeroAdamW::gather(torch::Tensor mine) {
-  auto all = torch::empty({group_.size() * shard_}, torch::TensorOptions(torch::kFloat32).device(group_.device()));
+  auto all = torch::empty({group_.size() * shard_}, opts_);
   std::vector<torch::Tensor> out;
   for (int r = 0; r < group_.size(); ++r) out.push_back(all.narrow(0, r * shard_, shard_));
   group_.allgather(out, mine);

@@ -63,6 +63,7 @@ class ZeroAdamW {
   std::vector<Chunk> chunks_;
   AdamWOptions o_;
   ProcessGroup& group_;
+  torch::TensorOptions opts_;  // fp32 on the group's device: the moments, the shard, the gathered parameters
   int64_t n_ = 0, shard_ = 0, lo_ = 0, hi_ = 0, t_ = 0;
 };
 
