@@ -19,6 +19,7 @@
 #include "util/error.h"
 #include "util/memory.h"
 #include "util/platform.h"
+#include "util/text.h"
 
 namespace {
 
@@ -35,9 +36,10 @@ void write_elastic_error_file(const std::string& line) {
   std::ofstream(path) << data.dump() << "\n";
 }
 
-int fail(const std::string& msg, int code) {
-  // One line only: drop anything after the first newline (e.g. a LibTorch backtrace).
-  std::string line = msg.substr(0, msg.find('\n'));
+// One line, printable: bytelm's own errors may quote bytes of hostile files (escaped by printable_line); other
+// exceptions lose anything after their first newline (e.g. a LibTorch backtrace).
+int fail(const std::string& msg, int code, bool first_line_only = false) {
+  const std::string line = bytelm::printable_line(first_line_only ? msg.substr(0, msg.find('\n')) : msg);
   std::fprintf(stderr, "bytelm: error: %s\n", line.c_str());
   write_elastic_error_file(line);
   return code;
@@ -82,7 +84,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
     if (err.get_exit_code() == 0) return app.exit(err);  // --help, --version
-    return fail(std::string(err.what()) + " (see --help)", 2);
+    return fail(std::string(err.what()) + " (see --help)", 2, true);
   }
   try {
     for (const auto& c : commands)
@@ -90,7 +92,7 @@ int main(int argc, char** argv) {
   } catch (const bytelm::Error& err) {
     return fail(err.what(), err.code);
   } catch (const std::exception& err) {
-    return fail(std::string("internal error: ") + err.what(), 1);
+    return fail(std::string("internal error: ") + err.what(), 1, true);
   }
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "io/atomic_file.h"
+#include "io/strict_json.h"
 #include "util/error.h"
 
 namespace bytelm::experiment {
@@ -212,13 +213,7 @@ Plan parse_plan(const json& j, const std::string& where) {
 }
 
 Plan load_plan(const std::string& path) {
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-  return parse_plan(j, path);
+  return parse_plan(read_strict_json(path), path);
 }
 
 void make_quick(Plan& plan) {

@@ -3,6 +3,8 @@
 // accepts: tensors must tile the data region exactly, in any order, with no gaps and no overlaps.
 #include "io/safetensors.h"
 
+#include "io/strict_json.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/strict_json.h"
 #include "util/error.h"
 
 namespace bytelm {
@@ -72,33 +75,6 @@ bool nonnegative_integer(const nlohmann::json& value, uint64_t* out) {
     return true;
   }
   return false;
-}
-
-// Parses the header, refusing duplicate keys at any depth: plain nlohmann parsing silently keeps the last
-// duplicate, which would let two readers of the same file disagree on what it contains.
-nlohmann::json parse_header(const std::string& path, const char* begin, const char* end) {
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  nlohmann::json::parser_callback_t callback = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    using Event = nlohmann::json::parse_event_t;
-    if (event == Event::object_start) {
-      open_objects.emplace_back();
-    } else if (event == Event::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (event == Event::key && !open_objects.empty()) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(key).second && duplicate.empty()) duplicate = key;
-    }
-    return true;
-  };
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(begin, end, callback);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": invalid header JSON: " + one_line(e.what()));
-  }
-  if (!duplicate.empty()) throw Error(path + ": duplicate key " + quote_name(duplicate) + " in header");
-  return header;
 }
 
 TensorInfo parse_entry(const std::string& path, const std::string& name, const nlohmann::json& entry) {
@@ -177,7 +153,9 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path), map
   if (header_size > kMaxHeaderBytes)
     throw Error(path + ": header length " + std::to_string(header_size) + " is too large");
   const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
-  nlohmann::json header = parse_header(path, header_begin, header_begin + header_size);
+  // Duplicate keys (two readers could disagree on the file's contents), deep nesting and NUL bytes are
+  // refused; padding after the JSON may only be whitespace (the format pads with spaces).
+  nlohmann::json header = parse_strict_json(header_begin, header_begin + header_size, path + ": header");
   if (!header.is_object()) throw Error(path + ": header JSON is not an object");
 
   data_region_ = bytes + 8 + header_size;

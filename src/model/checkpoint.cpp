@@ -2,14 +2,17 @@
 #include "model/checkpoint.h"
 #include "model/factory.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "io/strict_json.h"
 #include "util/error.h"
 #include "util/platform.h"
+#include "util/text.h"
 
 namespace bytelm {
 
@@ -52,7 +55,11 @@ void save_tensors(const std::string& path, const NamedTensors& tensors,
 }
 
 std::map<std::string, std::string> load_tensors_into(const std::string& path, const NamedTensors& targets) {
-  SafetensorsReader reader(path);
+  return load_tensors_from(SafetensorsReader(path), targets);
+}
+
+std::map<std::string, std::string> load_tensors_from(const SafetensorsReader& reader, const NamedTensors& targets) {
+  const std::string& path = reader.path();
   std::map<std::string, bool> wanted;
   for (const auto& [name, t] : targets) wanted[name] = true;
   for (const auto& [name, info] : reader.tensors())
@@ -85,6 +92,12 @@ std::map<std::string, std::string> load_tensors_into(const std::string& path, co
       throw Error(path + ": tensor '" + name + "' has dtype " + dtype_name(info.dtype) + ", expected " +
                   c10::toString(target.scalar_type()));
     auto src = torch::from_blob(const_cast<uint8_t*>(reader.data(name)), info.shape, torch::TensorOptions().dtype(st));
+    if (at::isFloatingType(st)) {
+      const int64_t bad = src.numel() - torch::isfinite(src).sum().item<int64_t>();
+      if (bad > 0)
+        throw Error(path + ": tensor '" + name + "' holds " + std::to_string(bad) + " NaN or infinite values (of " +
+                    std::to_string(src.numel()) + ")");
+    }
     target.copy_(src);  // converts dtype and device
   }
   return reader.metadata();
@@ -120,16 +133,31 @@ ModelConfig load_checkpoint_config(const std::string& dir) {
   if (!std::filesystem::is_directory(dir, ec)) throw Error(dir + ": not a checkpoint directory");
   const std::string path = dir + "/config.json";
   if (!std::filesystem::exists(path, ec)) throw Error(dir + ": checkpoint has no config.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": invalid JSON (" + std::string(e.what()) + ")");
-  }
+  const nlohmann::json j = read_strict_json(path);
   try {
     return ModelConfig::from_json(j);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
+  }
+}
+
+void check_weights_fit(const ModelConfig& cfg, const SafetensorsReader& weights, const std::string& config_path) {
+  const auto& meta = weights.metadata();
+  const auto format = meta.find("format"), model = meta.find("model");
+  if (format != meta.end() && format->second == "bytelm" && model != meta.end() && model->second != cfg.model)
+    throw Error(config_path + ": 'model' is " + cfg.model + " but " + weights.path() + " holds a " +
+                printable_line(model->second) + " model's weights");
+  double held = 0;
+  for (const auto& [name, info] : weights.tensors()) {
+    double n = 1;
+    for (int64_t d : info.shape) n *= double(d);
+    held += n;
+  }
+  if (cfg.min_params() > held) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " describes at least %.4g parameters (%s) but %s holds %.4g", cfg.min_params(),
+                  describe_shape(cfg).c_str(), "the weights file", held);
+    throw Error(config_path + buf + ": the config does not belong to these weights");
   }
 }
 
@@ -138,8 +166,11 @@ LanguageModel load_model(const std::string& dir) {
   const std::string path = dir + "/model.safetensors";
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(dir + ": checkpoint has no model.safetensors");
+  // Everything that can be checked without the model is checked before it is built (allocated).
+  SafetensorsReader weights(path);
+  check_weights_fit(cfg, weights, dir + "/config.json");
   auto model = make_model(cfg);
-  load_tensors_into(path, named_parameters_of(*model));
+  load_tensors_from(weights, named_parameters_of(*model));
   return model;
 }
 

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "model/model.h"
 
 namespace bytelm {
@@ -26,7 +27,13 @@ void save_tensors(const std::string& path, const NamedTensors& tensors,
 // Reads `path` and copies into each target tensor in place, strictly: every name must be present with
 // the target's shape (F32/F16/BF16 are converted to the target dtype), and the file may hold no other
 // tensors. Returns the file's metadata. Throws Error naming the file and the problem.
+// Tensors holding NaN or infinite values are refused (naming the tensor and the count).
 std::map<std::string, std::string> load_tensors_into(const std::string& path, const NamedTensors& targets);
+std::map<std::string, std::string> load_tensors_from(const SafetensorsReader& reader, const NamedTensors& targets);
+
+// Before a model is built from cfg: refuses (naming config_path) a config whose model differs from the one the
+// weights' metadata names, or that implies more parameters (ModelConfig::min_params) than the file holds.
+void check_weights_fit(const ModelConfig& cfg, const SafetensorsReader& weights, const std::string& config_path);
 
 NamedTensors named_parameters_of(const torch::nn::Module& module);
 // The parameters that require gradients: frozen ones (BLT's entropy model) are saved but not optimised.

@@ -109,7 +109,8 @@ void validate_stack(const StackConfig& s, const std::string& name) {
   if (s.rope_theta != 0 && (s.width / s.heads) % 2 != 0)
     throw Error("config: " + name + " head dim must be even for rotary positions");
   if (s.rope_theta < 0) throw Error("config: " + name + ".rope_theta must be >= 0");
-  if (s.mlp_hidden < 0) throw Error("config: " + name + ".mlp_hidden must be >= 0");
+  if (s.mlp_hidden < 0 || s.mlp_hidden > 64 * s.width)
+    throw Error("config: " + name + ".mlp_hidden must be in [0, 64 x width] (0: 8/3 x width)");
 }
 
 namespace {
@@ -140,6 +141,31 @@ void validate_megabyte_variants(const ModelConfig& c) {
                 "] (keys/values of the previous patch)");
 }
 }  // namespace
+
+namespace {
+// Attention (q, k, v, o) and SwiGLU (gate, up, down) matrices of a stack: every block of every model has them.
+double stack_matrix_params(const StackConfig& s) {
+  const double w = double(s.width);
+  return double(s.layers) * (4 * w * w + 3 * w * double(s.hidden()));
+}
+}  // namespace
+
+double ModelConfig::min_params() const {
+  if (model == "blt") {
+    const double tables = double(hash_functions) * double(hash_sizes.size());
+    return stack_matrix_params(encoder) + stack_matrix_params(decoder) + stack_matrix_params(global) +
+           (has_patcher ? stack_matrix_params(patcher) : 0) + tables * double(hash_vocab) * double(encoder.width);
+  }
+  if (model == "megabyte") {
+    double n = stack_matrix_params(global) + stack_matrix_params(local) +
+               double(context) * double(global_byte_width());  // global position embeddings (T, D_G)
+    for (const auto& l : levels) n += stack_matrix_params(l.stack);
+    return n;
+  }
+  // transformer, entropy, bpe: one stack and its input embeddings.
+  const double vocab = model == "bpe" ? double(vocab_size) : 256.0;
+  return stack_matrix_params(global) + vocab * double(global.width);
+}
 
 void ModelConfig::validate() const {
   if (model != "transformer" && model != "megabyte" && model != "entropy" && model != "blt" && model != "bpe")

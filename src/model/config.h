@@ -67,6 +67,10 @@ struct ModelConfig {
   double init_std = 0.02;  // normal init of linear and embedding weights
   double norm_eps = 1e-5;
 
+  // A lower bound on the parameters of the model built from this config (its stacks' attention and MLP
+  // matrices, its embedding tables), computed without building it: a checkpoint's loader compares it with the
+  // weights file before allocating anything.
+  double min_params() const;
   int64_t global_byte_width() const { return global.width / patch_size; }  // D_G
   // MEGABYTE: bytes per unit of the local model's group (the patch size it runs over): P, or the last level's.
   int64_t local_patch_size() const { return levels.empty() ? patch_size : levels.back().patch_size; }

@@ -159,7 +159,10 @@ void validate_blt(const ModelConfig& c) {
   if (c.hash_functions < 1 || c.hash_functions > 64)
     throw Error("config: encoder_hash_byte_group_nb_functions must be in [1, 64]");
   if (c.hash_sizes.empty()) throw Error("config: encoder_hash_byte_group_size must not be empty");
-  if (c.hash_vocab < 1) throw Error("config: encoder_hash_byte_group_vocab must be >= 1");
+  if (c.hash_vocab < 1 || c.hash_vocab > (int64_t(1) << 24))
+    throw Error("config: encoder_hash_byte_group_vocab must be in [1, 2^24]");
+  if (c.hash_sizes.size() > 16) throw Error("config: encoder_hash_byte_group_size holds at most 16 n-gram sizes");
+  if (c.context > (int64_t(1) << 26)) throw Error("config: bytelm_context must be in [1, 2^26]");
   for (int64_t n : c.hash_sizes)
     if (n < 1 || n > 64) throw Error("config: hash n-gram sizes must be in [1, 64]");
   const auto& p = c.patching;

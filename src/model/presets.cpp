@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/strict_json.h"
 #include "model/config.h"
 #include "util/error.h"
 #include "util/paths.h"
@@ -120,12 +121,7 @@ ModelConfig load_config(const std::string& path_or_preset, const std::string& mo
     else
       throw Error(unknown_preset(path_or_preset, model));
   }
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": invalid JSON (" + std::string(e.what()) + ")");
-  }
+  const json j = read_strict_json(path);
   ModelConfig c;
   try {
     c = ModelConfig::from_json(j);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/strict_json.h"
 #include "util/error.h"
 
 namespace bytelm {
@@ -16,7 +17,7 @@ nlohmann::json read_run_record(const std::string& out, int64_t* step) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(out + ": nothing to resume (no trainer.json); run without --resume first");
   try {
-    nlohmann::json j = nlohmann::json::parse(read_file(path));
+    nlohmann::json j = read_strict_json(path);
     *step = j.at("step").get<int64_t>();
     return j;
   } catch (const nlohmann::json::exception& e) {

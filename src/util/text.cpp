@@ -88,25 +88,53 @@ std::string base64_encode(const std::string& bytes) {
   return out;
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if the bytes there are not one.
+size_t utf8_length_at(const std::string& s, size_t i) {
+  const uint8_t c = uint8_t(s[i]);
+  const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+  for (size_t k = 1; k < len; ++k) {
+    const uint8_t d = uint8_t(s[i + k]);
+    if ((d >> 6) != 0x2) return 0;
+    cp = cp << 6 | (d & 0x3f);
+  }
+  // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+      (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+    return 0;
+  return len;
+}
+
+}  // namespace
+
 bool is_utf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const uint8_t c = uint8_t(s[i]);
-    int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    uint32_t cp = len == 1 ? c : c & (0x7f >> len);
-    for (int k = 1; k < len; ++k) {
-      const uint8_t d = uint8_t(s[i + k]);
-      if ((d >> 6) != 0x2) return false;
-      cp = cp << 6 | (d & 0x3f);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-      return false;
-    i += size_t(len);
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = utf8_length_at(s, i);
+    if (len == 0) return false;
+    i += len;
   }
   return true;
+}
+
+std::string printable_line(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = utf8_length_at(s, i);
+    const uint8_t c = uint8_t(s[i]);
+    if (len > 1 || (len == 1 && c >= 0x20 && c != 0x7f)) {
+      out.append(s, i, len);
+      i += len;
+      continue;
+    }
+    static const char* hex = "0123456789abcdef";
+    out += c == '\n' ? std::string("\\n") : std::string("\\x") + hex[c >> 4] + hex[c & 15];
+    ++i;
+  }
+  return out;
 }
 
 }  // namespace bytelm

@@ -15,4 +15,8 @@ std::string base64_encode(const std::string& bytes);
 // True if `s` is valid UTF-8 (so it round-trips through a JSON string).
 bool is_utf8(const std::string& s);
 
+// `s` safe to print on one terminal line: valid UTF-8 characters kept; control bytes, DEL and bytes that are
+// not UTF-8 written as \xNN (a newline as \n). Error lines pass through it: they may quote hostile files.
+std::string printable_line(const std::string& s);
+
 }  // namespace bytelm

@@ -122,7 +122,14 @@ TEST_F(Cli, BadCheckpoints) {
   expect_bad({"generate", "--ckpt", d}, "shape");
   d = broken_ckpt("wrongtype", safetensors(R"({"global_pad":{"dtype":"I64","shape":[64],"data_offsets":[0,512]}})",
                                            std::string(512, '\0')));
-  expect_bad({"generate", "--ckpt", d}, "global_pad");
+  // A file far smaller than the config's model: refused before the model is built.
+  expect_bad({"generate", "--ckpt", d}, "does not belong to these weights");
+  // Hostile text in a config is echoed escaped: no raw control bytes or invalid UTF-8 reach the terminal.
+  auto hostile = nlohmann::json::parse(slurp(dir_ + "/ckpt/config.json"));
+  hostile["\x1b[31mred"] = 1;
+  d = broken_ckpt("hostile", good);
+  write(d + "/config.json", hostile.dump());
+  expect_bad({"generate", "--ckpt", d}, "unknown key '\\x1b[31mred'");
 }
 
 TEST_F(Cli, DeviceAndPrecisionErrors) {

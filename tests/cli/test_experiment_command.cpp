@@ -176,7 +176,7 @@ TEST_F(Cli, ExperimentBadInput) {
   fs::create_directories(d);
   expect_bad({"experiment", "run", d + "/missing.json", "--out", d + "/o"}, "missing.json");
   write(d + "/broken.json", "{\"runs\": [");
-  expect_bad({"experiment", "run", d + "/broken.json", "--out", d + "/o"}, "not valid JSON");
+  expect_bad({"experiment", "run", d + "/broken.json", "--out", d + "/o"}, "invalid JSON");
   write(d + "/typo.json", R"({"datasets": {"t": ["x"]}, "runs": [{"name": "a", "model": "transformer",
       "config": "tf_tiny", "data": "t", "budget": 1e9, "budgte": 2}]})");
   expect_bad({"experiment", "run", d + "/typo.json", "--out", d + "/o"}, "unknown key \"budgte\"");

@@ -61,6 +61,33 @@ TEST(ExperimentPlan, Errors) {
   bad([](json& j) { j["runs"][0]["train"] = {{"batchsize", 2}}; }, "batchsize");
 }
 
+// Mutated plans (a shipped plan's JSON with bytes flipped, cut or spliced; seeded) either parse or are refused
+// with bytelm::Error naming the file.
+TEST(ExperimentPlan, MutatedPlansParseOrFailCleanly) {
+  const std::string path = std::string(BYTELM_SOURCE_DIR) + "/configs/experiments/quick.json";
+  std::ifstream in(path);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(good.empty());
+  const std::string file = (std::filesystem::temp_directory_path() / "bytelm_mutated_plan.json").string();
+  std::mt19937 rng(99);
+  auto at = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n)(rng); };
+  for (int i = 0; i < 200; ++i) {
+    std::string m = good;
+    if (i % 4 == 0) m.resize(at(m.size()));
+    for (int k = 0; k < 1 + i % 3 && !m.empty(); ++k) m[at(m.size() - 1)] ^= char(1 << at(7));
+    if (i % 5 == 0) m.insert(at(m.size()), good.substr(at(good.size() / 2), at(80)));
+    std::ofstream(file, std::ios::binary) << m;
+    try {
+      bytelm::experiment::load_plan(file);
+    } catch (const bytelm::Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(file, 0), 0u) << "case " << i << ": " << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "case " << i << ": not a bytelm::Error: " << e.what();
+    }
+  }
+  std::filesystem::remove(file);
+}
+
 TEST(ExperimentPlan, StepsForBudget) {
   EXPECT_EQ(steps_for_budget(1e12, 1e9), 1000);
   EXPECT_EQ(steps_for_budget(1e12, 3e9), 333);

@@ -206,9 +206,9 @@ TEST_F(SafetensorsTest, RejectsBadFiles) {
   expect_rejected(write_raw("short.st", "abc"), "too short");
   expect_rejected(write_raw("huge_n.st", std::string("\xff\xff\xff\xff\xff\xff\xff\xff{}", 10)), "exceeds");
   expect_rejected(write_raw("long_n.st", std::string("\x40\0\0\0\0\0\0\0{}", 10)), "exceeds");
-  expect_rejected(write_with_header("badjson.st", "{\"a\": [1, 2", ""), "invalid header JSON");
-  expect_rejected(write_with_header("badutf8.st", "{\"\xff\":1}", ""), "invalid header JSON");
-  expect_rejected(write_with_header("zero_n.st", "", ""), "invalid header JSON");
+  expect_rejected(write_with_header("badjson.st", "{\"a\": [1, 2", ""), "header: invalid JSON");
+  expect_rejected(write_with_header("badutf8.st", "{\"\xff\":1}", ""), "header: invalid JSON");
+  expect_rejected(write_with_header("zero_n.st", "", ""), "header: invalid JSON");
   expect_rejected(write_with_header("array.st", "[1, 2]", ""), "not an object");
   expect_rejected(write_with_header("entry.st", R"({"a": 5})", ""), "not an object");
   expect_rejected(write_with_header("nodtype.st", R"({"a":{"shape":[1],"data_offsets":[0,1]}})", "x"), "missing dtype");

@@ -160,6 +160,31 @@ TEST(Tokenizer, BadFilesAreErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// Mutated model files (bit flips, cuts, spliced bytes; seeded) either load or are refused with bytelm::Error;
+// a mutated model that loads encodes and decodes without crashing.
+TEST(Tokenizer, MutatedModelsLoadOrFailCleanly) {
+  if (!tokenizer_available()) GTEST_SKIP() << "built without SentencePiece";
+  const std::string good = bpe().serialized();
+  std::mt19937 rng(77);
+  auto at = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n)(rng); };
+  int loaded = 0;
+  for (int i = 0; i < 150; ++i) {
+    std::string m = good;
+    if (i % 3 == 0) m.resize(at(m.size()));
+    for (int k = 0; k < 1 + i % 4 && !m.empty(); ++k) m[at(m.size() - 1)] ^= char(1 << at(7));
+    if (i % 5 == 0) m.insert(at(m.size()), good.substr(at(good.size() / 2), at(64)));
+    try {
+      const Tokenizer t = Tokenizer::from_serialized(m, "case " + std::to_string(i));
+      t.decode(t.encode(sample_text(300, uint32_t(i))));
+      ++loaded;
+    } catch (const Error&) {
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "case " << i << ": not a bytelm::Error: " << e.what();
+    }
+  }
+  RecordProperty("loaded", loaded);
+}
+
 // Every file of the default corpus (data/corpus, fetched by scripts/data/fetch-corpus.sh), an 8 KB slice of each
 // to stay fast; `bytelm tokenizer stats --data data/corpus` checks the whole corpus.
 TEST(Tokenizer, RoundTripsTheDefaultCorpus) {

@@ -35,3 +35,11 @@ TEST(Text, Utf8Validity) {
   EXPECT_FALSE(bytelm::is_utf8("\xc0\xaf"));      // overlong
   EXPECT_FALSE(bytelm::is_utf8("\xed\xa0\x80"));  // surrogate
 }
+
+TEST(PrintableLine, KeepsUtf8AndEscapesControlAndInvalidBytes) {
+  EXPECT_EQ(bytelm::printable_line("plain \xc3\xa9t\xc3\xa9 \xe2\x82\xac"), "plain \xc3\xa9t\xc3\xa9 \xe2\x82\xac");
+  EXPECT_EQ(bytelm::printable_line("a\x1b[31mb"), "a\\x1b[31mb");
+  EXPECT_EQ(bytelm::printable_line("x\ny\x7f"), "x\\ny\\x7f");
+  EXPECT_EQ(bytelm::printable_line(std::string("\xff\xc3", 2)), "\\xff\\xc3");  // invalid and cut sequences
+  EXPECT_EQ(bytelm::printable_line(std::string("\0", 1)), "\\x00");
+}
