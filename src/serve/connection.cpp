@@ -77,7 +77,7 @@ void Connection::next_request() {
   since = Clock::now();
 }
 
-bool Connection::request_ready(size_t prebuffer) {
+bool Connection::request_ready(size_t prebuffer, int64_t max_body) {
   if (head_end == std::string::npos) {
     const size_t from = std::max(pos, scanned >= 3 ? scanned - 3 : size_t(0));
     const size_t end = buf.find("\r\n\r\n", from);
@@ -87,7 +87,8 @@ bool Connection::request_ready(size_t prebuffer) {
     // Body bytes to wait for: min(Content-Length, prebuffer); other framings go to a worker at once.
     const std::string head = lower(buf.substr(pos, head_end - pos));
     const int64_t n = parse_content_length(header_value(head, "content-length:"));
-    want = header_value(head, "transfer-encoding:").empty() && n > 0 ? std::min(size_t(n), prebuffer) : 0;
+    const bool framed = header_value(head, "transfer-encoding:").empty() && n > 0 && n <= max_body;
+    want = framed ? std::min(size_t(n), prebuffer) : 0;
   }
   return buf.size() - head_end >= want;
 }

@@ -35,8 +35,9 @@ struct Connection {
   void start_request(Clock::time_point now, double request_timeout);
   // Drops consumed bytes and the state of the answered request; the next may already be in buf.
   void next_request();
-  // True once buf holds a whole head and min(Content-Length, prebuffer) body bytes (or any other framing).
-  bool request_ready(size_t prebuffer);
+  // True once buf holds a whole head and min(Content-Length, prebuffer) body bytes (at once for other
+  // framings and for bodies over max_body, which are refused unread).
+  bool request_ready(size_t prebuffer, int64_t max_body);
   // Bytes of an unfinished head past the limit (the head end not found in the first `limit` bytes).
   bool head_too_large(size_t limit) const;
 };

@@ -173,7 +173,7 @@ struct GuardedServer::Impl {
       if (now >= c.since + seconds(limits.keep_alive_timeout)) close_now(c);
       return false;
     }
-    const bool ready_now = c.request_ready(kPrebuffer);
+    const bool ready_now = c.request_ready(kPrebuffer, limits.max_body_bytes);
     if (c.head_too_large(limits.max_header_bytes)) {
       refuse(c, 431, "invalid_request_error",
              "the request head is larger than " + std::to_string(limits.max_header_bytes) + " bytes",
@@ -212,7 +212,7 @@ struct GuardedServer::Impl {
       enforce_cap(fresh);
       fds.assign(1, pollfd{wake_fd, POLLIN, 0});
       for (const auto& c : waiting)
-        fds.push_back(pollfd{c->fd, short(c->started && c->request_ready(kPrebuffer) ? 0 : POLLIN), 0});
+        fds.push_back(pollfd{c->fd, short(c->started && c->request_ready(kPrebuffer, limits.max_body_bytes) ? 0 : POLLIN), 0});
       const bool any_ready = std::any_of(fds.begin() + 1, fds.end(), [](const pollfd& p) { return p.events == 0; });
       poll(fds.data(), fds.size(), any_ready ? 0 : poll_timeout_ms(Clock::now()));
       uint64_t drained;

@@ -66,7 +66,10 @@ HR Server::pre_route(const httplib::Request& req, httplib::Response& res) {
                     "bad_framing");
     const auto route = known_routes().find(req.path);
     const bool api = route != known_routes().end() && route->second == "POST" && req.method == "POST";
-    if ((cl > 0 || !te.empty()) && !api) {
+    // httplib reads a body of these methods even without framing (until the client closes): refused.
+    const bool unframed = cls == 0 && te.empty() && !safe && req.method != "OPTIONS";
+    if (api && unframed) return refuse(error(411, "a request body needs a Content-Length"), "bad_framing");
+    if ((cl > 0 || !te.empty() || unframed) && !api) {
       if (route == known_routes().end())
         return refuse(error(404, "no route " + req.method + " " + req.path, "not_found_error"), "body_not_allowed");
       if (req.method != route->second) res.set_header("Allow", route->second);

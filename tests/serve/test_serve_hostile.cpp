@@ -146,6 +146,21 @@ TEST_F(Serve, BodiesOverTheLimitAreRefusedWhileTheyStream) {
 TEST_F(Serve, SlowClientsNeitherStarveHealthNorHoldShutdown) {
   auto s = start({"--parallel", "1", "--max-queue", "0", "--request-timeout", "3", "--max-connections", "30",
                   "--shutdown-timeout", "1"});
+  // Under the connection cap: a head that stops, and a body sent slowly, get 408 after --request-timeout.
+  auto timed_out = [&](const std::string& start, const std::string& more) {
+    HttpConnection c(s->port, 100);  // reads wait 100 ms: a byte goes out between tries
+    c.send_raw(start);
+    HttpResponse r;
+    for (int i = 0; i < 200 && !c.read_head(r); ++i) c.send_raw(more);
+    return r.status;
+  };
+  auto slow_head = std::async(std::launch::async, timed_out, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n", "");
+  auto slow_body = std::async(std::launch::async, timed_out,
+                              "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n",
+                              "x");
+  EXPECT_EQ(slow_head.get(), 408);
+  EXPECT_EQ(slow_body.get(), 408);
+  EXPECT_EQ(metric(s->port, "bytelm_refused_total{reason=\"request_timeout\"}"), 2);
   // 40 connections sending a head a byte at a time (more than the workers, and than --max-connections).
   std::atomic<bool> done{false};
   std::vector<std::thread> slow;
@@ -158,15 +173,6 @@ TEST_F(Serve, SlowClientsNeitherStarveHealthNorHoldShutdown) {
           std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     });
-  // A body sent slowly: 408 once --request-timeout has passed.
-  auto slow_body = std::async(std::launch::async, [&] {
-    HttpConnection c(s->port, 20000);
-    c.send_raw("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n");
-    for (int i = 0; i < 100 && c.send_raw("x"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    HttpResponse r;
-    c.read_head(r);
-    return r.status;
-  });
   std::this_thread::sleep_for(std::chrono::seconds(1));
   for (int i = 0; i < 10; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -174,11 +180,7 @@ TEST_F(Serve, SlowClientsNeitherStarveHealthNorHoldShutdown) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  const int body_status = slow_body.get();
-  EXPECT_TRUE(body_status == 408 || body_status == 0) << body_status;
-  auto met = http(s->port, "GET", "/metrics").body;
-  EXPECT_NE(met.find("bytelm_refused_total{reason=\"request_timeout\"}"), std::string::npos) << met;
-  EXPECT_NE(met.find("bytelm_refused_total{reason=\"evicted\"}"), std::string::npos) << met;
+  EXPECT_GT(metric(s->port, "bytelm_refused_total{reason=\"evicted\"}"), 0);
   // SIGTERM while they keep coming: the server stops within --shutdown-timeout plus a little.
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(s->terminate(30), 0);
@@ -291,6 +293,7 @@ TEST_F(Serve, MutatedRequestsGetAnAnswerOrAClosedConnection) {
       }
     });
   for (auto& c : clients) c.join();
+  std::printf("mutated requests: %d answered, %d closed without an answer\n", answered.load(), closed.load());
   EXPECT_EQ(bad, 0);
   EXPECT_GT(answered, 150);  // most mutations still parse far enough for an answer
   EXPECT_TRUE(alive(s->pid));
