@@ -140,7 +140,8 @@ ssize_t ConnectionStream::read(char* ptr, size_t size) {
 }
 
 ssize_t ConnectionStream::write(const char* ptr, size_t size) {
-  const auto patience = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits_.write_timeout));
+  const auto patience =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits_.write_timeout));
   auto until = Clock::now() + patience;
   size_t done = 0;
   while (done < size) {
@@ -167,8 +168,8 @@ bool ConnectionStream::is_readable() const {
 
 bool ConnectionStream::is_writable() const {
   if (peer_closed(c_.fd)) return false;
-  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double>(limits_.write_timeout));
+  const auto until =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits_.write_timeout));
   while (!stopping_) {
     pollfd p{c_.fd, POLLOUT, 0};
     if (poll(&p, 1, std::max(1, millis_until(until))) > 0) return (p.revents & (POLLERR | POLLHUP)) == 0;

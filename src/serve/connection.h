@@ -17,18 +17,18 @@ using Clock = std::chrono::steady_clock;
 struct Connection {
   explicit Connection(int fd) : fd(fd), since(Clock::now()) {}
   int fd;
-  std::string buf;                // received, not yet consumed by the parser
-  size_t pos = 0;                 // consumed bytes of buf
-  size_t scanned = 0;             // buf is searched for the end of the head from here
+  std::string buf;                      // received, not yet consumed by the parser
+  size_t pos = 0;                       // consumed bytes of buf
+  size_t scanned = 0;                   // buf is searched for the end of the head from here
   size_t head_end = std::string::npos;  // offset in buf just past the head's blank line, once found
   size_t want = 0;                      // body bytes to receive before a worker takes the request
-  Clock::time_point since;        // accepted, or its last response sent
-  Clock::time_point deadline;     // the whole request must have arrived by then (set at its first byte)
-  bool started = false;           // a byte of the next request arrived
-  int64_t request_bytes = 0;      // bytes read from the socket for the current request
+  Clock::time_point since;              // accepted, or its last response sent
+  Clock::time_point deadline;           // the whole request must have arrived by then (set at its first byte)
+  bool started = false;                 // a byte of the next request arrived
+  int64_t request_bytes = 0;            // bytes read from the socket for the current request
   ReadFailure failure = ReadFailure::None;
-  bool close = false;             // close after the current response
-  bool closing = false;           // write side shut, discarding input until the client closes
+  bool close = false;    // close after the current response
+  bool closing = false;  // write side shut, discarding input until the client closes
   Clock::time_point closing_until;
   size_t served = 0;
 

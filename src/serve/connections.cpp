@@ -20,7 +20,7 @@ namespace bytelm::serve {
 
 namespace {
 
-constexpr size_t kPrebuffer = 65536;  // body bytes the gate collects before a worker takes the request
+constexpr size_t kPrebuffer = 65536;   // body bytes the gate collects before a worker takes the request
 constexpr double kClosingSeconds = 1;  // after a refusal, input is discarded this long so the reply arrives
 thread_local Connection* t_conn = nullptr;
 
@@ -212,7 +212,8 @@ struct GuardedServer::Impl {
       enforce_cap(fresh);
       fds.assign(1, pollfd{wake_fd, POLLIN, 0});
       for (const auto& c : waiting)
-        fds.push_back(pollfd{c->fd, short(c->started && c->request_ready(kPrebuffer, limits.max_body_bytes) ? 0 : POLLIN), 0});
+        fds.push_back(
+            pollfd{c->fd, short(c->started && c->request_ready(kPrebuffer, limits.max_body_bytes) ? 0 : POLLIN), 0});
       const bool any_ready = std::any_of(fds.begin() + 1, fds.end(), [](const pollfd& p) { return p.events == 0; });
       poll(fds.data(), fds.size(), any_ready ? 0 : poll_timeout_ms(Clock::now()));
       uint64_t drained;

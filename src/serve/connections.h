@@ -36,8 +36,8 @@ class GuardedServer : public httplib::Server {
   void set_limits(const ConnectionLimits& limits);  // before listening
 
   // About the connection of the calling handler thread (false/None outside a request):
-  static bool client_gone();        // the client closed its side (or the connection broke)
-  static void close_after();        // close the connection after this response (its body was not read)
+  static bool client_gone();  // the client closed its side (or the connection broke)
+  static void close_after();  // close the connection after this response (its body was not read)
   static ReadFailure read_failure();
 
   struct Impl;

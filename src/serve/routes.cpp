@@ -18,8 +18,8 @@ namespace {
 // Allowed methods of each route.
 const std::map<std::string, std::string>& known_routes() {
   static const std::map<std::string, std::string> routes{
-      {"/", "GET"},         {"/health", "GET"},   {"/v1/health", "GET"},       {"/v1/models", "GET"},
-      {"/metrics", "GET"},  {"/v1/score", "POST"}, {"/v1/completions", "POST"}};
+      {"/", "GET"},        {"/health", "GET"},    {"/v1/health", "GET"},      {"/v1/models", "GET"},
+      {"/metrics", "GET"}, {"/v1/score", "POST"}, {"/v1/completions", "POST"}};
   return routes;
 }
 
@@ -49,15 +49,16 @@ HR Server::pre_route(const httplib::Request& req, httplib::Response& res) {
   try {
     const std::string host = req.get_header_value("Host");
     if (req.get_header_value_count("Host") > 1 || !host_allowed(host, opt.host, opt.allowed_hosts))
-      return refuse(error(403, "this server does not answer to Host '" + host + "' (see --allowed-host)",
-                          "permission_error"),
-                    "bad_host");
+      return refuse(
+          error(403, "this server does not answer to Host '" + host + "' (see --allowed-host)", "permission_error"),
+          "bad_host");
     const bool safe = req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS";
     if (!safe && !origin_allowed(req.get_header_value("Origin"), host, opt.cors_origin))
-      return refuse(error(403, "requests from origin '" + req.get_header_value("Origin") +
-                                   "' are not allowed (see --cors-origin)",
-                          "permission_error"),
-                    "bad_origin");
+      return refuse(
+          error(403,
+                "requests from origin '" + req.get_header_value("Origin") + "' are not allowed (see --cors-origin)",
+                "permission_error"),
+          "bad_origin");
     const std::string te = lower(req.get_header_value("Transfer-Encoding"));
     const size_t cls = req.get_header_value_count("Content-Length");
     const int64_t cl = cls == 1 ? parse_content_length(req.get_header_value("Content-Length")) : 0;
@@ -130,9 +131,8 @@ void Server::routes() {
       res.set_header("Access-Control-Max-Age", "600");
     });
   }
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    return pre_route(req, res);
-  });
+  http.set_pre_routing_handler(
+      [this](const httplib::Request& req, httplib::Response& res) { return pre_route(req, res); });
   http.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kServePage, "text/html; charset=utf-8");
   });
@@ -151,9 +151,9 @@ void Server::routes() {
       json m{{"id", model_name},           {"object", "model"},    {"created", 0},
              {"owned_by", "bytelm"},       {"kind", model.kind},   {"context", model.context},
              {"parameters", model.params}, {"slots", opt.parallel}};
-      res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(-1, ' ', false,
-                                                                                json::error_handler_t::replace),
-                      "application/json");
+      res.set_content(
+          json{{"object", "list"}, {"data", json::array({m})}}.dump(-1, ' ', false, json::error_handler_t::replace),
+          "application/json");
     });
   });
   // POST routes read their body themselves, bounded after decompression (read_body). A refusal before the

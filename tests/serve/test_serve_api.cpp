@@ -123,7 +123,8 @@ TEST(Metrics, PrometheusText) {
 
 TEST(Guard, HostOriginKeysAndContentLength) {
   const std::vector<std::string> none, mine{"MyHost.example"};
-  for (const char* h : {"", "127.0.0.1", "127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]", "[::1]:8080", "10.1.2.3"})
+  for (const char* h :
+       {"", "127.0.0.1", "127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]", "[::1]:8080", "10.1.2.3"})
     EXPECT_TRUE(host_allowed(h, "127.0.0.1", none)) << h;
   for (const char* h : {"evil.example", "evil.example:8080", "127.0.0.1.evil.example", "localhost.evil", ":80", "[::1"})
     EXPECT_FALSE(host_allowed(h, "127.0.0.1", none)) << h;
@@ -170,8 +171,9 @@ TEST(Validation, HugeIntegersAreRefusedNamingTheField) {
     }
   }
   EXPECT_EQ(parse_completion(R"({"prompt": "abc", "max_tokens": 1020})", 1024).max_bytes, 1020);
-  for (const char* body : {R"({"prompt": "a", "n": 9223372036854775807})", R"({"prompt": "a", "n": -9223372036854775808})",
-                           R"({"prompt": "a", "top_k": 9223372036854775807})"}) {
+  for (const char* body :
+       {R"({"prompt": "a", "n": 9223372036854775807})", R"({"prompt": "a", "n": -9223372036854775808})",
+        R"({"prompt": "a", "top_k": 9223372036854775807})"}) {
     try {
       parse_completion(body, 1024);
       ADD_FAILURE() << body << " accepted";

@@ -89,15 +89,17 @@ TEST_F(Serve, MalformedPathsMethodsAndHeadersNeverCrash) {
     for (const auto& h : std::vector<std::string>{"Content-Length: -5", "Content-Length: 1x", "Transfer-Encoding: gzip",
                                                   "Content-Length: 2\r\nContent-Length: 2",
                                                   "Content-Length: 2\r\nTransfer-Encoding: chunked"})
-      expect_error(raw_http(s->port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + h + "\r\n\r\n{}"), 400, h);
+      expect_error(raw_http(s->port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + h + "\r\n\r\n{}"), 400,
+                   h);
     expect_error(raw_http(s->port, request("PUT", "/v1/completions")), 405, "PUT");
     expect_error(raw_http(s->port, request("POST", "/health", "{}")), 405, "POST /health with a body");
     expect_error(raw_http(s->port, request("POST", "/v2/x", "{}")), 404, "POST to nowhere with a body");
     const std::vector<std::string> auth{"Authorization: Bearer " + kKey};
-    for (const std::string& body : std::vector<std::string>{"{", "\xff\xfe", "[]", std::string("{\"prompt\": \"a\0\"}", 15)})
+    for (const std::string& body :
+         std::vector<std::string>{"{", "\xff\xfe", "[]", std::string("{\"prompt\": \"a\0\"}", 15)})
       expect_error(raw_http(s->port, request("POST", "/v1/completions", body, auth)), 400, "bad json");
-    auto r = raw_http(s->port, request("POST", "/v1/completions", R"({"prompt": "a", "max_tokens": 9223372036854775807})",
-                                       auth));
+    auto r = raw_http(
+        s->port, request("POST", "/v1/completions", R"({"prompt": "a", "max_tokens": 9223372036854775807})", auth));
     expect_error(r, 400, "max_tokens 2^63-1");
     EXPECT_EQ(json::parse(r.body)["error"]["param"], "max_tokens");
     EXPECT_EQ(http(s->port, "GET", "/health").status, 200);
@@ -111,8 +113,10 @@ TEST_F(Serve, BodiesOverTheLimitAreRefusedWhileTheyStream) {
   const std::vector<std::string> auth{"Authorization: Bearer " + kKey};
   const int64_t before = rss_kb(s->pid);
   // A lying Content-Length: refused at once, nothing read.
-  expect_error(raw_http(s->port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999\r\n"
-                                 "Authorization: Bearer " + kKey + "\r\n\r\n{"),
+  expect_error(raw_http(s->port,
+                        "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999\r\n"
+                        "Authorization: Bearer " +
+                            kKey + "\r\n\r\n{"),
                413, "huge Content-Length");
   // 64 MB chunked, sent while the server answers: 413 after --max-body bytes, the rest never buffered.
   {
@@ -155,9 +159,9 @@ TEST_F(Serve, SlowClientsNeitherStarveHealthNorHoldShutdown) {
     return r.status;
   };
   auto slow_head = std::async(std::launch::async, timed_out, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n", "");
-  auto slow_body = std::async(std::launch::async, timed_out,
-                              "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n",
-                              "x");
+  auto slow_body =
+      std::async(std::launch::async, timed_out,
+                 "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n", "x");
   EXPECT_EQ(slow_head.get(), 408);
   EXPECT_EQ(slow_body.get(), 408);
   EXPECT_EQ(metric(s->port, "bytelm_refused_total{reason=\"request_timeout\"}"), 2);
@@ -192,11 +196,13 @@ TEST_F(Serve, SlowClientsNeitherStarveHealthNorHoldShutdown) {
 TEST_F(Serve, HostOriginAndKeyChecks) {
   auto s = start({"--api-key", kKey, "--allowed-host", "myhost.example"});
   const std::string port = std::to_string(s->port), auth = "Authorization: Bearer " + kKey;
-  for (const std::string& host : std::vector<std::string>{"evil.example", "evil.example:" + port, "127.0.0.1.evil.example"}) {
+  for (const std::string& host :
+       std::vector<std::string>{"evil.example", "evil.example:" + port, "127.0.0.1.evil.example"}) {
     auto r = raw_http(s->port, request("GET", "/health", "", {}, host));
     expect_error(r, 403, host);
   }
-  for (const std::string& host : std::vector<std::string>{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port, "myhost.example:" + port})
+  for (const std::string& host :
+       std::vector<std::string>{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port, "myhost.example:" + port})
     EXPECT_EQ(raw_http(s->port, request("GET", "/health", "", {}, host)).status, 200) << host;
   const std::string body = R"({"prompt": "a", "max_tokens": 2})";
   auto cross = raw_http(s->port, request("POST", "/v1/completions", body, {auth, "Origin: https://evil.example"}));
@@ -218,7 +224,8 @@ TEST_F(Serve, AbandonedCompletionIsCancelled) {
   auto s = start({"--parallel", "1", "--api-key", kKey});
   {
     HttpConnection c(s->port);
-    c.send_request("POST", "/v1/completions", R"({"prompt": "x", "max_tokens": 1000})", {"Authorization: Bearer " + kKey});
+    c.send_request("POST", "/v1/completions", R"({"prompt": "x", "max_tokens": 1000})",
+                   {"Authorization: Bearer " + kKey});
     for (int i = 0; i < 400 && metric(s->port, "bytelm_generated_bytes_total") == 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }  // hangs up mid-decode
@@ -288,7 +295,8 @@ TEST_F(Serve, MutatedRequestsGetAnAnswerOrAClosedConnection) {
           ++answered;
         } else {
           ++bad;
-          ADD_FAILURE() << "status " << r.status << " for " << json(cases[i]).dump(-1, ' ', true, json::error_handler_t::replace);
+          ADD_FAILURE() << "status " << r.status << " for "
+                        << json(cases[i]).dump(-1, ' ', true, json::error_handler_t::replace);
         }
       }
     });
