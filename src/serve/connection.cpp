@@ -87,7 +87,9 @@ bool Connection::request_ready(size_t prebuffer, int64_t max_body) {
     // Body bytes to wait for: min(Content-Length, prebuffer); other framings go to a worker at once.
     const std::string head = lower(buf.substr(pos, head_end - pos));
     const int64_t n = parse_content_length(header_value(head, "content-length:"));
-    const bool framed = header_value(head, "transfer-encoding:").empty() && n > 0 && n <= max_body;
+    // A client that sent "Expect: 100-continue" waits for httplib's 100 before it sends the body.
+    const bool framed = header_value(head, "transfer-encoding:").empty() && header_value(head, "expect:").empty() &&
+                        n > 0 && n <= max_body;
     want = framed ? std::min(size_t(n), prebuffer) : 0;
   }
   return buf.size() - head_end >= want;
