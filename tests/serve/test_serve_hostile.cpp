@@ -140,6 +140,19 @@ TEST_F(Serve, BodiesOverTheLimitAreRefusedWhileTheyStream) {
   EXPECT_EQ(r.status, 200) << r.body;
   expect_error(raw_http(s->port, request("POST", "/v1/completions", "{}", {auth[0], "Content-Encoding: zstd"})), 415,
                "zstd");
+  // Expect: 100-continue (curl, for bodies over 1 KB): the 100 comes before the body is sent.
+  {
+    HttpConnection c(s->port, 5000);
+    const std::string body = R"({"prompt": "a", "max_tokens": 2})";
+    c.send_raw("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + auth[0] +
+               "\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+    HttpResponse cont, done;
+    ASSERT_TRUE(c.read_head(cont));
+    EXPECT_EQ(cont.status, 100);
+    c.send_raw(body);
+    ASSERT_TRUE(c.read_head(done));
+    EXPECT_EQ(done.status, 200);
+  }
   const int64_t after = rss_kb(s->pid);
   EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
   EXPECT_GE(metric(s->port, "bytelm_refused_total{reason=\"body_too_large\"}"), 2);
