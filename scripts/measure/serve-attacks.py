@@ -134,13 +134,24 @@ if True:
         % len(bomb) + bomb))
     keep = {}
 
-    def loris():
-        socks, worst, statuses = slowloris(port, 60, 24)
-        keep["socks"] = socks
+    def loris(n):
+        socks, worst, statuses = slowloris(port, n, 24)
+        keep["socks"] = keep.get("socks", []) + socks
         return f"/health worst {worst:.0f} ms, answers {sorted(statuses)}"
-    attack("slowloris: 60 conns, a byte per 2 s, 24 s", loris)
-    # SIGTERM while slow connections are open (new ones keep coming in another thread).
+    attack("slowloris: 60 conns, a byte per 2 s, 24 s", lambda: loris(60))
+    attack("slowloris: 300 conns, a byte per 2 s, 24 s", lambda: loris(300))
+    # SIGTERM while the slow connections are open and still sending a byte every 2 s.
     socks = keep.get("socks", [])
+
+    def feed():
+        while p.poll() is None:
+            for s in socks:
+                try:
+                    s.send(b"a")
+                except OSError:
+                    pass
+            time.sleep(2)
+    threading.Thread(target=feed, daemon=True).start()
     t = time.time()
     p.send_signal(signal.SIGTERM)
     try:
