@@ -142,9 +142,12 @@ void Server::complete(const CompletionRequest& req, httplib::Response& res) {
       metrics.refused("client_gone");
     }
   }
-  if (gone) {
+  if (gone) {  // nginx's 499 "client closed request": for the logs and metrics, nobody reads it
     GuardedServer::close_after();
-    return;
+    ApiError e;
+    e.status = 499;
+    e.message = "the client closed the connection before the completion finished";
+    throw e;
   }
   if (!job->error().empty()) {
     ApiError e = unavailable();
