@@ -106,6 +106,35 @@ bool ConnectionStream::fill() {
     return false;
   }
   for (;;) {
+    if (stopping_ || Clock::now() >= c_.deadline) {
+      c_.failure = stopping_ ? ReadFailure::Stopping : ReadFailure::Timeout;
+      return false;
+    }
+    char tmp[16384];
+    const ssize_t n = recv(c_.fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n > 0) {
+      c_.buf.append(tmp, size_t(n));
+      c_.request_bytes += n;
+      return true;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return false;
+    if (!wait_readable()) return false;
+  }
+}
+
+bool ConnectionStream::wait_readable() {
+  // Only so many workers may wait for a client's bytes at once.
+  const int64_t limit = std::max<int64_t>(1, int64_t(limits_.workers) - int64_t(limits_.reserved_workers));
+  if (waiting_.fetch_add(1) >= limit) {
+    --waiting_;
+    c_.failure = ReadFailure::Busy;
+    return false;
+  }
+  struct Release {
+    std::atomic<int64_t>& n;
+    ~Release() { --n; }
+  } release{waiting_};
+  for (;;) {
     if (stopping_) {
       c_.failure = ReadFailure::Stopping;
       return false;
@@ -117,14 +146,7 @@ bool ConnectionStream::fill() {
     pollfd p{c_.fd, POLLIN, 0};
     const int r = poll(&p, 1, std::max(1, millis_until(c_.deadline)));
     if (r < 0 && errno != EINTR) return false;
-    if (r <= 0) continue;
-    char tmp[16384];
-    const ssize_t n = recv(c_.fd, tmp, sizeof tmp, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
-    if (n <= 0) return false;
-    c_.buf.append(tmp, size_t(n));
-    c_.request_bytes += n;
-    return true;
+    if (r > 0) return true;
   }
 }
 

@@ -46,8 +46,10 @@ struct Connection {
 // deadline or byte budget; writes wait at most write_timeout per slice of progress.
 class ConnectionStream : public httplib::Stream {
  public:
-  ConnectionStream(Connection& c, const ConnectionLimits& limits, const std::atomic<bool>& stopping)
-      : c_(c), limits_(limits), stopping_(stopping) {}
+  // `waiting`: workers now waiting for request bytes, shared by all streams.
+  ConnectionStream(Connection& c, const ConnectionLimits& limits, const std::atomic<bool>& stopping,
+                   std::atomic<int64_t>& waiting)
+      : c_(c), limits_(limits), stopping_(stopping), waiting_(waiting) {}
   bool is_readable() const override;
   bool is_writable() const override;
   ssize_t read(char* ptr, size_t size) override;
@@ -58,9 +60,11 @@ class ConnectionStream : public httplib::Stream {
 
  private:
   bool fill();
+  bool wait_readable();  // until bytes, the deadline, shutdown; false sets c_.failure (or the socket broke)
   Connection& c_;
   const ConnectionLimits& limits_;
   const std::atomic<bool>& stopping_;
+  std::atomic<int64_t>& waiting_;
 };
 
 // The peer closed its side or the socket broke (a pending request's bytes do not count as closed).

@@ -56,6 +56,7 @@ struct GuardedServer::Impl {
   std::deque<Conn> ready;      // requests whose head arrived, for the workers (mu)
   std::vector<Conn> waiting;   // the gate's own
   std::atomic<int64_t> open{0};
+  std::atomic<int64_t> waiting_for_bytes{0};  // workers waiting for a client's bytes (ConnectionStream)
   std::thread gate;
   std::vector<std::thread> workers;
 
@@ -261,7 +262,7 @@ struct GuardedServer::Impl {
   // One request on a worker: httplib parses it (through the bounded stream) and runs the route.
   void serve(Connection& c) {
     t_conn = &c;
-    ConnectionStream strm(c, limits, stopping);
+    ConnectionStream strm(c, limits, stopping, waiting_for_bytes);
     const bool last = stopping || ++c.served >= limits.keep_alive_max;
     bool closed = false, ok = false;
     try {
@@ -272,6 +273,7 @@ struct GuardedServer::Impl {
     t_conn = nullptr;
     if (c.failure == ReadFailure::Timeout) metrics.refused("request_timeout");
     if (c.failure == ReadFailure::TooLarge) metrics.refused("body_too_large");
+    if (c.failure == ReadFailure::Busy) metrics.refused("slow_bodies");
     if (!ok || closed || last || c.failure != ReadFailure::None) c.close = true;
   }
 };

@@ -4,7 +4,8 @@
 // body) has arrived, and only then hands it to a worker, which runs httplib's parser and the route over a
 // stream that enforces a wall-clock deadline for the whole request and a byte budget. Connections over
 // --max-connections first evict the one that has waited longest for its request; answered connections
-// return to the gate for their next request (keep-alive).
+// return to the gate for their next request (keep-alive). Workers waiting for body bytes are capped so
+// that some always stay free for requests that have arrived.
 #pragma once
 #include <httplib.h>
 
@@ -22,12 +23,14 @@ struct ConnectionLimits {
   double write_timeout = 5;       // seconds one write may wait for the client to read
   size_t max_header_bytes = 65536;
   int64_t max_body_bytes = 1 << 20;
-  size_t workers = 8;  // threads that run requests
+  size_t workers = 8;           // threads that run requests
+  size_t reserved_workers = 8;  // workers that never wait for a slow body (min 1 may wait)
   size_t keep_alive_max = 100;
 };
 
 // Why the current request's read failed (for the status of the response, and metrics).
-enum class ReadFailure { None, Timeout, TooLarge, Stopping };
+// Busy: too many workers already wait for request bytes (slow bodies); the rest stay free for others.
+enum class ReadFailure { None, Timeout, TooLarge, Busy, Stopping };
 
 class GuardedServer : public httplib::Server {
  public:

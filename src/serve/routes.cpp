@@ -44,6 +44,7 @@ HR Server::pre_route(const httplib::Request& req, httplib::Response& res) {
     metrics.refused(reason);
     send_error(res, e);
     GuardedServer::close_after();
+    res.set_header("Connection", "close");
     return HR::Handled;
   };
   try {
@@ -94,9 +95,16 @@ HR Server::pre_route(const httplib::Request& req, httplib::Response& res) {
 HR Server::on_error(const httplib::Request& req, httplib::Response& res) {
   try {
     if (!res.body.empty()) return HR::Unhandled;
+    // httplib's own 400/408/413/414/431 can leave part of the request unread: the next bytes on the
+    // connection would be parsed as a request of their own.
+    if (res.status != 404 && res.status != 405) {
+      GuardedServer::close_after();
+      res.set_header("Connection", "close");
+    }
     const ReadFailure f = GuardedServer::read_failure();
     if (f == ReadFailure::Timeout) res.status = 408;
     if (f == ReadFailure::TooLarge) res.status = 413;
+    if (f == ReadFailure::Busy) res.status = 503;
     ApiError e;
     e.status = res.status;
     if (res.status == 404) {
@@ -106,6 +114,9 @@ HR Server::on_error(const httplib::Request& req, httplib::Response& res) {
       e.message = "the request is larger than " + std::to_string(opt.max_body_bytes) + " bytes of body";
     } else if (res.status == 408) {
       e.message = "the request did not arrive within the request timeout";
+    } else if (f == ReadFailure::Busy) {
+      e.type = "unavailable_error";
+      e.message = "too many requests are sending their bodies slowly";
     } else {
       e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
       e.message = "HTTP " + std::to_string(res.status);

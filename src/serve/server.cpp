@@ -104,6 +104,9 @@ std::string Server::read_body(const httplib::ContentReader& reader) {
   } else if (f == ReadFailure::Timeout) {
     e.status = 408;
     e.message = "the request body did not arrive within the request timeout";
+  } else if (f == ReadFailure::Busy) {
+    e = unavailable();
+    e.message = "too many requests are sending their bodies slowly; retry";
   } else {
     e.message = "the request body could not be read (bad chunked or compressed framing)";
     metrics.refused("bad_body");
@@ -255,6 +258,7 @@ int run_server(const ServerOptions& opt) {
   limits.max_body_bytes = opt.max_body_bytes;
   s.http.set_limits(limits);
   s.http.set_payload_max_length(size_t(opt.max_body_bytes));
+  s.http.set_keep_alive_max_count(limits.keep_alive_max);  // for the Keep-Alive header
   s.routes();
   const int port =
       opt.port == 0 ? s.http.bind_to_any_port(opt.host) : (s.http.bind_to_port(opt.host, opt.port) ? opt.port : -1);

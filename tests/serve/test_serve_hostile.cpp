@@ -177,6 +177,21 @@ TEST_F(Serve, SlowClientsNeitherStarveHealthNorHoldShutdown) {
   EXPECT_EQ(slow_head.get(), 408);
   EXPECT_EQ(slow_body.get(), 408);
   EXPECT_EQ(metric(s->port, "bytelm_refused_total{reason=\"request_timeout\"}"), 2);
+  // Bodies over 64 KiB that arrive fast, then stall: one worker (of 9, 8 kept free) waits for them, the
+  // others get 503 at once; /health is not delayed.
+  std::vector<std::future<int>> stalled;
+  for (int i = 0; i < 3; ++i)
+    stalled.push_back(std::async(
+        std::launch::async, timed_out,
+        "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200000\r\n\r\n" + std::string(70000, ' '),
+        " "));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(http(s->port, "GET", "/health").status, 200);
+  std::map<int, int> statuses;
+  for (auto& f : stalled) ++statuses[f.get()];
+  EXPECT_EQ(statuses[503], 2);
+  EXPECT_EQ(statuses[408], 1);
+  EXPECT_EQ(metric(s->port, "bytelm_refused_total{reason=\"slow_bodies\"}"), 2);
   // 40 connections sending a head a byte at a time (more than the workers, and than --max-connections).
   std::atomic<bool> done{false};
   std::vector<std::thread> slow;
