@@ -23,7 +23,16 @@ Command add_serve(CLI::App& app) {
   s->add_option("--cors-origin", o->cors_origin,
                 "Let browser pages on this origin call the API (e.g. https://example.org, or * for any): CORS "
                 "headers on every response, OPTIONS preflight answered (default: same-origin only)");
-  s->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes (larger: 413)");
+  s->add_option("--allowed-host", o->allowed_hosts,
+                "Host names the server answers to besides IP addresses, localhost and --host (others: 403, "
+                "against DNS rebinding); * = any; repeatable")
+      ->take_all();
+  s->add_option("--max-body", o->max_body_bytes,
+                "Largest request body in bytes, also after gzip/deflate/br is undone (larger: 413)");
+  s->add_option("--max-connections", o->max_connections,
+                "Open connections at most; a new one beyond closes the one waiting longest for its request");
+  s->add_option("--request-timeout", o->request_timeout,
+                "Seconds a client has to send a whole request, head and body, from its first byte (else 408)");
   s->add_option("--shutdown-timeout", o->shutdown_timeout,
                 "On SIGTERM: seconds running requests may take to finish before they are cancelled");
   add_inference_flags(s, o.get(), kDeviceFlags | kDecodeWeights);

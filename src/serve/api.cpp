@@ -17,6 +17,8 @@ json ApiError::body() const {
                 {"code", nullptr}}}};
 }
 
+std::string ApiError::dump() const { return body().dump(-1, ' ', false, json::error_handler_t::replace); }
+
 ApiError bad_request(const std::string& message, const std::string& param) {
   ApiError e;
   e.message = message;
@@ -91,7 +93,8 @@ CompletionRequest parse_completion(const std::string& body, int64_t context) {
                           std::to_string(context - 1),
                       "prompt");
   r.max_bytes = integer(j, "max_tokens", 0, INT64_MAX, 16);
-  if (int64_t(r.prompt.size()) + r.max_bytes > context - 1)
+  // Compared as room left, not as a sum: max_tokens may be as large as 2^63 - 1.
+  if (r.max_bytes > context - 1 - int64_t(r.prompt.size()))
     throw bad_request("prompt (" + std::to_string(r.prompt.size()) + " bytes) + max_tokens (" +
                           std::to_string(r.max_bytes) + " bytes) exceed the model's context of " +
                           std::to_string(context - 1) + " bytes",

@@ -20,6 +20,7 @@ struct ApiError {
   std::string message;
   std::string param;  // the offending field, empty = null
   nlohmann::json body() const;
+  std::string dump() const;  // body() as one line; invalid UTF-8 (from a path, a header) becomes U+FFFD
 };
 ApiError bad_request(const std::string& message, const std::string& param = "");
 

@@ -64,6 +64,11 @@ void Metrics::restart() {
   ++restarts_;
 }
 
+void Metrics::refused(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++refused_[reason];
+}
+
 double Metrics::bytes_per_second() const {
   const auto now = Clock::now();
   int64_t bytes = 0;
@@ -87,6 +92,10 @@ std::string Metrics::render(int64_t processing, int64_t queued, int64_t slots) c
   for (const auto& [key, n] : requests_)
     s += "bytelm_requests_total{route=\"" + key.first + "\",code=\"" + std::to_string(key.second) + "\"} " +
          std::to_string(n) + "\n";
+  head("bytelm_refused_total", "counter",
+       "Requests refused before or instead of their route, or abandoned by their client, by reason.");
+  for (const auto& [reason, n] : refused_)
+    s += "bytelm_refused_total{reason=\"" + reason + "\"} " + std::to_string(n) + "\n";
   scalar("bytelm_requests_processing", "gauge", "Completions being decoded (busy rows).", std::to_string(processing));
   scalar("bytelm_requests_queued", "gauge", "Completions waiting for a free row.", std::to_string(queued));
   scalar("bytelm_slots", "gauge", "Rows decoded together at most (--parallel).", std::to_string(slots));

@@ -1,12 +1,13 @@
-// server.cpp — HTTP routes and the server's life of `bytelm serve` (see server.h). The only file that
-// includes cpp-httplib (slow to compile). HTTP threads parse, validate, queue and relay bytes; the
-// scheduler's thread owns the model (scheduler.h).
+// server.cpp — responses and the life of `bytelm serve` (see server.h): errors, keys, bodies, completions
+// (whole or streamed) and run_server. Routes and the checks before them are in routes.cpp, connections
+// in connections.cpp. HTTP threads parse, validate, queue and relay bytes; the scheduler's thread owns the
+// model (scheduler.h).
 #include "serve/server.h"
 
-#include <httplib.h>
 #include <signal.h>
+#include <sys/resource.h>
 
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,120 +16,141 @@
 #include <thread>
 
 #include "model/decode_weights.h"
-#include "serve/api.h"
-#include "serve/metrics.h"
-#include "serve/model_host.h"
-#include "serve/scheduler.h"
-#include "serve_page.h"  // kServePage: src/serve/page.html, embedded at build time
+#include "serve/guard.h"
+#include "serve/server_internal.h"
 #include "util/error.h"
 
 namespace bytelm::serve {
 
-namespace {
-
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
+namespace {
 std::atomic<bool> g_signalled{false};
 extern "C" void on_signal(int) { g_signalled = true; }  // async-signal-safe: a flag the main thread polls
+}  // namespace
 
-enum class State { Loading, Ready, Draining };
+void Server::send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(e.dump(), "application/json");
+  if (e.status == 503) res.set_header("Retry-After", "1");
+  if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer");
+}
 
-struct Server {
-  ServerOptions opt;
-  httplib::Server http;
-  Metrics metrics;
-  std::atomic<State> state{State::Loading};
-  ServedModel model;
-  std::string model_name;
-  std::unique_ptr<Scheduler> scheduler;
-  std::atomic<int64_t> open_streams{0};
+ApiError Server::unavailable() const {
+  ApiError e;
+  e.status = 503;
+  e.type = "unavailable_error";
+  e.message = state == State::Loading ? "Loading model" : "the server is shutting down";
+  return e;
+}
 
-  void send_error(httplib::Response& res, const ApiError& e) {
-    res.status = e.status;
-    res.set_content(e.body().dump(), "application/json");
-    if (e.status == 503) res.set_header("Retry-After", "1");
-    if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer");
-  }
-
-  ApiError unavailable() const {
-    ApiError e;
-    e.status = 503;
-    e.type = "unavailable_error";
-    e.message = state == State::Loading ? "Loading model" : "the server is shutting down";
-    return e;
-  }
-
-  // Throws ApiError 401 unless the request carries one of the keys (when keys are set).
-  void check_key(const httplib::Request& req) const {
-    if (opt.api_keys.empty()) return;
-    const std::string auth = req.get_header_value("Authorization");
-    for (const auto& k : opt.api_keys)
-      if (auth == "Bearer " + k) return;
-    ApiError e;
-    e.status = 401;
-    e.type = "authentication_error";
-    e.message = auth.empty() ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key";
-    throw e;
-  }
-
-  void check_ready() const {
-    if (state != State::Ready) throw unavailable();
-  }
-
-  void check_body(const httplib::Request& req) const {
-    if (int64_t(req.body.size()) > opt.max_body_bytes) {
-      ApiError e;
-      e.status = 413;
-      e.message = "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes";
+void Server::check_key(const httplib::Request& req) {
+  if (opt.api_keys.empty()) return;
+  ApiError e;
+  e.status = 401;
+  e.type = "authentication_error";
+  // A key in the URL ends up in logs and histories: refused even next to a good header.
+  for (const char* p : {"api_key", "key", "access_token"})
+    if (req.has_param(p)) {
+      e.message = "the API key goes in the Authorization header, never in the URL";
+      metrics.refused("key_in_url");
       throw e;
     }
-  }
+  const std::string auth = req.get_header_value("Authorization");
+  if (bearer_matches(auth, opt.api_keys)) return;
+  e.message = auth.empty() ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key";
+  metrics.refused("unauthorized");
+  throw e;
+}
 
-  // Runs a route's body; ApiError becomes the OpenAI error object, anything else a 500.
-  void guarded(httplib::Response& res, const std::function<void()>& body) {
-    try {
-      body();
-    } catch (const ApiError& e) {
-      send_error(res, e);
-    } catch (const std::exception& e) {
-      ApiError err;
-      err.status = 500;
-      err.type = "server_error";
-      err.message = e.what();
-      send_error(res, err);
+void Server::check_ready() const {
+  if (state != State::Ready) throw unavailable();
+}
+
+void Server::guarded(httplib::Response& res, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const ApiError& e) {
+    send_error(res, e);
+  } catch (const std::exception& e) {
+    ApiError err;
+    err.status = 500;
+    err.type = "server_error";
+    err.message = e.what();
+    send_error(res, err);
+  }
+}
+
+std::string Server::read_body(const httplib::ContentReader& reader) {
+  std::string body;
+  bool over = false;
+  const bool ok = reader([&](const char* data, size_t n) {
+    if (int64_t(body.size() + n) > opt.max_body_bytes) {
+      over = true;
+      return false;
     }
+    body.append(data, n);
+    return true;
+  });
+  if (ok) return body;
+  GuardedServer::close_after();  // the rest of the body is still on the wire
+  const ReadFailure f = GuardedServer::read_failure();
+  ApiError e;
+  if (over || f == ReadFailure::TooLarge) {
+    e.status = 413;
+    e.message = "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes";
+    if (over) metrics.refused("body_too_large");
+  } else if (f == ReadFailure::Timeout) {
+    e.status = 408;
+    e.message = "the request body did not arrive within the request timeout";
+  } else if (f == ReadFailure::Busy) {
+    e = unavailable();
+    e.message = "too many requests are sending their bodies slowly; retry";
+  } else {
+    e.message = "the request body could not be read (bad chunked or compressed framing)";
+    metrics.refused("bad_body");
   }
+  throw e;
+}
 
-  CompletionIds new_ids() const {
-    static std::atomic<uint64_t> counter{0};
-    static const uint64_t salt = std::random_device{}();
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "cmpl-%08llx%08llx", (unsigned long long)salt & 0xffffffffull,
-                  (unsigned long long)++counter);
-    return {buf, int64_t(std::time(nullptr)), model_name};
-  }
+CompletionIds Server::new_ids() const {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t salt = std::random_device{}();
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "cmpl-%08llx%08llx", (unsigned long long)salt & 0xffffffffull,
+                (unsigned long long)++counter);
+  return {buf, int64_t(std::time(nullptr)), model_name};
+}
 
-  json choice(const std::string& text, const Piece& p, const CompletionRequest& req, const char* finish) const {
-    // `bytes` is added whenever `text` is not exactly the piece's bytes, so output is never lost.
-    CompletionRequest r = req;
-    r.return_bytes = req.return_bytes || text != p.bytes;
-    return choice_json(text, p, r, finish);
-  }
-
-  void complete(const CompletionRequest& req, httplib::Response& res);
-  void stream(const CompletionRequest& req, httplib::Response& res);
-  void routes();
-};
+json Server::choice(const std::string& text, const Piece& p, const CompletionRequest& req, const char* finish) const {
+  // `bytes` is added whenever `text` is not exactly the piece's bytes, so output is never lost.
+  CompletionRequest r = req;
+  r.return_bytes = req.return_bytes || text != p.bytes;
+  return choice_json(text, p, r, finish);
+}
 
 void Server::complete(const CompletionRequest& req, httplib::Response& res) {
   auto job = scheduler->submit(req);
   Piece all, p;
+  bool gone = false;
   for (;;) {
     const bool finished = job->take(p, 100ms);
     all.bytes += p.bytes;
     all.bits.insert(all.bits.end(), p.bits.begin(), p.bits.end());
     if (finished) break;
+    if (!gone && GuardedServer::client_gone()) {  // nobody to answer: free the row
+      gone = true;
+      job->cancel();
+      metrics.refused("client_gone");
+    }
+  }
+  if (gone) {  // nginx's 499 "client closed request": for the logs and metrics, nobody reads it
+    GuardedServer::close_after();
+    ApiError e;
+    e.status = 499;
+    e.message = "the client closed the connection before the completion finished";
+    throw e;
   }
   if (!job->error().empty()) {
     ApiError e = unavailable();
@@ -138,7 +160,7 @@ void Server::complete(const CompletionRequest& req, httplib::Response& res) {
   const std::string reason = job->finish_reason();
   json body = completion_json(new_ids(), json::array({choice(to_valid_utf8(all.bytes), all, req, reason.c_str())}));
   body["usage"] = usage_json(int64_t(req.prompt.size()), job->generated());
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 // Server-sent events: one chunk per batch of new bytes, a last chunk with finish_reason, [DONE]. A client
@@ -200,120 +222,6 @@ void Server::stream(const CompletionRequest& req, httplib::Response& res) {
   });
 }
 
-void Server::routes() {
-  if (!opt.cors_origin.empty()) {
-    // Cross-origin browser clients: every response names the allowed origin, and preflight requests
-    // (OPTIONS, sent without credentials) are answered on every path without the API key.
-    http.set_default_headers({{"Access-Control-Allow-Origin", opt.cors_origin}, {"Vary", "Origin"}});
-    http.Options(".*", [](const httplib::Request&, httplib::Response& res) {
-      res.status = 204;
-      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
-      res.set_header("Access-Control-Max-Age", "600");
-    });
-  }
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(kServePage, "text/html; charset=utf-8");
-  });
-  auto health = [this](const httplib::Request&, httplib::Response& res) {
-    if (state == State::Ready)
-      res.set_content(R"({"status":"ok"})", "application/json");
-    else
-      send_error(res, unavailable());
-  };
-  http.Get("/health", health);
-  http.Get("/v1/health", health);
-  http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      check_key(req);
-      check_ready();
-      json m{{"id", model_name},           {"object", "model"},    {"created", 0},
-             {"owned_by", "bytelm"},       {"kind", model.kind},   {"context", model.context},
-             {"parameters", model.params}, {"slots", opt.parallel}};
-      res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
-    });
-  });
-  http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      check_key(req);
-      check_body(req);
-      check_ready();
-      const CompletionRequest r = parse_completion(req.body, model.context);
-      if (r.stream)
-        stream(r, res);
-      else
-        complete(r, res);
-    });
-  });
-  http.Post("/v1/score", [this](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      check_key(req);
-      check_body(req);
-      check_ready();
-      const std::string bytes = parse_score(req.body, model.context);
-      json out;
-      scheduler->run_on_engine([&] { out = score(model, bytes, opt.device); });
-      res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-    });
-  });
-  http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      check_key(req);
-      const int64_t busy = scheduler ? scheduler->busy() : 0, queued = scheduler ? scheduler->queued() : 0;
-      res.set_content(metrics.render(busy, queued, opt.parallel), "text/plain; version=0.0.4");
-    });
-  });
-  // Known paths with the wrong method: 405 with Allow (cpp-httplib alone answers 404).
-  auto wrong_method = [this](const char* allow) {
-    return [this, allow](const httplib::Request& req, httplib::Response& res) {
-      ApiError e;
-      e.status = 405;
-      e.message = req.method + " is not allowed on " + req.path + " (allowed: " + allow + ")";
-      send_error(res, e);
-      res.set_header("Allow", allow);
-    };
-  };
-  for (const char* path : {"/v1/completions", "/v1/score"}) {
-    http.Get(path, wrong_method("POST"));
-    http.Put(path, wrong_method("POST"));
-    http.Delete(path, wrong_method("POST"));
-  }
-  for (const char* path : {"/", "/health", "/v1/health", "/v1/models", "/metrics"}) {
-    http.Post(path, wrong_method("GET"));
-    http.Put(path, wrong_method("GET"));
-    http.Delete(path, wrong_method("GET"));
-  }
-  // Statuses cpp-httplib sets itself (404 unknown path, 413 body too large, 400 malformed request): the
-  // OpenAI error object, unless a route already wrote one.
-  http.set_error_handler(
-      httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        ApiError e;
-        e.status = res.status;
-        if (res.status == 404) {
-          e.type = "not_found_error";
-          e.message = "no route " + req.method + " " + req.path;
-        } else if (res.status == 413) {
-          e.message = "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes";
-        } else {
-          e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
-          e.message = "HTTP " + std::to_string(res.status);
-        }
-        res.set_content(e.body().dump(), "application/json");
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    static const char* known[] = {"/",         "/health", "/v1/health", "/v1/models", "/v1/completions",
-                                  "/v1/score", "/metrics"};
-    std::string route = "other";
-    for (const char* k : known)
-      if (req.path == k) route = k;
-    metrics.request(route, res.status);
-  });
-}
-
-}  // namespace
-
 int run_server(const ServerOptions& opt) {
   if (opt.parallel < 1) throw Error("--parallel must be >= 1");
   check_decode_weights(opt.decode_weights, opt.device, opt.precision);
@@ -325,6 +233,11 @@ int run_server(const ServerOptions& opt) {
     if (k.empty()) throw Error("--api-key must not be empty");
   if (opt.cors_origin.find_first_of("\r\n ") != std::string::npos)
     throw Error("--cors-origin must be one origin (e.g. https://example.org) or *");
+  for (const auto& h : opt.allowed_hosts)
+    if (h.empty() || h.find_first_of("\r\n /:") != std::string::npos)
+      throw Error("--allowed-host must be a host name without port, e.g. myhost.example");
+  if (opt.max_connections < 1) throw Error("--max-connections must be >= 1");
+  if (!(opt.request_timeout > 0)) throw Error("--request-timeout must be > 0");
   signal(SIGPIPE, SIG_IGN);  // a client that closes mid-write must not kill the server
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
@@ -333,12 +246,19 @@ int run_server(const ServerOptions& opt) {
   s.opt = opt;
   const std::string name = opt.ckpt.substr(0, opt.ckpt.find_last_not_of('/') + 1);
   s.model_name = name.substr(name.find_last_of('/') + 1);
-  // A connection holds a pool thread for its whole life: room for every row, the queue, and a few more so
-  // /health and /metrics answer while all rows stream.
-  const size_t pool = size_t(opt.parallel + opt.max_queue + 8);
-  s.http.new_task_queue = [pool] { return new httplib::ThreadPool(pool); };
+  // Workers run one request at a time (connections wait in the gate in between): room for every row,
+  // the queue, and a few more so /health and /metrics answer while all rows stream.
+  ConnectionLimits limits;
+  limits.workers = size_t(opt.parallel + opt.max_queue + 8);
+  limits.max_connections = size_t(opt.max_connections);
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY && files.rlim_cur > 64)
+    limits.max_connections = std::min<size_t>(limits.max_connections, size_t(files.rlim_cur - 64));
+  limits.request_timeout = opt.request_timeout;
+  limits.max_body_bytes = opt.max_body_bytes;
+  s.http.set_limits(limits);
   s.http.set_payload_max_length(size_t(opt.max_body_bytes));
-  s.http.set_keep_alive_max_count(100);
+  s.http.set_keep_alive_max_count(limits.keep_alive_max);  // for the Keep-Alive header
   s.routes();
   const int port =
       opt.port == 0 ? s.http.bind_to_any_port(opt.host) : (s.http.bind_to_port(opt.host, opt.port) ? opt.port : -1);

@@ -39,6 +39,9 @@ class HttpConnection {
   }
   ~HttpConnection() { hang_up(); }
   bool ok() const { return fd_ >= 0; }
+  void shutdown_write() {
+    if (fd_ >= 0) shutdown(fd_, SHUT_WR);
+  }
   void hang_up() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
@@ -137,6 +140,21 @@ inline HttpResponse http(int port, const std::string& method, const std::string&
   if (!c.read_head(res)) return res;
   std::string piece;
   while (c.read_body_piece(piece)) res.body += piece;
+  return res;
+}
+
+// Raw bytes on a fresh connection (optionally half-closed after them), then one response: its head and its
+// body up to Content-Length, the last chunk, or the server closing. status 0: no response.
+inline HttpResponse raw_http(int port, const std::string& bytes, int timeout_ms = 10000, bool half_close = false) {
+  HttpConnection c(port, timeout_ms);
+  HttpResponse res;
+  if (!c.ok()) return res;
+  c.send_raw(bytes);
+  if (half_close) c.shutdown_write();
+  if (!c.read_head(res)) return res;
+  const size_t want = res.headers.count("content-length") ? std::stoul(res.headers["content-length"]) : size_t(-1);
+  std::string piece;
+  while (res.body.size() < want && c.read_body_piece(piece)) res.body += piece;
   return res;
 }
 

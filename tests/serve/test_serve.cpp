@@ -351,6 +351,15 @@ TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
   r = run({"serve", "--ckpt", dir_ + "/ckpt", "--cors-origin", "https://a.example https://b.example"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--cors-origin"), std::string::npos);
+  for (const std::vector<std::string> bad : {std::vector<std::string>{"--max-connections", "0"},
+                                             {"--request-timeout", "0"},
+                                             {"--allowed-host", "a.example:80"}}) {
+    std::vector<std::string> args{"serve", "--ckpt", dir_ + "/ckpt"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    r = run(args);
+    EXPECT_EQ(r.code, 2) << bad[0];
+    EXPECT_NE(r.err.find(bad[0]), std::string::npos) << r.err;
+  }
   r = run({"serve", "--ckpt", dir_ + "/ckpt", "--decode-weights", "int8"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--decode-weights"), std::string::npos);

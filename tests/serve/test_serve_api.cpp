@@ -1,9 +1,11 @@
 // test_serve_api.cpp — the server's wire format without a server: UTF-8 hold-back in streams (a character
 // split across pieces is never broken, invalid bytes become U+FFFD, the deltas add up to the whole), request
-// validation naming the field, and the shapes of errors, choices and SSE events.
+// validation naming the field (max_tokens up to 2^63 - 1 without overflow), the shapes of errors, choices and
+// SSE events, and the request checks of guard.h (Host, Origin, constant-time keys, Content-Length).
 #include <gtest/gtest.h>
 
 #include "serve/api.h"
+#include "serve/guard.h"
 #include "serve/metrics.h"
 
 using namespace bytelm::serve;
@@ -117,4 +119,71 @@ TEST(Metrics, PrometheusText) {
   EXPECT_NE(t.find("bytelm_time_to_first_byte_seconds_bucket{le=\"+Inf\"} 2\n"), std::string::npos);
   EXPECT_NE(t.find("bytelm_time_to_first_byte_seconds_count 2\n"), std::string::npos);
   EXPECT_NE(t.find("# TYPE bytelm_time_to_first_byte_seconds histogram\n"), std::string::npos);
+}
+
+TEST(Guard, HostOriginKeysAndContentLength) {
+  const std::vector<std::string> none, mine{"MyHost.example"};
+  for (const char* h :
+       {"", "127.0.0.1", "127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]", "[::1]:8080", "10.1.2.3"})
+    EXPECT_TRUE(host_allowed(h, "127.0.0.1", none)) << h;
+  for (const char* h : {"evil.example", "evil.example:8080", "127.0.0.1.evil.example", "localhost.evil", ":80", "[::1"})
+    EXPECT_FALSE(host_allowed(h, "127.0.0.1", none)) << h;
+  EXPECT_TRUE(host_allowed("myhost.example:9", "0.0.0.0", mine));
+  EXPECT_TRUE(host_allowed("box", "box", none));  // the listen host itself
+  EXPECT_TRUE(host_allowed("[fe80::1]:80", "fe80::1", none));
+  EXPECT_TRUE(host_allowed("anything", "127.0.0.1", {"*"}));
+  EXPECT_EQ(host_name("[::1]:8080"), "[::1]");
+  EXPECT_EQ(host_name("A.b:1"), "a.b");
+
+  EXPECT_TRUE(origin_allowed("", "127.0.0.1:8080", ""));
+  EXPECT_TRUE(origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080", ""));
+  EXPECT_FALSE(origin_allowed("https://evil.example", "127.0.0.1:8080", ""));
+  EXPECT_FALSE(origin_allowed("null", "127.0.0.1:8080", ""));
+  EXPECT_FALSE(origin_allowed("http://127.0.0.1:8081", "127.0.0.1:8080", ""));
+  EXPECT_TRUE(origin_allowed("https://app.example", "127.0.0.1:8080", "https://app.example"));
+  EXPECT_TRUE(origin_allowed("https://evil.example", "127.0.0.1:8080", "*"));
+
+  EXPECT_TRUE(equal_constant_time("sekret", "sekret"));
+  EXPECT_FALSE(equal_constant_time("sekret", "sekreT"));
+  EXPECT_FALSE(equal_constant_time("sekret", "sekret2"));
+  EXPECT_FALSE(equal_constant_time("", "x"));
+  EXPECT_TRUE(equal_constant_time("", ""));
+  EXPECT_TRUE(bearer_matches("Bearer k2", {"k1", "k2"}));
+  EXPECT_TRUE(bearer_matches("bearer k1", {"k1", "k2"}));
+  EXPECT_FALSE(bearer_matches("Bearer k3", {"k1", "k2"}));
+  EXPECT_FALSE(bearer_matches("k1", {"k1"}));
+  EXPECT_FALSE(bearer_matches("Basic k1", {"k1"}));
+
+  EXPECT_EQ(parse_content_length("0"), 0);
+  EXPECT_EQ(parse_content_length("1048576"), 1048576);
+  for (const char* v : {"", "-1", "+5", "1 2", "0x10", "99999999999999999999", "1e3"})
+    EXPECT_EQ(parse_content_length(v), -1) << v;
+}
+
+TEST(Validation, HugeIntegersAreRefusedNamingTheField) {
+  for (const char* v : {"9223372036854775807", "9223372036854775806", "4611686018427387904"}) {
+    try {
+      parse_completion(std::string(R"({"prompt": "abc", "max_tokens": )") + v + "}", 1024);
+      ADD_FAILURE() << v << " accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, "max_tokens") << v;
+    }
+  }
+  EXPECT_EQ(parse_completion(R"({"prompt": "abc", "max_tokens": 1020})", 1024).max_bytes, 1020);
+  for (const char* body :
+       {R"({"prompt": "a", "n": 9223372036854775807})", R"({"prompt": "a", "n": -9223372036854775808})",
+        R"({"prompt": "a", "top_k": 9223372036854775807})"}) {
+    try {
+      parse_completion(body, 1024);
+      ADD_FAILURE() << body << " accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400) << body;
+      EXPECT_FALSE(e.param.empty()) << body;
+    }
+  }
+  // An error naming invalid UTF-8 (from a path or header) still serialises.
+  ApiError e;
+  e.message = "no route GET /\xff";
+  EXPECT_NE(e.dump().find("\"message\""), std::string::npos);
 }
