@@ -7,6 +7,7 @@
 #include <random>
 
 #include "data/corpus.h"
+#include "common/fuzz_cases.h"
 #include "experiment/extras.h"
 #include "experiment/measure.h"
 #include "experiment/plan.h"
@@ -71,7 +72,7 @@ TEST(ExperimentPlan, MutatedPlansParseOrFailCleanly) {
   const std::string file = (std::filesystem::temp_directory_path() / "bytelm_mutated_plan.json").string();
   std::mt19937 rng(99);
   auto at = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n)(rng); };
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < bytelm::testing::fuzz_cases(200); ++i) {
     std::string m = good;
     if (i % 4 == 0) m.resize(at(m.size()));
     for (int k = 0; k < 1 + i % 3 && !m.empty(); ++k) m[at(m.size() - 1)] ^= char(1 << at(7));

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/fuzz_cases.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #include "model/factory.h"
@@ -165,12 +166,12 @@ TEST_F(Checkpoints, MutatedConfigsAndHeadersLoadOrFailCleanly) {
   std::mt19937 rng(1234);
   const uint64_t header = *reinterpret_cast<const uint64_t*>(weights_.data());  // little-endian hosts
   const std::string head = weights_.substr(0, 8 + header), body = weights_.substr(8 + header);
-  for (int i = 0; i < 250; ++i) {
+  for (int i = 0; i < bytelm::testing::fuzz_cases(250); ++i) {
     std::string config = config_;
     for (int k = 0, n = 1 + i % 3; k < n; ++k) config = mutate(config, rng);
     expect_clean_outcome(variant("c" + std::to_string(i % 8), config, weights_), "config case " + std::to_string(i));
   }
-  for (int i = 0; i < 250; ++i) {
+  for (int i = 0; i < bytelm::testing::fuzz_cases(250); ++i) {
     // Header JSON mutated (its length field kept or adjusted), or the length field itself changed.
     std::string json = head.substr(8);
     for (int k = 0, n = 1 + i % 2; k < n; ++k) json = mutate(json, rng);

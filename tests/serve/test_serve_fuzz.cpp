@@ -3,6 +3,7 @@
 // closed connection, never a 5xx, and the server answers normally afterwards. Deterministic: fixed seed.
 #include <random>
 
+#include "common/fuzz_cases.h"
 #include "serve/serve_harness.h"
 
 using namespace bytelm_test;
@@ -38,7 +39,7 @@ TEST_F(Serve, MutatedRequestsGetAnAnswerOrAClosedConnection) {
   std::mt19937 rng(20261203);
   auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
   std::vector<std::string> cases;
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < bytelm::testing::fuzz_cases(300); ++i) {
     std::string r = seeds[pick(seeds.size())];
     const int edits = 1 + int(pick(3));
     for (int e = 0; e < edits && !r.empty(); ++e) {

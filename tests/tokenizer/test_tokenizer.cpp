@@ -8,6 +8,7 @@
 #include <random>
 
 #include "io/atomic_file.h"
+#include "common/fuzz_cases.h"
 #include "tokenizer/byte_escape.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -168,7 +169,7 @@ TEST(Tokenizer, MutatedModelsLoadOrFailCleanly) {
   std::mt19937 rng(77);
   auto at = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n)(rng); };
   int loaded = 0;
-  for (int i = 0; i < 150; ++i) {
+  for (int i = 0; i < bytelm::testing::fuzz_cases(150); ++i) {
     std::string m = good;
     if (i % 3 == 0) m.resize(at(m.size()));
     for (int k = 0; k < 1 + i % 4 && !m.empty(); ++k) m[at(m.size() - 1)] ^= char(1 << at(7));
