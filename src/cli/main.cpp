@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -45,6 +46,18 @@ int fail(const std::string& msg, int code, bool first_line_only = false) {
   return code;
 }
 
+// Corpora and weights are memory-mapped: a file truncated by another process while bytelm reads it raises
+// SIGBUS at the first access past its new end. Keep the error contract (one line, exit 2) instead of dying
+// with a core dump; checkpoints are committed whole (train/run_dir.h), so the last one stays usable.
+void on_sigbus(int) {
+  static const char msg[] =
+      "bytelm: error: a memory-mapped file (data or checkpoint) shrank while it was being read (SIGBUS); "
+      "was it truncated or replaced in place?\n";
+  const ssize_t ignored = write(2, msg, sizeof msg - 1);
+  (void)ignored;
+  _exit(2);
+}
+
 std::string version_text() {
   return std::string("bytelm ") + BYTELM_VERSION + " (commit " + BYTELM_GIT_COMMIT + "), " + bytelm::torch_build_info();
 }
@@ -61,6 +74,7 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
   }
+  std::signal(SIGBUS, on_sigbus);
   bytelm::configure_allocator();  // malloc keeps freed tensor memory for reuse (see util/memory.h)
   CLI::App app{"bytelm: tokenizer-free language models on raw bytes (byte Transformer, MEGABYTE, BLT)"};
   app.option_defaults()->always_capture_default();

@@ -10,8 +10,18 @@
 
 namespace bytelm {
 
-// The run record (trainer.json) of an existing run; its step in *step. Error if missing or corrupt.
+// The run record (trainer.json) of an existing run; its step in *step. Error if missing or corrupt. A
+// checkpoint whose commit was interrupted is finished first (finish_checkpoint).
 nlohmann::json read_run_record(const std::string& out, int64_t* step);
+
+// A checkpoint is written whole before it replaces the last one, so a run killed at any point (or a full
+// disk) leaves a checkpoint that loads and resumes: stage_checkpoint(out) gives an empty staging directory
+// (out/.checkpoint-next) for every file of the new checkpoint; commit_checkpoint(out) marks it complete and
+// moves its files over the old ones, the run record (trainer.json) last. finish_checkpoint(out) completes a
+// commit that was interrupted (rolls forward) or drops a staging directory that was never completed.
+std::string stage_checkpoint(const std::string& out);
+void commit_checkpoint(const std::string& out);
+void finish_checkpoint(const std::string& out);
 
 // Metrics lines (JSONL) appended to a file that the first line creates, so a run that fails before logging
 // leaves no empty file behind. An empty path writes nothing (data-parallel ranks other than 0).

@@ -264,14 +264,16 @@ void save_checkpoint(Run& run, int64_t step) {
   const NamedTensors optimizer = optimizer_state(run);  // gathered from every rank with ZeRO-1
   if (run.dist->is_root()) {
     std::map<std::string, std::string> meta{{"step", std::to_string(step)}};
-    save_model(run.opt.out, *run.model, meta);
-    if (run.tokenizer) run.tokenizer->save(run.opt.out + "/" + kTokenizerFile);
-    save_tensors(run.opt.out + "/optimizer.safetensors", optimizer, meta);
+    const std::string stage = stage_checkpoint(run.opt.out);  // written whole, then committed (run_dir.h)
+    save_model(stage, *run.model, meta);
+    if (run.tokenizer) run.tokenizer->save(stage + "/" + kTokenizerFile);
+    save_tensors(stage + "/optimizer.safetensors", optimizer, meta);
     json record = train_record(run.opt);
     record["corpus"] = corpus_summary(*run.corpus);
     record["world_size"] = run.dist->world();  // --batch is per rank: --resume rescales it to its own world
     record["step"] = step;
-    write_file_atomic(run.opt.out + "/trainer.json", record.dump(2) + "\n");
+    write_file_atomic(stage + "/trainer.json", record.dump(2) + "\n");
+    commit_checkpoint(run.opt.out);
     if (run.fresh_dir) run.fresh_dir->keep();
   }
   run.dist->barrier();

@@ -1,12 +1,18 @@
 // test_train_options.cpp — the run record and --resume merging without a model: stored settings win,
 // given differing ones are refused by flag, --steps extends, older records keep the command line's values;
-// the memory estimate grows with the batch and refuses an impossible one by naming --batch.
+// the memory estimate grows with the batch and refuses an impossible one by naming --batch; checkpoints are
+// committed whole or not at all.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
 #include "train/memory_check.h"
+#include "train/run_dir.h"
 #include "train/train_options.h"
 #include "util/error.h"
 
@@ -96,4 +102,43 @@ TEST(MemoryCheck, EstimateGrowsWithTheBatchAndRefusesTheImpossible) {
   EXPECT_GT(many, one);
   bytelm::check_training_memory(f, 16);  // the demo's batch fits anywhere
   EXPECT_NE(error_of([&] { bytelm::check_training_memory(f, 10000000); }).find("--batch 10000000"), std::string::npos);
+}
+
+TEST(RunDir, CheckpointsAreCommittedWholeOrNotAtAll) {
+  namespace fs = std::filesystem;
+  const std::string out = (fs::temp_directory_path() / ("bytelm_commit_" + std::to_string(getpid()))).string();
+  fs::remove_all(out);
+  fs::create_directories(out);
+  auto put = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  auto get = [](const std::string& path) {
+    std::ifstream f(path);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  put(out + "/model.safetensors", "old");
+  put(out + "/trainer.json", R"({"step": 1})");
+  // Killed while writing: the staged files are dropped, the last checkpoint stands.
+  std::string stage = bytelm::stage_checkpoint(out);
+  put(stage + "/model.safetensors", "new");
+  bytelm::finish_checkpoint(out);
+  EXPECT_FALSE(fs::exists(stage));
+  EXPECT_EQ(get(out + "/model.safetensors"), "old");
+  // Killed after the staged checkpoint was complete: the commit is finished (rolled forward) on resume.
+  stage = bytelm::stage_checkpoint(out);
+  put(stage + "/model.safetensors", "new");
+  put(stage + "/trainer.json", R"({"step": 2})");
+  put(stage + "/COMPLETE", "");
+  fs::rename(stage + "/model.safetensors", out + "/model.safetensors");  // as if killed mid-commit
+  int64_t step = 0;
+  bytelm::read_run_record(out, &step);
+  EXPECT_EQ(step, 2);
+  EXPECT_EQ(get(out + "/model.safetensors"), "new");
+  EXPECT_FALSE(fs::exists(stage));
+  // The normal path.
+  stage = bytelm::stage_checkpoint(out);
+  put(stage + "/trainer.json", R"({"step": 3})");
+  bytelm::commit_checkpoint(out);
+  bytelm::read_run_record(out, &step);
+  EXPECT_EQ(step, 3);
+  EXPECT_FALSE(fs::exists(stage));
+  fs::remove_all(out);
 }
