@@ -130,6 +130,7 @@ CompletionRequest parse_completion(const std::string& body, int64_t context) {
     r.include_usage = boolean(j["stream_options"], "include_usage");
   r.return_bytes = boolean(j, "return_bytes");
   r.return_bits = boolean(j, "return_bits");
+  if (j.contains("logprobs") && !j["logprobs"].is_null()) r.logprobs = integer(j, "logprobs", 0, 20, 0);
   return r;
 }
 
@@ -230,10 +231,40 @@ std::string Utf8Stream::flush() {
   return out;
 }
 
+namespace {
+
+// A byte as an OpenAI token string: ASCII as itself, other bytes as "bytes:\xNN" (OpenAI's form for tokens
+// that are not whole characters).
+std::string byte_token(uint8_t b) {
+  if (b < 0x80) return std::string(1, char(b));
+  static const char* hex = "0123456789abcdef";
+  return std::string("bytes:\\x") + hex[b >> 4] + hex[b & 15];
+}
+
+// OpenAI's completions `logprobs` object for the piece's bytes: tokens, token_logprobs (natural log),
+// top_logprobs (the N likeliest bytes per position) and text_offset (byte offsets in the completion).
+json logprobs_json(const Piece& piece) {
+  json tokens = json::array(), logps = json::array(), tops = json::array(), offsets = json::array();
+  for (size_t i = 0; i < piece.bytes.size(); ++i) {
+    const uint8_t b = uint8_t(piece.bytes[i]);
+    tokens.push_back(byte_token(b));
+    const float bits = i < piece.bits.size() ? piece.bits[i] : NAN;
+    logps.push_back(std::isfinite(bits) ? json(-double(bits) * std::log(2.0)) : json(nullptr));
+    json top = json::object();
+    if (i < piece.top.size())
+      for (const auto& [alt, lp] : piece.top[i]) top[byte_token(alt)] = lp;
+    tops.push_back(top);
+    offsets.push_back(piece.offset + int64_t(i));
+  }
+  return json{{"tokens", tokens}, {"token_logprobs", logps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+}  // namespace
+
 json choice_json(const std::string& text, const Piece& piece, const CompletionRequest& req, const char* finish_reason) {
   json c{{"index", 0},
          {"text", text},
-         {"logprobs", nullptr},
+         {"logprobs", req.logprobs >= 0 ? logprobs_json(piece) : json(nullptr)},
          {"finish_reason", finish_reason ? json(finish_reason) : json(nullptr)}};
   if (req.return_bytes) {
     std::vector<int> b(piece.bytes.begin(), piece.bytes.end());

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,7 @@ struct CompletionRequest {
   bool include_usage = false;  // stream_options.include_usage: a last chunk with choices [] and usage
   bool return_bytes = false;   // bytelm extension: `bytes` (exact byte values) beside `text` in each choice
   bool return_bits = false;    // bytelm extension: `bits`, the surprisal -log2 p of each byte under the model
+  int64_t logprobs = -1;       // OpenAI `logprobs` (0..20; -1 = null): each byte's log p and the N likeliest bytes
 };
 // Throws ApiError (400) naming the field. `context`: the model's context in bytes (prompt + max_tokens must
 // fit in context - 1, the bytes one decoding window holds).
@@ -49,6 +51,9 @@ std::string parse_score(const std::string& body, int64_t context);
 struct Piece {
   std::string bytes;
   std::vector<float> bits;  // one per byte
+  // With `logprobs` N: per byte, the N likeliest bytes and their natural-log probabilities, likeliest first.
+  std::vector<std::vector<std::pair<uint8_t, float>>> top;
+  int64_t offset = 0;  // the piece's first byte's offset in the completion
 };
 
 // UTF-8 text for streamed byte pieces: an incomplete UTF-8 sequence at the end is held back until the next

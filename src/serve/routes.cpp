@@ -184,6 +184,9 @@ void Server::routes() {
   };
   http.Post("/v1/completions", post([this](const httplib::Request&, httplib::Response& res, const std::string& body) {
               const CompletionRequest r = parse_completion(body, model.context);
+              if (r.logprobs >= 0 && model.tokenizer)
+                throw bad_request("'logprobs' are per byte and need a byte model; this server runs the BPE baseline",
+                                  "logprobs");
               if (r.stream)
                 stream(r, res);
               else

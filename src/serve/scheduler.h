@@ -36,6 +36,8 @@ namespace bytelm::serve {
 class Metrics;
 using Clock = std::chrono::steady_clock;
 
+using Alternatives = std::vector<std::pair<uint8_t, float>>;  // bytes and their natural-log probabilities
+
 // One request's channel between the engine thread and its HTTP thread.
 class Job {
  public:
@@ -55,7 +57,8 @@ class Job {
 
   // Engine side.
   bool cancelled() const { return cancelled_; }
-  void push(const std::string& bytes, const std::vector<float>& bits);
+  // top: per byte, the likeliest bytes (requests with `logprobs`; else empty).
+  void push(const std::string& bytes, const std::vector<float>& bits, const std::vector<Alternatives>& top = {});
   void finish(const std::string& reason, int64_t generated, const std::string& error = "");
 
  private:
@@ -63,6 +66,7 @@ class Job {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Piece pending_;
+  int64_t taken_ = 0;  // bytes handed to the HTTP side so far (the next piece's offset)
   bool finished_ = false;
   std::string finish_reason_, error_;
   int64_t generated_ = 0;

@@ -138,6 +138,7 @@ void Server::complete(const CompletionRequest& req, httplib::Response& res) {
     const bool finished = job->take(p, 100ms);
     all.bytes += p.bytes;
     all.bits.insert(all.bits.end(), p.bits.begin(), p.bits.end());
+    all.top.insert(all.top.end(), p.top.begin(), p.top.end());
     if (finished) break;
     if (!gone && GuardedServer::client_gone()) {  // nobody to answer: free the row
       gone = true;

@@ -161,6 +161,52 @@ TEST_F(Serve, StopStringsAndBitsMatchScore) {
   EXPECT_EQ(s->terminate(), 0);
 }
 
+TEST_F(Serve, LogprobsGiveEachByteAndItsLikeliestAlternatives) {
+  auto s = start();
+  const json extra{{"temperature", 0}, {"logprobs", 3}, {"return_bits", true}, {"return_bytes", true}};
+  auto r = http(s->port, "POST", "/v1/completions", completion("call me ", 24, 1, false, extra));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto c = json::parse(r.body)["choices"][0];
+  const std::string out = choice_bytes(c);
+  const auto& lp = c["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const double chosen = lp["token_logprobs"][i].get<double>();
+    EXPECT_NEAR(chosen, -c["bits"][i].get<double>() * std::log(2.0), 1e-5) << i;
+    EXPECT_EQ(lp["text_offset"][i].get<int64_t>(), int64_t(i));
+    const auto& top = lp["top_logprobs"][i];
+    ASSERT_EQ(top.size(), 3u) << i;
+    double best = -1e9, mass = 0;
+    for (const auto& [tok, v] : top.items()) {
+      best = std::max(best, v.get<double>());
+      mass += std::exp(v.get<double>());
+    }
+    EXPECT_NEAR(chosen, best, 1e-6) << "greedy picks the likeliest byte, " << i;
+    EXPECT_LE(mass, 1.0 + 1e-5);
+    const uint8_t b = uint8_t(out[i]);
+    if (b < 0x80) EXPECT_EQ(lp["tokens"][i], std::string(1, char(b)));
+    if (b < 0x80) EXPECT_TRUE(top.contains(std::string(1, char(b)))) << i;
+  }
+  // Streamed: the chunks' logprobs add up to the same bytes at consecutive offsets.
+  json tokens = json::array(), offsets = json::array();
+  for (const auto& e : sse_events(s->port, completion("call me ", 24, 1, true, extra))) {
+    if (e == "[DONE]") continue;
+    const json chunk = json::parse(e);
+    for (const auto& ch : chunk["choices"]) {
+      if (!ch.contains("logprobs") || ch["logprobs"].is_null()) continue;
+      for (const auto& t : ch["logprobs"]["tokens"]) tokens.push_back(t);
+      for (const auto& o : ch["logprobs"]["text_offset"]) offsets.push_back(o);
+    }
+  }
+  EXPECT_EQ(tokens, lp["tokens"]);
+  EXPECT_EQ(offsets, lp["text_offset"]);
+  // Out of range: 400 naming the field.
+  r = http(s->port, "POST", "/v1/completions", completion("call me ", 4, 1, false, {{"logprobs", 21}}));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "logprobs") << r.body;
+  EXPECT_EQ(s->terminate(), 0);
+}
+
 TEST_F(Serve, DisconnectFreesTheRowAndFullQueueGets503) {
   auto s = start({"--parallel", "1", "--max-queue", "0"});
   std::promise<void> first, checked;
