@@ -6,13 +6,18 @@ import math
 NOISE_BPB = 0.02  # bpb gaps below this are reported as inconclusive (one seed per run unless a plan repeats them)
 
 
-def verdict(better_by):
-    """better_by: the claimed winner's bpb advantage (positive = claim holds)."""
-    if better_by > NOISE_BPB:
+def thr(noise):
+    """A noise threshold as text: 0.02 -> "0.02", 0.041664 -> "0.042"."""
+    return f"{round(noise, 3):g}"
+
+
+def verdict(better_by, noise=NOISE_BPB):
+    """better_by: the claimed winner's bpb advantage (positive = claim holds); noise: the inconclusive band."""
+    if better_by > noise:
         return "reproduced"
-    if better_by < -NOISE_BPB:
+    if better_by < -noise:
         return "not reproduced at this scale"
-    return f"inconclusive (gap within {NOISE_BPB} bpb)"
+    return f"inconclusive (gap within {thr(noise)} bpb)"
 
 
 def fmt(v, spec=".3f"):

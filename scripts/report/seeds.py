@@ -3,15 +3,15 @@
 A plan may train one entry (model, config, data, budget, training settings) several times, with other seeds
 or with the same one. Runs whose recorded plan entries differ only in the seed form a seed group. From them:
 - re-running an identical entry (same seed) must reproduce its held-out bpb exactly;
-- how far held-out bpb moves with the seed (weight init and batch order), against NOISE_BPB, the gap below
-  which single-seed comparisons are called inconclusive;
+- how far held-out bpb moves with the seed (weight init and batch order), against NOISE_BPB, the fixed gap
+  below which single-seed comparisons were called inconclusive (noise.py turns these spreads into the threshold);
 - MEGABYTE against the byte Transformer over every seed both were trained from: the claim holds, fails or is
   inconclusive by the sign of the per-seed gaps and the size of their mean.
 """
 import json
 import statistics
 
-from .common import NOISE_BPB, bpb, get, same_budget, seed
+from .common import NOISE_BPB, bpb, get, same_budget, seed, thr
 
 
 def entry_key(r, with_seed=True):
@@ -79,35 +79,43 @@ def over_seeds(groups, is_base_mb):
     return out
 
 
-def seed_findings(runs, is_base_mb):
-    """(claim, source, evidence lines, status) tuples; none when no plan entry was trained twice."""
+def seed_findings(runs, is_base_mb, noise=None):
+    """(claim, source, evidence lines, status, extra) tuples; none when no plan entry was trained twice. extra:
+    the finding's id, data kind, mean gap and per-seed gaps, runs used (for the summary and the caveats)."""
     groups = seed_groups(runs)
     found = []
+    band = lambda r: noise(r["data"]) if noise else NOISE_BPB
     lines, same = exact_reruns(groups)
     if lines:
         found.append(("Re-running a plan entry with its seed reproduces its held-out bpb exactly",
-                      "reproducibility (not a paper claim)", lines, "yes" if same else "no"))
+                      "reproducibility (not a paper claim)", lines, "yes" if same else "no", {"id": "rerun"}))
     sp = spreads(groups)
     if sp:
         worst = max(s for _, _, s in sp)
-        found.append((f"Held-out bpb moves with the seed by less than the {NOISE_BPB} bpb called noise here",
+        found.append((f"Held-out bpb moves with the seed by less than the {NOISE_BPB} bpb of a fixed noise threshold",
                       "yardstick (not a paper claim)",
                       [f"{r['name']} ({r['model']}, {r['data']}): " + ", ".join(f"{v:.4f} (seed {s})" for s, v in ps.items())
                        + f"; spread {d:.4f}" for r, ps, d in sp],
                       f"yes (largest spread {worst:.4f})" if worst <= NOISE_BPB else
-                      f"no: largest spread {worst:.4f}, so single-seed gaps under that are not evidence"))
+                      f"no: largest spread {worst:.4f}, so single-seed gaps under that are not evidence"
+                      + ("; the thresholds of this report are these spreads" if noise else ""),
+                      {"id": "seed-spread"}))
     for m, t, common, gaps in over_seeds(groups, is_base_mb):
+        gm, gt = (next(g for g in groups.values() if next(iter(g.values()))[0] is x) for x in (m, t))
         mean = statistics.mean(gaps)
         sd = statistics.stdev(gaps)
-        if all(g > 0 for g in gaps) and mean > NOISE_BPB:
+        n = band(m)
+        if all(g > 0 for g in gaps) and mean > n:
             status = "reproduced"
-        elif all(g < 0 for g in gaps) and mean < -NOISE_BPB:
+        elif all(g < 0 for g in gaps) and mean < -n:
             status = "not reproduced at this scale"
         else:
             status = "inconclusive (" + ("the gap changes sign with the seed" if min(gaps) < 0 < max(gaps)
-                                          else f"mean gap within {NOISE_BPB} bpb") + ")"
+                                          else f"mean gap within {thr(n)} bpb") + ")"
         found.append((f"MEGABYTE has lower bpb than a byte Transformer at equal training FLOPs, over {len(common)} "
                       f"seeds ({m['data']})", "MEGABYTE T1-T5 (M1)",
                       ["Transformer minus MEGABYTE bpb per seed: " + ", ".join(f"{g:+.4f} (seed {s})" for s, g in zip(common, gaps))
-                       + f"; mean {mean:+.4f}, sd {sd:.4f} (groups of {m['name']} and {t['name']})"], status))
+                       + f"; mean {mean:+.4f}, sd {sd:.4f} (groups of {m['name']} and {t['name']})"], status,
+                      {"id": "M1", "kind": m["data"], "gap": mean, "gaps": gaps,
+                       "runs": [g[s][0] for g in (gm, gt) for s in common]}))
     return found
