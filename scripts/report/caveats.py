@@ -1,16 +1,18 @@
 """caveats.py — what a verdict must carry besides its numbers (applied by findings.py to every finding):
 - warm-up: a run whose warm-up exceeds records.WARMUP_SHARE of its steps (trainer.json) spent much of a short
-  schedule at a low learning rate; every verdict that uses it is flagged;
+  schedule at a low learning rate; every verdict that uses it is flagged (generation speed excepted: it does
+  not depend on training); a run worse than every compressor on its data is flagged as undertrained;
 - protocol: BPE is scored over non-overlapping token windows, byte models with sliding windows (each scored
   byte sees at least context - stride bytes), which favours the byte models; every verdict with a BPE run says
-  so (re-scoring needs the checkpoints, which are not in the records);
+  so (protocol_line says it in full; re-scoring needs the checkpoints, which are not in the records);
 - entropy model: BLT's entropy model is trained apart and runs over every byte BLT trains on; a comparison
   at equal training FLOPs that includes it is flagged when the totals no longer match (blt_accounting).
 """
 from .common import get, sci
-from .records import warmup_flag
+from .records import steps_and_warmup, warmup_flag
 
 BUDGET_CLAIMS = {"BLT-space", "BLT-static", "BLT-BPE", "SB-small"}  # compared at equal training FLOPs
+TRAINING_FREE = {"M4"}  # generation speed depends on the architecture, not on how the weights were trained
 
 
 def blt_accounting(res):
@@ -42,29 +44,68 @@ def protocol_line(bpe, byte_runs):
             "needs the checkpoints, which are not in the records")
 
 
+def warmup_short(runs):
+    """'images_tf 50%, images_mb12 26%' for the flagged runs among `runs` (runs of one model, data and share,
+    e.g. the seeds of an entry, once: 'code_tf 43% (x3)')."""
+    seen = {}
+    for r in runs:
+        if warmup_flag(r):
+            steps, warm = steps_and_warmup(r)
+            key = (r["model"], r["data"], f"{100 * warm / steps:.0f}%")
+            seen.setdefault(key, []).append(r["name"])
+    return ", ".join(f"{names[0]} {k[2]}" + (f" (x{len(names)})" if len(names) > 1 else "") for k, names in seen.items())
+
+
+def undertrained(runs, compressors):
+    """(name, caveat) for a run scoring worse than every compressor on its data kind while another run of the
+    comparison does not: the comparison sets a model that has barely learned against one that has."""
+    worse = []
+    for r in runs:
+        comp = [c for c in compressors if c["data"] == r["data"]]
+        worst = max(comp, key=lambda c: c["bpb"]) if comp else None
+        if worst and get(r, "eval", "bpb") is not None:
+            worse.append((r, worst, get(r, "eval", "bpb") > worst["bpb"]))
+    if all(w for _, _, w in worse):
+        return []
+    return [(r["name"], f"{r['name']} scores worse than every compressor ({get(r, 'eval', 'bpb'):.4f} vs "
+                        f"{c['compressor']} {c['bpb']:.4f}) while the run it is compared with does not: undertrained")
+            for r, c, w in worse if w]
+
+
+def entropy_flags(f, acct):
+    """Caveat lines and flags for a BLT run with an entropy model in a comparison at equal training FLOPs."""
+    lines, flags = [], []
+    for r in f["runs"]:
+        a, others = acct.get(r["name"]), [o for o in f["runs"] if o is not r]
+        if a and others:
+            o = others[0]
+            ratio = a["total"] / get(o, "training", "flops")
+            lines.append(f"{r['name']} with its entropy model counted: {sci(a['total'])} training FLOPs, "
+                         f"{ratio:.2f} x {o['name']}'s {sci(get(o, 'training', 'flops'))}")
+            if abs(ratio - 1) > 0.1:
+                flags.append(f"entropy model counted: {ratio:.2f}x the budget")
+    return lines, flags
+
+
 def apply(found, res):
+    """Sets each finding's flags (short, also appended to its status in brackets) and caveat lines; keeps
+    the bare verdict in f["verdict"]."""
     acct = blt_accounting(res)
     for f in found:
-        flags = []
-        warm = [w for w in (warmup_flag(r) for r in f["runs"]) if w]
+        flags, f["verdict"] = [], f["status"]
+        trained = f.get("id") not in TRAINING_FREE
+        warm = warmup_short(f["runs"]) if trained else ""
         if warm:
-            f["caveats"].append("warm-up over 10% of the steps: " + "; ".join(warm))
-            flags.append("warm-up > 10% of steps: " + ", ".join(w.split()[0] for w in warm))
-        bpe = [r for r in f["runs"] if r["model"] == "bpe"]
-        if bpe:
-            f["caveats"].append(protocol_line(bpe[0], [r for r in f["runs"] if r["model"] != "bpe"]))
-            flags.append("BPE scored with another protocol")
+            flags.append("warm-up > 10%: " + warm)
+        for name, line in undertrained(f["runs"], res.get("compressors", [])) if trained else []:
+            f["caveats"].append(line)
+            flags.append(f"undertrained: {name}")
+        if any(r["model"] == "bpe" for r in f["runs"]):
+            flags.append("BPE: other eval protocol")
         if f.get("id") in BUDGET_CLAIMS:
-            for r in f["runs"]:
-                a = acct.get(r["name"])
-                others = [o for o in f["runs"] if o is not r]
-                if a and others:
-                    o = others[0]
-                    ratio = a["total"] / get(o, "training", "flops")
-                    f["caveats"].append(f"{r['name']} with its entropy model counted: {sci(a['total'])} training "
-                                        f"FLOPs, {ratio:.2f} x {o['name']}'s {sci(get(o, 'training', 'flops'))}")
-                    if abs(ratio - 1) > 0.1:
-                        flags.append(f"not compute-matched once {r['name']}'s entropy model is counted ({ratio:.2f}x)")
+            lines, fl = entropy_flags(f, acct)
+            f["caveats"] += lines
+            flags += fl
         f["flags"] = flags
         if flags:
             f["status"] += " [" + "; ".join(flags) + "]"

@@ -9,7 +9,8 @@ measured over a separate seed check's seeds replaces the single-seed one of that
 whose runs warmed up too long, compare BPE under another evaluation protocol, or leave an entropy model
 uncounted. The claims themselves are in findings_mb.py (MEGABYTE) and findings_blt.py (BLT, BPE, noise).
 """
-from .common import NOISE_BPB, get, same_budget, sci, seed
+from .common import get, same_budget, sci, seed
+from .noise import Noise
 from .seeds import first_of_each_entry, seed_findings
 
 
@@ -62,8 +63,7 @@ def at(*rs):
                                      f"{get(r, 'training', 'bytes', default=0) / 1e6:.2f} MB" for r in rs)
 
 
-def fixed_noise(kind=None):
-    return NOISE_BPB
+fixed_noise = Noise()  # common.NOISE_BPB for every data kind
 
 
 def findings(res):

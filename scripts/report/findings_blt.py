@@ -85,9 +85,15 @@ def small_budget(out, runs):
 
 
 def combined(verdicts):
-    """One status from per-model verdicts {name: verdict}."""
+    """One status from per-model verdicts {name: verdict}: the verdict when all agree, else the models per verdict."""
     vs = set(verdicts.values())
-    return vs.pop() if len(vs) == 1 else "mixed: " + "; ".join(f"{n} {v}" for n, v in verdicts.items())
+    if len(vs) == 1:
+        return vs.pop()
+    short = lambda v: v.split(" (")[0].replace(" at this scale", "")
+    groups = {}
+    for n, v in verdicts.items():
+        groups.setdefault(short(v), []).append(n)
+    return "mixed: " + "; ".join(f"{v}: {', '.join(ns)}" for v, ns in groups.items())
 
 
 def robustness(out, runs, rob):

@@ -42,7 +42,7 @@ def flat_in_p(out, runs):
         n = out.noise(g[0]["data"])
         out.add(f"MEGABYTE's bpb is flat over the patch size ({g[0]['data']})", "MEGABYTE T10/T12 (M3)",
                 [", ".join(f"P={get(r, 'config', 'patch_size')}: {bpb(r):.4f}" for r in g) + f"; spread {spread:.3f} "
-                 f"(flat: within the seed band {thr(n)} bpb)" + at(*g)],
+                 f"(flat means within the seed band, {thr(n)} bpb)" + at(*g)],
                 "reproduced" if spread <= n else "not reproduced at this scale" if spread > 2 * n else
                 f"inconclusive (spread between 1 and 2 x the seed band {thr(n)} bpb)", g, id="M3", kind=g[0]["data"],
                 gap=spread)

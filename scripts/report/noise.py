@@ -24,8 +24,9 @@ class Noise:
         if not self.source:
             return f"gaps under {self.default} bpb are called inconclusive (a fixed threshold: no seed records)"
         kinds = ", ".join(f"{k} {v:.3f}" for k, v in sorted(self.by_kind.items()))
-        return (f"gaps under the measured seed spread are called inconclusive: per data kind where the seed records "
-                f"({self.source}) cover it ({kinds} bpb), else the largest spread of any entry, {self.default:.3f} bpb")
+        return (f"gaps under the measured seed spread (max - min held-out bpb of one plan entry over its seeds) are "
+                f"called inconclusive: per data kind where the seed runs ({self.source}) cover it ({kinds} bpb), else "
+                f"the largest spread of any entry, {self.default:.3f} bpb")
 
 
 def from_seed_runs(runs, source):

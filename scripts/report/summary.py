@@ -35,6 +35,8 @@ for _k, _v in ROB.items():
 
 def ours(f):
     """Our number for a finding: the claimed winner's bpb lead (mean and min..max over seeds where seeds exist)."""
+    if f.get("gap") is None and "ratio" not in f:
+        return "-"
     if f.get("gaps"):
         g = f["gaps"]
         return f"{f['gap']:+.3f} bpb (seeds {min(g):+.3f}..{max(g):+.3f}, n={len(g)})"
@@ -50,27 +52,25 @@ def ours(f):
 
 
 def scale(f):
-    """'FLOPs x..., params x...': how many times the paper's scale exceeds ours, from the runs the finding used."""
+    """'FLOPs 2e4x, params 42x': how many times the paper's scale exceeds ours (the largest of the runs used)."""
     p = PAPER.get(f.get("id"))
     runs = [r for r in f["runs"] if get(r, "training", "flops")]
     if not p or not runs:
         return "-"
     fl = max(get(r, "training", "flops") for r in runs)
     pa = max(get(r, "flops", "counted_params", default=0) for r in runs)
-    out = f"FLOPs {p[1][0] / fl:.0e}x ({sci(fl)} vs {p[1][0]:.0e})"
+    out = f"FLOPs {p[1][0] / fl:.0e}x".replace("e+0", "e")
     if p[2] and pa:
-        out += f"; params {p[2][0] / pa:.0f}x ({pa / 1e6:.1f}M vs {p[2][0] / 1e6:.0f}M)"
+        out += f", params {p[2][0] / pa:.0f}x"
     return out
 
 
 def rows(found):
-    """[claim, paper, ours, verdict, scale] for every finding with a paper number."""
-    out = []
-    for f in found:
-        p = PAPER.get(f.get("id"))
-        if p:
-            out.append([f["claim"], p[0](f.get("kind")), ours(f), f["status"], scale(f)])
-    return out
+    """[claim, paper, ours, verdict, flags, scale] for every finding with a paper number, in PAPER's order."""
+    order = list(PAPER)
+    fs = sorted([f for f in found if f.get("id") in PAPER], key=lambda f: order.index(f["id"]))
+    return [[f["claim"], PAPER[f["id"]][0](f.get("kind")), ours(f), f.get("verdict", f["status"]),
+             "; ".join(f.get("flags", [])) or "-", scale(f)] for f in fs]
 
 
 def scale_lines(res):
