@@ -101,7 +101,7 @@ def left_open(found, res):
     """What the records cannot settle (needs training or evaluation again)."""
     flags = " ".join(f["status"] for f in found)
     out = []
-    if "BPE scored" in flags:
+    if "BPE: other eval protocol" in flags:
         out.append("BPE scored with sliding windows like the byte models (needs the BPE checkpoint)")
     if "warm-up" in flags:
         out.append("the flagged runs trained again with a warm-up of at most 10% of their steps (images_tf above all)")
