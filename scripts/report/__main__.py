@@ -21,7 +21,7 @@ from .common import get, sci
 from .findings import findings, fixed_noise
 from .noise import from_seed_runs
 from .page import render
-from .records import attach_from_source, gather
+from .records import attach_from_source, gather, steps_and_warmup
 from .summary import rows as summary_rows, scale_lines
 
 
@@ -104,7 +104,10 @@ def left_open(found, res):
     if "BPE: other eval protocol" in flags:
         out.append("BPE scored with sliding windows like the byte models (needs the BPE checkpoint)")
     if "warm-up" in flags:
-        out.append("the flagged runs trained again with a warm-up of at most 10% of their steps (images_tf above all)")
+        share = lambda r: (lambda s, w: w / s if s and w is not None else 0)(*steps_and_warmup(r))
+        worst = max(res["runs"], key=share)
+        out.append(f"the flagged runs trained again with a warm-up of at most 10% of their steps ({worst['name']} "
+                   f"above all: {100 * share(worst):.0f}%)")
     if blt_accounting(res):
         out.append("BLT-entropy and BPE at equal FLOPs with the entropy model counted; a BLT without hash n-gram "
                    "embeddings, to tell the n-grams' share of BLT's lead from patching's")
