@@ -142,6 +142,24 @@ TEST(Hooks, EachModelSaysWhatItIs) {
   }
 }
 
+TEST(Config, MinParamsIsALowerBoundForEveryPreset) {
+  // The checkpoint loader refuses a config whose min_params() exceeds the weights file: it must never
+  // exceed what the model really holds (else good checkpoints would be refused), and stay close enough to
+  // catch a config edited to a far larger model.
+  int checked = 0;
+  for (const auto& p : list_presets()) {
+    if (p.params > 50000000) continue;  // keep the test fast: the large presets share these shapes' code
+    SCOPED_TRACE(p.name);
+    const ModelConfig cfg = load_config(p.path, "");
+    auto model = make_model(cfg);
+    const double n = double(model->num_params());
+    EXPECT_LE(cfg.min_params(), n);
+    EXPECT_GE(cfg.min_params(), 0.3 * n);
+    ++checked;
+  }
+  EXPECT_GT(checked, 10);
+}
+
 TEST(Hooks, FootprintAndFlopsFollowTheModel) {
   auto mb = make_model(load_config("mb_demo", ""));
   const auto& c = mb->config();
