@@ -5,11 +5,14 @@
 
 namespace bytelm {
 
-ZeroAdamW::ZeroAdamW(const NamedTensors& params, const AdamWOptions& o, ProcessGroup& group)
+ZeroAdamW::ZeroAdamW(const NamedTensors& params, const AdamWOptions& o, ProcessGroup& group,
+                     const std::vector<double>& lr_scales)
     : params_(params), o_(o), group_(group), opts_(torch::TensorOptions(torch::kFloat32).device(group.device())) {
-  for (const auto& [name, p] : params_) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
     offsets_.push_back(n_);
     decays_.push_back(adamw_decay_of(name, p, o));
+    scales_.push_back(lr_scales.empty() ? 1.0 : lr_scales.at(i));
     n_ += p.numel();
   }
   const int64_t w = group.size();
@@ -47,20 +50,18 @@ torch::Tensor ZeroAdamW::clip_step_and_clear(double lr, double max_norm) {
   for (const auto& np : params_) all.push_back(np.second);
   auto norm = clip_grad_norm(all, max_norm);
   ++t_;
-  // The same two decay groups as AdamW::step, over this rank's slices.
-  std::vector<double> decays{0.0};
-  if (o_.weight_decay > 0) decays.push_back(o_.weight_decay);
-  for (double decay : decays) {
+  // The same groups as AdamW::step, over this rank's slices.
+  for (const auto& [decay, scale] : adamw_groups(decays_, scales_)) {
     std::vector<torch::Tensor> p, g, m, v;
     for (auto& c : chunks_) {
       const torch::Tensor& param = params_[c.slot].second;
-      if (decays_[c.slot] != decay || !param.grad().defined()) continue;
+      if (decays_[c.slot] != decay || scales_[c.slot] != scale || !param.grad().defined()) continue;
       p.push_back(param.detach().view({-1}).narrow(0, c.begin, c.len));
       g.push_back(param.grad().reshape({-1}).narrow(0, c.begin, c.len));
       m.push_back(c.m);
       v.push_back(c.v);
     }
-    if (!p.empty()) adamw_foreach_update(p, g, m, v, lr, decay, o_, t_);
+    if (!p.empty()) adamw_foreach_update(p, g, m, v, lr * scale, decay, o_, t_);
   }
   // Every rank's updated range, then each parameter from the whole.
   auto flat = gather(

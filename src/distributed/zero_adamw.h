@@ -30,7 +30,9 @@ namespace bytelm {
 
 class ZeroAdamW {
  public:
-  ZeroAdamW(const NamedTensors& params, const AdamWOptions& o, ProcessGroup& group);
+  // lr_scales: as AdamW's (one learning-rate multiplier per parameter; empty: all 1).
+  ZeroAdamW(const NamedTensors& params, const AdamWOptions& o, ProcessGroup& group,
+            const std::vector<double>& lr_scales = {});
 
   // As AdamW::clip_step_and_clear, after the gradients were averaged over ranks: clips by the global norm
   // (the same on every rank), updates this rank's range, all-gathers the parameters, drops the gradients.
@@ -59,7 +61,7 @@ class ZeroAdamW {
 
   NamedTensors params_;
   std::vector<int64_t> offsets_;  // flat offset of every parameter
-  std::vector<double> decays_;
+  std::vector<double> decays_, scales_;
   std::vector<Chunk> chunks_;
   AdamWOptions o_;
   ProcessGroup& group_;

@@ -73,6 +73,7 @@ class BltImpl : public LanguageModelImpl {
   double counted_patch_size() const override { return mean_patch_size_; }
   double count_patches_of(const torch::Tensor& bytes) override;
   double take_training_patches() override;
+  std::string patching_warning() const override;
   bool runs_entropy_model() const override { return cfg_.patching.mode == "entropy"; }
   void attach_entropy_model(const LanguageModelImpl& entropy) override;
   double calibrate_patching(const torch::Tensor& bytes, double bytes_per_patch) override {

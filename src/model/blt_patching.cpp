@@ -3,6 +3,7 @@
 #include "model/blt.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "blt/hash.h"
@@ -150,6 +151,25 @@ double BltImpl::take_training_patches() {
   const double bytes_per_patch = take_training_patch_size();
   if (!std::isnan(bytes_per_patch)) set_mean_patch_size(bytes_per_patch);
   return bytes_per_patch;
+}
+
+// BLT gains over a byte model only when patches are several bytes long; the paper's are 4.5-8.
+std::string BltImpl::patching_warning() const {
+  char line[256];
+  const double mean = mean_patch_size_;
+  if (cfg_.patching.mode == "entropy" && mean < 2.0)
+    std::snprintf(line, sizeof line,
+                  "%.2f bytes per patch is almost byte-level, so BLT saves little compute; train the entropy model "
+                  "longer or set --bytes-per-patch (e.g. 4.5)",
+                  mean);
+  else if (mean > 16.0)
+    std::snprintf(line, sizeof line,
+                  "%.2f bytes per patch is very coarse; the local models must predict long patches (lower "
+                  "--bytes-per-patch)",
+                  mean);
+  else
+    return "";
+  return line;
 }
 
 void BltImpl::attach_entropy_model(const LanguageModelImpl& entropy) { load_patcher(*this, entropy); }

@@ -48,8 +48,6 @@ void check_keys(const json& j, const std::set<std::string>& allowed, const std::
     if (!allowed.count(it.key())) throw Error("config: unknown key '" + it.key() + "'" + where);
 }
 
-namespace {
-
 StackConfig stack_from_json(const json& j, const std::string& name, double default_theta) {
   if (!j.is_object()) throw Error("config: '" + name + "' must be an object");
   check_keys(j, {"layers", "width", "heads", "mlp_hidden", "rope_theta"}, " in '" + name + "'");
@@ -61,6 +59,8 @@ StackConfig stack_from_json(const json& j, const std::string& name, double defau
   s.rope_theta = get_num(j, "rope_theta", default_theta);
   return s;
 }
+
+namespace {
 
 // MEGABYTE's variant keys: conv_kernels [k...], cross_patch r, levels [{patch_size, layers, width, heads, ...}].
 void megabyte_variants_from_json(const json& j, ModelConfig& c) {
@@ -89,6 +89,8 @@ void megabyte_variants_from_json(const json& j, ModelConfig& c) {
   }
 }
 
+}  // namespace
+
 json stack_to_json(const StackConfig& s) {
   return json{{"layers", s.layers},
               {"width", s.width},
@@ -96,8 +98,6 @@ json stack_to_json(const StackConfig& s) {
               {"mlp_hidden", s.mlp_hidden},
               {"rope_theta", s.rope_theta}};
 }
-
-}  // namespace
 
 void validate_stack(const StackConfig& s, const std::string& name) {
   if (s.layers < 1 || s.layers > 1024) throw Error("config: " + name + ".layers must be in [1, 1024]");
@@ -142,15 +142,13 @@ void validate_megabyte_variants(const ModelConfig& c) {
 }
 }  // namespace
 
-namespace {
-// Attention (q, k, v, o) and SwiGLU (gate, up, down) matrices of a stack: every block of every model has them.
 double stack_matrix_params(const StackConfig& s) {
   const double w = double(s.width);
   return double(s.layers) * (4 * w * w + 3 * w * double(s.hidden()));
 }
-}  // namespace
 
 double ModelConfig::min_params() const {
+  if (model == "hnet") return hnet_min_params(*this);
   if (model == "blt") {
     const double tables = double(hash_functions) * double(hash_sizes.size());
     return stack_matrix_params(encoder) + stack_matrix_params(decoder) + stack_matrix_params(global) +
@@ -168,14 +166,16 @@ double ModelConfig::min_params() const {
 }
 
 void ModelConfig::validate() const {
-  if (model != "transformer" && model != "megabyte" && model != "entropy" && model != "blt" && model != "bpe")
-    throw Error("config: unknown model '" + model + "' (expected transformer, megabyte, entropy, blt or bpe)");
+  if (model != "transformer" && model != "megabyte" && model != "entropy" && model != "blt" && model != "bpe" &&
+      model != "hnet")
+    throw Error("config: unknown model '" + model + "' (expected transformer, megabyte, entropy, blt, bpe or hnet)");
   if (model == "bpe" && (vocab_size < 300 || vocab_size > 1000000))
     throw Error("config: vocab_size must be in [300, 1000000] (259 pieces are bytes and specials)");
   if (context < 1 || context > (int64_t(1) << 26)) throw Error("config: context must be in [1, 2^26]");
   if (init_std <= 0 || init_std > 1) throw Error("config: init_std must be in (0, 1]");
   if (norm_eps <= 0 || norm_eps > 1) throw Error("config: norm_eps must be in (0, 1]");
   if (model == "blt") return validate_blt(*this);
+  if (model == "hnet") return validate_hnet(*this);
   validate_stack(global, model == "megabyte" ? "global" : "model");
   if (model == "megabyte") {
     if (patch_size < 1) throw Error("config: patch_size must be >= 1");
@@ -197,6 +197,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
   if (!j.contains("model") || !j.at("model").is_string()) throw Error("config: missing string key 'model'");
   ModelConfig c;
   c.model = j.at("model").get<std::string>();
+  if (c.model == "hnet") return hnet_from_json(j);
   if (c.model == "transformer" || c.model == "entropy" || c.model == "bpe") {
     if (c.model == "bpe")
       check_keys(j,
@@ -230,7 +231,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
     c.local = stack_from_json(j.at("local"), "local", 10000.0);
     megabyte_variants_from_json(j, c);
   } else {
-    throw Error("config: unknown model '" + c.model + "' (expected transformer or megabyte)");
+    throw Error("config: unknown model '" + c.model + "' (expected transformer, megabyte, entropy, bpe, hnet or blt)");
   }
   c.init_std = get_num(j, "init_std", c.init_std);
   c.norm_eps = get_num(j, "norm_eps", c.norm_eps);
@@ -240,6 +241,7 @@ ModelConfig ModelConfig::from_json(const json& j) {
 
 json ModelConfig::to_json() const {
   if (model == "blt") return blt_to_hf_json(*this);
+  if (model == "hnet") return hnet_to_json(*this);
   json j{{"model", model}, {"context", context}, {"init_std", init_std}, {"norm_eps", norm_eps}};
   if (model == "bpe") j["vocab_size"] = vocab_size;
   if (model == "transformer" || model == "entropy" || model == "bpe") {

@@ -40,8 +40,16 @@ struct LevelConfig {
   StackConfig stack;       // width = patch_size * (byte embedding width of this level)
 };
 
+// One H-Net stage (outer first): an encoder before the routing module, a decoder after dechunking, both of
+// width D_s (see src/model/hnet.h).
+struct HnetStageConfig {
+  StackConfig encoder, decoder;  // E^s and D^s, width D_s
+  double target_ratio = 6;       // N_s: the ratio loss aims at one chunk per N_s positions of this stage
+  double lr_multiplier = 1;      // λ_s: this stage's learning rate (and, for stage 0, embedding and head) x lr
+};
+
 struct ModelConfig {
-  std::string model;       // "transformer" | "megabyte" | "entropy" | "blt" | "bpe"
+  std::string model;       // "transformer" | "megabyte" | "entropy" | "blt" | "bpe" | "hnet"
   int64_t context = 0;     // T, bytes per sequence (bpe: tokens per sequence)
   int64_t vocab_size = 0;  // bpe only: V, the subword tokenizer's pieces (tokenizer.model in the checkpoint)
   int64_t patch_size = 1;  // P (MEGABYTE); 1 for the Transformer
@@ -64,6 +72,11 @@ struct ModelConfig {
   int64_t patcher_context = 8192;  // entropy model max_position_embeddings
   bool has_patcher = true;         // an entropy model is part of the weights
   PatchingConfig patching;
+  // H-Net only: its stages, outer first; the main network is `global`.
+  std::vector<HnetStageConfig> stages;
+  double ratio_loss_weight = 0.03;  // α: loss = next-byte loss + α Σ_s ratio loss of stage s
+  double main_lr_multiplier = 1;    // λ of the main network
+
   double init_std = 0.02;  // normal init of linear and embedding weights
   double norm_eps = 1e-5;
 

@@ -4,6 +4,7 @@
 #include "model/blt.h"
 #include "model/bpe.h"
 #include "model/entropy_model.h"
+#include "model/hnet.h"
 #include "model/megabyte.h"
 #include "model/transformer.h"
 #include "util/error.h"
@@ -17,6 +18,7 @@ LanguageModel make_model(const ModelConfig& cfg) {
   if (cfg.model == "entropy") return std::make_shared<EntropyModelImpl>(cfg);
   if (cfg.model == "blt") return std::make_shared<BltImpl>(cfg);
   if (cfg.model == "bpe") return std::make_shared<BpeModelImpl>(cfg);
+  if (cfg.model == "hnet") return std::make_shared<HnetImpl>(cfg);
   throw Error("unknown model '" + cfg.model + "'");
 }
 

@@ -91,6 +91,9 @@ class LanguageModelImpl : public torch::nn::Module {
   // Dynamic patches: the mean patch size of the training forwards since the last call, FLOPs now counted at it
   // (NaN when there were none, and for the others).
   virtual double take_training_patches() { return NAN; }
+  // Dynamic patches: a one-line warning when the patches measured last make the model pointless or broken
+  // (BLT: almost byte-level or very coarse; H-Net: boundaries collapsed), else empty.
+  virtual std::string patching_warning() const { return ""; }
   // The model runs an entropy model to cut its patches (BLT with entropy patching): training needs one.
   virtual bool runs_entropy_model() const { return false; }
   // Copies a trained entropy model's weights into this model's patcher (throws for models without one).
@@ -102,6 +105,16 @@ class LanguageModelImpl : public torch::nn::Module {
   // A stand-alone entropy model whose next-byte entropies cut this model's patches: BLT's own patcher, an
   // entropy model itself; nullptr for the others.
   virtual std::shared_ptr<LanguageModelImpl> entropy_patcher() { return nullptr; }
+  // Learned chunks (H-Net): for bytes (1, T), the bytes that start a chunk at each stage, outer stage first;
+  // empty for models that do not learn where to cut.
+  virtual std::vector<std::vector<int64_t>> chunk_starts(const torch::Tensor& /*bytes*/) { return {}; }
+
+  // ---- Training.
+  // A loss the model adds to the next-byte loss, from its last training forward (H-Net's ratio loss), then
+  // forgotten; undefined for the others.
+  virtual torch::Tensor auxiliary_loss() { return {}; }
+  // This parameter's learning rate as a multiple of --lr (H-Net's per-stage multipliers; 1 for the others).
+  virtual double lr_multiplier(const std::string& /*parameter*/) const { return 1.0; }
   int64_t num_params() const;  // every parameter, BLT's entropy model included (what a checkpoint holds)
   // Parameters of the counted parts: the model's size as the papers report it (BLT without its entropy model).
   int64_t counted_params() const;

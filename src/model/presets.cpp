@@ -84,6 +84,14 @@ std::string describe_shape(const ModelConfig& c) {
     return s;
   }
   if (c.model == "bpe") return stack(c.global) + ", V=" + std::to_string(c.vocab_size);
+  if (c.model == "hnet") {
+    std::string enc, dec;
+    for (const auto& st : c.stages) {
+      enc += "enc " + stack(st.encoder) + ", ";
+      dec = ", dec " + stack(st.decoder) + dec;
+    }
+    return enc + "main " + stack(c.global) + dec + ", N=" + std::to_string(int(c.stages.front().target_ratio));
+  }
   return stack(c.global);
 }
 
@@ -113,6 +121,7 @@ ModelConfig load_config(const std::string& path_or_preset, const std::string& mo
                          : model == "blt"         ? "blt_"
                          : model == "entropy"     ? "ent_"
                          : model == "bpe"         ? "bpe_"
+                         : model == "hnet"        ? "hnet_"
                                                   : "";
     if (!prefix.empty() && fs::is_regular_file(dir + "/" + prefix + path + ".json", ec))
       path = dir + "/" + prefix + path + ".json";

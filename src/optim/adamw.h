@@ -6,8 +6,10 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/checkpoint.h"
@@ -43,6 +45,17 @@ inline double adamw_decay_of(const std::string& name, const torch::Tensor& p, co
   return no_decay ? 0.0 : o.weight_decay;
 }
 
+// The parameter groups of one update: each distinct (weight decay, learning-rate multiplier) pair, decay 0
+// first, multipliers in increasing order (with every multiplier 1: the two decay groups alone).
+inline std::vector<std::pair<double, double>> adamw_groups(const std::vector<double>& decays,
+                                                           const std::vector<double>& lr_scales) {
+  std::vector<std::pair<double, double>> groups;
+  for (size_t i = 0; i < decays.size(); ++i) groups.emplace_back(decays[i], lr_scales.empty() ? 1.0 : lr_scales[i]);
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  return groups;
+}
+
 // One AdamW update at step t (counted from 1) of lists of parameters, gradients and moments that share one
 // weight decay, stage by stage as multi-tensor ops (PyTorch's multi-tensor AdamW). The tensors may be
 // slices of parameters (ZeRO-1, src/distributed/zero_adamw.h): the arithmetic is elementwise.
@@ -62,14 +75,18 @@ inline void adamw_foreach_update(std::vector<torch::Tensor>& p, std::vector<torc
 }
 
 // AdamW as in PyTorch (decoupled weight decay, bias-corrected moments). Parameters whose names mark
-// norms, embeddings or pads, and every 1-D parameter, get no weight decay.
+// norms, embeddings or pads, and every 1-D parameter, get no weight decay. lr_scales (empty: all 1), one per
+// parameter: its learning rate is lr x scale (PyTorch's parameter groups; the decay step scales with it).
 class AdamW {
  public:
   enum class Impl { Auto, ForEach, Reference };
 
-  AdamW(const NamedTensors& params, const AdamWOptions& o) : o_(o) {
-    for (const auto& [name, p] : params)
-      slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), adamw_decay_of(name, p, o), {}});
+  AdamW(const NamedTensors& params, const AdamWOptions& o, const std::vector<double>& lr_scales = {}) : o_(o) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto& [name, p] = params[i];
+      const double scale = lr_scales.empty() ? 1.0 : lr_scales.at(i);
+      slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), adamw_decay_of(name, p, o), scale, {}});
+    }
   }
 
   // One update with learning rate lr, from the parameters' .grad() (parameters without one are skipped).
@@ -77,19 +94,22 @@ class AdamW {
     torch::NoGradGuard no_grad;
     ++t_;
     if (impl == Impl::Reference) return step_reference(lr);
-    // One group without weight decay and one with it (a single group when weight_decay is 0).
-    std::vector<double> decays{0.0};
-    if (o_.weight_decay > 0) decays.push_back(o_.weight_decay);
-    for (double decay : decays) {
+    // One group per (weight decay, learning-rate multiplier) pair.
+    std::vector<double> decays, scales;
+    for (const auto& s : slots_) {
+      decays.push_back(s.decay);
+      scales.push_back(s.lr_scale);
+    }
+    for (const auto& [decay, scale] : adamw_groups(decays, scales)) {
       std::vector<Slot*> group;
       for (auto& s : slots_)
-        if (s.decay == decay && s.param.grad().defined()) group.push_back(&s);
+        if (s.decay == decay && s.lr_scale == scale && s.param.grad().defined()) group.push_back(&s);
       if (group.empty()) continue;
       if (impl == Impl::Auto && group.front()->param.is_cuda()) {
-        fused_step(group, lr, decay);
+        fused_step(group, lr * scale, decay);
         continue;
       }
-      foreach_step(group, lr, decay);
+      foreach_step(group, lr * scale, decay);
     }
   }
 
@@ -119,17 +139,18 @@ class AdamW {
   struct Slot {
     std::string name;
     torch::Tensor param, m, v;
-    double decay;
+    double decay, lr_scale;
     torch::Tensor step;  // fused kernel only: the step count as a float tensor on the device
   };
 
   double bias1() const { return 1 - std::pow(o_.beta1, double(t_)); }
   double bias2() const { return 1 - std::pow(o_.beta2, double(t_)); }
 
-  void step_reference(double lr) {
+  void step_reference(double base_lr) {
     for (auto& s : slots_) {
       auto g = s.param.grad();
       if (!g.defined()) continue;
+      const double lr = base_lr * s.lr_scale;
       if (s.decay > 0) s.param.mul_(1 - lr * s.decay);
       s.m.mul_(o_.beta1).add_(g, 1 - o_.beta1);
       s.v.mul_(o_.beta2).addcmul_(g, g, 1 - o_.beta2);

@@ -119,10 +119,13 @@ void build_model(Run& run) {
   model.to(run.device);
   if (!opt.resume && opt.bytes_per_patch > 0) calibrate_patching(run);
   const AdamWOptions adam_options{opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay};
+  const NamedTensors params = trainable_parameters_of(*run.model);
+  std::vector<double> lr_scales;  // per parameter, from the model (H-Net's per-stage multipliers)
+  for (const auto& [name, p] : params) lr_scales.push_back(run.model->lr_multiplier(name));
   if (opt.shard_optimizer && run.dist->active())
-    run.zero = std::make_unique<ZeroAdamW>(trainable_parameters_of(*run.model), adam_options, *run.dist->group());
+    run.zero = std::make_unique<ZeroAdamW>(params, adam_options, *run.dist->group(), lr_scales);
   else
-    run.adam = std::make_unique<AdamW>(trainable_parameters_of(*run.model), adam_options);
+    run.adam = std::make_unique<AdamW>(params, adam_options, lr_scales);
 }
 
 // --resume: weights and optimiser state from the checkpoint, which must agree on its step.

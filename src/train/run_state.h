@@ -44,6 +44,7 @@ struct Run {
   std::unique_ptr<AdamW> adam;      // the optimiser, or with --shard-optimizer:
   std::unique_ptr<ZeroAdamW> zero;  // ZeRO-1, its moments sharded across ranks
   double train_flops_per_byte = 0;  // 3 x forward (the papers' accounting)
+  std::string patch_warning;        // the model's last patching_warning(), printed when it changes
   double peak = 0;                  // the MFU denominator
 };
 

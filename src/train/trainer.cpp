@@ -50,18 +50,11 @@ bool is_out_of_memory(const std::string& msg) {
   return false;
 }
 
-// BLT gains over a byte model only when patches are several bytes long; the paper's are 4.5-8.
-void warn_if_useless_patches(double mean, const std::string& mode) {
-  if (mode == "entropy" && mean < 2.0)
-    std::fprintf(stderr,
-                 "bytelm: warning: %.2f bytes per patch is almost byte-level, so BLT saves little compute; "
-                 "train the entropy model longer or set --bytes-per-patch (e.g. 4.5)\n",
-                 mean);
-  else if (mean > 16.0)
-    std::fprintf(stderr,
-                 "bytelm: warning: %.2f bytes per patch is very coarse; the local models must predict "
-                 "long patches (lower --bytes-per-patch)\n",
-                 mean);
+// The model's word on its patches (too fine, too coarse, collapsed), printed when it changes.
+void warn_about_patches(Run& run) {
+  const std::string warning = run.model->patching_warning();
+  if (!warning.empty() && warning != run.patch_warning) std::fprintf(stderr, "bytelm: warning: %s\n", warning.c_str());
+  run.patch_warning = warning;
 }
 
 // The optimiser's step count, step (clip, update, drop the gradients) and whole state (a collective with ZeRO-1).
@@ -130,14 +123,16 @@ torch::Tensor train_step(Run& run, const std::function<torch::Tensor()>& next_ba
       const double patch = run.model->count_patches_of(x);
       run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
       std::fprintf(stderr, "bytelm: mean patch size %.2f bytes on the first batch\n", patch);
-      warn_if_useless_patches(patch, run.cfg.patching.mode);
+      warn_about_patches(run);
     }
-    torch::Tensor loss;
+    torch::Tensor loss, objective;  // the next-byte loss (logged), and it plus the model's own (H-Net's ratio loss)
     {
       AutocastScope autocast(run.device, run.bf16);
       loss = byte_loss(run.model->forward(x), x, offset) / double(accum);
+      auto extra = run.model->auxiliary_loss();
+      objective = extra.defined() ? loss + extra / double(accum) : loss;
     }
-    loss.backward();
+    objective.backward();
     loss_sum = micro == 0 ? loss.detach() : loss_sum + loss.detach();
   }
   return loss_sum;
@@ -207,7 +202,10 @@ int train_loop(Run& run) {
     const bool log = step % opt.log_every == 0 || last || stop_now;
     // Dynamic patches: FLOPs per byte follow the patches the logged interval really made (they vary by batch).
     const double bytes_per_patch = log ? run.model->take_training_patches() : NAN;
-    if (!std::isnan(bytes_per_patch)) run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
+    if (!std::isnan(bytes_per_patch)) {
+      run.train_flops_per_byte = 3 * run.model->forward_flops_per_byte();
+      if (dist.is_root()) warn_about_patches(run);
+    }
     // Loss and gradient norm stay on the device; reading them (a synchronisation) happens on logged steps only.
     progress.stepped(step, log, last || stop_now, log ? loss.item<double>() * loss_per_byte : NAN,
                      log ? grad_norm.item<double>() : NAN, lr, bytes_per_patch);

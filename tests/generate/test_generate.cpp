@@ -70,7 +70,7 @@ TEST_P(BatchedGeneration, EqualsOnePromptAtATime) {
   EXPECT_LE(stopped[2].size(), 7u);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, BatchedGeneration, ::testing::Values("transformer", "megabyte", "blt"));
+INSTANTIATE_TEST_SUITE_P(All, BatchedGeneration, ::testing::Values("transformer", "megabyte", "blt", "hnet"));
 
 TEST(BatchedGeneration, RejectsPromptLongerThanContext) {
   auto model = tiny_model("megabyte");

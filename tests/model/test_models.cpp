@@ -107,7 +107,7 @@ TEST_P(Models, FlopsAccounting) {
   EXPECT_EQ(total, model->num_params());
 }
 
-INSTANTIATE_TEST_SUITE_P(All, Models, ::testing::Values("transformer", "megabyte", "entropy"));
+INSTANTIATE_TEST_SUITE_P(All, Models, ::testing::Values("transformer", "megabyte", "entropy", "hnet"));
 
 TEST(Megabyte, GlobalModelRunsOncePerPatch) {
   // The paper's accounting: global matmul FLOPs per byte are the global model's divided by P.
