@@ -55,8 +55,21 @@ Split parse_split(const std::string& s) {
   throw Error("--split " + s + ": expected all, train or val");
 }
 
+// Dynamic patches (BLT, H-Net): the mean patch size on up to 8 windows of the scored bytes, in words, and in
+// bytes (NaN for the others).
+std::pair<std::string, double> measure_patches(LanguageModelImpl& model, Corpus& corpus, Split split,
+                                               const std::string& device) {
+  if (!model.dynamic_patches()) return {"", NAN};
+  const int64_t len = std::min<int64_t>(model.config().context, corpus.size(split)), rows = 8;
+  std::vector<uint8_t> buf(size_t(rows * len));
+  corpus.sample(split, 1, 0, rows, len, buf.data());
+  auto x = torch::from_blob(buf.data(), {rows, len}, torch::kUInt8).to(torch::Device(device), torch::kLong);
+  const double mean = model.count_patches_of(x);
+  return {model.describe_patches(), mean};
+}
+
 void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, double run_val, double val_fraction,
-                  bool bf16, double secs) {
+                  bool bf16, double secs, const std::pair<std::string, double>& patches) {
   double nats = 0;
   int64_t bytes = 0, tokens = 0;
   nlohmann::json jf = nlohmann::json::array();
@@ -86,6 +99,7 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
       j["nats_per_token"] = nats / double(tokens);
     }
     if (!std::isnan(run_val)) j["run_val_bpb"] = run_val;
+    if (!std::isnan(patches.second)) j["mean_patch_size"] = patches.second;
     std::printf("%s\n", j.dump().c_str());
     return;
   }
@@ -100,6 +114,7 @@ void print_report(const EvalOptions& opt, const std::vector<FileScore>& files, d
                 double(bytes) / double(tokens), nats / double(tokens));
   if (!std::isnan(run_val))
     std::printf("training's validation windows: %.4f bits per byte (the val_bpb in metrics.jsonl)\n", run_val);
+  if (!patches.first.empty()) std::printf("patches: %s (8 windows of the scored bytes)\n", patches.first.c_str());
 }
 
 int run(const EvalOptions& opt) {
@@ -154,8 +169,9 @@ int run(const EvalOptions& opt) {
     run_val = tokens ? token_validation_bpb(*model, *tokens, b, n, opt.device, bf16)
                      : validation_bpb(*model, corpus, b, n, opt.device, bf16);
   }
-  print_report(opt, files, run_val, val_fraction, bf16,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  print_report(opt, files, run_val, val_fraction, bf16, secs,
+               tokens ? std::pair<std::string, double>{"", NAN} : measure_patches(*model, corpus, split, opt.device));
   return 0;
 }
 

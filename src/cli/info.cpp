@@ -141,9 +141,8 @@ int run(const InfoOptions& opt) {
   if (const int64_t P = model->fixed_patch_size(); P > 0)
     std::printf(", patch size %lld (%lld patches)", (long long)P, (long long)(cfg.context / P));
   if (dynamic)
-    std::printf(", %s patching, mean patch size %.2f bytes (%s)", cfg.patching.mode.c_str(),
-                model->counted_patch_size(),
-                opt.data.empty() ? "the config's patch_size; measure with --data" : "measured");
+    std::printf(", %s (%s)", model->describe_patches().c_str(),
+                opt.data.empty() ? "as configured; measure with --data" : "measured");
   std::printf("\n%-8s %12s %14s %16s %16s %16s %16s\n", "part", "params", "matmul params", "matmul FLOP/B",
               "attn FLOP/B", "forward FLOP/B", "train FLOP/B");
   for (const auto& p : jp)

@@ -1,5 +1,6 @@
 // patch.cpp — `bytelm patch`: where an entropy model (or a BLT checkpoint's own patcher) cuts a file into
-// BLT patches: '|' between patches (alternating colours on a terminal), or entropies and boundaries as JSON.
+// BLT patches, or where an H-Net checkpoint's routing cuts it into chunks: '|' between patches (alternating
+// colours on a terminal), or boundaries (and entropies) as JSON.
 #include <unistd.h>
 
 #include <cmath>
@@ -22,6 +23,8 @@ namespace {
 
 struct PatchOptions : InferenceSettings {  // device, threads
   std::string entropy_model;               // entropy-model checkpoint or a BLT checkpoint (its patcher)
+  std::string ckpt;                        // or a checkpoint that learns its chunks (H-Net)
+  int64_t stage = 0;                       // with --ckpt: the stage whose chunks are shown
   std::string file;
   double threshold = 0;        // 0 = the checkpoint's (BLT) or the released default 1.3354
   double bytes_per_patch = 0;  // > 0: calibrate the threshold for this mean patch size
@@ -46,9 +49,42 @@ void print_patches(const std::string& bytes, const std::vector<int64_t>& starts)
   std::fputc('\n', stdout);
 }
 
+// --ckpt: the chunks a model learned to cut, window by window (each window of the model's context starts a
+// chunk, as a sequence start does).
+int run_learned(const PatchOptions& opt) {
+  auto model = load_for_inference(opt.ckpt, opt.device, opt.threads);
+  const std::string bytes = read_file(opt.file);
+  if (bytes.empty()) throw Error(opt.file + ": empty input");
+  const int64_t window = model->config().context;
+  std::vector<int64_t> starts;
+  for (size_t at = 0; at < bytes.size(); at += size_t(window)) {
+    const std::string part = bytes.substr(at, size_t(window));
+    auto x = torch::from_blob(const_cast<char*>(part.data()), {1, int64_t(part.size())}, torch::kUInt8)
+                 .to(torch::Device(opt.device), torch::kLong);
+    auto stages = model->chunk_starts(x);
+    if (stages.empty()) throw Error(opt.ckpt + ": a " + model->config().model + " model does not learn its chunks");
+    if (opt.stage < 0 || opt.stage >= int64_t(stages.size()))
+      throw Error("--stage must be in [0, " + std::to_string(stages.size() - 1) + "]");
+    for (int64_t b : stages[size_t(opt.stage)]) starts.push_back(int64_t(at) + b);
+  }
+  const double mean = double(bytes.size()) / double(starts.size());
+  if (opt.json) {
+    nlohmann::json j{{"file", opt.file},        {"bytes", bytes.size()},        {"stage", opt.stage},
+                     {"chunks", starts.size()}, {"mean_bytes_per_chunk", mean}, {"boundaries", starts}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  print_patches(bytes, starts);
+  std::fprintf(stderr, "%zu bytes, %zu chunks, %.2f bytes per chunk (stage %lld)\n", bytes.size(), starts.size(), mean,
+               (long long)opt.stage);
+  return 0;
+}
+
 int run(const PatchOptions& opt) {
-  if (opt.entropy_model.empty()) throw Error("--entropy-model is required");
   if (opt.file.empty()) throw Error("patch needs a FILE");
+  if (opt.entropy_model.empty() == opt.ckpt.empty())
+    throw Error("patch needs --entropy-model (BLT patches) or --ckpt (the chunks an H-Net learned), one of them");
+  if (!opt.ckpt.empty()) return run_learned(opt);
   if (std::isnan(opt.threshold) || opt.threshold < 0) throw Error("--threshold must be a number >= 0");
   if (opt.max_patch_length < 0) throw Error("--max-patch-length must be >= 1 (or 0 for none)");
   if (opt.threshold > 0 && opt.bytes_per_patch > 0) throw Error("--threshold and --bytes-per-patch exclude each other");
@@ -97,9 +133,10 @@ int run(const PatchOptions& opt) {
 
 Command add_patch(CLI::App& app) {
   auto o = std::make_shared<PatchOptions>();
-  auto* pa = app.add_subcommand("patch", "Show where an entropy model cuts a file into BLT patches");
-  pa->add_option("--entropy-model", o->entropy_model,
-                 "Entropy-model checkpoint, or a BLT checkpoint (its patcher) (required)");
+  auto* pa = app.add_subcommand("patch", "Show where an entropy model (BLT) or an H-Net cuts a file into patches");
+  pa->add_option("--entropy-model", o->entropy_model, "Entropy-model checkpoint, or a BLT checkpoint (its patcher)");
+  pa->add_option("--ckpt", o->ckpt, "Or an H-Net checkpoint: the chunks its routing learned");
+  pa->add_option("--stage", o->stage, "With --ckpt: the stage whose chunks are shown (default: 0, the outer)");
   pa->add_option("file", o->file, "The file to patch");
   auto* th =
       pa->add_option("--threshold", o->threshold, "Entropy threshold in nats (0 = the checkpoint's, else 1.3354)");

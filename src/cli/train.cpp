@@ -10,8 +10,8 @@ namespace bytelm::cli {
 Command add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   auto* t = app.add_subcommand("train", "Train a model on raw bytes");
-  t->add_option("--model", o->model, "Model: transformer | megabyte | entropy | blt | bpe (subword baseline)")
-      ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt", "bpe"}));
+  t->add_option("--model", o->model, "Model: transformer | megabyte | entropy | blt | bpe (subword baseline) | hnet")
+      ->check(CLI::IsMember({"transformer", "megabyte", "entropy", "blt", "bpe", "hnet"}));
   t->add_option(
       "--tokenizer", o->tokenizer,
       "bpe: tokenizer directory or .model file (`bytelm tokenizer train`; default: train one on the training split)");

@@ -85,7 +85,7 @@ PlanRun parse_run(const json& j, const Plan& plan, const TrainSettings& defaults
   if (!valid_name(r.name)) throw Error(where + ": \"name\" must be 1-64 characters of letters, digits, _ - .");
   where = "run " + r.name;
   r.model = get<std::string>(j, "model", "", where);
-  static const std::set<std::string> models{"transformer", "megabyte", "entropy", "blt", "bpe"};
+  static const std::set<std::string> models{"transformer", "megabyte", "entropy", "blt", "bpe", "hnet"};
   if (!models.count(r.model)) throw Error(where + ": \"model\" must be transformer, megabyte, entropy, blt or bpe");
   if (!j.contains("config") || !(j["config"].is_string() || j["config"].is_object()))
     throw Error(where + ": \"config\" (a preset name, a file, or a config object) is required");

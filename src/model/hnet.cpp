@@ -39,7 +39,11 @@ HnetImpl::HnetImpl(const ModelConfig& cfg) : LanguageModelImpl(cfg) {
   for (const auto& s : st) layers += s.encoder.layers + s.decoder.layers;
   init_weights(*this, cfg.init_std, layers);
   torch::NoGradGuard no_grad;
-  for (size_t s = 0; s < st.size(); ++s) {  // the paper's routing and residual initialisation
+  // The paper's initialisation: byte embeddings N(0, 1) (with std 0.02 the residual stream starts nearly the
+  // same at every position, the cosines near 1 and almost no boundaries), routing at the identity, the
+  // residual projection at zero.
+  embed->weight.normal_(0.0, 1.0);
+  for (size_t s = 0; s < st.size(); ++s) {
     auto& stage_s = *stages[s]->as<HnetStageImpl>();
     stage_s.q_proj->weight.copy_(torch::eye(stage_s.width));
     stage_s.k_proj->weight.copy_(torch::eye(stage_s.width));
@@ -194,7 +198,7 @@ std::string HnetImpl::patching_warning() const {
   char line[256];
   for (size_t s = 0; s < ratios_.size(); ++s) {
     const double target = cfg_.stages[s].target_ratio;
-    if (ratios_[s] < 1.25)
+    if (ratios_[s] < 1.1)
       std::snprintf(line, sizeof line,
                     "stage %zu boundaries collapsed: a chunk every %.2f positions (target %.1f); the main network "
                     "runs at almost byte level (raise ratio_loss_weight or lower --lr)",
@@ -209,6 +213,20 @@ std::string HnetImpl::patching_warning() const {
     return line;
   }
   return "";
+}
+
+std::string HnetImpl::describe_patches() const {
+  std::string stagewise;
+  char part[64];
+  for (size_t s = 0; s < ratios_.size(); ++s) {
+    std::snprintf(part, sizeof part, "%sstage %zu %.2f (target %.1f)", s ? ", " : "", s, ratios_[s],
+                  cfg_.stages[s].target_ratio);
+    stagewise += part;
+  }
+  char line[256];
+  std::snprintf(line, sizeof line, "learned chunks, %.2f bytes per chunk (%s)", counted_patch_size(),
+                stagewise.c_str());
+  return line;
 }
 
 torch::Tensor HnetImpl::auxiliary_loss() {

@@ -51,6 +51,7 @@ class HnetImpl : public LanguageModelImpl {
   double take_training_patches() override;
   torch::Tensor auxiliary_loss() override;
   std::string patching_warning() const override;
+  std::string describe_patches() const override;
   double lr_multiplier(const std::string& parameter) const override;
   std::vector<std::vector<int64_t>> chunk_starts(const torch::Tensor& bytes) override;
 

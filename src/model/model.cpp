@@ -1,6 +1,8 @@
 // model.cpp — the model interface's shared parts (parameter counts, FLOPs, static-step defaults) and the loss.
 #include "model/model.h"
 
+#include <cstdio>
+
 #include "util/error.h"
 
 namespace bytelm {
@@ -56,6 +58,13 @@ void LanguageModelImpl::attach_entropy_model(const LanguageModelImpl&) {
 
 double LanguageModelImpl::calibrate_patching(const torch::Tensor&, double) {
   throw Error("--bytes-per-patch: a " + cfg_.model + " model has no entropy patching to calibrate");
+}
+
+std::string LanguageModelImpl::describe_patches() const {
+  char line[160];
+  std::snprintf(line, sizeof line, "%s patching, mean patch size %.2f bytes", cfg_.patching.mode.c_str(),
+                counted_patch_size());
+  return line;
 }
 
 torch::Tensor byte_loss(const torch::Tensor& logits, const torch::Tensor& bytes, int64_t offset) {

@@ -91,6 +91,8 @@ class LanguageModelImpl : public torch::nn::Module {
   // Dynamic patches: the mean patch size of the training forwards since the last call, FLOPs now counted at it
   // (NaN when there were none, and for the others).
   virtual double take_training_patches() { return NAN; }
+  // Dynamic patches in words for `info` and logs: "entropy patching, mean patch size 4.50 bytes".
+  virtual std::string describe_patches() const;
   // Dynamic patches: a one-line warning when the patches measured last make the model pointless or broken
   // (BLT: almost byte-level or very coarse; H-Net: boundaries collapsed), else empty.
   virtual std::string patching_warning() const { return ""; }

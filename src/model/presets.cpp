@@ -85,12 +85,15 @@ std::string describe_shape(const ModelConfig& c) {
   }
   if (c.model == "bpe") return stack(c.global) + ", V=" + std::to_string(c.vocab_size);
   if (c.model == "hnet") {
-    std::string enc, dec;
+    std::string enc, dec, targets;
+    char n[32];
     for (const auto& st : c.stages) {
       enc += "enc " + stack(st.encoder) + ", ";
       dec = ", dec " + stack(st.decoder) + dec;
+      std::snprintf(n, sizeof n, "%s%g", targets.empty() ? "" : "/", st.target_ratio);
+      targets += n;
     }
-    return enc + "main " + stack(c.global) + dec + ", N=" + std::to_string(int(c.stages.front().target_ratio));
+    return enc + "main " + stack(c.global) + dec + ", N=" + targets;
   }
   return stack(c.global);
 }

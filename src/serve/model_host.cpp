@@ -52,7 +52,11 @@ nlohmann::json score(const ServedModel& m, const std::string& bytes, const std::
   for (auto& v : values) v &= 0xff;
   nlohmann::json j{{"object", "score"}, {"model", m.kind},     {"bytes", values},
                    {"bits", bits},      {"total_bits", total}, {"bits_per_byte", total / double(N)}};
-  if (m.model->dynamic_patches()) {  // BLT: the entropies and patches the page draws
+  const auto learned = m.model->chunk_starts(input);  // H-Net: the chunks it learned, the outer stage's
+  if (!learned.empty()) {
+    j["patching"] = "learned";
+    j["patch_starts"] = learned.front();
+  } else if (m.model->dynamic_patches()) {  // BLT: the entropies and patches the page draws
     const PatchingConfig& p = m.model->config().patching;
     j["patching"] = p.mode;
     try {

@@ -255,6 +255,26 @@ TEST_F(DataParallel, TwoRanksOfFourEqualOneProcessOfEightAndZeroOneEqualsUnshard
   EXPECT_LT(max_abs_diff(path("z1/optimizer.safetensors"), path("dp/optimizer.safetensors")), 1e-6);
 }
 
+// H-Net: its chunk selection and inner network per rank give the one-process run. Its ratio loss is computed per
+// micro-batch (the paper's rule), so the equality holds with the ratio loss off; with it on, both run.
+TEST_F(DataParallel, HnetTwoRanksOfFourEqualOneProcessOfEight) {
+  json cfg = json::parse(slurp(BYTELM_SOURCE_DIR "/configs/hnet_tiny.json"));
+  cfg["ratio_loss_weight"] = 0.0;
+  write(path("hnet_no_ratio.json"), cfg.dump());
+  const std::vector<std::string> hnet{"--model", "hnet", "--config", path("hnet_no_ratio.json")};
+  auto with = [&](std::vector<std::string> a, const std::vector<std::string>& more) {
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  ASSERT_EQ(run_ranks(1, "h_ref", with(hnet, {"--batch", "8"})), std::vector<int>{0}) << err_of("h_ref", 0);
+  ASSERT_EQ(run_ranks(2, "h_dp", with(hnet, {"--batch", "4"})), (std::vector<int>{0, 0})) << err_of("h_dp", 0);
+  expect_close(column(path("h_dp/metrics.jsonl"), "loss"), column(path("h_ref/metrics.jsonl"), "loss"), 1e-5,
+               "H-Net training loss");
+  EXPECT_LT(max_abs_diff(path("h_dp/model.safetensors"), path("h_ref/model.safetensors")), 1e-5);
+  ASSERT_EQ(run_ranks(2, "h_ratio", {"--model", "hnet", "--batch", "4"}), (std::vector<int>{0, 0}))
+      << err_of("h_ratio", 0);
+}
+
 TEST_F(DataParallel, ResumeAtAnotherWorldSizeContinuesTheSameRun) {
   // 2 ranks x 4 stop at step 4 (ZeRO-1, to show its checkpoint resumes anywhere); one process resumes with
   // --out alone (its batch becomes 8) and must match the uninterrupted 1 x 8 run.

@@ -411,9 +411,10 @@ TEST_F(Serve, BadFlagsAndCheckpointsFailOnOneLine) {
   EXPECT_NE(r.err.find("--decode-weights"), std::string::npos);
 }
 
-// Any model bytelm trains: a Transformer and a BLT (entropy model + BLT), 2 steps each, context 64.
-// Concurrent streams equal their solo outputs with each; BLT's /v1/score adds entropies and patch starts.
-TEST_F(Serve, TransformerAndBltBatchLikeSolo) {
+// Any model bytelm trains: a Transformer, a BLT (entropy model + BLT) and an H-Net, 2 steps each, context 64.
+// Concurrent streams equal their solo outputs with each; BLT's /v1/score adds entropies and patch starts,
+// H-Net's the chunk starts it learned.
+TEST_F(Serve, TransformerBltAndHnetBatchLikeSolo) {
   const std::vector<std::string> common{"--data", dir_ + "/corpus", "--steps", "2", "--batch", "2", "--threads",
                                         "1",      "--peak-flops",   "1e11"};
   auto train = [&](std::vector<std::string> args) {
@@ -424,7 +425,8 @@ TEST_F(Serve, TransformerAndBltBatchLikeSolo) {
   train({"train", "--model", "transformer", "--config", "tiny", "--out", dir_ + "/tf"});
   train({"train", "--model", "entropy", "--config", "tiny", "--out", dir_ + "/ent"});
   train({"train", "--model", "blt", "--config", "tiny", "--entropy-model", dir_ + "/ent", "--out", dir_ + "/blt"});
-  for (const std::string name : {"tf", "blt"}) {
+  train({"train", "--model", "hnet", "--config", "tiny", "--out", dir_ + "/hnet"});
+  for (const std::string name : {"tf", "blt", "hnet"}) {
     auto s = start({"--parallel", "3"}, true, dir_ + "/" + name);
     const std::vector<std::string> prompts{"call me", "", "some years ago"};
     std::vector<std::string> solo;
@@ -443,11 +445,10 @@ TEST_F(Serve, TransformerAndBltBatchLikeSolo) {
     for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i].get().bytes, solo[i]) << name << " stream " << i;
     auto sc = json::parse(http(s->port, "POST", "/v1/score", R"({"text": "call me ishmael"})").body);
     EXPECT_EQ(sc["bits"].size(), 15u) << name;
-    EXPECT_EQ(sc.contains("patch_starts"), name == "blt") << sc.dump();
-    if (name == "blt") {
-      EXPECT_EQ(sc["entropies"].size(), 15u);
-      EXPECT_EQ(sc["patch_starts"][0], 0);  // byte 0 always starts a patch
-    }
+    EXPECT_EQ(sc.contains("patch_starts"), name != "tf") << sc.dump();
+    if (name != "tf") EXPECT_EQ(sc["patch_starts"][0], 0);  // byte 0 always starts a patch
+    if (name == "blt") EXPECT_EQ(sc["entropies"].size(), 15u);
+    if (name == "hnet") EXPECT_EQ(sc["patching"], "learned");
     EXPECT_EQ(s->terminate(), 0) << name;
   }
 }
