@@ -16,10 +16,10 @@ set(floors
   "bench experiment serve"
   "cli")
 set(model_floors
-  "config config_json config_blt presets module_util decode_weights"
+  "config config_json config_blt config_hnet presets module_util decode_weights"
   "blocks attention"
   "model"
-  "transformer megabyte megabyte_conv megabyte_levels megabyte_xpatch megabyte_decode entropy_model blt blt_patching blt_decode bpe"
+  "transformer megabyte megabyte_conv megabyte_levels megabyte_xpatch megabyte_decode entropy_model blt blt_patching blt_decode bpe hnet hnet_decode"
   "factory"
   "checkpoint")
 

@@ -52,6 +52,8 @@ struct TrainStep {
     {
       AutocastScope autocast(device, bf16);
       loss = byte_loss(model.forward(x), x, model.vocab_offset());
+      auto extra = model.auxiliary_loss();  // H-Net's ratio loss, as the trainer adds it
+      if (extra.defined()) loss = loss + extra;
     }
     loss.backward();
     adam.clip_step_and_clear(1e-4, 1.0);
@@ -59,7 +61,10 @@ struct TrainStep {
 };
 
 TrainStep make_train_step(LanguageModelImpl& model, const torch::Device& device, bool bf16) {
-  return TrainStep{model, AdamW(trainable_parameters_of(model), AdamWOptions{}), device, bf16};
+  const NamedTensors params = trainable_parameters_of(model);
+  std::vector<double> lr_scales;
+  for (const auto& [name, p] : params) lr_scales.push_back(model.lr_multiplier(name));
+  return TrainStep{model, AdamW(params, AdamWOptions{}, lr_scales), device, bf16};
 }
 
 bool is_out_of_memory(const std::exception& e) {
@@ -228,7 +233,7 @@ void bench_train(Bench& b, Row& row, LanguageModelImpl& model, const ModelConfig
          {"device", opt.device},
          {"precision", b.precision},
          {"threads", b.threads},
-         {"mean_patch_size", blt ? json(row.patch) : json(cfg.patch_size)}};
+         {"mean_patch_size", model.dynamic_patches() ? json(row.patch) : json(cfg.patch_size)}};
   put_spread(j, "bytes_per_s", row.train_bps);
   put_spread(j, "matmul_peak_flops_per_s", row.peak);
   b.emit(j);
@@ -443,6 +448,10 @@ int run_bench(const BenchOptions& opt) {
       auto x = torch::randint(0, kByteVocab, {B, cfg.context}, torch::TensorOptions().dtype(torch::kLong)).to(b.device);
       calibrate_random_patcher(*blt, x);
       row.patch = blt->count_patches_of(x);
+    } else if (model->dynamic_patches()) {  // H-Net: the chunks its (untrained) routing cuts in random bytes
+      torch::NoGradGuard no_grad;
+      auto x = torch::randint(0, kByteVocab, {B, cfg.context}, torch::TensorOptions().dtype(torch::kLong)).to(b.device);
+      row.patch = model->count_patches_of(x);
     }
     const double fwd = model->forward_flops_per_byte();
     row.flops_per_byte = 3 * fwd;

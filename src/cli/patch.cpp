@@ -3,6 +3,7 @@
 // colours on a terminal), or boundaries (and entropies) as JSON.
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "model/checkpoint.h"
 #include "model/entropy_model.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace bytelm::cli {
 
@@ -31,6 +33,21 @@ struct PatchOptions : InferenceSettings {  // device, threads
   int64_t max_patch_length = 0;
   bool json = false;
 };
+
+nlohmann::json boundary_json(const std::string& bytes, const std::vector<int64_t>& starts) {
+  const BoundaryProfile p = boundary_profile(bytes, starts);
+  return {{"starts_at_whitespace", p.starts_at_whitespace},
+          {"starts_at_word_start", p.starts_at_word_start},
+          {"bytes_whitespace", p.bytes_whitespace},
+          {"bytes_word_start", p.bytes_word_start}};
+}
+
+void print_profile(const nlohmann::json& p) {
+  std::fprintf(stderr,
+               "starts at whitespace %.0f%% (of all bytes %.0f%%), at a word start %.0f%% (of all bytes %.0f%%)\n",
+               100 * p["starts_at_whitespace"].get<double>(), 100 * p["bytes_whitespace"].get<double>(),
+               100 * p["starts_at_word_start"].get<double>(), 100 * p["bytes_word_start"].get<double>());
+}
 
 void print_patches(const std::string& bytes, const std::vector<int64_t>& starts) {
   const bool tty = isatty(1);
@@ -69,14 +86,20 @@ int run_learned(const PatchOptions& opt) {
   }
   const double mean = double(bytes.size()) / double(starts.size());
   if (opt.json) {
-    nlohmann::json j{{"file", opt.file},        {"bytes", bytes.size()},        {"stage", opt.stage},
-                     {"chunks", starts.size()}, {"mean_bytes_per_chunk", mean}, {"boundaries", starts}};
+    nlohmann::json j{{"file", opt.file},
+                     {"bytes", bytes.size()},
+                     {"stage", opt.stage},
+                     {"chunks", starts.size()},
+                     {"mean_bytes_per_chunk", mean},
+                     {"boundaries", starts},
+                     {"profile", boundary_json(bytes, starts)}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
   print_patches(bytes, starts);
   std::fprintf(stderr, "%zu bytes, %zu chunks, %.2f bytes per chunk (stage %lld)\n", bytes.size(), starts.size(), mean,
                (long long)opt.stage);
+  print_profile(boundary_json(bytes, starts));
   return 0;
 }
 
@@ -116,16 +139,22 @@ int run(const PatchOptions& opt) {
   auto starts = patch_starts(ent, threshold, max_len);
   const double mean = double(bytes.size()) / double(starts.size());
   if (opt.json) {
-    nlohmann::json j{{"file", opt.file},         {"bytes", bytes.size()},
-                     {"threshold", threshold},   {"max_patch_length", max_len},
-                     {"patches", starts.size()}, {"mean_bytes_per_patch", mean},
-                     {"boundaries", starts},     {"entropies", ent}};
+    nlohmann::json j{{"file", opt.file},
+                     {"bytes", bytes.size()},
+                     {"threshold", threshold},
+                     {"max_patch_length", max_len},
+                     {"patches", starts.size()},
+                     {"mean_bytes_per_patch", mean},
+                     {"boundaries", starts},
+                     {"entropies", ent},
+                     {"profile", boundary_json(bytes, starts)}};
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
   print_patches(bytes, starts);
   std::fprintf(stderr, "%zu bytes, %zu patches, %.2f bytes per patch (threshold %.4f)\n", bytes.size(), starts.size(),
                mean, threshold);
+  print_profile(boundary_json(bytes, starts));
   return 0;
 }
 

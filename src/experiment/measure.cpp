@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace bytelm::experiment {
 
@@ -120,6 +121,29 @@ json blt_patch_stats(BltImpl& blt, const std::string& bytes) {
               {"mean_bytes_per_patch", mean},
               {"std_bytes_per_patch", std::sqrt(std::max(0.0, sum2 / std::max(1.0, count) - m * m))},
               {"histogram_1_to_16", hist},
+              {"windows", rows}};
+}
+
+json learned_patch_stats(LanguageModelImpl& model, const std::string& bytes) {
+  torch::NoGradGuard no_grad;
+  const int64_t T = model.config().context, rows = std::min<int64_t>(16, int64_t(bytes.size()) / T);
+  if (rows < 1) throw Error("too few held-out bytes for one window of the model's context");
+  const auto device = model.parameters().front().device();
+  std::vector<int64_t> starts;  // outer-stage chunk starts as offsets into the first rows * T bytes
+  for (int64_t r = 0; r < rows; ++r) {
+    auto x = torch::from_blob(const_cast<char*>(bytes.data()) + r * T, {1, T}, torch::kUInt8).to(device, torch::kLong);
+    for (int64_t b : model.chunk_starts(x).at(0)) starts.push_back(r * T + b);
+  }
+  auto all = torch::from_blob(const_cast<char*>(bytes.data()), {rows, T}, torch::kUInt8).to(device, torch::kLong);
+  const double mean = model.count_patches_of(all);  // also the FLOPs' patch size from now on
+  const BoundaryProfile p = boundary_profile(bytes.substr(0, size_t(rows * T)), starts);
+  return json{{"mode", "learned"},
+              {"mean_bytes_per_patch", mean},
+              {"describe", model.describe_patches()},
+              {"starts_at_whitespace", p.starts_at_whitespace},
+              {"starts_at_word_start", p.starts_at_word_start},
+              {"bytes_whitespace", p.bytes_whitespace},
+              {"bytes_word_start", p.bytes_word_start},
               {"windows", rows}};
 }
 

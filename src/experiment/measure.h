@@ -40,6 +40,11 @@ nlohmann::json flops_json(const LanguageModelImpl& model);
 // patch lengths, the patching mode and threshold. Sets the model's mean patch size (its FLOPs) to the mean.
 nlohmann::json blt_patch_stats(BltImpl& blt, const std::string& bytes);
 
+// Learned patches (H-Net): over up to 16 windows of `bytes`, the bytes per chunk realised (mean over windows,
+// and each stage's positions per chunk) and where chunks start (whitespace, word starts, against their share
+// of all bytes). Sets the model's FLOPs to the realised chunk sizes.
+nlohmann::json learned_patch_stats(LanguageModelImpl& model, const std::string& bytes);
+
 // Bytes per second of batch-1 sampling (temperature 1, KV caches, 1 thread) of `n` bytes after `prompt`.
 double generation_bytes_per_s(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::string& prompt,
                               int64_t n, uint64_t seed);

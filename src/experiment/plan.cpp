@@ -212,9 +212,7 @@ Plan parse_plan(const json& j, const std::string& where) {
   }
 }
 
-Plan load_plan(const std::string& path) {
-  return parse_plan(read_strict_json(path), path);
-}
+Plan load_plan(const std::string& path) { return parse_plan(read_strict_json(path), path); }
 
 void make_quick(Plan& plan) {
   for (auto& r : plan.runs) {

@@ -29,12 +29,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// BLT: training FLOPs from the patches training really made. Each logged metrics line carries the mean patch
-// size of the steps since the line before; those steps cost 3 x forward FLOPs per byte at that size. Returns
-// the total and the mean patch size over the logged steps (0 and NaN when the lines carry none: older runs).
-std::pair<double, double> blt_measured_training_flops(BltImpl& blt, const std::string& dir, double bytes_per_step) {
+// Dynamic patches (BLT, H-Net): training FLOPs from the patches training really made. Each logged metrics line carries
+// the mean patch size of the steps since the line before; those steps cost 3 x forward FLOPs per byte at that size.
+// Returns the total and the mean patch size over the logged steps (0 and NaN when the lines carry none: older runs).
+std::pair<double, double> measured_training_flops(LanguageModelImpl& model, const std::string& dir,
+                                                  double bytes_per_step) {
   std::ifstream in(dir + "/metrics.jsonl");
-  const double kept = blt.mean_patch_size();
+  const double kept = model.counted_patch_size();
   double flops = 0, patch_steps = 0;
   int64_t prev = 0, steps = 0;
   for (std::string line; std::getline(in, line);) {
@@ -42,13 +43,13 @@ std::pair<double, double> blt_measured_training_flops(BltImpl& blt, const std::s
     if (m.is_discarded() || !m.contains("mean_bytes_per_patch") || !m["mean_bytes_per_patch"].is_number()) continue;
     const int64_t step = m["step"].get<int64_t>(), n = step - prev;
     const double patch = m["mean_bytes_per_patch"].get<double>();
-    blt.set_mean_patch_size(patch);
-    flops += double(n) * bytes_per_step * 3 * blt.forward_flops_per_byte();
+    model.set_counted_patch_size(patch);
+    flops += double(n) * bytes_per_step * 3 * model.forward_flops_per_byte();
     patch_steps += double(n) * patch;
     steps += n;
     prev = step;
   }
-  blt.set_mean_patch_size(kept);
+  model.set_counted_patch_size(kept);
   return {flops, steps > 0 ? patch_steps / double(steps) : NAN};
 }
 
@@ -146,6 +147,8 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
     rec["patches"] = blt_patch_stats(*blt, bytes);  // at the trained threshold; sets the FLOPs' patch size
   } else if (model->fixed_patch_size() > 0) {
     rec["patches"] = {{"mode", "static"}, {"mean_bytes_per_patch", model->fixed_patch_size()}};
+  } else if (model->learns_patches()) {
+    rec["patches"] = learned_patch_stats(*model, bytes);  // sets the FLOPs' patch size
   }
   rec["flops"] = flops_json(*model);
 
@@ -158,9 +161,9 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
           {"context", trained.context},
           {"flops_per_step", trained.train_flops_per_step},
           {"flops", double(trained.steps) * trained.train_flops_per_step}};
-  if (blt) {  // the planned FLOPs assumed the patch size of 8 windows; count the real ones
+  if (model->dynamic_patches()) {  // the planned FLOPs assumed a patch size (8 windows', or targets); count the real
     const auto [measured, patch] =
-        blt_measured_training_flops(*blt, trained.dir, double(run.train.batch * run.train.accum * T));
+        measured_training_flops(*model, trained.dir, double(run.train.batch * run.train.accum * T));
     if (measured > 0) {
       tr["planned_flops"] = tr["flops"];
       tr["flops"] = measured;

@@ -78,6 +78,9 @@ double planned_forward_flops(const PlanRun& run, const ModelConfig& cfg, const C
   torch::NoGradGuard no_grad;
   auto model = make_model(cfg);
   if (!model->dynamic_patches()) return model->forward_flops_per_position();  // per token for token models
+  // Learned patches (H-Net) start far from where training takes them: plan at the targets; the record counts
+  // the patches training really made.
+  if (model->learns_patches()) return model->forward_flops_per_byte();
   if (!entropy_dir.empty()) model->attach_entropy_model(*load_model(entropy_dir));
   const int64_t rows = 8, T = cfg.context;
   std::vector<uint8_t> buf(size_t(rows * T));

@@ -74,6 +74,7 @@ class BltImpl : public LanguageModelImpl {
   double count_patches_of(const torch::Tensor& bytes) override;
   double take_training_patches() override;
   std::string patching_warning() const override;
+  void set_counted_patch_size(double bytes) override { set_mean_patch_size(bytes); }
   bool runs_entropy_model() const override { return cfg_.patching.mode == "entropy"; }
   void attach_entropy_model(const LanguageModelImpl& entropy) override;
   double calibrate_patching(const torch::Tensor& bytes, double bytes_per_patch) override {

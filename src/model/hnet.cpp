@@ -170,6 +170,14 @@ double HnetImpl::counted_patch_size() const {
   return std::accumulate(ratios_.begin(), ratios_.end(), 1.0, std::multiplies<double>());
 }
 
+void HnetImpl::set_counted_patch_size(double bytes) {
+  // One number for every stage: each stage's ratio scaled by the same factor (exact for one stage).
+  const double factor = std::pow(bytes / counted_patch_size(), 1.0 / double(ratios_.size()));
+  std::vector<double> r;
+  for (double x : ratios_) r.push_back(x * factor);
+  set_ratios(r);
+}
+
 double HnetImpl::count_patches_of(const torch::Tensor& bytes) {
   torch::NoGradGuard no_grad;
   const bool was_training = is_training();

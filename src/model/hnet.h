@@ -49,6 +49,8 @@ class HnetImpl : public LanguageModelImpl {
   double counted_patch_size() const override;
   double count_patches_of(const torch::Tensor& bytes) override;
   double take_training_patches() override;
+  void set_counted_patch_size(double bytes) override;
+  bool learns_patches() const override { return true; }
   torch::Tensor auxiliary_loss() override;
   std::string patching_warning() const override;
   std::string describe_patches() const override;

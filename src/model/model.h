@@ -86,6 +86,10 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual bool dynamic_patches() const { return false; }
   // The mean patch size FLOPs are counted at (dynamic patches; NaN for the others).
   virtual double counted_patch_size() const { return NAN; }
+  // Dynamic patches: count FLOPs at this mean patch size from now on (a logged training interval's).
+  virtual void set_counted_patch_size(double /*bytes*/) {}
+  // Patches the model learns to cut while it trains (H-Net): planned at its targets, measured as it goes.
+  virtual bool learns_patches() const { return false; }
   // Dynamic patches: measures the mean patch size over bytes (B, T), counts FLOPs at it and returns it.
   virtual double count_patches_of(const torch::Tensor& /*bytes*/) { return NAN; }
   // Dynamic patches: the mean patch size of the training forwards since the last call, FLOPs now counted at it

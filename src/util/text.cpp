@@ -1,6 +1,8 @@
 // text.cpp — see text.h.
 #include "util/text.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 
 #include "util/error.h"
@@ -135,6 +137,29 @@ std::string printable_line(const std::string& s) {
     ++i;
   }
   return out;
+}
+
+BoundaryProfile boundary_profile(const std::string& bytes, const std::vector<int64_t>& starts) {
+  auto is_space = [](unsigned char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  auto alnum = [](unsigned char c) { return std::isalnum(c) != 0; };
+  auto word_start = [&](size_t i) { return alnum(bytes[i]) && (i == 0 || !alnum(bytes[i - 1])); };
+  BoundaryProfile p;
+  if (bytes.empty()) return p;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    p.bytes_whitespace += is_space(bytes[i]);
+    p.bytes_word_start += word_start(i);
+  }
+  for (int64_t b : starts) {
+    if (b < 0 || size_t(b) >= bytes.size()) continue;
+    p.starts_at_whitespace += is_space(bytes[size_t(b)]);
+    p.starts_at_word_start += word_start(size_t(b));
+  }
+  const double n = double(bytes.size()), k = double(std::max<size_t>(1, starts.size()));
+  p.bytes_whitespace /= n;
+  p.bytes_word_start /= n;
+  p.starts_at_whitespace /= k;
+  p.starts_at_word_start /= k;
+  return p;
 }
 
 }  // namespace bytelm
