@@ -132,7 +132,8 @@ json learned_patch_stats(LanguageModelImpl& model, const std::string& bytes) {
   std::vector<int64_t> starts;  // outer-stage chunk starts as offsets into the first rows * T bytes
   for (int64_t r = 0; r < rows; ++r) {
     auto x = torch::from_blob(const_cast<char*>(bytes.data()) + r * T, {1, T}, torch::kUInt8).to(device, torch::kLong);
-    for (int64_t b : model.chunk_starts(x).at(0)) starts.push_back(r * T + b);
+    const auto stages = model.chunk_starts(x);
+    for (int64_t b : stages.at(0)) starts.push_back(r * T + b);
   }
   auto all = torch::from_blob(const_cast<char*>(bytes.data()), {rows, T}, torch::kUInt8).to(device, torch::kLong);
   const double mean = model.count_patches_of(all);  // also the FLOPs' patch size from now on

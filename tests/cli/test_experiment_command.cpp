@@ -93,6 +93,14 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
   EXPECT_NEAR(btr["flops"].get<double>(), btr["planned_flops"].get<double>(), 0.3 * btr["planned_flops"].get<double>());
   EXPECT_NE(slurp(out + "/runs/blt_entropy/train/metrics.jsonl").find("\"mean_bytes_per_patch\""), std::string::npos);
   EXPECT_EQ(record(out, "blt_space")["patches"]["mode"], "space");
+  // H-Net: planned at its target chunk size, its training FLOPs counted at the chunks it really made, and
+  // where its chunks start.
+  const json hnet = record(out, "hnet");
+  EXPECT_EQ(hnet["patches"]["mode"], "learned");
+  EXPECT_GT(hnet["patches"]["mean_bytes_per_patch"].get<double>(), 1.0);
+  EXPECT_GE(hnet["patches"]["starts_at_whitespace"].get<double>(), 0.0);
+  EXPECT_GT(hnet["training"]["mean_bytes_per_patch"].get<double>(), 1.0);
+  EXPECT_GT(hnet["training"]["flops"].get<double>(), 0.0);
   // Compressors on the same held-out bytes: all three rows, each with the held-out byte count of the runs.
   const json comp = json::parse(slurp(out + "/compressors.json"))["rows"];
   ASSERT_EQ(comp.size(), 3u);
