@@ -7,7 +7,7 @@ import os
 from .common import bpb, get
 from .tables import label
 
-COLORS = {"transformer": "tab:blue", "megabyte": "tab:orange", "blt": "tab:green", "bpe": "tab:red"}
+COLORS = {"transformer": "tab:blue", "megabyte": "tab:orange", "blt": "tab:green", "bpe": "tab:red", "hnet": "tab:purple"}
 BPB_IDS = ("M1", "BLT-space", "BLT-static", "BLT-BPE", "SB-small", "T10-cross-patch", "ROB-", "ext")
 
 

@@ -31,6 +31,8 @@ def label(run):
         extra = f" P={cfg.get('patch_size')}{image_row(run)}" + (f", {mb_variant(run)}" if mb_variant(run) else "")
     elif run["model"] == "blt":
         extra = f" {get(run, 'patches', 'mode', default='')} {fmt(get(run, 'patches', 'mean_bytes_per_patch'), '.2f')} B/patch"
+    elif run["model"] == "hnet":
+        extra = f" {fmt(get(run, 'patches', 'mean_bytes_per_patch'), '.2f')} B/chunk"
     return f"{run['name']} ({run['model']}{extra})"
 
 
