@@ -68,7 +68,7 @@ fixed_noise = Noise()  # common.NOISE_BPB for every data kind
 
 def findings(res):
     """The findings of a results dict (see the module docstring)."""
-    from . import caveats, findings_blt, findings_mb
+    from . import caveats, findings_blt, findings_hnet, findings_mb
     # A run that repeats another's plan entry exactly (seed included) is only a reproduction check.
     runs = first_of_each_entry([r for r in res["runs"] if r["model"] != "entropy"])
     out = Findings(res.get("noise") or fixed_noise)
@@ -77,6 +77,7 @@ def findings(res):
     over_seeds = {f[4].get("kind") for f in seeded if f[4].get("id") == "M1"} if res.get("seed_runs") else set()
     findings_mb.add_all(out, runs, over_seeds)
     findings_blt.add_all(out, runs, res)
+    findings_hnet.add_all(out, runs)
     for claim, source, lines, status, extra in seeded:
         out.add(claim, source, lines, status, **extra)
     findings_mb.yardsticks(out, runs, res.get("compressors", []))

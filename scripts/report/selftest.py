@@ -1,6 +1,7 @@
 """selftest.py — checks of the report's accounting and verdicts over synthetic records (python3 -m
 report.selftest, scripts/ on PYTHONPATH): the noise band from seed spreads, the warm-up flag, one robustness
-verdict per noise kind, BLT's FLOPs with its entropy model, the BPE protocol flag and the image-row label."""
+verdict per noise kind, BLT's FLOPs with its entropy model, the BPE protocol flag, the image-row label and
+H-Net's pairing by planned budget."""
 import unittest
 
 from .caveats import blt_accounting
@@ -52,6 +53,22 @@ class Revised(unittest.TestCase):
         a = blt_accounting({"runs": [ent, blt]})["blt"]
         self.assertAlmostEqual(a["entropy_forward"], 3e5 * 1e6)
         self.assertAlmostEqual(a["total"], 1e13 + 2e12 + 3e11)
+
+    def test_hnet_paired_by_planned_budget(self):
+        # H-Net's real FLOPs follow its chunks (30% over the plan here); it still pairs by the planned budget.
+        tr = lambda flops: {"flops": flops, "budget": 1e13, "bytes": 1e6, "steps": 1000, "context": 512}
+        h = run("h", "hnet", 2.0, config={"model": "hnet", "stages": [{}]}, seed=1, training=tr(1.3e13),
+                patches={"mean_bytes_per_patch": 4.5, "starts_at_whitespace": 0.6, "bytes_whitespace": 0.18,
+                         "starts_at_word_start": 0.1, "bytes_word_start": 0.17, "windows": 16})
+        h2 = run("h2", "hnet", 1.9, config={"model": "hnet", "stages": [{}, {}]}, seed=1, training=tr(1.2e13))
+        h2["entry"]["config"] = "hnet_2stage"  # another plan entry, not a repeat of h
+        t = run("t", "transformer", 2.2, seed=1, training=tr(1e13))
+        b = run("b", "bpe", 2.01, seed=1, training=tr(1e13))
+        fs = {f.get("id"): f for f in findings({"runs": [h, h2, t, b]})}
+        self.assertEqual(fs["HNET-byte"]["status"], "reproduced")
+        self.assertTrue(fs["HNET-BPE"]["status"].startswith("reproduced (matches"))
+        self.assertEqual(fs["HNET-2stage"]["status"], "reproduced")
+        self.assertIn("1.30e+13 FLOPs", fs["HNET-byte"]["evidence"][0])
 
     def test_image_row_label(self):
         r = dict(run("im", "megabyte", 4.0, "images"), config={"model": "megabyte", "patch_size": 12})

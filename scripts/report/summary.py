@@ -2,11 +2,13 @@
 the seed spread where seeds exist), the verdict and how far our scale is from the paper's.
 
 The paper numbers are quoted from the papers (MEGABYTE arXiv 2305.07185, BLT arXiv 2412.09871, SpaceByte
-arXiv 2404.14408); none is computed here. The papers' scale: training FLOPs and parameters of the smallest
+arXiv 2404.14408, H-Net arXiv 2507.07955); none is computed here. The papers' scale: training FLOPs and parameters of the smallest
 setting that backs the claim (MEGABYTE states bytes and sizes, not FLOPs: its FLOPs column uses the smallest
 compute-controlled budget that includes MegaByte, SpaceByte's 1e18 grid)."""
 from .common import bpb, get, sci
 
+# H-Net states GFLOPs per byte (0.42-0.43 at L) and a crossover with BPE after ~30B bytes: at least this much.
+HN = (3 * 0.42e9 * 30e9, "at least 0.42 GFLOPs/byte x 3 x 30B bytes (H-Net L)")
 SB = (1e18, "SpaceByte's smallest grid budget (MegaByte included)")
 BLT_F = (2e20, "the low end of BLT Fig. 6")
 MB_M1 = {"text": "PG-19 1.000 vs 1.057", "code": "Code 0.411 vs 0.575", "audio": "3.477 vs 3.567",
@@ -28,6 +30,9 @@ PAPER = {
     "SB-small": (lambda k: "1e19 FLOPs, PG-19: SentencePiece 0.989 vs best byte model 1.009", (1e19, "SpaceByte T1"),
                  None),
     "CUTE": (lambda k: "CUTE average: Llama 3 27.5 vs BLT 54.1 (8B)", BLT_F, (8e9, "8B")),
+    "HNET-BPE": (lambda k: "FineWeb-Edu bpb, L: 1-stage 0.755 vs BPE 0.756; XL 0.728 vs 0.730", HN, (680e6, "1-stage L")),
+    "HNET-byte": (lambda k: "FineWeb-Edu bpb, L: 1-stage 0.755 vs LlamaByte 0.859", HN, (680e6, "1-stage L")),
+    "HNET-2stage": (lambda k: "FineWeb-Edu bpb, L: 2-stage 0.743 vs 1-stage 0.755", HN, (870e6, "2-stage L")),
 }
 for _k, _v in ROB.items():
     PAPER["ROB-" + _k] = (lambda k, v=_v: f"noised HellaSwag accuracy, Llama 3 -> BLT: {v} (8B)", BLT_F, (8e9, "8B"))
