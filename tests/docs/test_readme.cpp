@@ -136,6 +136,7 @@ void check_presets(const std::vector<std::string>& w, const std::string& where) 
                              : model == "blt"         ? "blt_"
                              : model == "entropy"     ? "ent_"
                              : model == "bpe"         ? "bpe_"
+                             : model == "hnet"        ? "hnet_"
                                                       : "";
   for (size_t i = 1; i + 1 < w.size(); ++i) {
     if (w[i] != "--config" && w[i] != "--configs") continue;
