@@ -412,6 +412,7 @@ void print_table(const Bench& b, const std::vector<Row>& rows, const Spread& pea
 }  // namespace
 
 int run_bench(const BenchOptions& opt) {
+  if (!opt.spec_target.empty()) return run_speculative_bench(opt);
   if (opt.steps < 1 || opt.warmup < 0 || opt.repeat < 1 || opt.gen_bytes < 0 || opt.batch < 0 || opt.gen_batch < 0 ||
       opt.max_context < 0)
     throw Error("--steps and --repeat must be >= 1; --warmup, --gen-bytes, --gen-batch, --batch, --max-context >= 0");

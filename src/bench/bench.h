@@ -31,7 +31,14 @@ struct BenchOptions : InferenceSettings {
   std::string json_out;       // also append JSON lines to this file
   std::string entropy_model;  // with data: mean bytes per patch of this entropy model's patcher
   std::vector<std::string> data;
+  // Speculative decoding on trained checkpoints (bench_speculative.cpp): with spec_target set, only this runs.
+  std::string spec_target, spec_draft;  // checkpoints; spec_draft "self": a BLT target's own entropy model
+  std::vector<int64_t> spec_k{1, 2, 4, 8};
+  double spec_p_min = 0.5;
+  double spec_temperature = 0;
+  std::string spec_prompt = "It is a truth universally acknowledged, that a single man in possession";
 };
 int run_bench(const BenchOptions& opt);
+int run_speculative_bench(const BenchOptions& opt);
 
 }  // namespace bytelm

@@ -29,6 +29,17 @@ Command add_bench(CLI::App& app) {
       ->expected(0, -1);
   b->add_option("--entropy-model", o->entropy_model, "With --data: mean bytes per patch of this entropy model");
   b->add_option("--data", o->data, "Corpus for --entropy-model (its validation split, up to 256 KiB)")->expected(1, -1);
+  auto* target = b->add_option("--spec-target", o->spec_target,
+                               "Speculative decoding instead of the configs: this trained checkpoint is the target");
+  b->add_option("--spec-draft", o->spec_draft, "With --spec-target: the draft's checkpoint, or self (BLT)")
+      ->needs(target);
+  b->add_option("--spec-k", o->spec_k, "With --spec-target: the --draft-max values measured")
+      ->expected(1, -1)
+      ->needs(target);
+  b->add_option("--spec-p-min", o->spec_p_min, "With --spec-target: --draft-p-min")->needs(target);
+  b->add_option("--spec-temperature", o->spec_temperature, "With --spec-target: sampling temperature (0 = greedy)")
+      ->needs(target);
+  b->add_option("--spec-prompt", o->spec_prompt, "With --spec-target: the prompt")->needs(target);
   return {b, [o] { return run_bench(*o); }};
 }
 

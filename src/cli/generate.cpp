@@ -1,5 +1,6 @@
 // generate.cpp — `bytelm generate`: a prompt streamed to stdout byte by byte, or a file of prompts decoded in
 // batches and printed as JSON lines.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 
@@ -8,6 +9,7 @@
 #include "cli/commands.h"
 #include "generate/generate.h"
 #include "generate/generate_tokens.h"
+#include "generate/speculative.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #include "tokenizer/tokenizer.h"
@@ -62,7 +64,31 @@ struct GenerateCli {
   std::string prompts_file;        // one prompt per line, generated in batches, JSON lines out
   int64_t batch = 8;               // prompts per batched pass
   std::vector<std::string> stops;  // as typed: C escapes not yet decoded
+  std::string draft;               // speculative decoding: the draft's checkpoint, or "self" (BLT's entropy model)
+  SpeculativeOptions spec;
 };
+
+// --draft: speculative decoding of the one prompt, then its draft acceptance rate on stderr.
+int run_speculative(GenerateCli& c, const LanguageModel& model, const std::function<void(uint8_t)>& sink) {
+  const GenerateOptions& opt = c.gen;
+  if (!c.prompts_file.empty()) throw Error("--draft decodes one prompt at a time: not with --prompts-file");
+  if (opt.no_cache) throw Error("--draft decodes with the KV caches: not with --no-cache");
+  check_speculative_options(c.spec);
+  LanguageModel draft =
+      c.draft == "self" ? model->entropy_patcher() : load_for_inference(c.draft, opt.device, opt.threads);
+  if (!draft) throw Error("--draft self: a " + model->config().model + " model has no entropy model of its own");
+  check_speculative(*model, *draft, c.spec);
+  SpeculativeStats stats;
+  const auto t0 = std::chrono::steady_clock::now();
+  generate_speculative(*model, *draft, opt, c.spec, sink, &stats);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr,
+               "\nbytelm: draft acceptance rate = %.3f (%lld accepted / %lld drafted), %.2f bytes per round "
+               "(%lld rounds), %.0f bytes/s\n",
+               stats.acceptance(), (long long)stats.accepted, (long long)stats.drafted, stats.bytes_per_round(),
+               (long long)stats.rounds, seconds > 0 ? double(stats.generated) / seconds : 0.0);
+  return 0;
+}
 
 int run(GenerateCli& c) {
   GenerateOptions& opt = c.gen;
@@ -79,10 +105,11 @@ int run(GenerateCli& c) {
     print_batches(*model, tokenizer.get(), read_prompts(c.prompts_file), opt, c.batch);
     return 0;
   }
-  auto sink = [](uint8_t b) {
+  std::function<void(uint8_t)> sink = [](uint8_t b) {
     std::fputc(b, stdout);
     std::fflush(stdout);
   };
+  if (!c.draft.empty()) return run_speculative(c, model, sink);
   if (tokenizer)
     generate_tokens(*model, *tokenizer, opt, sink);
   else
@@ -117,6 +144,14 @@ Command add_generate(CLI::App& app) {
   g->add_option("--stop", c->stops,
                 "Stop once the output ends with this string (printed); C escapes (\\n, \\t, \\xHH); repeatable")
       ->take_all();
+  auto* draft =
+      g->add_option("--draft", c->draft,
+                    "Speculative decoding (one prompt): a byte-model checkpoint drafts bytes the model checks, or "
+                    "\"self\" for a BLT's own entropy model; prints the draft acceptance rate on stderr");
+  g->add_option("--draft-max", c->spec.draft_max, "With --draft: most bytes drafted per round")->needs(draft);
+  g->add_option("--draft-p-min", c->spec.draft_p_min,
+                "With --draft: stop drafting when the draft's top probability is below this (0 = never)")
+      ->needs(draft);
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   add_inference_flags(g, &gen, kAllInferenceFlags, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
   return {g, [c] { return run(*c); }};

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace bytelm {
 
@@ -24,5 +25,14 @@ void check_sampling(const SamplingOptions& o);
 // multiplied), then the argmax (temperature 0), or a draw from the softmax at the temperature restricted by
 // top-k, then min-p, then top-p, in that order (llama.cpp's order of the same filters).
 int sample_byte(const float* logits, int V, const SamplingOptions& o, std::mt19937_64& rng, const std::string& recent);
+
+// The distribution sample_byte draws from, as V probabilities summing to 1 (0 for filtered values): one-hot
+// on the argmax at temperature 0. Speculative decoding accepts and resamples with these.
+std::vector<double> sampling_distribution(const float* logits, int V, const SamplingOptions& o,
+                                          const std::string& recent);
+
+// The largest probability of sampling_distribution(), or at temperature 0 of the plain softmax (temperature
+// 1, no filters) after the repetition penalty: how sure a draft model is of its next byte.
+double top_probability(const float* logits, int V, const SamplingOptions& o, const std::string& recent);
 
 }  // namespace bytelm

@@ -60,6 +60,10 @@ class BltImpl : public LanguageModelImpl {
   torch::Tensor feed(const torch::Tensor& bytes) override;
   int64_t vocab_offset() const override { return 4; }
   std::vector<FlopsPart> flops() const override;
+  // Cuts the ids, entropies and caches back; a row whose last closed patch is no longer closed drops its
+  // global entries and steps its global model again for the last patch still closed.
+  bool can_rewind() const override { return true; }
+  void rewind(int64_t bytes) override;
   // Static steps (batch 1 only): key kind 1 = the entropy model's step (its entropy is then read on the host);
   // kind 2 = encoder (+ pooling, cross-attention and a global step if the byte closes a patch) + decoder.
   bool has_static_step(int64_t batch) const override { return batch == 1; }
@@ -130,6 +134,9 @@ class BltImpl : public LanguageModelImpl {
   // the row moves on to the next patch).
   std::vector<int64_t> hash_rows(int64_t b, int64_t t) const;
   bool closes_patch(int64_t b);
+  // Row b's patch of ids [first, last] closes: pools it, steps the row's global model at position
+  // rows_[b].closed - 1 and writes the decoder's keys/values of its output into patch_kv_[b].
+  void close_patch(int64_t b, int64_t first, int64_t last);
 
   blt::Patcher rule_;
   double mean_patch_size_;
@@ -137,11 +144,12 @@ class BltImpl : public LanguageModelImpl {
   int64_t tally_rows_ = 0;  // ... and the number of sequences
   // decoding state
   struct Row {
-    std::vector<int64_t> ids;            // ids read so far (BOS first)
-    std::vector<float> ent;              // their entropies (entropy patching)
-    int64_t open_start = 0;              // position of the first id of the patch being read
-    int64_t closed = 0;                  // patches closed so far = the global model's next position
-    std::vector<KVCache> global_caches;  // batch 1: rows step the global model at different times
+    std::vector<int64_t> ids;                       // ids read so far (BOS first)
+    std::vector<float> ent;                         // their entropies (entropy patching)
+    int64_t open_start = 0;                         // position of the first id of the patch being read
+    int64_t closed = 0;                             // patches closed so far = the global model's next position
+    std::vector<int64_t> closed_after, open_after;  // closed and open_start after each id (for rewind)
+    std::vector<KVCache> global_caches;             // batch 1: rows step the global model at different times
   };
   std::vector<Row> rows_;
   std::vector<KVCache> patcher_caches_, encoder_caches_, decoder_caches_;  // batch B

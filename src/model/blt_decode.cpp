@@ -24,6 +24,8 @@ torch::Tensor BltImpl::start(int64_t batch) {
     row.global_caches = model->global_transformer->make_caches(1, cap, std::move(row.global_caches));
     row.ids.clear();
     row.ent.clear();
+    row.closed_after.clear();
+    row.open_after.clear();
     row.open_start = row.closed = 0;
   }
   // Decoding state is allocated once per batch size and overwritten in place (captured CUDA graphs point
@@ -82,10 +84,14 @@ std::vector<int64_t> BltImpl::hash_rows(int64_t b, int64_t t) const {
 bool BltImpl::closes_patch(int64_t b) {
   // Id t (the row's last one) closes its patch if id t+1 starts a new one.
   Row& row = rows_[b];
-  if (patch_lengths(row.ids, row.ent).back() != 1) return false;
-  ++row.closed;
-  row.open_start = int64_t(row.ids.size());
-  return true;
+  const bool close = patch_lengths(row.ids, row.ent).back() == 1;
+  if (close) {
+    ++row.closed;
+    row.open_start = int64_t(row.ids.size());
+  }
+  row.closed_after.push_back(row.closed);
+  row.open_after.push_back(row.open_start);
+  return close;
 }
 
 torch::Tensor BltImpl::decode_with(
@@ -124,17 +130,45 @@ torch::Tensor BltImpl::step(const std::vector<int64_t>& ids) {
   // 3. Rows whose id t+1 starts a patch have completed the patch holding t: pool it and step that row's
   //    global model (batch 1: rows close patches at different bytes).
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t first = rows_[b].open_start, global_pos = rows_[b].closed;
-    if (!closes_patch(b)) continue;
-    auto states = states_.select(0, b).narrow(0, first, t - first + 1).unsqueeze(0);  // (1, L, D_e)
-    auto all = torch::arange(states.size(1), torch::TensorOptions().dtype(torch::kLong).device(dev)).view({1, 1, -1});
-    auto g_in = patch_inputs(std::get<0>(states.max(1, true)), states, all, {});
-    auto g = model->global_transformer->forward(g_in, global_pos, &rows_[b].global_caches);  // (1, 1, D_g)
-    patch_kv_.narrow(0, b, 1).copy_(decoder_kv(g));
+    const int64_t first = rows_[b].open_start;
+    if (closes_patch(b)) close_patch(b, first, t);
   }
   // 4. The decoder predicts id t+1 from the encoder state of t and the row's current global state.
   auto logits = decode(h, patch_kv_, k_index_.expand({B, 1, k}), t, &decoder_caches_);
   return logits.view({B, blt::kVocab});
+}
+
+void BltImpl::close_patch(int64_t b, int64_t first, int64_t last) {
+  const auto dev = lm_head->weight.device();
+  auto states = states_.select(0, b).narrow(0, first, last - first + 1).unsqueeze(0);  // (1, L, D_e)
+  auto all = torch::arange(states.size(1), torch::TensorOptions().dtype(torch::kLong).device(dev)).view({1, 1, -1});
+  auto g_in = patch_inputs(std::get<0>(states.max(1, true)), states, all, {});
+  auto g = model->global_transformer->forward(g_in, rows_[b].closed - 1, &rows_[b].global_caches);  // (1, 1, D_g)
+  patch_kv_.narrow(0, b, 1).copy_(decoder_kv(g));
+}
+
+void BltImpl::rewind(int64_t bytes) {
+  check_rewind(bytes);
+  decoded_ -= bytes;
+  const int64_t n = decoded_ + 1;  // ids kept: BOS and the bytes
+  for (auto* caches : {&patcher_caches_, &encoder_caches_, &decoder_caches_})
+    for (auto& c : *caches) c.len = n;
+  for (int64_t b = 0; b < int64_t(rows_.size()); ++b) {
+    Row& row = rows_[b];
+    const int64_t was_closed = row.closed;
+    row.ids.resize(size_t(n));
+    if (rule_.needs_entropies()) row.ent.resize(size_t(n));
+    row.closed_after.resize(size_t(n));
+    row.open_after.resize(size_t(n));
+    row.closed = row.closed_after.back();
+    row.open_start = row.open_after.back();
+    if (row.closed == was_closed) continue;  // the global state of the last closed patch stays
+    // Id c closed the last patch still closed (BOS always closes one): step the global model there again.
+    int64_t c = n - 1;
+    while (c > 0 && row.closed_after[size_t(c) - 1] == row.closed) --c;
+    for (auto& cache : row.global_caches) cache.len = row.closed - 1;
+    close_patch(b, c > 0 ? row.open_after[size_t(c) - 1] : 0, c);
+  }
 }
 
 // ---- static steps (CUDA graphs) ---------------------------------------------------------------------

@@ -50,6 +50,12 @@ torch::Tensor EntropyModelImpl::feed(const torch::Tensor& bytes) {
   return out;
 }
 
+void EntropyModelImpl::rewind(int64_t bytes) {
+  check_rewind(bytes);
+  decoded_ -= bytes;
+  for (auto& c : caches_) c.len = decoded_ + 1;  // BOS, then the bytes kept
+}
+
 std::vector<FlopsPart> EntropyModelImpl::flops() const {
   FlopsPart p;
   p.name = "entropy";

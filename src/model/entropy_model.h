@@ -30,6 +30,8 @@ class EntropyModelImpl : public LanguageModelImpl {
   torch::Tensor forward(const torch::Tensor& bytes) override;  // (B, T) -> (B, T, 260)
   torch::Tensor start(int64_t batch) override;
   torch::Tensor feed(const torch::Tensor& bytes) override;
+  bool can_rewind() const override { return true; }
+  void rewind(int64_t bytes) override;  // moves the cache lengths back
   int64_t vocab_offset() const override { return 4; }
   std::vector<FlopsPart> flops() const override;
   bool is_entropy_model() const override { return true; }

@@ -24,6 +24,11 @@ class MegabyteImpl : public LanguageModelImpl {
   torch::Tensor forward(const torch::Tensor& bytes) override;  // (B, T) -> (B, T, 256)
   torch::Tensor start(int64_t batch) override;
   torch::Tensor feed(const torch::Tensor& bytes) override;
+  // Rewind within the current patch moves the local caches back; into an earlier patch it drops the global
+  // entries of the patches no longer complete and re-steps the kept patch's global and local positions.
+  // Not with cross-patch attention (its local caches carry the previous patch's keys).
+  bool can_rewind() const override { return cfg_.cross_patch == 0; }
+  void rewind(int64_t bytes) override;
   std::vector<FlopsPart> flops() const override;
   // Static steps: key 0 = a local step inside a patch; key s >= 1 = a global step (attention span s) at a
   // patch boundary, followed by the local step at the patch's first position.
@@ -56,6 +61,12 @@ class MegabyteImpl : public LanguageModelImpl {
   torch::Tensor decode_position(int64_t next);
   // The global input vector of patch k from history_ (through the conv encoder if any) -> (B, P*D_G).
   torch::Tensor patch_embedding(int64_t k);
+  // feed() of the two-level model: each patch's bytes through the local model in one call -> (B, n, 256).
+  torch::Tensor feed_by_patch(const torch::Tensor& bytes);
+  // Two-level model: the global step that starts patch k (its context into patch_ctx_, local caches
+  // emptied); the local model over positions next .. next+len-1 of one patch -> logits (B, len, 256).
+  void global_step(int64_t k);
+  torch::Tensor local_run(int64_t next, int64_t len);
   // One local step at group position p from input (B, D_L) -> logits (B, 256).
   torch::Tensor local_step(const torch::Tensor& x, int64_t p);
 
@@ -63,6 +74,8 @@ class MegabyteImpl : public LanguageModelImpl {
   std::vector<std::vector<KVCache>> level_caches_;  // middle levels
   CrossPatchCache cross_caches_;                    // the local model's, with cross-patch attention
   torch::Tensor history_;                           // (B, T) bytes fed so far
+  torch::Tensor prev_patch_ctx_;  // (B, n, D_L): patch_ctx_ of patch prev_patch_ (-1: none), for rewind
+  int64_t prev_patch_ = -1;
   torch::Tensor patch_ctx_;  // (B, n, D_L): projected output of the level above for the current group (kept in place)
   std::vector<torch::Tensor> level_ctx_;  // middle level i: (B, n_i, W_i), the same for its current group
   // Static step inputs: the byte (B), its patch position p and patch index k (0-dim), 0, and 0..P-1.

@@ -79,6 +79,7 @@ torch::Tensor MegabyteImpl::start(int64_t batch) {
       !reusable(patch_ctx_, {batch, n, cfg_.local.width}, ctx_opts)) {
     history_ = torch::zeros({batch, cfg_.context}, longs);
     patch_ctx_ = torch::zeros({batch, n, cfg_.local.width}, ctx_opts);
+    prev_patch_ctx_ = torch::zeros_like(patch_ctx_);
     in_byte_ = torch::zeros({batch}, longs);
     p_ = torch::zeros({}, longs);
     k_ = torch::zeros({}, longs);
@@ -96,6 +97,7 @@ torch::Tensor MegabyteImpl::start(int64_t batch) {
   }
   history_.zero_();
   decoded_ = 0;
+  prev_patch_ = -1;
   return decode_position(0);
 }
 
@@ -103,6 +105,7 @@ torch::Tensor MegabyteImpl::feed(const torch::Tensor& bytes) {
   const int64_t n = bytes.size(1);
   if (decoded_ + n > cfg_.context - 1)
     throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");
+  if (levels.empty() && cfg_.cross_patch == 0) return feed_by_patch(bytes);
   std::vector<torch::Tensor> out;
   out.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
@@ -112,6 +115,68 @@ torch::Tensor MegabyteImpl::feed(const torch::Tensor& bytes) {
   return torch::stack(out, 1);  // (B, n, 256)
 }
 
+void MegabyteImpl::global_step(int64_t k) {
+  const int64_t B = history_.size(0), P = cfg_.patch_size;
+  auto in = k == 0 ? global_pad.view({1, -1}).expand({B, -1}) : patch_embedding(k - 1);  // (B, P*D_G)
+  auto g = global_model(in.view({B, 1, -1}), k, &global_caches_);                        // (B, 1, P*D_G)
+  patch_ctx_.copy_(global_to_local(g.view({B, P, -1})));
+  for (auto& c : local_caches_) c.len = 0;
+}
+
+torch::Tensor MegabyteImpl::local_run(int64_t next, int64_t len) {
+  const int64_t B = history_.size(0), u = next % cfg_.patch_size, DL = cfg_.local.width;
+  // Position t's input: its slice of the patch context + the embedding of byte t-1 (the pad at u = 0).
+  auto prev = local_embed(history_.narrow(1, u == 0 ? next : next - 1, u == 0 ? len - 1 : len));  // (B, ., D_L)
+  if (u == 0) prev = torch::cat({local_pad.view({1, 1, DL}).expand({B, 1, DL}).to(prev.scalar_type()), prev}, 1);
+  auto x = patch_ctx_.narrow(1, u, len) + prev;             // (B, len, D_L)
+  return project(head, local_model(x, u, &local_caches_));  // (B, len, 256)
+}
+
+torch::Tensor MegabyteImpl::feed_by_patch(const torch::Tensor& bytes) {
+  const int64_t n = bytes.size(1), P = cfg_.patch_size;
+  history_.narrow(1, decoded_, n).copy_(bytes);
+  std::vector<torch::Tensor> out;
+  for (int64_t next = decoded_ + 1, end = decoded_ + n; next <= end;) {  // positions to predict
+    const int64_t k = next / P, len = std::min(end, k * P + P - 1) - next + 1;
+    if (next % P == 0) {  // patch k starts; keep patch k-1's context for a rewind into it
+      prev_patch_ctx_.copy_(patch_ctx_);
+      prev_patch_ = k - 1;
+      global_step(k);
+    }
+    out.push_back(local_run(next, len));
+    next += len;
+  }
+  decoded_ += n;
+  return out.size() == 1 ? out[0] : torch::cat(out, 1);  // (B, n, 256)
+}
+
+void MegabyteImpl::rewind(int64_t bytes) {
+  check_rewind(bytes);
+  if (!can_rewind()) throw Error("a megabyte model with cross-patch attention cannot rewind its decoding caches");
+  const int64_t P = cfg_.patch_size, next = decoded_ - bytes;  // the last position decode_position() keeps
+  const int64_t k = next / P, current = decoded_ / P;
+  decoded_ = next;
+  if (!levels.empty()) {  // patch k's global step and every position of it up to `next` again
+    for (auto& c : global_caches_) c.len = k;
+    for (int64_t position = k * P; position <= next; ++position) decode_position(position);
+    return;
+  }
+  if (k < current) {
+    if (k == prev_patch_) {  // the previous patch: its global entry and context are kept
+      for (auto& c : global_caches_) c.len = k + 1;
+      patch_ctx_.copy_(prev_patch_ctx_);
+      for (auto& c : local_caches_) c.len = 0;
+    } else {
+      for (auto& c : global_caches_) c.len = k;
+      global_step(k);
+    }
+    prev_patch_ = -1;
+    local_run(k * P, next % P + 1);  // the patch's positions up to `next` in one call
+    return;
+  }
+  for (auto& c : local_caches_) c.len = next % P + 1;  // same patch: its global step and context stay
+}
+
 int64_t MegabyteImpl::static_prepare(const torch::Tensor& bytes) {
   const int64_t P = cfg_.patch_size;
   if (decoded_ + 1 > cfg_.context - 1)
@@ -119,7 +184,8 @@ int64_t MegabyteImpl::static_prepare(const torch::Tensor& bytes) {
   history_.select(1, decoded_).copy_(bytes.view({-1}));
   const int64_t next = ++decoded_, k = next / P, p = next % P;
   for (auto& c : local_caches_) c.len = p + 1;
-  if (p == 0) {  // patch k-1 is complete: a global step for patch k
+  if (p == 0) {  // patch k-1 is complete: a global step for patch k (which rewind cannot undo cheaply)
+    prev_patch_ = -1;
     k_.fill_(k);
     for (auto& c : global_caches_) c.len = k + 1;
     return static_span(k + 1, cfg_.context / P);

@@ -23,6 +23,15 @@ int64_t LanguageModelImpl::counted_params() const {
 int64_t LanguageModelImpl::static_prepare(const torch::Tensor&) {
   throw Error(cfg_.model + " has no static-shape decoding step");
 }
+void LanguageModelImpl::rewind(int64_t) {
+  throw Error("a " + cfg_.model + " model cannot rewind its decoding caches (no speculative decoding)");
+}
+
+void LanguageModelImpl::check_rewind(int64_t bytes) const {
+  if (bytes < 0 || bytes > decoded_)
+    throw Error("rewind: " + std::to_string(bytes) + " bytes, but " + std::to_string(decoded_) + " were fed");
+}
+
 void LanguageModelImpl::static_compute(int64_t) { throw Error(cfg_.model + " has no static-shape decoding step"); }
 
 int64_t static_span(int64_t needed, int64_t capacity) {

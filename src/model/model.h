@@ -43,6 +43,11 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual torch::Tensor feed(const torch::Tensor& bytes) = 0;
   // Number of bytes fed since start().
   int64_t decoded() const { return decoded_; }
+  // Speculative decoding: forgets the last `bytes` bytes fed (0 <= bytes <= decoded()), as if only the
+  // bytes before them had been fed since start(); the next feed() continues from there. can_rewind() says
+  // whether the model implements it; the default rewind() throws Error naming the model.
+  virtual bool can_rewind() const { return false; }
+  virtual void rewind(int64_t bytes);
 
   // Static-shape decoding, one byte per row per step, for CUDA graphs (Transformer, MEGABYTE). It shares
   // the caches of start()/feed(): prefill with feed(), then continue with static steps.
@@ -126,6 +131,8 @@ class LanguageModelImpl : public torch::nn::Module {
   int64_t counted_params() const;
 
  protected:
+  // Throws Error unless 0 <= bytes <= decoded() (rewind's argument).
+  void check_rewind(int64_t bytes) const;
   ModelConfig cfg_;
   int64_t decoded_ = 0;
   torch::Tensor static_logits_;  // (B, V)

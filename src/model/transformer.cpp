@@ -43,6 +43,12 @@ torch::Tensor TransformerImpl::feed(const torch::Tensor& ids) {
   return out;  // (B, n, V)
 }
 
+void TransformerImpl::rewind(int64_t ids) {
+  check_rewind(ids);
+  decoded_ -= ids;
+  for (auto& c : caches_) c.len = decoded_ + 1;  // the start id, then the ids kept
+}
+
 int64_t TransformerImpl::static_prepare(const torch::Tensor& bytes) {
   if (decoded_ + 1 > cfg_.context - 1)
     throw Error("decoding past the context of " + std::to_string(cfg_.context) + " bytes");

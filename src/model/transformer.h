@@ -13,6 +13,8 @@ class TransformerImpl : public LanguageModelImpl {
   torch::Tensor forward(const torch::Tensor& ids) override;  // (B, T) -> (B, T, V)
   torch::Tensor start(int64_t batch) override;               // -> (B, V) after the start id
   torch::Tensor feed(const torch::Tensor& ids) override;     // (B, n) -> (B, n, V)
+  bool can_rewind() const override { return true; }
+  void rewind(int64_t ids) override;  // moves the cache lengths back
   std::vector<FlopsPart> flops() const override;
   bool has_static_step(int64_t) const override { return true; }
   int64_t static_prepare(const torch::Tensor& bytes) override;  // key = attention span
