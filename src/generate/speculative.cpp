@@ -51,7 +51,7 @@ class Speculation {
     if (int64_t(opt_.prompt.size()) >= T)
       throw Error("prompt of " + std::to_string(opt_.prompt.size()) + " bytes does not fit the context of " +
                   std::to_string(T) + " bytes (at most " + std::to_string(T - 1) + ")");
-    text_ = history_ = opt_.prompt;
+    text_ = opt_.prompt;
     if (text_.empty()) {  // no t0 yet: the first byte from the target's start state, as generate() draws it
       auto logits = target_.start(1).view({-1});
       ++rounds_;
@@ -59,7 +59,7 @@ class Speculation {
     } else {
       prefill(target_, text_.substr(0, text_.size() - 1));
     }
-    prefill_draft();
+    prefill_draft(spec_.draft_max);
     while (!round()) {
     }
     return finish(stats);
@@ -71,8 +71,13 @@ class Speculation {
     m.start(1);
     if (!s.empty()) m.feed(bytes(s));
   }
-  void prefill_draft() {
-    dtext_ = tail(history_.substr(0, history_.size() - 1), size_t(draft_.config().context / 2));
+  // The draft reads the target's window (without t0) when it fits with `room` more bytes, else its last
+  // half context: a draft with the target's context sees exactly what the target sees, so a draft equal
+  // to the target is always accepted under greedy decoding.
+  void prefill_draft(int64_t room) {
+    const int64_t Td = draft_.config().context;
+    dtext_ = text_.substr(0, text_.size() - 1);
+    if (int64_t(dtext_.size()) + room + 1 > Td - 1) dtext_ = tail(dtext_, size_t(Td / 2));
     prefill(draft_, dtext_);
   }
   torch::Tensor bytes(const std::string& s) {  // (1, n) int64 on the device
@@ -91,7 +96,6 @@ class Speculation {
   bool emit(int b) {
     out_.push_back(char(b));
     text_.push_back(char(b));
-    history_.push_back(char(b));
     sink_(uint8_t(b));
     return ends_with_stop(out_, opt_.stop) || int64_t(out_.size()) >= opt_.max_bytes;
   }
@@ -112,7 +116,7 @@ class Speculation {
   const std::function<void(uint8_t)>& sink_;
   torch::Device device_;
   std::mt19937_64 rng_;
-  std::string text_, history_, dtext_, out_;  // target window, all committed bytes, draft's fed bytes, output
+  std::string text_, dtext_, out_;  // the target's window, the draft's fed bytes, the output
   int64_t rounds_ = 0, drafted_ = 0, accepted_ = 0;
 };
 
@@ -121,12 +125,13 @@ class Speculation {
 // draft feeds at most k + 1 bytes, and the round emits at most k + 1 bytes.
 int64_t Speculation::room() {
   const int64_t T = target_.config().context, Td = draft_.config().context;
-  if (int64_t(text_.size()) > T - 1) {
+  const bool slid = int64_t(text_.size()) > T - 1;
+  if (slid) {
     text_ = tail(text_, size_t(std::max<int64_t>(1, T / 2)));
     prefill(target_, text_.substr(0, text_.size() - 1));
   }
   int64_t k = std::min({spec_.draft_max, T - 1 - int64_t(text_.size()), opt_.max_bytes - int64_t(out_.size()) - 1});
-  if (int64_t(dtext_.size()) + k + 1 > Td - 1) prefill_draft();
+  if (slid || int64_t(dtext_.size()) + k + 1 > Td - 1) prefill_draft(k);
   return std::max<int64_t>(0, std::min(k, Td - 2 - int64_t(dtext_.size())));
 }
 
