@@ -5,6 +5,7 @@
 // (and --json-out), a table on stderr.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -48,6 +49,16 @@ double feed_seconds(LanguageModelImpl& model, const std::string& prefix, int64_t
     if (r >= 2) samples.push_back(dt);
   }
   return spread_of(samples).median;
+}
+
+// feed_seconds averaged over `phases` prefixes (the prompt plus 0 .. phases-1 bytes): for a model with
+// fixed patches of P bytes, P phases cover every position in a patch, the one that closes it included.
+double mean_feed_seconds(LanguageModelImpl& model, const std::string& prefix, int64_t n, int64_t phases,
+                         const std::string& device) {
+  double sum = 0;
+  for (int64_t ph = 0; ph < phases; ++ph)
+    sum += feed_seconds(model, prefix + std::string(size_t(ph), 'e'), n, phases > 1 ? 10 : 30, device);
+  return sum / double(phases);
 }
 
 struct SpecRow {
@@ -94,13 +105,14 @@ int run_speculative_bench(const BenchOptions& opt) {
   json base{{"target", opt.spec_target}, {"draft", opt.spec_draft},        {"device", opt.device},
             {"threads", threads},        {"precision", g.precision},       {"temperature", g.temperature},
             {"bytes", opt.gen_bytes},    {"prompt_bytes", g.prompt.size()}};
-  // Costs: v(k) of the target, c of the draft (1-byte feeds after the prompt).
-  const int64_t reps = 30;
-  const double one = feed_seconds(*target, g.prompt, 1, reps, opt.device);
-  const double c = feed_seconds(*draft, g.prompt, 1, reps, opt.device) / one;
+  // Costs: v(k) of the target, c of the draft (feeds after the prompt, averaged over the positions in a
+  // fixed patch when the target has one).
+  const int64_t phases = std::max<int64_t>(1, target->fixed_patch_size());
+  const double one = mean_feed_seconds(*target, g.prompt, 1, phases, opt.device);
+  const double c = mean_feed_seconds(*draft, g.prompt, 1, phases, opt.device) / one;
   std::vector<double> v;
   for (int64_t k : opt.spec_k) {
-    v.push_back(feed_seconds(*target, g.prompt, k + 1, reps, opt.device) / one);
+    v.push_back(mean_feed_seconds(*target, g.prompt, k + 1, phases, opt.device) / one);
     json j = base;
     j.update({{"bench", "speculative_cost"}, {"k", k}, {"v", v.back()}, {"c", c}, {"target_byte_seconds", one}});
     emit(j);
