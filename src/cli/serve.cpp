@@ -18,6 +18,10 @@ Command add_serve(CLI::App& app) {
   s->add_option("--port", o->port, "TCP port (0 = any free port, printed on stdout)");
   s->add_option("--parallel", o->parallel, "Requests decoded together in one batched step per byte (rows)");
   s->add_option("--max-queue", o->max_queue, "Requests that may wait for a free row; more get 503 + Retry-After");
+  s->add_option("--prefill-chunk", o->prefill_chunk,
+                "Prompt bytes a joining request feeds per step while the others decode (models with row positions)");
+  s->add_flag("!--no-prefix-reuse", o->prefix_reuse,
+              "Prefill every prompt in full (default: start from a prefix another row's cache holds)");
   s->add_option("--api-key", o->api_keys, "Require 'Authorization: Bearer KEY' on /v1/* and /metrics; repeatable")
       ->take_all();
   s->add_option("--cors-origin", o->cors_origin,

@@ -19,6 +19,23 @@ struct KVCache {
   int64_t len = 0;
 };
 
+// Row decoding (every row of the cache at its own position; model.h, rows_feed): which cache rows one call
+// touches and where its entries sit. Built once per call by make_row_batch() and read by every layer.
+// R rows of the call, n entries each (the first counts[r] real, the rest padding), S rows in the cache.
+struct RowBatch {
+  torch::Tensor rows;       // (R) int64: the cache row of each input row; undefined: rows 0..S-1 in order
+  torch::Tensor positions;  // (R, n) int64: position of each entry (padding clamped to the capacity)
+  torch::Tensor write_row, write_pos, write_src;  // (M): cache row, position and flat input index r*n+i
+  torch::Tensor keep;                             // (R, 1, n, span) bool: entry i of row r sees keys <= its own
+  int64_t span = 0;                               // key positions attended: [0, span)
+  int64_t capacity = 0;
+  bool writes = false;  // M > 0
+};
+// rows: cache rows (empty: all of them in order); pos0[r], counts[r]: position and number of row r's real
+// entries; n >= every count. Throws Error when a row would pass `capacity`.
+RowBatch make_row_batch(const std::vector<int64_t>& rows, const std::vector<int64_t>& pos0,
+                        const std::vector<int64_t>& counts, int64_t n, int64_t capacity, const torch::Device& device);
+
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps);
   torch::Tensor forward(const torch::Tensor& x);  // (..., D) -> (..., D)
@@ -41,6 +58,8 @@ class Rotary {
   // x: (B, H, 1, Dh) at the position held in `pos` (0-dim int64 on x's device): no host read, so it can be
   // captured in a CUDA graph. The tables must have been reserved for that position.
   torch::Tensor apply_at(const torch::Tensor& x, const torch::Tensor& pos);
+  // x: (R, H, n, Dh), each entry at its own position: positions (R, n) int64, within `capacity`.
+  torch::Tensor apply_rows(const torch::Tensor& x, const torch::Tensor& positions, int64_t capacity);
   void reserve(int64_t positions, const torch::Device& device) {
     if (enabled()) ensure(positions, device);
   }
@@ -93,6 +112,9 @@ struct AttentionImpl : torch::nn::Module {
   // device); writes its key/value at that position and attends to cache positions [0, span) <= pos.
   // Shapes depend only on (B, span), never on the position.
   torch::Tensor step(const torch::Tensor& x, Rotary& rope, const torch::Tensor& pos, int64_t span, KVCache& cache);
+  // Row decoding: x (R, n, D) laid out as `rb` says; writes the real entries' keys/values into their rows
+  // and positions, then each entry attends to its own row's keys up to its position. -> (R, n, D).
+  torch::Tensor rows(const torch::Tensor& x, Rotary& rope, const RowBatch& rb, KVCache& cache);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t heads, head_dim;
 };
@@ -110,6 +132,7 @@ struct BlockImpl : torch::nn::Module {
   BlockImpl(const StackConfig& cfg, double eps);
   torch::Tensor forward(const torch::Tensor& x, Rotary& rope, int64_t pos0, KVCache* cache);
   torch::Tensor step(const torch::Tensor& x, Rotary& rope, const torch::Tensor& pos, int64_t span, KVCache& cache);
+  torch::Tensor rows(const torch::Tensor& x, Rotary& rope, const RowBatch& rb, KVCache& cache);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   SwiGLU mlp{nullptr};
@@ -125,6 +148,8 @@ struct StackImpl : torch::nn::Module {
   torch::Tensor blocks(const torch::Tensor& x, int64_t pos0 = 0, std::vector<KVCache>* caches = nullptr);
   // Static-shape decoding step through every layer and the final norm (see AttentionImpl::step).
   torch::Tensor step(const torch::Tensor& x, const torch::Tensor& pos, int64_t span, std::vector<KVCache>& caches);
+  // Row decoding through every layer and the final norm (see AttentionImpl::rows): x (R, n, D) -> (R, n, D).
+  torch::Tensor rows(const torch::Tensor& x, const RowBatch& rb, std::vector<KVCache>& caches);
   // Empty caches for batch B and up to `capacity` positions, in the device and dtype the keys are computed
   // in. Reuses `old` (same tensors, so CUDA graphs that point at them stay valid) when it fits.
   std::vector<KVCache> make_caches(int64_t batch, int64_t capacity, std::vector<KVCache> old = {});

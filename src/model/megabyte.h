@@ -36,6 +36,12 @@ class MegabyteImpl : public LanguageModelImpl {
   bool has_static_step(int64_t) const override { return !cfg_.megabyte_variant(); }
   int64_t static_prepare(const torch::Tensor& bytes) override;
   void static_compute(int64_t key) override;
+  // Row decoding (megabyte_rows.cpp), the paper's main-text model only: a row's bytes one position at a time,
+  // the global model stepping for the rows whose byte closes a patch.
+  bool has_row_decoding() const override { return !cfg_.megabyte_variant(); }
+  void rows_begin(int64_t slots) override;
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 256)
+  int64_t rows_keep(int64_t from, int64_t to, int64_t bytes) override;
   int64_t fixed_patch_size() const override { return cfg_.patch_size; }
   // Global model over T/P patches of width P*D_G, local model over every byte.
   double activation_floats_per_byte() const override;
@@ -69,6 +75,11 @@ class MegabyteImpl : public LanguageModelImpl {
   torch::Tensor local_run(int64_t next, int64_t len);
   // One local step at group position p from input (B, D_L) -> logits (B, 256).
   torch::Tensor local_step(const torch::Tensor& x, int64_t p);
+  // Row decoding: one position of rows `slots`, entry kRowStart (restart) or a byte -> logits (R, 256).
+  torch::Tensor rows_position(const std::vector<int64_t>& slots, const std::vector<int64_t>& entries);
+  // The global step of rows `slots` whose next position is k * P: reads patch k - 1 (the pad for k = 0)
+  // and writes the rows of patch_ctx_.
+  void rows_global(const std::vector<int64_t>& slots, const std::vector<int64_t>& k);
 
   std::vector<KVCache> global_caches_, local_caches_;
   std::vector<std::vector<KVCache>> level_caches_;  // middle levels

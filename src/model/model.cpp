@@ -32,6 +32,32 @@ void LanguageModelImpl::check_rewind(int64_t bytes) const {
     throw Error("rewind: " + std::to_string(bytes) + " bytes, but " + std::to_string(decoded_) + " were fed");
 }
 
+void LanguageModelImpl::rows_begin(int64_t) {
+  throw Error("a " + cfg_.model + " model decodes a batch at one shared position (no row decoding)");
+}
+torch::Tensor LanguageModelImpl::rows_feed(const std::vector<RowFeed>&) {
+  throw Error("a " + cfg_.model + " model decodes a batch at one shared position (no row decoding)");
+}
+int64_t LanguageModelImpl::rows_keep(int64_t, int64_t, int64_t) { return kRowNotStarted; }
+
+std::vector<int64_t> LanguageModelImpl::check_row_feeds(const std::vector<RowFeed>& feeds, int64_t max_ids,
+                                                        const char* unit) const {
+  std::vector<int64_t> after;
+  std::vector<bool> seen(row_decoded_.size(), false);
+  for (const auto& f : feeds) {
+    if (f.slot < 0 || f.slot >= int64_t(row_decoded_.size()) || seen[size_t(f.slot)])
+      throw Error("row decoding: slot " + std::to_string(f.slot) + " is out of range or named twice");
+    seen[size_t(f.slot)] = true;
+    const int64_t before = f.restart ? 0 : row_decoded_[size_t(f.slot)];
+    if (before == kRowNotStarted) throw Error("row decoding: slot " + std::to_string(f.slot) + " was never started");
+    if (!f.restart && f.ids.empty()) throw Error("row decoding: an empty feed for slot " + std::to_string(f.slot));
+    after.push_back(before + int64_t(f.ids.size()));
+    if (after.back() > max_ids)
+      throw Error("decoding past the context of " + std::to_string(cfg_.context) + " " + unit);
+  }
+  return after;
+}
+
 void LanguageModelImpl::static_compute(int64_t) { throw Error(cfg_.model + " has no static-shape decoding step"); }
 
 int64_t static_span(int64_t needed, int64_t capacity) {

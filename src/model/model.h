@@ -25,6 +25,14 @@ struct FlopsPart {
   bool counted = true;         // false: reported beside the model but not in its totals (BLT's entropy model)
 };
 
+// Row decoding (continuous batching): what one row takes in one rows_feed() call.
+struct RowFeed {
+  int64_t slot = 0;          // the row, 0 <= slot < slots
+  bool restart = false;      // first begin the row afresh (as start() would for it alone)
+  std::vector<int64_t> ids;  // then feed these bytes (token ids for token models)
+};
+constexpr int64_t kRowNotStarted = -1;  // row_decoded() of a row never started (or not kept)
+
 class LanguageModelImpl : public torch::nn::Module {
  public:
   explicit LanguageModelImpl(ModelConfig cfg) : cfg_(std::move(cfg)) {}
@@ -66,6 +74,24 @@ class LanguageModelImpl : public torch::nn::Module {
   //     whether the encoder also closes a patch and steps the global model).
   virtual int64_t static_next() { return -1; }
   const torch::Tensor& static_logits() const { return static_logits_; }
+
+  // Row decoding: a batch of `slots` rows, each at its own position, so that rows restart, prefill, decode and
+  // stop independently (a row joins or leaves between two calls without touching the others).
+  // has_row_decoding(): the model implements it; the others decode a batch at one shared position (feed()).
+  virtual bool has_row_decoding() const { return false; }
+  // slots empty rows (not started); forgets the state of start()/feed().
+  virtual void rows_begin(int64_t slots);
+  // Feeds each named row (at most once per call; rows not named keep their state) -> logits (R, V), R =
+  // feeds.size(): for each feed, the logits for the byte after its last id (after the restart if it has none).
+  // At most context - 1 ids per row since its restart, as feed(); throws Error past that.
+  virtual torch::Tensor rows_feed(const std::vector<RowFeed>& feeds);
+  // Prefix reuse: makes row `to` hold what row `from` held after its first `ids` ids (from == to: forgets the
+  // rest). Returns the ids kept, at most `ids` (fewer where the model keeps only some: MEGABYTE keeps up to
+  // one byte before a patch boundary), or kRowNotStarted when nothing can be kept (restart the row).
+  virtual int64_t rows_keep(int64_t from, int64_t to, int64_t ids);
+  // Ids fed to a row since its restart (kRowNotStarted: never started).
+  int64_t row_decoded(int64_t slot) const { return row_decoded_.at(size_t(slot)); }
+  int64_t row_slots() const { return int64_t(row_decoded_.size()); }
 
   virtual std::vector<FlopsPart> flops() const = 0;
   // Forward FLOPs per byte of the counted parts (training = 3 x this, the papers' accounting).
@@ -133,9 +159,13 @@ class LanguageModelImpl : public torch::nn::Module {
  protected:
   // Throws Error unless 0 <= bytes <= decoded() (rewind's argument).
   void check_rewind(int64_t bytes) const;
+  // Throws Error unless every feed names a distinct slot, started or restarted, and stays within
+  // `max_ids` since its restart; returns the ids each row has fed after the call (not yet recorded).
+  std::vector<int64_t> check_row_feeds(const std::vector<RowFeed>& feeds, int64_t max_ids, const char* unit) const;
   ModelConfig cfg_;
   int64_t decoded_ = 0;
-  torch::Tensor static_logits_;  // (B, V)
+  std::vector<int64_t> row_decoded_;  // row decoding: ids fed per row since its restart
+  torch::Tensor static_logits_;       // (B, V)
 };
 
 using LanguageModel = std::shared_ptr<LanguageModelImpl>;

@@ -65,6 +65,57 @@ void TransformerImpl::static_compute(int64_t span) {
   static_logits_.copy_(logits.select(1, 0));
 }
 
+void TransformerImpl::rows_begin(int64_t slots) {
+  caches_ = model->make_caches(slots, cfg_.context, std::move(caches_));
+  row_decoded_.assign(size_t(slots), kRowNotStarted);
+  decoded_ = 0;
+}
+
+torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+  const auto after = check_row_feeds(feeds, cfg_.context - 1, unit_);
+  const int64_t R = int64_t(feeds.size()), S = row_slots();
+  int64_t n = 1;
+  for (const auto& f : feeds) n = std::max<int64_t>(n, int64_t(f.ids.size()) + (f.restart ? 1 : 0));
+  // Input position p of a row holds the start id (p = 0) or id p - 1 of the row since its restart.
+  std::vector<int64_t> ids(size_t(R * n), 0), rows, pos0, counts, last;
+  bool in_order = R == S;
+  for (int64_t r = 0; r < R; ++r) {
+    const RowFeed& f = feeds[r];
+    int64_t* row = &ids[size_t(r * n)];
+    if (f.restart) *row++ = vocab_;
+    for (int64_t id : f.ids) {
+      if (id < 0 || id >= vocab_) throw Error("row decoding: id " + std::to_string(id) + " is out of range");
+      *row++ = id;
+    }
+    rows.push_back(f.slot);
+    in_order = in_order && f.slot == r;
+    pos0.push_back(f.restart ? 0 : row_decoded_[size_t(f.slot)] + 1);
+    counts.push_back(int64_t(f.ids.size()) + (f.restart ? 1 : 0));
+    last.push_back(r * n + counts.back() - 1);
+  }
+  const auto dev = head->weight.device();
+  auto rb = make_row_batch(in_order ? std::vector<int64_t>() : rows, pos0, counts, n, cfg_.context, dev);
+  auto in = torch::from_blob(ids.data(), {R, n}, torch::kLong).to(dev);
+  auto h = model->rows(embed(in), rb, caches_);  // (R, n, D)
+  auto idx = torch::from_blob(last.data(), {R}, torch::kLong).to(dev);
+  auto out = project(head, h.reshape({R * n, -1}).index_select(0, idx));  // (R, V)
+  for (int64_t r = 0; r < R; ++r) row_decoded_[size_t(feeds[r].slot)] = after[size_t(r)];
+  return out;
+}
+
+int64_t TransformerImpl::rows_keep(int64_t from, int64_t to, int64_t ids) {
+  const int64_t have = row_decoded_.at(size_t(from));
+  if (have == kRowNotStarted || ids < 0) return kRowNotStarted;
+  const int64_t keep = std::min(ids, have);
+  if (from != to)
+    for (auto& c : caches_) {  // the start id and the ids kept
+      c.k[to].narrow(1, 0, keep + 1).copy_(c.k[from].narrow(1, 0, keep + 1));
+      c.v[to].narrow(1, 0, keep + 1).copy_(c.v[from].narrow(1, 0, keep + 1));
+    }
+  row_decoded_.at(size_t(to)) = keep;
+  return keep;
+}
+
 double TransformerImpl::matmul_flops_per_position() const {
   return stack_matmul_flops(cfg_.global) + 2.0 * cfg_.global.width * double(vocab_);
 }

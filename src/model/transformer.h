@@ -19,6 +19,11 @@ class TransformerImpl : public LanguageModelImpl {
   bool has_static_step(int64_t) const override { return true; }
   int64_t static_prepare(const torch::Tensor& bytes) override;  // key = attention span
   void static_compute(int64_t key) override;
+  // Row decoding: one KV cache row per slot; each row's entries at its own positions (blocks_rows.cpp).
+  bool has_row_decoding() const override { return true; }
+  void rows_begin(int64_t slots) override;
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, V)
+  int64_t rows_keep(int64_t from, int64_t to, int64_t ids) override;
 
   static constexpr int64_t kStartId = 256;
   torch::nn::Embedding embed{nullptr};  // (V + 1, D): V ids (256 bytes) + start id

@@ -2,27 +2,27 @@
 // together, one batched step per byte (continuous batching: rows join and leave between steps). HTTP
 // threads only submit jobs and read their bytes from the job's channel; they never touch the model.
 //
-// Joining uses the batched decoding every bytelm model has (start(B) + feed), in which all rows of a batch
-// sit at the same position: when rows join, the engine restarts the batch and re-prefills every row's
-// text (prompt + bytes generated so far) — the common length in one feed, each longer row's remaining bytes
-// teacher-forced step by step while the shorter rows already sample (as generate_batch does). Rows that
-// leave (finished, cancelled, client gone) stop at once and free their slot; their dead row is fed a
-// placeholder byte until the next restart drops it. Since a restart pauses the running rows, a queued
-// request joins a running batch once it has waited as many steps as it would pause them (see admit()).
+// The decoding is generate/batch_decoder.h's: with the models that have row decoding (Transformer, MEGABYTE)
+// every request decodes at its own position, a joining request prefills its prompt in chunks inside the
+// running steps (nobody pauses) and may start from a prefix another row's cache holds; with the others a
+// join restarts the batch, so a queued request joins once it has waited as many steps as it would pause the
+// running rows (see admit()). Rows that leave (finished, cancelled, client gone) free their slot at once.
 // Every request samples from its own generator seeded from its seed, so its bytes do not depend on its
-// neighbours (up to floating-point ties).
+// neighbours (up to floating-point ties). The scheduler keeps admission, queueing and streaming.
 #pragma once
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "generate/batch_decoder.h"
 #include "serve/api.h"
 #include "util/inference.h"
 
@@ -74,8 +74,10 @@ class Job {
 
 // The inference settings (util/inference.h: device, precision, decode weights) and the queue's sizes.
 struct SchedulerOptions : InferenceSettings {
-  int64_t parallel = 4;    // rows decoded together (slots)
-  int64_t max_queue = 16;  // requests waiting for a slot; more get 503
+  int64_t parallel = 4;        // rows decoded together (slots)
+  int64_t max_queue = 16;      // requests waiting for a slot; more get 503
+  int64_t prefill_chunk = 64;  // prompt bytes a joining row feeds per step (row positions)
+  bool prefix_reuse = true;    // start from a prefix another row's cache holds (row positions)
 };
 
 class Scheduler {
@@ -102,8 +104,8 @@ class Scheduler {
   struct Row;
   void loop();
   void admit(std::vector<std::shared_ptr<Job>>& joining);
-  void restart();  // a new batch from the live rows' texts
   void step();
+  void end_rows(const std::string& error);  // ends every running row (finish_reason "cancelled")
   void serve_bpe(const std::shared_ptr<Job>& job);
 
   std::shared_ptr<LanguageModelImpl> model_;
@@ -122,10 +124,9 @@ class Scheduler {
   std::atomic<int64_t> busy_{0};
 
   // Engine-thread state.
-  std::vector<std::unique_ptr<Row>> rows_;
-  struct Batch;
-  std::unique_ptr<Batch> batch_;
-  int64_t steps_ = 0;  // decoding steps so far
+  std::unique_ptr<BatchDecoder> decoder_;         // not for the BPE baseline
+  std::map<int64_t, std::unique_ptr<Row>> rows_;  // running requests by the decoder's row id
+  int64_t steps_ = 0;                             // decoding steps so far
   std::thread thread_;
 };
 

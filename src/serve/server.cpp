@@ -227,6 +227,7 @@ int run_server(const ServerOptions& opt) {
   if (opt.parallel < 1) throw Error("--parallel must be >= 1");
   check_decode_weights(opt.decode_weights, opt.device, opt.precision);
   if (opt.max_queue < 0) throw Error("--max-queue must be >= 0");
+  if (opt.prefill_chunk < 1) throw Error("--prefill-chunk must be >= 1");
   if (opt.port < 0 || opt.port > 65535) throw Error("--port must be in [0, 65535]");
   if (opt.max_body_bytes < 1) throw Error("--max-body must be >= 1");
   if (!(opt.shutdown_timeout >= 0)) throw Error("--shutdown-timeout must be >= 0");
@@ -282,6 +283,8 @@ int run_server(const ServerOptions& opt) {
   static_cast<InferenceSettings&>(so) = opt;
   so.parallel = opt.parallel;
   so.max_queue = opt.max_queue;
+  so.prefill_chunk = opt.prefill_chunk;
+  so.prefix_reuse = opt.prefix_reuse;
   s.scheduler = std::make_unique<Scheduler>(s.model.model, s.model.tokenizer, so, s.metrics);
   s.state = State::Ready;
   std::printf("bytelm serve: %s (%s, context %lld bytes, %lld rows) ready\n", s.model_name.c_str(),

@@ -21,6 +21,8 @@ struct ServerOptions : InferenceSettings {
   int port = 8080;                         // 0 = any free port (printed)
   int64_t parallel = 4;                    // rows decoded together
   int64_t max_queue = 16;                  // requests waiting for a row before 503
+  int64_t prefill_chunk = 64;              // prompt bytes a joining request feeds per step
+  bool prefix_reuse = true;                // start from a prefix another row's cache holds
   std::vector<std::string> api_keys;       // empty = no key needed
   int64_t max_body_bytes = 1 << 20;        // larger request bodies get 413
   double shutdown_timeout = 10;            // seconds running requests may take to finish after SIGTERM

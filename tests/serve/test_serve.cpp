@@ -111,9 +111,20 @@ TEST_F(Serve, ConcurrentStreamsEqualTheirSoloOutputs) {
     EXPECT_TRUE(st.done);
     EXPECT_EQ(st.bytes, solo[i]) << "stream " << i << " differs when decoded beside the others";
   }
-  // They were decoded together: more than one row per step on average.
-  EXPECT_GE(metric(s->port, "bytelm_batch_restarts_total"), restarts_before + 1);
+  // They were decoded together (more than one row per step on average), each at its own position: MEGABYTE
+  // has row decoding, so nobody's join restarted the batch.
+  EXPECT_EQ(metric(s->port, "bytelm_batch_restarts_total"), restarts_before);
   EXPECT_GT(metric(s->port, "bytelm_decode_step_rows_total"), metric(s->port, "bytelm_decode_steps_total"));
+  // A prompt that starts with another request's text reuses its cached prefix; its bytes are unchanged.
+  const double hits = metric(s->port, "bytelm_prefix_hits_total");
+  const std::string longer = prompts[3] + " - having little";
+  Streamed reused = collect(sse_events(s->port, completion(longer, 40, 7, true)));
+  EXPECT_GE(metric(s->port, "bytelm_prefix_hits_total"), hits + 1);
+  EXPECT_GE(metric(s->port, "bytelm_prefix_reused_bytes_total"), double(prompts[3].size() - 4));
+  auto fresh = start({"--parallel", "1", "--no-prefix-reuse"});
+  EXPECT_EQ(collect(sse_events(fresh->port, completion(longer, 40, 7, true))).bytes, reused.bytes);
+  EXPECT_EQ(metric(fresh->port, "bytelm_prefix_hits_total"), 0);
+  EXPECT_EQ(fresh->terminate(), 0);
   EXPECT_EQ(s->terminate(), 0);
 }
 

@@ -1,0 +1,262 @@
+// batch_decoder.cpp — many rows decoded together, at their own positions or at one shared position
+// (see batch_decoder.h).
+#include "generate/batch_decoder.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <map>
+
+#include "generate/static_decoder.h"
+#include "model/model.h"
+#include "util/error.h"
+
+namespace bytelm {
+
+namespace {
+struct Row {
+  int64_t id = 0;
+  int64_t slot = -1;  // row positions: the model's row
+  std::string text;   // the bytes in the row's window: prompt (or slid window) + generated
+  size_t fed = 0;     // bytes of text the model has been fed since the row's (re)start
+  bool restart = true;
+  bool live = true;
+  SamplingOptions sampling;
+  std::mt19937_64 rng;
+};
+
+size_t common_prefix(const std::string& a, const std::string& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+}  // namespace
+
+struct BatchDecoder::Impl {
+  LanguageModelImpl& model;
+  BatchDecoderOptions opt;
+  torch::Device device;
+  int64_t context;
+  bool rows_mode;
+  BatchDecoderStats stats;
+  int64_t next_id = 0;
+  std::vector<Row> rows;  // live rows (row positions), or the batch's rows in order (shared positions)
+  torch::Tensor logp;     // (R, 256) host float: the last step's log-probabilities
+  // Row positions: what each slot's cache holds since its restart, and whether a live row owns it.
+  std::vector<std::string> cached;
+  std::vector<bool> taken;
+  // Shared positions.
+  bool need_restart = true;
+  std::unique_ptr<StaticDecoder> steps;
+  torch::Tensor logits;  // (B, V) for the next byte of every row of the batch
+
+  Impl(LanguageModelImpl& m, BatchDecoderOptions o)
+      : model(m), opt(std::move(o)), device(opt.device), context(m.config().context) {
+    if (opt.slots < 1) throw Error("a batch needs at least 1 row");
+    if (opt.prefill_chunk < 1) throw Error("the prefill chunk must be at least 1 byte");
+    if (model.reads_tokens()) throw Error("a token model decodes bytes through its tokenizer (generate_tokens.h)");
+    rows_mode = opt.row_positions && model.has_row_decoding();
+    if (rows_mode) {
+      model.rows_begin(opt.slots);
+      cached.assign(size_t(opt.slots), "");
+      taken.assign(size_t(opt.slots), false);
+    }
+  }
+
+  int64_t live() const {
+    int64_t n = 0;
+    for (const auto& r : rows) n += r.live;
+    return n;
+  }
+
+  Row* find(int64_t id) {
+    for (auto& r : rows)
+      if (r.id == id && r.live) return &r;
+    return nullptr;
+  }
+
+  // Row positions: a free slot for `prompt`, starting from the longest prefix some slot's cache holds.
+  void place(Row& row) {
+    int64_t source = -1, target = -1;
+    size_t best = 0;
+    const size_t usable = row.text.empty() ? 0 : row.text.size() - 1;  // at least one byte is fed
+    for (int64_t s = 0; s < opt.slots && opt.prefix_reuse; ++s) {
+      const size_t n = std::min(usable, common_prefix(cached[size_t(s)], row.text));
+      if (n > best || (n == best && n > 0 && !taken[size_t(s)])) best = n, source = s;
+    }
+    if (source >= 0 && !taken[size_t(source)]) target = source;  // reuse in place
+    for (int64_t s = 0; s < opt.slots && target < 0; ++s)
+      if (!taken[size_t(s)]) target = s;
+    row.slot = target;
+    taken[size_t(target)] = true;
+    const int64_t kept = source >= 0 ? model.rows_keep(source, target, int64_t(best)) : kRowNotStarted;
+    if (kept > 0) {
+      row.fed = size_t(kept);
+      row.restart = false;
+      cached[size_t(target)] = row.text.substr(0, size_t(kept));
+      ++stats.prefix_hits;
+      stats.prefix_bytes += kept;
+    } else {
+      cached[size_t(target)].clear();
+    }
+  }
+
+  // Samples the rows whose bytes are all fed, from logits (R, V) whose row i belongs to rows[index[i]].
+  std::vector<SampledByte> sample(const torch::Tensor& step_logits, const std::vector<size_t>& index) {
+    const int64_t offset = model.vocab_offset();
+    auto host = step_logits.narrow(1, offset, 256).to(torch::kCPU, torch::kFloat32).contiguous();  // (R, 256)
+    logp = torch::log_softmax(host, 1).contiguous();
+    const float* l = host.data_ptr<float>();
+    std::vector<SampledByte> out;
+    for (size_t i = 0; i < index.size(); ++i) {
+      Row& r = rows[index[i]];
+      if (!r.live || r.fed < r.text.size()) continue;
+      const int b = sample_byte(l + 256 * i, 256, r.sampling, r.rng, r.text);
+      r.text.push_back(char(b));
+      out.push_back({r.id, uint8_t(b), logp.data_ptr<float>() + 256 * i});
+      if (int64_t(r.text.size()) > context - 1) {  // the window is full: keep its last half, as generate() does
+        r.text = r.text.substr(r.text.size() - size_t(std::max<int64_t>(1, context / 2)));
+        r.fed = 0;
+        r.restart = true;
+        if (!rows_mode) need_restart = true;
+      }
+    }
+    return out;
+  }
+
+  std::vector<SampledByte> step_rows() {
+    std::vector<RowFeed> feeds;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Row& r = rows[i];
+      const size_t pending = r.text.size() - r.fed;
+      const size_t n = std::min(pending, size_t(pending > 1 || r.restart ? opt.prefill_chunk : 1));
+      RowFeed f;
+      f.slot = r.slot;
+      f.restart = r.restart;
+      for (size_t j = 0; j < n; ++j) f.ids.push_back(uint8_t(r.text[r.fed + j]));
+      if (pending > 1 || r.restart) stats.prefill_bytes += int64_t(n);
+      if (r.restart) cached[size_t(r.slot)].clear();
+      cached[size_t(r.slot)].append(r.text, r.fed, n);
+      r.fed += n;
+      r.restart = false;
+      feeds.push_back(std::move(f));
+      index.push_back(i);
+    }
+    auto out = model.rows_feed(feeds);  // (R, V)
+    ++stats.steps;
+    return sample(out, index);
+  }
+
+  // Shared positions: a new batch from the live rows' texts.
+  void restart() {
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [](const Row& r) { return !r.live; }), rows.end());
+    need_restart = false;
+    if (rows.empty()) return;
+    const int64_t B = int64_t(rows.size());
+    size_t common = rows[0].text.size();
+    for (auto& r : rows) common = std::min(common, r.text.size());
+    const StepPlan plan = plan_steps(opt.decode, model, device, B);
+    steps = plan.static_steps ? std::make_unique<StaticDecoder>(model, plan.graphs) : nullptr;
+    logits = model.start(B);  // (B, V)
+    if (common > 0) {
+      std::string flat;
+      for (auto& r : rows) flat.append(r.text, 0, common);
+      auto bytes = torch::from_blob(&flat[0], {B, int64_t(common)}, torch::kUInt8).to(device, torch::kLong);
+      logits = model.feed(bytes).select(1, int64_t(common) - 1);
+    }
+    for (auto& r : rows) r.fed = common, r.restart = false;
+    ++stats.restarts;
+    stats.prefill_bytes += B * int64_t(common);
+  }
+
+  std::vector<SampledByte> step_shared() {
+    if (need_restart) {
+      restart();
+    } else {  // every row feeds its next byte (a placeholder for rows that left)
+      const int64_t B = int64_t(rows.size());
+      std::string next(size_t(B), '\0');
+      for (int64_t i = 0; i < B; ++i) {
+        Row& r = rows[size_t(i)];
+        if (r.live && r.fed < r.text.size()) next[size_t(i)] = r.text[r.fed];
+        if (r.live && r.text.size() - r.fed > 1) ++stats.prefill_bytes;
+        ++r.fed;
+      }
+      auto bytes = torch::from_blob(&next[0], {B}, torch::kUInt8).to(device, torch::kLong);
+      logits = steps ? steps->step(bytes) : model.feed(bytes.view({B, 1})).select(1, 0);
+    }
+    if (rows.empty()) return {};
+    ++stats.steps;
+    std::vector<size_t> index(rows.size());
+    for (size_t i = 0; i < index.size(); ++i) index[i] = i;
+    return sample(logits, index);
+  }
+};
+
+BatchDecoder::BatchDecoder(LanguageModelImpl& model, BatchDecoderOptions opt)
+    : impl_(std::make_unique<Impl>(model, std::move(opt))) {}
+BatchDecoder::~BatchDecoder() = default;
+
+bool BatchDecoder::row_positions() const { return impl_->rows_mode; }
+int64_t BatchDecoder::live() const { return impl_->live(); }
+bool BatchDecoder::full() const { return live() >= impl_->opt.slots; }
+const BatchDecoderStats& BatchDecoder::stats() const { return impl_->stats; }
+
+int64_t BatchDecoder::add(const std::string& prompt, const SamplingOptions& sampling, uint64_t seed) {
+  Impl& d = *impl_;
+  if (full()) throw Error("the batch is full (" + std::to_string(d.opt.slots) + " rows)");
+  if (int64_t(prompt.size()) >= d.context)
+    throw Error("prompt of " + std::to_string(prompt.size()) + " bytes does not fit the context of " +
+                std::to_string(d.context) + " bytes (at most " + std::to_string(d.context - 1) + ")");
+  Row row;
+  row.id = d.next_id++;
+  row.text = prompt;
+  row.sampling = sampling;
+  row.rng.seed(seed);
+  if (d.rows_mode)
+    d.place(row);
+  else
+    d.need_restart = true;
+  d.rows.push_back(std::move(row));
+  return d.rows.back().id;
+}
+
+void BatchDecoder::remove(int64_t id) {
+  Impl& d = *impl_;
+  Row* r = d.find(id);
+  if (!r) return;
+  r->live = false;
+  if (d.rows_mode) {
+    d.taken[size_t(r->slot)] = false;  // its cache stays, for prefix reuse, until the slot is taken again
+    d.rows.erase(d.rows.begin() + (r - d.rows.data()));
+  } else if (d.live() == 0) {
+    d.rows.clear();
+    d.need_restart = true;
+  }
+}
+
+int64_t BatchDecoder::join_pause(size_t prompt_bytes) const {
+  if (impl_->rows_mode) return 0;
+  size_t longest = 0;
+  for (const auto& r : impl_->rows)
+    if (r.live) longest = std::max(longest, r.text.size());
+  return int64_t(longest) - int64_t(prompt_bytes);
+}
+
+std::vector<SampledByte> BatchDecoder::step() {
+  Impl& d = *impl_;
+  if (d.live() == 0) return {};
+  try {
+    return d.rows_mode ? d.step_rows() : d.step_shared();
+  } catch (...) {  // e.g. out of memory: forget every row, keep the decoder usable
+    d.rows.clear();
+    d.need_restart = true;
+    if (d.rows_mode) {
+      std::fill(d.taken.begin(), d.taken.end(), false);
+      for (auto& c : d.cached) c.clear();
+    }
+    throw;
+  }
+}
+
+}  // namespace bytelm

@@ -1,0 +1,77 @@
+// batch_decoder.h — one decoder for many rows, driven by `generate --batch`, serve's scheduler and bench.
+// Rows join and leave between any two steps. Models with row decoding (model.h: Transformer, BPE, MEGABYTE)
+// keep every row at its own position: a joining row prefills its prompt in chunks inside the running batch's
+// steps while the other rows go on decoding, a row whose window is full slides alone, and a prompt that starts
+// with bytes another row's cache holds reuses them (prefix reuse). The other models decode a batch at one
+// shared position: a join restarts the batch (every row's text re-fed: the common length in one feed, the
+// rest teacher-forced while shorter rows already sample), which can use static steps and CUDA graphs.
+// Every row samples from its own generator, so its bytes do not depend on its neighbours (up to
+// floating-point ties) and equal generate() alone with the same seed.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generate/sampling.h"
+
+namespace bytelm {
+
+class LanguageModelImpl;
+
+struct BatchDecoderOptions {
+  int64_t slots = 4;            // rows decoded together
+  int64_t prefill_chunk = 64;   // row decoding: prompt bytes a row feeds per step
+  bool row_positions = true;    // use the model's row decoding where it has one (else shared positions)
+  bool prefix_reuse = true;     // row decoding: reuse cached prefixes of other rows
+  std::string device = "cpu";   // where the model is
+  std::string decode = "auto";  // shared positions: --decode (static steps, CUDA graphs), see static_decoder.h
+};
+
+// A byte a row sampled in a step, with the natural-log probabilities (softmax of the model's logits) of all
+// 256 byte values; logp stays valid until the next step().
+struct SampledByte {
+  int64_t id = 0;
+  uint8_t byte = 0;
+  const float* logp = nullptr;
+};
+
+struct BatchDecoderStats {
+  int64_t steps = 0;          // step() calls that ran the model
+  int64_t restarts = 0;       // shared positions: batch restarts
+  int64_t prefix_hits = 0;    // rows that started from another row's cached prefix
+  int64_t prefix_bytes = 0;   // prompt bytes those rows did not prefill
+  int64_t prefill_bytes = 0;  // prompt (and slid window) bytes fed
+};
+
+class BatchDecoder {
+ public:
+  BatchDecoder(LanguageModelImpl& model, BatchDecoderOptions opt);
+  ~BatchDecoder();
+  BatchDecoder(const BatchDecoder&) = delete;
+  BatchDecoder& operator=(const BatchDecoder&) = delete;
+
+  bool row_positions() const;  // rows at their own positions (else one shared position)
+  int64_t live() const;        // rows added and not removed
+  bool full() const;
+  // Adds a row; it feeds its prompt from the next step on. Throws Error when full or when the prompt does
+  // not fit the context. Returns the row's id (ids are never reused).
+  int64_t add(const std::string& prompt, const SamplingOptions& sampling, uint64_t seed);
+  // The row leaves; its slot is free at once (shared positions: its row is fed placeholders until the next
+  // restart drops it).
+  void remove(int64_t id);
+  // Steps a new row would pause the running rows for: 0 with row positions; else the restart's teacher-forced
+  // steps (the longest running text - the prompt's length).
+  int64_t join_pause(size_t prompt_bytes) const;
+  // One step of every row: rows prefilling feed up to prefill_chunk bytes, decoding rows the byte they
+  // sampled last; every row whose bytes are then all fed samples one byte (appended to its text). Nothing
+  // happens without rows. On an exception the decoder is reset (every row is gone).
+  std::vector<SampledByte> step();
+  const BatchDecoderStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bytelm

@@ -1,0 +1,106 @@
+// blocks_rows.cpp — row decoding in the shared blocks (declared in blocks.h): every row of a KV cache at
+// its own position, so that rows of one batch can prefill, decode, restart, join and leave independently.
+// One call takes R rows of n entries; the real entries' keys and values are scattered into their rows at
+// their positions, and each entry attends to its own row's keys up to its position (a boolean mask).
+// Shapes: R rows in the call, S rows in the cache, n entries per row, H heads, Dh head dim, C capacity.
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "model/blocks.h"
+#include "util/error.h"
+
+namespace bytelm {
+
+namespace {
+torch::Tensor longs(const std::vector<int64_t>& v, int64_t rows, int64_t cols, const torch::Device& device) {
+  auto t = torch::from_blob(const_cast<int64_t*>(v.data()), {rows, cols}, torch::kLong);
+  return t.to(device, /*non_blocking=*/false, /*copy=*/true);  // owns its data (a copy on the CPU too)
+}
+}  // namespace
+
+RowBatch make_row_batch(const std::vector<int64_t>& rows, const std::vector<int64_t>& pos0,
+                        const std::vector<int64_t>& counts, int64_t n, int64_t capacity, const torch::Device& device) {
+  const int64_t R = int64_t(pos0.size());
+  RowBatch rb;
+  rb.capacity = capacity;
+  std::vector<int64_t> positions(size_t(R * n)), wrow, wpos, wsrc;
+  for (int64_t r = 0; r < R; ++r) {
+    if (pos0[r] + counts[r] > capacity)
+      throw Error("decoding past the context: a row needs " + std::to_string(pos0[r] + counts[r]) +
+                  " positions, capacity " + std::to_string(capacity));
+    rb.span = std::max(rb.span, std::min(capacity, pos0[r] + n));
+    for (int64_t i = 0; i < n; ++i) {
+      positions[size_t(r * n + i)] = std::min(pos0[r] + i, capacity - 1);
+      if (i >= counts[r]) continue;
+      wrow.push_back(rows.empty() ? r : rows[size_t(r)]);
+      wpos.push_back(pos0[r] + i);
+      wsrc.push_back(r * n + i);
+    }
+  }
+  if (!rows.empty()) rb.rows = longs(rows, R, 1, device).view({R});
+  rb.positions = longs(positions, R, n, device);
+  rb.writes = !wrow.empty();
+  if (rb.writes) {
+    const int64_t M = int64_t(wrow.size());
+    rb.write_row = longs(wrow, M, 1, device).view({M});
+    rb.write_pos = longs(wpos, M, 1, device).view({M});
+    rb.write_src = longs(wsrc, M, 1, device).view({M});
+  }
+  auto keys = torch::arange(rb.span, torch::TensorOptions().dtype(torch::kLong).device(device));
+  rb.keep = keys.view({1, 1, 1, rb.span}).le(rb.positions.view({R, 1, n, 1}));  // (R, 1, n, span)
+  return rb;
+}
+
+torch::Tensor Rotary::apply_rows(const torch::Tensor& x, const torch::Tensor& positions, int64_t capacity) {
+  if (!enabled()) return x;
+  ensure(capacity, x.device());
+  const int64_t R = x.size(0), n = x.size(2), half = head_dim_ / 2;
+  auto flat = positions.reshape({-1});
+  auto cos = cos_.index_select(0, flat).view({R, 1, n, half}).to(x.scalar_type());  // (R, 1, n, Dh/2)
+  auto sin = sin_.index_select(0, flat).view({R, 1, n, half}).to(x.scalar_type());
+  // The tensor form of rotate() (its loop takes one table for all rows); the same multiplies and adds.
+  if (interleaved_) {
+    auto pairs = x.unflatten(-1, {half, 2});  // (R, H, n, Dh/2, 2)
+    auto x1 = pairs.select(-1, 0), x2 = pairs.select(-1, 1);
+    return torch::stack({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1).flatten(-2);
+  }
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+}
+
+torch::Tensor AttentionImpl::rows(const torch::Tensor& x, Rotary& rope, const RowBatch& rb, KVCache& cache) {
+  const int64_t R = x.size(0), n = x.size(1), D = x.size(2);
+  auto split = [&](const torch::Tensor& t) { return t.view({R, n, heads, head_dim}).transpose(1, 2); };
+  auto q = rope.apply_rows(split(project(q_proj, x)), rb.positions, rb.capacity);  // (R, H, n, Dh)
+  auto k = rope.apply_rows(split(project(k_proj, x)), rb.positions, rb.capacity);
+  auto v = split(project(v_proj, x));
+  if (rb.writes) {
+    using torch::indexing::Slice;
+    auto entries = [&](const torch::Tensor& t) {  // (R, H, n, Dh) -> the real entries (M, H, Dh)
+      return t.transpose(1, 2).reshape({R * n, heads, head_dim}).index_select(0, rb.write_src);
+    };
+    cache.k.index_put_({rb.write_row, Slice(), rb.write_pos}, entries(k).to(cache.k.scalar_type()));
+    cache.v.index_put_({rb.write_row, Slice(), rb.write_pos}, entries(v).to(cache.v.scalar_type()));
+  }
+  auto keys = cache.k.narrow(2, 0, rb.span), values = cache.v.narrow(2, 0, rb.span);  // (S, H, span, Dh)
+  if (rb.rows.defined()) {
+    keys = keys.index_select(0, rb.rows);  // (R, H, span, Dh)
+    values = values.index_select(0, rb.rows);
+  }
+  auto y = attention_keep(q, keys, values, rb.keep);  // (R, H, n, Dh)
+  return project(o_proj, y.transpose(1, 2).reshape({R, n, D}));
+}
+
+torch::Tensor BlockImpl::rows(const torch::Tensor& x, Rotary& rope, const RowBatch& rb, KVCache& cache) {
+  auto h = x + self_attn->rows(input_layernorm(x), rope, rb, cache);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+torch::Tensor StackImpl::rows(const torch::Tensor& x, const RowBatch& rb, std::vector<KVCache>& caches) {
+  auto h = x;
+  for (size_t i = 0; i < layers->size(); ++i) h = layers[i]->as<BlockImpl>()->rows(h, rope, rb, caches[i]);
+  return norm ? norm(h) : h;
+}
+
+}  // namespace bytelm

@@ -1,0 +1,173 @@
+// test_batch_decoder.cpp — the batch decoder: with fixed seeds every request's bytes equal generate() alone,
+// whatever rows join and leave around it and when (random join steps, rows cancelled early, windows that
+// slide past the context), for every model kind, at row positions and at shared positions; prefix reuse
+// changes no byte and is counted; bad use is refused.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
+
+#include "common/test_device.h"
+#include "generate/batch_decoder.h"
+#include "generate/generate.h"
+#include "model/model.h"
+#include "util/error.h"
+
+using namespace bytelm;
+using bytelm::testing::test_device;
+
+namespace {
+
+struct Request {
+  std::string prompt;
+  uint64_t seed = 0;
+  int64_t max_bytes = 0;
+  int64_t join_step = 0;      // the step before which it is added
+  int64_t cancel_after = -1;  // leaves after this many bytes (-1: runs to max_bytes)
+};
+
+SamplingOptions sampling(double temperature) {
+  SamplingOptions s;
+  s.temperature = temperature;
+  s.top_k = 40;
+  return s;
+}
+
+std::string alone(LanguageModelImpl& model, const Request& r, double temperature) {
+  GenerateOptions o;
+  static_cast<SamplingOptions&>(o) = sampling(temperature);
+  o.device = test_device();
+  o.prompt = r.prompt;
+  o.seed = r.seed;
+  o.max_bytes = r.max_bytes;
+  return generate(model, o, [](uint8_t) {});
+}
+
+// Runs the requests through one decoder; returns each one's bytes.
+std::vector<std::string> together(LanguageModelImpl& model, const std::vector<Request>& reqs, double temperature,
+                                  BatchDecoderOptions opt, BatchDecoderStats* stats = nullptr) {
+  c10::InferenceMode inference;
+  opt.device = test_device();
+  BatchDecoder dec(model, opt);
+  std::vector<std::string> out(reqs.size());
+  std::map<int64_t, size_t> by_id;
+  size_t next = 0, finished = 0;
+  for (int64_t step = 0; finished < reqs.size(); ++step) {
+    while (next < reqs.size() && reqs[next].join_step <= step && !dec.full()) {
+      by_id[dec.add(reqs[next].prompt, sampling(temperature), reqs[next].seed)] = next;
+      ++next;
+    }
+    for (const auto& s : dec.step()) {
+      const size_t i = by_id.at(s.id);
+      out[i].push_back(char(s.byte));
+      const int64_t limit = reqs[i].cancel_after >= 0 ? reqs[i].cancel_after : reqs[i].max_bytes;
+      if (int64_t(out[i].size()) == limit) {
+        dec.remove(s.id);
+        ++finished;
+      }
+    }
+    if (step > 5000) ADD_FAILURE() << "the decoder does not finish";
+    if (step > 5000) break;
+  }
+  if (stats) *stats = dec.stats();
+  return out;
+}
+
+std::vector<Request> random_requests(int64_t context, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Request> reqs;
+  const std::vector<std::string> prompts = {"",
+                                            "The cat",
+                                            "It is a truth universally acknowledged",
+                                            "The cat sat on the mat",
+                                            "\x01\xff binary \x80",
+                                            "The cat sat"};
+  for (size_t i = 0; i < 9; ++i) {
+    Request r;
+    r.prompt = prompts[i % prompts.size()];
+    r.seed = 100 + i;
+    r.max_bytes = 5 + int64_t(rng() % 30);
+    if (i == 2) r.max_bytes = context + 20;  // slides its window past the context
+    r.join_step = int64_t(rng() % 40);
+    if (i % 4 == 3) r.cancel_after = 1 + int64_t(rng() % 4);
+    reqs.push_back(r);
+  }
+  std::stable_sort(reqs.begin(), reqs.end(),
+                   [](const Request& a, const Request& b) { return a.join_step < b.join_step; });
+  return reqs;
+}
+
+struct Case {
+  std::string model;
+  bool row_positions;
+};
+
+class Together : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Together, EveryRequestGetsItsBytesAlone) {
+  const Case c = GetParam();
+  auto model = bytelm::testing::tiny_model(c.model, 4);
+  const auto reqs = random_requests(model->config().context, 21);
+  for (double temperature : {0.0, 1.0}) {
+    BatchDecoderOptions opt;
+    opt.slots = 4;
+    opt.prefill_chunk = 5;
+    opt.row_positions = c.row_positions;
+    const auto got = together(*model, reqs, temperature, opt);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const std::string want = alone(*model, reqs[i], temperature);
+      if (reqs[i].cancel_after >= 0)
+        EXPECT_EQ(got[i], want.substr(0, size_t(reqs[i].cancel_after))) << c.model << " request " << i;
+      else
+        EXPECT_EQ(got[i], want) << c.model << " request " << i << " at temperature " << temperature;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Together,
+                         ::testing::Values(Case{"transformer", true}, Case{"megabyte", true},
+                                           Case{"transformer", false}, Case{"megabyte", false}, Case{"blt", true},
+                                           Case{"hnet", true}),
+                         [](const auto& info) {
+                           return info.param.model + (info.param.row_positions ? "_rows" : "_shared");
+                         });
+
+TEST(BatchDecoder, PrefixReuseChangesNoByteAndIsCounted) {
+  for (const char* name : {"transformer", "megabyte"}) {
+    auto model = bytelm::testing::tiny_model(name, 9);
+    std::vector<Request> reqs;
+    for (int i = 0; i < 6; ++i)  // one system prompt, different endings, one after another
+      reqs.push_back({"You are a helpful byte model. Q" + std::to_string(i), uint64_t(i), 6, int64_t(i) * 12, -1});
+    BatchDecoderOptions opt;
+    opt.slots = 2;
+    BatchDecoderStats with, without;
+    const auto a = together(*model, reqs, 1.0, opt, &with);
+    opt.prefix_reuse = false;
+    const auto b = together(*model, reqs, 1.0, opt, &without);
+    EXPECT_EQ(a, b) << name;
+    EXPECT_GE(with.prefix_hits, 4) << name;
+    EXPECT_GE(with.prefix_bytes, 4 * 20) << name;
+    EXPECT_EQ(without.prefix_hits, 0);
+    EXPECT_LT(with.prefill_bytes, without.prefill_bytes) << name;
+  }
+}
+
+TEST(BatchDecoder, RefusesBadUse) {
+  auto model = bytelm::testing::tiny_model("transformer", 10);
+  c10::InferenceMode inference;
+  BatchDecoderOptions opt;
+  opt.slots = 1;
+  opt.device = test_device();
+  BatchDecoder dec(*model, opt);
+  EXPECT_TRUE(dec.row_positions());
+  EXPECT_THROW(dec.add(std::string(size_t(model->config().context), 'a'), SamplingOptions(), 1), Error);
+  dec.add("a", SamplingOptions(), 1);
+  EXPECT_THROW(dec.add("b", SamplingOptions(), 1), Error);  // full
+  opt.slots = 0;
+  EXPECT_THROW(BatchDecoder(*model, opt), Error);
+  auto bpe = bytelm::testing::tiny_model("bpe", 10);
+  opt.slots = 1;
+  EXPECT_THROW(BatchDecoder(*bpe, opt), Error);
+}
+
+}  // namespace
