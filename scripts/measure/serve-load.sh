@@ -2,7 +2,8 @@
 # serve-load.sh [CKPT] — the load test of `bytelm serve` behind docs/serving.md's figures: serves CKPT (default: a
 # MEGABYTE of the mb_demo preset trained for 1 step, made here; throughput does not depend on the weights)
 # on 127.0.0.1 with 16 rows, and runs scripts/measure/serve-load.mjs with 1, 4, 8 and 16 concurrent streams.
-# Environment: BIN (default build/bytelm), REQUESTS per stream (4), MAX_TOKENS (256), THREADS (1).
+# Environment: BIN (default build/bytelm), REQUESTS per stream (4), MAX_TOKENS (256), THREADS (1), SERVE_FLAGS
+# (more serve flags, e.g. --no-prefix-reuse).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin="${BIN:-build/bytelm}"
@@ -16,7 +17,7 @@ if [[ -z "$ckpt" ]]; then
     --threads "${THREADS:-1}" --peak-flops 1e11 > "$work/train.log" 2>&1
   ckpt="$work/ckpt"
 fi
-"$bin" serve --ckpt "$ckpt" --port 0 --parallel 16 --max-queue 16 --threads "${THREADS:-1}" > "$work/server.out" 2>&1 &
+"$bin" serve --ckpt "$ckpt" --port 0 --parallel 16 --max-queue 16 --threads "${THREADS:-1}" ${SERVE_FLAGS:-} > "$work/server.out" 2>&1 &
 pid=$!
 for _ in $(seq 600); do
   port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/server.out" | grep -o '[0-9]*$' || true)

@@ -300,14 +300,22 @@ void bench_generate(Bench& b, Row& row, LanguageModelImpl& model_ref, const Mode
     GenerateOptions w = g;
     w.max_bytes = std::min<int64_t>(g.max_bytes, 16);
     generate_batch(*model, prompts, w);  // warm-up
-    Measured mb = measure_runs(opt.repeat, opt.device, [&] {
-      int64_t total = 0;
-      for (const auto& o : generate_batch(*model, prompts, g)) total += int64_t(o.size());
-      return total;
-    });
-    scale(mb.bytes_per_s, row.bytes_per_position);
-    row.gen_batch_bps = mb.bytes_per_s;
-    b.emit(gen_json(opt.gen_batch, true, mb));
+    // Rows at their own positions (the default) and, for the models that have them, at one shared position.
+    for (bool rows : {true, false}) {
+      if (!rows && !model->has_row_decoding()) break;
+      GenerateOptions gb = g;
+      gb.row_positions = rows;
+      Measured mb = measure_runs(opt.repeat, opt.device, [&] {
+        int64_t total = 0;
+        for (const auto& o : generate_batch(*model, prompts, gb)) total += int64_t(o.size());
+        return total;
+      });
+      scale(mb.bytes_per_s, row.bytes_per_position);
+      if (rows) row.gen_batch_bps = mb.bytes_per_s;
+      json jb = gen_json(opt.gen_batch, true, mb);
+      jb["positions"] = rows && model->has_row_decoding() ? "rows" : "shared";
+      b.emit(jb);
+    }
   }
   if (blt && std::find(opt.uncached.begin(), opt.uncached.end(), row.name) != opt.uncached.end()) {
     // The reference path: the whole window recomputed for every byte (what public BLT code does).

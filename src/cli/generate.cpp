@@ -131,6 +131,9 @@ Command add_generate(CLI::App& app) {
       ->excludes(po)
       ->excludes(pf);
   g->add_option("--batch", c->batch, "With --prompts-file: prompts decoded together in one batch");
+  g->add_flag("!--shared-positions", gen.row_positions,
+              "With --batch: keep the rows at one shared position (teacher-forcing the longer prompts) even "
+              "where the model decodes each row at its own position");
   g->add_option("--max-bytes", gen.max_bytes, "Bytes to generate (>= 1)");
   g->add_option("--temperature", gen.temperature, "Sampling temperature (0 = greedy)");
   g->add_option("--top-k", gen.top_k, "Keep the k most likely bytes (0 = off)");

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "generate/batch_decoder.h"
 #include "generate/generate.h"
 #include "generate/static_decoder.h"
 #include "model/checkpoint.h"
@@ -122,68 +123,24 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
   const torch::Device device(opt.device);
   AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
   Bf16Decoding bf16_weights(opt.decode_weights == "bf16");
-  const int64_t T = model.config().context, offset = model.vocab_offset();
-  size_t min_len = prompts[0].size();
-  for (const auto& p : prompts) {
-    check_prompt_fits(p.size(), T);
-    min_len = std::min(min_len, p.size());
-  }
-  // B rows of n bytes each, concatenated -> (B, n) int64 on the device, one copy.
-  auto rows_tensor = [&](std::string flat, int64_t n) {
-    return torch::from_blob(&flat[0], {B, n}, torch::kUInt8).to(device, torch::kLong);
-  };
-  // Restarts the caches and feeds every row's text -> logits (B, V) for the byte after it.
-  auto prefill = [&](const std::vector<std::string>& text) {
-    auto logits = model.start(B);
-    const int64_t n = int64_t(text[0].size());
-    if (n > 0) {
-      std::string flat;
-      for (const auto& t : text) flat += t;
-      logits = model.feed(rows_tensor(std::move(flat), n)).select(1, n - 1);
+  const int64_t T = model.config().context;
+  for (const auto& p : prompts) check_prompt_fits(p.size(), T);
+  BatchDecoderOptions bo;
+  bo.slots = B;
+  bo.prefill_chunk = T;  // every prompt is there from the start: each prefills in one step
+  bo.device = opt.device;
+  bo.decode = opt.decode;
+  // Static steps (CUDA graphs by default on CUDA) need rows at one shared position.
+  bo.row_positions = opt.row_positions && !plan_steps(opt.decode, model, device, B).static_steps;
+  BatchDecoder decoder(model, bo);
+  std::vector<int64_t> row_of(static_cast<size_t>(B));  // decoder id -> prompt index (ids are 0..B-1 in order)
+  for (int64_t i = 0; i < B; ++i) row_of[size_t(decoder.add(prompts[i], opt, opt.seed + uint64_t(i)))] = i;
+  while (decoder.live() > 0)
+    for (const auto& s : decoder.step()) {
+      std::string& out = outs[size_t(row_of[size_t(s.id)])];
+      out.push_back(char(s.byte));
+      if (ends_with_stop(out, opt.stop) || int64_t(out.size()) == opt.max_bytes) decoder.remove(s.id);
     }
-    return logits;
-  };
-  std::vector<std::string> text(prompts.size());
-  std::vector<size_t> next_prompt_byte(prompts.size(), min_len);
-  std::vector<std::mt19937_64> rng;
-  for (int64_t i = 0; i < B; ++i) {
-    text[i] = prompts[i].substr(0, min_len);
-    rng.emplace_back(opt.seed + uint64_t(i));
-  }
-  std::vector<bool> done(prompts.size(), false);
-  auto steps = static_steps(model, opt, B);
-  auto logits = prefill(text);
-  for (;;) {
-    // One device-to-host copy per step for all rows.
-    auto host = logits.narrow(1, offset, 256).to(torch::kCPU, torch::kFloat32).contiguous();
-    std::string step(size_t(B), '\0');
-    bool all_done = true;
-    for (int64_t i = 0; i < B; ++i) {
-      if (next_prompt_byte[i] < prompts[i].size()) {  // still reading its prompt
-        step[i] = prompts[i][next_prompt_byte[i]++];
-        all_done = false;
-        continue;
-      }
-      if (done[i]) continue;  // finished rows are fed a 0 byte and ignored
-      const char b = char(sample_byte(host.select(0, i), opt, rng[i], text[i]));
-      std::string& out = outs[i];
-      out.push_back(b);
-      step[i] = b;
-      done[i] = ends_with_stop(out, opt.stop) || int64_t(out.size()) == opt.max_bytes;
-      all_done = all_done && done[i];
-    }
-    if (all_done) break;
-    for (int64_t i = 0; i < B; ++i) text[i].push_back(step[i]);
-    if (int64_t(text[0].size()) > T - 1) {
-      // The window is full (all rows have the same length): keep the last half of each and re-prefill.
-      const size_t keep = size_t(std::max<int64_t>(1, T / 2));
-      for (auto& t : text) t = t.substr(t.size() - keep);
-      logits = prefill(text);
-    } else {
-      auto next = rows_tensor(step, 1);  // (B, 1)
-      logits = steps ? steps->step(next.view({B})) : model.feed(next).select(1, 0);
-    }
-  }
   return outs;
 }
 

@@ -59,13 +59,13 @@ torch::Tensor Rotary::apply_at(const torch::Tensor& x, const torch::Tensor& pos)
   return rotate(x, cos_.index_select(0, index), sin_.index_select(0, index));  // tables (1, Dh/2)
 }
 
-namespace {
 // The rotation as one loop over x, for fp32 on the CPU without autograd (decoding, evaluation): a cached
 // decoding step otherwise spends ~12 small tensor ops per rotation, twice per layer and byte. Each element gets
 // the same multiplies and adds as the tensor ops below, so results are bit-identical.
-// x (R, T, Dh) rows of T positions; cos, sin (T, Dh/2).
+// x (R, T, Dh) rows of T positions; cos, sin (T, Dh/2), or with group > 0 one (T, Dh/2) table per group
+// of `group` consecutive rows: (R / group, T, Dh/2) (row decoding: each sequence at its own positions).
 torch::Tensor rotate_loop(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t,
-                          bool interleaved) {
+                          bool interleaved, int64_t group) {
   const auto xc = x.contiguous();
   const auto c = cos_t.contiguous(), s = sin_t.contiguous();
   auto out = torch::empty_like(xc);
@@ -78,7 +78,8 @@ torch::Tensor rotate_loop(const torch::Tensor& x, const torch::Tensor& cos_t, co
       for (int64_t t = 0; t < T; ++t) {
         const float* xi = xp + (r * T + t) * Dh;
         float* o = op + (r * T + t) * Dh;
-        const float *ct = cp + t * half, *st = sp + t * half;
+        const int64_t table = group > 0 ? (r / group) * T + t : t;
+        const float *ct = cp + table * half, *st = sp + table * half;
         for (int64_t i = 0; i < half; ++i) {
           const int64_t i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
           const float a = xi[i1], b = xi[i2];
@@ -90,13 +91,12 @@ torch::Tensor rotate_loop(const torch::Tensor& x, const torch::Tensor& cos_t, co
   });
   return out;
 }
-}  // namespace
 
 torch::Tensor Rotary::rotate(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t) const {
   const int64_t half = head_dim_ / 2;
   if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && cos_t.scalar_type() == torch::kFloat32 &&
       !(torch::GradMode::is_enabled() && x.requires_grad()))
-    return rotate_loop(x, cos_t, sin_t, interleaved_);
+    return rotate_loop(x, cos_t, sin_t, interleaved_, 0);
   auto cos = cos_t.to(x.scalar_type()), sin = sin_t.to(x.scalar_type());
   if (interleaved_) {
     auto pairs = x.unflatten(-1, {half, 2});  // (B, H, T, Dh/2, 2)

@@ -87,6 +87,11 @@ torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k
 torch::Tensor attention_keep(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& keep);
 
+// The rotary rotation as one loop (CPU, fp32, no autograd; bit-identical to the tensor form). x (R, T, Dh);
+// cos, sin (T, Dh/2), or with group > 0 one table per `group` consecutive rows: (R / group, T, Dh/2).
+torch::Tensor rotate_loop(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t,
+                          bool interleaved, int64_t group);
+
 // Cross-attention (BLT): RMSNorm on queries (q_norm) and on keys/values (k_norm), no rotary.
 // Returns o_proj(attention) only; callers add their residuals (see blt.cpp).
 struct CrossAttentionImpl : torch::nn::Module {

@@ -57,8 +57,13 @@ torch::Tensor Rotary::apply_rows(const torch::Tensor& x, const torch::Tensor& po
   ensure(capacity, x.device());
   const int64_t R = x.size(0), n = x.size(2), half = head_dim_ / 2;
   auto flat = positions.reshape({-1});
-  auto cos = cos_.index_select(0, flat).view({R, 1, n, half}).to(x.scalar_type());  // (R, 1, n, Dh/2)
-  auto sin = sin_.index_select(0, flat).view({R, 1, n, half}).to(x.scalar_type());
+  auto cos = cos_.index_select(0, flat).view({R, 1, n, half});  // (R, 1, n, Dh/2)
+  auto sin = sin_.index_select(0, flat).view({R, 1, n, half});
+  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+      !(torch::GradMode::is_enabled() && x.requires_grad()))
+    return rotate_loop(x, cos, sin, interleaved_, x.size(1)).view_as(x);  // one table per row, for its H heads
+  cos = cos.to(x.scalar_type());
+  sin = sin.to(x.scalar_type());
   // The tensor form of rotate() (its loop takes one table for all rows); the same multiplies and adds.
   if (interleaved_) {
     auto pairs = x.unflatten(-1, {half, 2});  // (R, H, n, Dh/2, 2)

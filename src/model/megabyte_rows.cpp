@@ -84,7 +84,9 @@ torch::Tensor MegabyteImpl::rows_position(const std::vector<int64_t>& slots, con
   auto prev = local_embed(history_.view({-1}).index_select(0, longs(prev_at, dev)));  // (R, D_L)
   prev = torch::where(longs(first, dev).view({R, 1}).to(torch::kBool), local_pad.view({1, DL}).to(prev.scalar_type()),
                       prev);
-  auto rb = make_row_batch(slots, p, std::vector<int64_t>(size_t(R), 1), 1, P, dev);
+  bool in_order = R == history_.size(0);  // every row, in slot order: the caches need no gather
+  for (int64_t r = 0; r < R && in_order; ++r) in_order = slots[r] == r;
+  auto rb = make_row_batch(in_order ? std::vector<int64_t>() : slots, p, std::vector<int64_t>(size_t(R), 1), 1, P, dev);
   auto y = local_model->rows((ctx + prev).view({R, 1, DL}), rb, local_caches_);  // (R, 1, D_L)
   return project(head, y).view({R, kByteVocab});
 }
@@ -102,6 +104,11 @@ torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds) {
       entries[r].push_back(b);
     }
     longest = std::max(longest, entries[r].size());
+  }
+  if (longest == 1) {  // one entry per row (decoding): the logits are already in the feeds' order
+    std::vector<int64_t> slots, now;
+    for (int64_t r = 0; r < R; ++r) slots.push_back(feeds[r].slot), now.push_back(entries[r][0]);
+    return rows_position(slots, now);
   }
   std::vector<torch::Tensor> last(static_cast<size_t>(R));
   for (size_t i = 0; i < longest; ++i) {

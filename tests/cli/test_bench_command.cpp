@@ -35,14 +35,19 @@ TEST_F(Cli, BenchReportsEveryCase) {
     }
     if (kind == "generate") {
       EXPECT_GT(j["bytes_per_s"].get<double>(), 0);
+      if (j["batch"] == 3) ++count[std::string("positions_") + j["positions"].get<std::string>()];
       if (j["cache"] == false) EXPECT_TRUE(j["same_bytes"].get<bool>());
     }
     if (kind == "max_context") EXPECT_TRUE(j["fits"].get<bool>()) << line;
   }
   EXPECT_EQ(count["matmul_peak"], 1);
   EXPECT_EQ(count["train"], 3);
-  EXPECT_EQ(count["generate"], 3 * 2 + 1);  // batch 1 and batch 3 per config, BLT without cache
-  EXPECT_EQ(count["max_context"], 2);       // MEGABYTE at 64 and 128 bytes
+  // Batch 1 and batch 3 per config (rows at their own positions and at a shared one where the model has row
+  // decoding: MEGABYTE, Transformer), BLT without cache.
+  EXPECT_EQ(count["generate"], 3 * 2 + 2 + 1);
+  EXPECT_EQ(count["positions_rows"], 2);
+  EXPECT_EQ(count["positions_shared"], 3);
+  EXPECT_EQ(count["max_context"], 2);  // MEGABYTE at 64 and 128 bytes
   EXPECT_NE(r.err.find("| mb_tiny | megabyte |"), std::string::npos) << r.err;
   expect_bad({"bench", "--configs", "no-such-config"}, "no-such-config");
   expect_bad({"bench", "--configs", "mb_tiny", "--precision", "fp8"}, "--precision");
