@@ -62,16 +62,7 @@ torch::Tensor Rotary::apply_rows(const torch::Tensor& x, const torch::Tensor& po
   if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
       !(torch::GradMode::is_enabled() && x.requires_grad()))
     return rotate_loop(x, cos, sin, interleaved_, x.size(1)).view_as(x);  // one table per row, for its H heads
-  cos = cos.to(x.scalar_type());
-  sin = sin.to(x.scalar_type());
-  // The tensor form of rotate() (its loop takes one table for all rows); the same multiplies and adds.
-  if (interleaved_) {
-    auto pairs = x.unflatten(-1, {half, 2});  // (R, H, n, Dh/2, 2)
-    auto x1 = pairs.select(-1, 0), x2 = pairs.select(-1, 1);
-    return torch::stack({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1).flatten(-2);
-  }
-  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+  return rotate(x, cos, sin);  // the tensor form (the CPU loop above is excluded by the same test)
 }
 
 torch::Tensor AttentionImpl::rows(const torch::Tensor& x, Rotary& rope, const RowBatch& rb, KVCache& cache) {
