@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <map>
 
 #include "generate/static_decoder.h"
 #include "model/model.h"
@@ -101,15 +100,15 @@ struct BatchDecoder::Impl {
     }
   }
 
-  // Samples the rows whose bytes are all fed, from logits (R, V) whose row i belongs to rows[index[i]].
-  std::vector<SampledByte> sample(const torch::Tensor& step_logits, const std::vector<size_t>& index) {
+  // Samples the rows whose bytes are all fed, from logits (R, V) whose row i is rows[i].
+  std::vector<SampledByte> sample(const torch::Tensor& step_logits) {
     const int64_t offset = model.vocab_offset();
     auto host = step_logits.narrow(1, offset, 256).to(torch::kCPU, torch::kFloat32).contiguous();  // (R, 256)
     logp = torch::log_softmax(host, 1).contiguous();
     const float* l = host.data_ptr<float>();
     std::vector<SampledByte> out;
-    for (size_t i = 0; i < index.size(); ++i) {
-      Row& r = rows[index[i]];
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Row& r = rows[i];
       if (!r.live || r.fed < r.text.size()) continue;
       const int b = sample_byte(l + 256 * i, 256, r.sampling, r.rng, r.text);
       r.text.push_back(char(b));
@@ -125,10 +124,8 @@ struct BatchDecoder::Impl {
   }
 
   std::vector<SampledByte> step_rows() {
-    std::vector<RowFeed> feeds;
-    std::vector<size_t> index;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      Row& r = rows[i];
+    std::vector<RowFeed> feeds;  // one per row, in order
+    for (Row& r : rows) {
       const size_t pending = r.text.size() - r.fed;
       const size_t n = std::min(pending, size_t(pending > 1 || r.restart ? opt.prefill_chunk : 1));
       RowFeed f;
@@ -141,11 +138,10 @@ struct BatchDecoder::Impl {
       r.fed += n;
       r.restart = false;
       feeds.push_back(std::move(f));
-      index.push_back(i);
     }
     auto out = model.rows_feed(feeds);  // (R, V)
     ++stats.steps;
-    return sample(out, index);
+    return sample(out);
   }
 
   // Shared positions: a new batch from the live rows' texts.
@@ -187,9 +183,7 @@ struct BatchDecoder::Impl {
     }
     if (rows.empty()) return {};
     ++stats.steps;
-    std::vector<size_t> index(rows.size());
-    for (size_t i = 0; i < index.size(); ++i) index[i] = i;
-    return sample(logits, index);
+    return sample(logits);
   }
 };
 
