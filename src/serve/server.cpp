@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,15 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
+
+// Stops the listener thread. httplib's stop() does nothing until listen_after_bind() is running (the listener
+// would then listen forever, e.g. when a checkpoint fails to load right after the bind), so wait for that or
+// for the listener to have returned.
+void stop_listening(httplib::Server& http, std::thread& listener, const std::atomic<bool>& returned) {
+  while (!http.is_running() && !returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  http.stop();
+  listener.join();
+}
 std::atomic<bool> g_signalled{false};
 extern "C" void on_signal(int) { g_signalled = true; }  // async-signal-safe: a flag the main thread polls
 }  // namespace
@@ -265,7 +275,11 @@ int run_server(const ServerOptions& opt) {
   const int port =
       opt.port == 0 ? s.http.bind_to_any_port(opt.host) : (s.http.bind_to_port(opt.host, opt.port) ? opt.port : -1);
   if (port < 0) throw Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port));
-  std::thread listener([&] { s.http.listen_after_bind(); });
+  std::atomic<bool> returned{false};
+  std::thread listener([&] {
+    s.http.listen_after_bind();
+    returned = true;
+  });
   std::printf("bytelm serve: listening on http://%s:%d\n", opt.host.c_str(), port);
   std::fflush(stdout);
 
@@ -275,8 +289,7 @@ int run_server(const ServerOptions& opt) {
   try {
     s.model = open_model(opt.ckpt, opt.device, opt.threads);
   } catch (...) {
-    s.http.stop();
-    listener.join();
+    stop_listening(s.http, listener, returned);
     throw;
   }
   SchedulerOptions so;
@@ -303,8 +316,7 @@ int run_server(const ServerOptions& opt) {
   s.scheduler->cancel_all("the server is shutting down");
   const auto flush_deadline = std::chrono::steady_clock::now() + 2s;
   while (s.open_streams > 0 && std::chrono::steady_clock::now() < flush_deadline) std::this_thread::sleep_for(10ms);
-  s.http.stop();
-  listener.join();
+  stop_listening(s.http, listener, returned);
   s.scheduler.reset();
   std::printf("bytelm serve: stopped\n");
   std::fflush(stdout);
