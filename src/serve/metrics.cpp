@@ -64,9 +64,9 @@ void Metrics::restart() {
   ++restarts_;
 }
 
-void Metrics::prefix_hit(int64_t bytes) {
+void Metrics::prefix_hits(int64_t hits, int64_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++prefix_hits_;
+  prefix_hits_ += hits;
   prefix_bytes_ += bytes;
 }
 

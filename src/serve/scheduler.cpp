@@ -309,7 +309,7 @@ void Scheduler::admit(std::vector<std::shared_ptr<Job>>& joining) {
     rows_[id] = std::move(row);
   }
   const BatchDecoderStats& after = decoder_->stats();
-  if (after.prefix_hits > before.prefix_hits) metrics_.prefix_hit(after.prefix_bytes - before.prefix_bytes);
+  metrics_.prefix_hits(after.prefix_hits - before.prefix_hits, after.prefix_bytes - before.prefix_bytes);
 }
 
 void Scheduler::step() {
