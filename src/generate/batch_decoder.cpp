@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "generate/generate.h"
 #include "generate/static_decoder.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -114,7 +115,7 @@ struct BatchDecoder::Impl {
       r.text.push_back(char(b));
       out.push_back({r.id, uint8_t(b), logp.data_ptr<float>() + 256 * i});
       if (int64_t(r.text.size()) > context - 1) {  // the window is full: keep its last half, as generate() does
-        r.text = r.text.substr(r.text.size() - size_t(std::max<int64_t>(1, context / 2)));
+        r.text = r.text.substr(r.text.size() - size_t(window_kept(context)));
         r.fed = 0;
         r.restart = true;
         if (!rows_mode) need_restart = true;

@@ -92,8 +92,7 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
     text.push_back(char(b));
     if (int64_t(text.size()) > T - 1) {
       // The context is full: keep its last half and re-prefill (the model sees at most T bytes).
-      const int64_t keep = std::max<int64_t>(1, T / 2);
-      text = text.substr(text.size() - keep);
+      text = text.substr(text.size() - size_t(window_kept(T)));
       logits = prefill(text);
     } else if (opt.no_cache) {
       logits = next_logits_uncached();

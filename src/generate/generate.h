@@ -1,6 +1,7 @@
 // generate.h — sampling bytes from a model with KV caches: batch 1 streamed byte by byte, or several
 // prompts decoded together in one batch. Sampling filters: sampling.h; fixed-shape steps: static_decoder.h.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,6 +36,10 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
 // prompts one after another. opt.prompt is ignored.
 std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
                                         const GenerateOptions& opt);
+
+// A window that outgrows the context keeps its last window_kept(context) bytes (or tokens), re-prefilled: half
+// the context, at least 1. Every decoder slides by this rule, so a row's bytes do not depend on the decoder.
+inline int64_t window_kept(int64_t context) { return std::max<int64_t>(1, context / 2); }
 
 // Throws Error naming the flag of the first option out of range (sampling, --max-bytes, --threads).
 void check_generate_options(const GenerateOptions& opt);

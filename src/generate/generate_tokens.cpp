@@ -77,7 +77,7 @@ std::string generate_tokens(LanguageModelImpl& model, const Tokenizer& tokenizer
     ids.push_back(id);
     if (int64_t(ids.size()) > T - 1) {
       // The context is full: keep its last half and re-prefill (the model sees at most T tokens).
-      ids.erase(ids.begin(), ids.end() - std::max<int64_t>(1, T / 2));
+      ids.erase(ids.begin(), ids.end() - window_kept(T));
       logits = prefill();
     } else if (opt.no_cache) {
       logits = prefill();

@@ -77,7 +77,7 @@ class Speculation {
   void prefill_draft(int64_t room) {
     const int64_t Td = draft_.config().context;
     dtext_ = text_.substr(0, text_.size() - 1);
-    if (int64_t(dtext_.size()) + room + 1 > Td - 1) dtext_ = tail(dtext_, size_t(Td / 2));
+    if (int64_t(dtext_.size()) + room + 1 > Td - 1) dtext_ = tail(dtext_, size_t(window_kept(Td)));
     prefill(draft_, dtext_);
   }
   torch::Tensor bytes(const std::string& s) {  // (1, n) int64 on the device
@@ -127,7 +127,7 @@ int64_t Speculation::room() {
   const int64_t T = target_.config().context, Td = draft_.config().context;
   const bool slid = int64_t(text_.size()) > T - 1;
   if (slid) {
-    text_ = tail(text_, size_t(std::max<int64_t>(1, T / 2)));
+    text_ = tail(text_, size_t(window_kept(T)));
     prefill(target_, text_.substr(0, text_.size() - 1));
   }
   int64_t k = std::min({spec_.draft_max, T - 1 - int64_t(text_.size()), opt_.max_bytes - int64_t(out_.size()) - 1});

@@ -59,6 +59,7 @@ torch::Tensor Rotary::apply_at(const torch::Tensor& x, const torch::Tensor& pos)
   return rotate(x, cos_.index_select(0, index), sin_.index_select(0, index));  // tables (1, Dh/2)
 }
 
+namespace {
 // The rotation as one loop over x, for fp32 on the CPU without autograd (decoding, evaluation): a cached
 // decoding step otherwise spends ~12 small tensor ops per rotation, twice per layer and byte. Each element gets
 // the same multiplies and adds as the tensor ops below, so results are bit-identical.
@@ -91,12 +92,14 @@ torch::Tensor rotate_loop(const torch::Tensor& x, const torch::Tensor& cos_t, co
   });
   return out;
 }
+}  // namespace
 
-torch::Tensor Rotary::rotate(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t) const {
+torch::Tensor Rotary::rotate(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t,
+                             int64_t group) const {
   const int64_t half = head_dim_ / 2;
   if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && cos_t.scalar_type() == torch::kFloat32 &&
       !(torch::GradMode::is_enabled() && x.requires_grad()))
-    return rotate_loop(x, cos_t, sin_t, interleaved_, 0);
+    return rotate_loop(x, cos_t, sin_t, interleaved_, group);
   auto cos = cos_t.to(x.scalar_type()), sin = sin_t.to(x.scalar_type());
   if (interleaved_) {
     auto pairs = x.unflatten(-1, {half, 2});  // (B, H, T, Dh/2, 2)

@@ -31,9 +31,10 @@ struct RowBatch {
   int64_t capacity = 0;
   bool writes = false;  // M > 0
 };
-// rows: cache rows (empty: all of them in order); pos0[r], counts[r]: position and number of row r's real
-// entries; n >= every count. Throws Error when a row would pass `capacity`.
-RowBatch make_row_batch(const std::vector<int64_t>& rows, const std::vector<int64_t>& pos0,
+// rows: the cache row of each input row, of `slots` cache rows (all of them in order: no gather); pos0[r],
+// counts[r]: position and number of row r's real entries; n >= every count. Throws Error when a row would
+// pass `capacity`.
+RowBatch make_row_batch(const std::vector<int64_t>& rows, int64_t slots, const std::vector<int64_t>& pos0,
                         const std::vector<int64_t>& counts, int64_t n, int64_t capacity, const torch::Device& device);
 
 struct RMSNormImpl : torch::nn::Module {
@@ -66,7 +67,10 @@ class Rotary {
 
  private:
   void ensure(int64_t positions, const torch::Device& device);
-  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
+  // cos, sin broadcast over x's heads; group > 0: one table per `group` consecutive (row, head) pairs of x
+  // (per-row tables for row decoding, group = heads), for the CPU loop.
+  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                       int64_t group = 0) const;
   int64_t head_dim_ = 0;
   double theta_ = 0;
   bool interleaved_ = false;
@@ -86,11 +90,6 @@ torch::Tensor attention_with_mask(const torch::Tensor& q, const torch::Tensor& k
 // Same with a boolean mask broadcastable to (B, H, Tq, Tk), true where a key takes part.
 torch::Tensor attention_keep(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& keep);
-
-// The rotary rotation as one loop (CPU, fp32, no autograd; bit-identical to the tensor form). x (R, T, Dh);
-// cos, sin (T, Dh/2), or with group > 0 one table per `group` consecutive rows: (R / group, T, Dh/2).
-torch::Tensor rotate_loop(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t,
-                          bool interleaved, int64_t group);
 
 // Cross-attention (BLT): RMSNorm on queries (q_norm) and on keys/values (k_norm), no rotary.
 // Returns o_proj(attention) only; callers add their residuals (see blt.cpp).

@@ -19,12 +19,13 @@ torch::Tensor longs(const std::vector<int64_t>& v, int64_t rows, int64_t cols, c
 }
 }  // namespace
 
-RowBatch make_row_batch(const std::vector<int64_t>& rows, const std::vector<int64_t>& pos0,
+RowBatch make_row_batch(const std::vector<int64_t>& rows, int64_t slots, const std::vector<int64_t>& pos0,
                         const std::vector<int64_t>& counts, int64_t n, int64_t capacity, const torch::Device& device) {
   const int64_t R = int64_t(pos0.size());
   RowBatch rb;
   rb.capacity = capacity;
   std::vector<int64_t> positions(size_t(R * n)), wrow, wpos, wsrc;
+  bool in_order = R == slots;  // every cache row, in order: attention reads the caches without a gather
   for (int64_t r = 0; r < R; ++r) {
     if (pos0[r] + counts[r] > capacity)
       throw Error("decoding past the context: a row needs " + std::to_string(pos0[r] + counts[r]) +
@@ -33,12 +34,13 @@ RowBatch make_row_batch(const std::vector<int64_t>& rows, const std::vector<int6
     for (int64_t i = 0; i < n; ++i) {
       positions[size_t(r * n + i)] = std::min(pos0[r] + i, capacity - 1);
       if (i >= counts[r]) continue;
-      wrow.push_back(rows.empty() ? r : rows[size_t(r)]);
+      wrow.push_back(rows[size_t(r)]);
       wpos.push_back(pos0[r] + i);
       wsrc.push_back(r * n + i);
     }
   }
-  if (!rows.empty()) rb.rows = longs(rows, R, 1, device).view({R});
+  for (int64_t r = 0; r < R && in_order; ++r) in_order = rows[size_t(r)] == r;
+  if (!in_order) rb.rows = longs(rows, R, 1, device).view({R});
   rb.positions = longs(positions, R, n, device);
   rb.writes = !wrow.empty();
   if (rb.writes) {
@@ -59,10 +61,7 @@ torch::Tensor Rotary::apply_rows(const torch::Tensor& x, const torch::Tensor& po
   auto flat = positions.reshape({-1});
   auto cos = cos_.index_select(0, flat).view({R, 1, n, half});  // (R, 1, n, Dh/2)
   auto sin = sin_.index_select(0, flat).view({R, 1, n, half});
-  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
-      !(torch::GradMode::is_enabled() && x.requires_grad()))
-    return rotate_loop(x, cos, sin, interleaved_, x.size(1)).view_as(x);  // one table per row, for its H heads
-  return rotate(x, cos, sin);  // the tensor form (the CPU loop above is excluded by the same test)
+  return rotate(x, cos, sin, x.size(1));  // one table per row, for its H heads
 }
 
 torch::Tensor AttentionImpl::rows(const torch::Tensor& x, Rotary& rope, const RowBatch& rb, KVCache& cache) {

@@ -42,7 +42,7 @@ void MegabyteImpl::rows_global(const std::vector<int64_t>& slots, const std::vec
              global_pos->weight.index_select(0, where.view({-1})).view({G, P, DG});
   auto pad = global_pad.view({1, -1}).to(emb.scalar_type());
   auto in = torch::where(longs(first, dev).view({G, 1}).to(torch::kBool), pad, emb.reshape({G, P * DG}));
-  auto rb = make_row_batch(slots, k, std::vector<int64_t>(size_t(G), 1), 1, cfg_.context / P, dev);
+  auto rb = make_row_batch(slots, history_.size(0), k, std::vector<int64_t>(size_t(G), 1), 1, cfg_.context / P, dev);
   auto out = global_model->rows(in.view({G, 1, P * DG}), rb, global_caches_);  // (G, 1, P*D_G)
   auto ctx = global_to_local(out.view({G, P, DG}));                            // (G, P, D_L)
   patch_ctx_.index_copy_(0, rows, ctx.to(patch_ctx_.scalar_type()));
@@ -84,9 +84,7 @@ torch::Tensor MegabyteImpl::rows_position(const std::vector<int64_t>& slots, con
   auto prev = local_embed(history_.view({-1}).index_select(0, longs(prev_at, dev)));  // (R, D_L)
   prev = torch::where(longs(first, dev).view({R, 1}).to(torch::kBool), local_pad.view({1, DL}).to(prev.scalar_type()),
                       prev);
-  bool in_order = R == history_.size(0);  // every row, in slot order: the caches need no gather
-  for (int64_t r = 0; r < R && in_order; ++r) in_order = slots[r] == r;
-  auto rb = make_row_batch(in_order ? std::vector<int64_t>() : slots, p, std::vector<int64_t>(size_t(R), 1), 1, P, dev);
+  auto rb = make_row_batch(slots, history_.size(0), p, std::vector<int64_t>(size_t(R), 1), 1, P, dev);
   auto y = local_model->rows((ctx + prev).view({R, 1, DL}), rb, local_caches_);  // (R, 1, D_L)
   return project(head, y).view({R, kByteVocab});
 }

@@ -78,7 +78,6 @@ torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
   for (const auto& f : feeds) n = std::max<int64_t>(n, int64_t(f.ids.size()) + (f.restart ? 1 : 0));
   // Input position p of a row holds the start id (p = 0) or id p - 1 of the row since its restart.
   std::vector<int64_t> ids(size_t(R * n), 0), rows, pos0, counts, last;
-  bool in_order = R == S;
   for (int64_t r = 0; r < R; ++r) {
     const RowFeed& f = feeds[r];
     int64_t* row = &ids[size_t(r * n)];
@@ -88,13 +87,12 @@ torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
       *row++ = id;
     }
     rows.push_back(f.slot);
-    in_order = in_order && f.slot == r;
     pos0.push_back(f.restart ? 0 : row_decoded_[size_t(f.slot)] + 1);
     counts.push_back(int64_t(f.ids.size()) + (f.restart ? 1 : 0));
     last.push_back(r * n + counts.back() - 1);
   }
   const auto dev = head->weight.device();
-  auto rb = make_row_batch(in_order ? std::vector<int64_t>() : rows, pos0, counts, n, cfg_.context, dev);
+  auto rb = make_row_batch(rows, S, pos0, counts, n, cfg_.context, dev);
   auto in = torch::from_blob(ids.data(), {R, n}, torch::kLong).to(dev);
   auto h = model->rows(embed(in), rb, caches_);  // (R, n, D)
   auto idx = torch::from_blob(last.data(), {R}, torch::kLong).to(dev);
