@@ -101,15 +101,15 @@ struct BatchDecoder::Impl {
     }
   }
 
-  // Samples the rows whose bytes are all fed, from logits (R, V) whose row i is rows[i].
-  std::vector<SampledByte> sample(const torch::Tensor& step_logits) {
+  // Samples the rows whose bytes are all fed, from logits (R, V) whose row i is rows[index[i]].
+  std::vector<SampledByte> sample(const torch::Tensor& step_logits, const std::vector<size_t>& index) {
     const int64_t offset = model.vocab_offset();
     auto host = step_logits.narrow(1, offset, 256).to(torch::kCPU, torch::kFloat32).contiguous();  // (R, 256)
     logp = torch::log_softmax(host, 1).contiguous();
     const float* l = host.data_ptr<float>();
     std::vector<SampledByte> out;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      Row& r = rows[i];
+    for (size_t i = 0; i < index.size(); ++i) {
+      Row& r = rows[index[i]];
       if (!r.live || r.fed < r.text.size()) continue;
       const int b = sample_byte(l + 256 * i, 256, r.sampling, r.rng, r.text);
       r.text.push_back(char(b));
@@ -124,25 +124,48 @@ struct BatchDecoder::Impl {
     return out;
   }
 
+  // Fixed patches (MEGABYTE): the position modulo P that most decoding rows reach in this step, or -1.
+  int64_t decoding_phase(int64_t P) const {
+    if (P <= 1) return -1;
+    std::vector<int64_t> count(size_t(P), 0);
+    for (const auto& r : rows)
+      if (!r.restart && r.text.size() - r.fed == 1) ++count[r.text.size() % size_t(P)];
+    const auto top = std::max_element(count.begin(), count.end());
+    return *top > 0 ? int64_t(top - count.begin()) : -1;
+  }
+
   std::vector<SampledByte> step_rows() {
-    std::vector<RowFeed> feeds;  // one per row, in order
-    for (Row& r : rows) {
+    // A row ending its prefill in this step waits (up to P - 1 steps) until it lands at the decoding rows'
+    // position in a patch: rows in phase close their patches in the same step, so the global model steps
+    // once per patch for all of them instead of nearly every step for a few (each call reads all its weights).
+    const int64_t P = model.fixed_patch_size(), phase = decoding_phase(P);
+    std::vector<RowFeed> feeds;
+    std::vector<size_t> index;  // feeds[i] is rows[index[i]]
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Row& r = rows[i];
       const size_t pending = r.text.size() - r.fed;
-      const size_t n = std::min(pending, size_t(pending > 1 || r.restart ? opt.prefill_chunk : 1));
+      const bool prefilling = pending > 1 || r.restart;
+      const size_t n = std::min(pending, size_t(prefilling ? opt.prefill_chunk : 1));
+      if (prefilling && n == pending && phase >= 0 && int64_t(r.text.size() % size_t(P)) != phase) {
+        ++stats.phase_waits;
+        continue;
+      }
       RowFeed f;
       f.slot = r.slot;
       f.restart = r.restart;
       for (size_t j = 0; j < n; ++j) f.ids.push_back(uint8_t(r.text[r.fed + j]));
-      if (pending > 1 || r.restart) stats.prefill_bytes += int64_t(n);
+      if (prefilling) stats.prefill_bytes += int64_t(n);
       if (r.restart) cached[size_t(r.slot)].clear();
       cached[size_t(r.slot)].append(r.text, r.fed, n);
       r.fed += n;
       r.restart = false;
       feeds.push_back(std::move(f));
+      index.push_back(i);
     }
+    if (feeds.empty()) return {};
     auto out = model.rows_feed(feeds);  // (R, V)
     ++stats.steps;
-    return sample(out);
+    return sample(out, index);
   }
 
   // Shared positions: a new batch from the live rows' texts.
@@ -184,7 +207,9 @@ struct BatchDecoder::Impl {
     }
     if (rows.empty()) return {};
     ++stats.steps;
-    return sample(logits);
+    std::vector<size_t> index(rows.size());
+    for (size_t i = 0; i < index.size(); ++i) index[i] = i;
+    return sample(logits, index);
   }
 };
 

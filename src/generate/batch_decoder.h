@@ -42,6 +42,7 @@ struct BatchDecoderStats {
   int64_t prefix_hits = 0;    // rows that started from another row's cached prefix
   int64_t prefix_bytes = 0;   // prompt bytes those rows did not prefill
   int64_t prefill_bytes = 0;  // prompt (and slid window) bytes fed
+  int64_t phase_waits = 0;    // row positions, fixed patches: steps a row waited to decode in phase
 };
 
 class BatchDecoder {

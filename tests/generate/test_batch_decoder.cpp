@@ -152,6 +152,29 @@ TEST(BatchDecoder, PrefixReuseChangesNoByteAndIsCounted) {
   }
 }
 
+// MEGABYTE rows that join at different steps with prompts of different lengths decode in phase (their patches
+// close in the same step), a joining row waiting a few steps for it; their bytes stay their own (above).
+TEST(BatchDecoder, MegabyteRowsDecodeInPhase) {
+  auto model = bytelm::testing::tiny_model("megabyte", 11);
+  const int64_t P = model->fixed_patch_size();
+  ASSERT_GT(P, 1);
+  c10::InferenceMode inference;
+  BatchDecoderOptions opt;
+  opt.slots = 4;
+  opt.device = test_device();
+  BatchDecoder dec(*model, opt);
+  std::map<int64_t, int64_t> sampled;
+  const std::vector<std::string> prompts{"abcde", "abcdefx", "qrstuvwxy", "z"};
+  for (int64_t step = 0; step < 16; ++step) {
+    if (step < 4) dec.add(prompts[size_t(step)], sampling(1.0), uint64_t(step));
+    for (const auto& s : dec.step()) ++sampled[s.id];
+  }
+  ASSERT_EQ(sampled.size(), 4u);  // every row decodes
+  for (int64_t slot = 0; slot < 4; ++slot)
+    EXPECT_EQ(model->row_decoded(slot) % P, model->row_decoded(0) % P) << "slot " << slot;
+  EXPECT_GT(dec.stats().phase_waits, 0);
+}
+
 TEST(BatchDecoder, RefusesBadUse) {
   auto model = bytelm::testing::tiny_model("transformer", 10);
   c10::InferenceMode inference;
