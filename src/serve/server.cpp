@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -271,10 +272,21 @@ int run_server(const ServerOptions& opt) {
   s.http.set_limits(limits);
   s.http.set_payload_max_length(size_t(opt.max_body_bytes));
   s.http.set_keep_alive_max_count(limits.keep_alive_max);  // for the Keep-Alive header
+  // Streamed pieces are small writes: without TCP_NODELAY a response's second write waits for the client's
+  // delayed ACK (~40 ms). Accepted sockets inherit the option from the listening one.
+  s.http.set_tcp_nodelay(true);
+  socket_t listening = INVALID_SOCKET;
+  s.http.set_socket_options([&listening](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listening = sock;  // the last socket made is the one bound
+  });
   s.routes();
   const int port =
       opt.port == 0 ? s.http.bind_to_any_port(opt.host) : (s.http.bind_to_port(opt.host, opt.port) ? opt.port : -1);
   if (port < 0) throw Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port));
+  // httplib 0.11 listens with a backlog of 5: more clients connecting at once overflow it, the kernel drops
+  // their SYNs and they retry after a second. Listening again on the bound socket raises the backlog.
+  if (listening != INVALID_SOCKET) ::listen(listening, SOMAXCONN);
   std::atomic<bool> returned{false};
   std::thread listener([&] {
     s.http.listen_after_bind();
