@@ -124,12 +124,24 @@ struct BatchDecoder::Impl {
     return out;
   }
 
-  // Fixed patches (MEGABYTE): the position modulo P that most decoding rows reach in this step, or -1.
+  // Rows at their own positions: a row prefills (its prompt or slid window, in chunks) until one byte is left
+  // to feed per step, the byte it sampled last.
+  static bool prefilling(const Row& r) { return r.restart || r.text.size() - r.fed > 1; }
+  size_t feed_size(const Row& r) const {
+    return std::min(r.text.size() - r.fed, size_t(prefilling(r) ? opt.prefill_chunk : 1));
+  }
+  bool ends_prefill(const Row& r) const { return prefilling(r) && feed_size(r) == r.text.size() - r.fed; }
+
+  // Fixed patches (MEGABYTE): the position modulo P that most decoding rows reach in this step (without
+  // any, that of most rows ending their prefill), or -1.
   int64_t decoding_phase(int64_t P) const {
     if (P <= 1) return -1;
-    std::vector<int64_t> count(size_t(P), 0);
-    for (const auto& r : rows)
-      if (!r.restart && r.text.size() - r.fed == 1) ++count[r.text.size() % size_t(P)];
+    std::vector<int64_t> decoding(size_t(P), 0), ending(size_t(P), 0);
+    for (const auto& r : rows) {
+      if (!prefilling(r)) ++decoding[r.text.size() % size_t(P)];
+      if (ends_prefill(r)) ++ending[r.text.size() % size_t(P)];
+    }
+    const auto& count = *std::max_element(decoding.begin(), decoding.end()) > 0 ? decoding : ending;
     const auto top = std::max_element(count.begin(), count.end());
     return *top > 0 ? int64_t(top - count.begin()) : -1;
   }
@@ -143,10 +155,8 @@ struct BatchDecoder::Impl {
     std::vector<size_t> index;  // feeds[i] is rows[index[i]]
     for (size_t i = 0; i < rows.size(); ++i) {
       Row& r = rows[i];
-      const size_t pending = r.text.size() - r.fed;
-      const bool prefilling = pending > 1 || r.restart;
-      const size_t n = std::min(pending, size_t(prefilling ? opt.prefill_chunk : 1));
-      if (prefilling && n == pending && phase >= 0 && int64_t(r.text.size() % size_t(P)) != phase) {
+      const size_t n = feed_size(r);
+      if (ends_prefill(r) && phase >= 0 && int64_t(r.text.size() % size_t(P)) != phase) {
         ++stats.phase_waits;
         continue;
       }
@@ -154,7 +164,7 @@ struct BatchDecoder::Impl {
       f.slot = r.slot;
       f.restart = r.restart;
       for (size_t j = 0; j < n; ++j) f.ids.push_back(uint8_t(r.text[r.fed + j]));
-      if (prefilling) stats.prefill_bytes += int64_t(n);
+      if (prefilling(r)) stats.prefill_bytes += int64_t(n);
       if (r.restart) cached[size_t(r.slot)].clear();
       cached[size_t(r.slot)].append(r.text, r.fed, n);
       r.fed += n;
