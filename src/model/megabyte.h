@@ -75,8 +75,9 @@ class MegabyteImpl : public LanguageModelImpl {
   torch::Tensor local_run(int64_t next, int64_t len);
   // One local step at group position p from input (B, D_L) -> logits (B, 256).
   torch::Tensor local_step(const torch::Tensor& x, int64_t p);
-  // Row decoding: one position of rows `slots`, entry kRowStart (restart) or a byte -> logits (R, 256).
-  torch::Tensor rows_position(const std::vector<int64_t>& slots, const std::vector<int64_t>& entries);
+  // Row decoding: a segment of each of rows `slots`, consecutive entries (kRowStart restarts the row, then
+  // bytes) whose positions lie in one patch -> logits (R, 256) for each segment's last position.
+  torch::Tensor rows_segment(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& segments);
   // The global step of rows `slots` whose next position is k * P: reads patch k - 1 (the pad for k = 0)
   // and writes the rows of patch_ctx_.
   void rows_global(const std::vector<int64_t>& slots, const std::vector<int64_t>& k);

@@ -1,9 +1,11 @@
 // megabyte_rows.cpp — MEGABYTE's row decoding (model.h, rows_feed): every row at its own byte position.
-// One call advances its rows one position at a time; at each position the global model steps only for the
-// rows whose next byte starts a patch (each at its own patch index), then the local model steps for every row
-// at its own position in its patch. The paper's main-text model only (the variants decode with feed()).
-// Shapes: S rows in the caches, R rows in a call, G rows stepping the global model, P patch size,
-// T context, D_G global width per byte, D_L local width.
+// A call advances its rows by segments, the positions of a row that lie in one patch: for each segment the
+// global model steps only for the rows whose segment opens a patch (each at its own patch index), then the
+// local model runs every row's segment at once, from its own position in its patch. A decoding byte is a
+// segment of one; a prompt chunk costs one call per patch it touches. The paper's main-text model only (the
+// variants decode with feed()).
+// Shapes: S rows in the caches, R rows in a call, G rows stepping the global model, n entries per segment,
+// P patch size, T context, D_G global width per byte, D_L local width.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -15,7 +17,7 @@
 namespace bytelm {
 
 namespace {
-constexpr int64_t kStartEntry = -1;  // rows_position(): restart the row
+constexpr int64_t kStartEntry = -1;  // rows_segment(): restart the row
 
 torch::Tensor longs(const std::vector<int64_t>& v, const torch::Device& device) {
   return torch::from_blob(const_cast<int64_t*>(v.data()), {int64_t(v.size())}, torch::kLong)
@@ -48,78 +50,93 @@ void MegabyteImpl::rows_global(const std::vector<int64_t>& slots, const std::vec
   patch_ctx_.index_copy_(0, rows, ctx.to(patch_ctx_.scalar_type()));
 }
 
-torch::Tensor MegabyteImpl::rows_position(const std::vector<int64_t>& slots, const std::vector<int64_t>& entries) {
+torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
+                                         const std::vector<std::vector<int64_t>>& segments) {
   const int64_t R = int64_t(slots.size()), P = cfg_.patch_size, T = cfg_.context, DL = cfg_.local.width;
   const auto dev = head->weight.device();
-  std::vector<int64_t> wrow, wpos, wbyte, gslots, gk;
-  std::vector<int64_t> next(static_cast<size_t>(R));
+  std::vector<int64_t> wrow, wpos, wbyte, gslots, gk, first(static_cast<size_t>(R)), counts;
+  size_t n = 1;
   for (int64_t r = 0; r < R; ++r) {
     int64_t& decoded = row_decoded_[size_t(slots[r])];
-    if (entries[r] == kStartEntry) {
-      decoded = 0;
-    } else {
-      wrow.push_back(slots[r]);
-      wpos.push_back(decoded);
-      wbyte.push_back(entries[r]);
-      ++decoded;
+    for (size_t j = 0; j < segments[r].size(); ++j) {
+      const int64_t e = segments[r][j];
+      if (e == kStartEntry) {
+        decoded = 0;
+      } else {
+        wrow.push_back(slots[r]);
+        wpos.push_back(decoded);
+        wbyte.push_back(e);
+        ++decoded;
+      }
+      if (j == 0) first[r] = decoded;  // the position the segment's first entry predicts
     }
-    next[r] = decoded;  // the position whose logits this call produces
-    if (decoded % P == 0) {
+    counts.push_back(int64_t(segments[r].size()));
+    if (first[r] % P == 0) {  // the segment starts patch k: the global model steps first
       gslots.push_back(slots[r]);
-      gk.push_back(decoded / P);
+      gk.push_back(first[r] / P);
     }
+    n = std::max(n, segments[r].size());
   }
   if (!wrow.empty()) history_.index_put_({longs(wrow, dev), longs(wpos, dev)}, longs(wbyte, dev));
   if (!gslots.empty()) rows_global(gslots, gk);
-  // Local input at position p of a patch: its slice of the patch context + the previous byte's embedding
-  // (the pad at p = 0).
-  std::vector<int64_t> ctx_at, prev_at, p, first;
+  // Local input at position q (p = q mod P in its patch): the patch context's slice p + the embedding of
+  // byte q - 1 (the pad at p = 0). Padding entries repeat the segment's last position.
+  std::vector<int64_t> ctx_at, prev_at, pad_at, p0, last;
   for (int64_t r = 0; r < R; ++r) {
-    p.push_back(next[r] % P);
-    ctx_at.push_back(slots[r] * P + p.back());
-    prev_at.push_back(slots[r] * T + std::max<int64_t>(0, next[r] - 1));
-    first.push_back(p.back() == 0);
+    p0.push_back(first[r] % P);
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t q = first[r] + int64_t(std::min(i, size_t(counts[r] - 1)));
+      ctx_at.push_back(slots[r] * P + q % P);
+      prev_at.push_back(slots[r] * T + std::max<int64_t>(0, q - 1));
+      pad_at.push_back(q % P == 0);
+    }
+    last.push_back(r * int64_t(n) + counts[r] - 1);
   }
-  auto ctx = patch_ctx_.view({-1, DL}).index_select(0, longs(ctx_at, dev));           // (R, D_L)
-  auto prev = local_embed(history_.view({-1}).index_select(0, longs(prev_at, dev)));  // (R, D_L)
-  prev = torch::where(longs(first, dev).view({R, 1}).to(torch::kBool), local_pad.view({1, DL}).to(prev.scalar_type()),
-                      prev);
-  auto rb = make_row_batch(slots, history_.size(0), p, std::vector<int64_t>(size_t(R), 1), 1, P, dev);
-  auto y = local_model->rows((ctx + prev).view({R, 1, DL}), rb, local_caches_);  // (R, 1, D_L)
-  return project(head, y).view({R, kByteVocab});
+  const int64_t N = int64_t(n);
+  auto ctx = patch_ctx_.view({-1, DL}).index_select(0, longs(ctx_at, dev));           // (R*n, D_L)
+  auto prev = local_embed(history_.view({-1}).index_select(0, longs(prev_at, dev)));  // (R*n, D_L)
+  prev = torch::where(longs(pad_at, dev).view({R * N, 1}).to(torch::kBool),
+                      local_pad.view({1, DL}).to(prev.scalar_type()), prev);
+  auto rb = make_row_batch(slots, history_.size(0), p0, counts, N, P, dev);
+  auto y = local_model->rows((ctx + prev).view({R, N, DL}), rb, local_caches_);  // (R, n, D_L)
+  auto out = N == 1 ? y.view({R, DL}) : y.reshape({R * N, DL}).index_select(0, longs(last, dev));
+  return project(head, out);  // (R, 256) for each segment's last position
 }
 
 torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds) {
   check_row_feeds(feeds, cfg_.context - 1, "bytes");
-  const int64_t R = int64_t(feeds.size());
-  // Row r's entries: the restart (if any), then its bytes; one call of rows_position() per entry index.
-  std::vector<std::vector<int64_t>> entries(static_cast<size_t>(R));
-  size_t longest = 0;
+  const int64_t R = int64_t(feeds.size()), P = cfg_.patch_size;
+  // Row r's entries (the restart if any, then its bytes) cut into segments inside one patch each: a segment
+  // starts at each position that opens a patch. Call i of rows_segment() takes every row's segment i.
+  std::vector<std::vector<std::vector<int64_t>>> segments(static_cast<size_t>(R));
+  size_t most = 0;
   for (int64_t r = 0; r < R; ++r) {
-    if (feeds[r].restart) entries[r].push_back(kStartEntry);
+    int64_t q = feeds[r].restart ? -1 : row_decoded_[size_t(feeds[r].slot)];  // the position before the next
+    auto add = [&](int64_t entry, int64_t position) {
+      if (segments[r].empty() || position % P == 0) segments[r].emplace_back();
+      segments[r].back().push_back(entry);
+    };
+    if (feeds[r].restart) add(kStartEntry, ++q);
     for (int64_t b : feeds[r].ids) {
       if (b < 0 || b >= kByteVocab) throw Error("row decoding: byte " + std::to_string(b) + " is out of range");
-      entries[r].push_back(b);
+      add(b, ++q);
     }
-    longest = std::max(longest, entries[r].size());
-  }
-  if (longest == 1) {  // one entry per row (decoding): the logits are already in the feeds' order
-    std::vector<int64_t> slots, now;
-    for (int64_t r = 0; r < R; ++r) slots.push_back(feeds[r].slot), now.push_back(entries[r][0]);
-    return rows_position(slots, now);
+    most = std::max(most, segments[r].size());
   }
   std::vector<torch::Tensor> last(static_cast<size_t>(R));
-  for (size_t i = 0; i < longest; ++i) {
-    std::vector<int64_t> slots, now, which;
+  for (size_t i = 0; i < most; ++i) {
+    std::vector<int64_t> slots, which;
+    std::vector<std::vector<int64_t>> now;
     for (int64_t r = 0; r < R; ++r)
-      if (i < entries[r].size()) {
+      if (i < segments[r].size()) {
         slots.push_back(feeds[r].slot);
-        now.push_back(entries[r][i]);
+        now.push_back(segments[r][i]);
         which.push_back(r);
       }
-    auto logits = rows_position(slots, now);  // (rows with an entry i, 256)
+    auto logits = rows_segment(slots, now);  // (rows with a segment i, 256)
+    if (most == 1) return logits;            // one call: already in the feeds' order
     for (size_t j = 0; j < which.size(); ++j)
-      if (i + 1 == entries[which[j]].size()) last[which[j]] = logits[int64_t(j)];
+      if (i + 1 == segments[which[j]].size()) last[which[j]] = logits[int64_t(j)];
   }
   return torch::stack(last);  // (R, 256)
 }
