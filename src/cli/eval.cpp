@@ -156,9 +156,7 @@ int run(const EvalOptions& opt) {
   }
   if (opt.strided && model->fixed_patch_size() == 0)
     throw Error("--strided is MEGABYTE's strided inference; this checkpoint is a " + model->config().model + " model");
-  if (tokens && opt.stride > 0)
-    throw Error("--stride: sliding windows are for byte models (the BPE baseline scores consecutive token windows)");
-  auto files = tokens ? score_token_files(*model, *tokens, split, opt.batch, opt.device, bf16, progress)
+  auto files = tokens ? score_token_files(*model, *tokens, split, opt.batch, opt.device, bf16, progress, opt.stride)
                       : score_files(*model, corpus, split, opt.batch, opt.device, bf16, progress, opt.stride,
                                     opt.strided, opt.strided_keep == "late");
   if (tty) std::fprintf(stderr, "\n");
@@ -190,8 +188,8 @@ Command add_eval(CLI::App& app) {
   e->add_option("--val-fraction", o->val_fraction, "With --split: the held-out tail fraction (default: the run's)");
   e->add_option("--batch", o->batch, "Context windows per forward pass");
   e->add_option("--stride", o->stride,
-                "Sliding windows: move each window by S bytes and score its last S, so bytes past the first window "
-                "see >= context - S bytes of context (0 = consecutive windows)");
+                "Sliding windows: move each window by S bytes (tokens, for the BPE baseline) and score its last S, so "
+                "those past the first window see >= context - S of context (0 = consecutive windows)");
   e->add_flag("--strided", o->strided,
               "MEGABYTE: a second pass offset by P/2 bytes, keeping each byte's prediction from the earlier "
               "position in its patch (2x cost; combines with --stride) (default: off)");

@@ -49,34 +49,7 @@ double score_bytes(LanguageModelImpl& model, const uint8_t* data, int64_t n, int
 
 double score_bytes_sliding(LanguageModelImpl& model, const uint8_t* data, int64_t n, int64_t stride, int64_t batch,
                            const std::string& device, bool bf16) {
-  const int64_t T = model.config().context;
-  if (stride < 1 || stride > T) throw Error("--stride must be in [1, " + std::to_string(T) + "] (the context)");
-  if (n <= T) return score_bytes(model, data, n, batch, device, bf16);
-  // Windows (start, first byte it scores): the first scores all T bytes, each later one the `stride` bytes
-  // after those already scored, ending where they end (the last may overlap more).
-  std::vector<std::pair<int64_t, int64_t>> windows{{0, 0}};
-  for (int64_t done = T; done < n;) {
-    const int64_t end = std::min(done + stride, n);
-    windows.emplace_back(end - T, done);
-    done = end;
-  }
-  torch::NoGradGuard no_grad;
-  AutocastScope autocast(torch::Device(device), bf16);
-  double total = 0;
-  for (size_t w = 0; w < windows.size(); w += size_t(batch)) {
-    const int64_t rows = std::min<int64_t>(batch, int64_t(windows.size() - w));
-    std::vector<uint8_t> buf(size_t(rows * T));
-    auto keep = torch::zeros({rows, T}, torch::kBool);  // (rows, T): the bytes this window scores
-    for (int64_t r = 0; r < rows; ++r) {
-      const auto [start, first] = windows[w + size_t(r)];
-      std::copy(data + start, data + start + T, buf.begin() + r * T);
-      keep[r].narrow(0, first - start, T - (first - start)).fill_(true);
-    }
-    auto x = torch::from_blob(buf.data(), {rows, T}, torch::kUInt8).to(device, torch::kLong);
-    auto nll = window_nll(model, x);  // (rows, T)
-    total += nll.masked_select(keep.to(nll.device())).sum().item<double>();
-  }
-  return total;
+  return score_sliding_array(model, data, n, stride, batch, device, bf16);
 }
 
 double validation_bpb(LanguageModelImpl& model, const Corpus& corpus, int64_t batch, int64_t eval_batches,

@@ -13,20 +13,21 @@
 namespace bytelm {
 
 double score_tokens(LanguageModelImpl& model, const int32_t* ids, int64_t n, int64_t batch, const std::string& device,
-                    bool bf16) {
+                    bool bf16, int64_t stride) {
+  if (stride > 0) return score_sliding_array(model, ids, n, stride, batch, device, bf16);
   return score_id_array(model, ids, n, batch, device, bf16);
 }
 
 std::vector<FileScore> score_token_files(LanguageModelImpl& model, const TokenCorpus& corpus, Split split,
                                          int64_t batch, const std::string& device, bool bf16,
-                                         const std::function<void(int64_t, int64_t)>& progress) {
+                                         const std::function<void(int64_t, int64_t)>& progress, int64_t stride) {
   std::vector<FileScore> out;
   const auto& ids = corpus.ids(split);
   int64_t done = 0;
   for (const auto& f : corpus.files(split)) {
     if (f.bytes == 0) continue;
     const int64_t n = f.end - f.begin;
-    out.push_back({f.path, f.bytes, score_tokens(model, ids.data() + f.begin, n, batch, device, bf16), n});
+    out.push_back({f.path, f.bytes, score_tokens(model, ids.data() + f.begin, n, batch, device, bf16, stride), n});
     done += f.bytes;
     if (progress) progress(done, corpus.bytes(split));
   }

@@ -61,7 +61,8 @@ double score_text(LanguageModelImpl& model, const Tokenizer* tokenizer, const st
   if (tokenizer) {
     const auto ids = encode_chunked(*tokenizer, bytes);
     if (tokens) *tokens = int64_t(ids.size());
-    return score_tokens(model, ids.data(), int64_t(ids.size()), batch, "cpu");
+    const bool sliding = stride > 0 && stride < model.config().context;
+    return score_tokens(model, ids.data(), int64_t(ids.size()), batch, "cpu", false, sliding ? stride : 0);
   }
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   const int64_t n = int64_t(bytes.size()), T = model.config().context;

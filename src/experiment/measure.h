@@ -22,10 +22,10 @@ namespace bytelm::experiment {
 // models and the compressors are scored on exactly these bytes.
 std::string held_out_bytes(const Corpus& corpus, int64_t max_bytes);
 
-// Cross-entropy in nats of every byte of `bytes`. Byte models: sliding windows moved by `stride` bytes
-// (stride = T: consecutive windows). The BPE baseline (tokenizer given): the bytes are encoded (cut at
-// whitespace into pieces of <= 4 KB, which gives the same tokens faster) and scored in consecutive token
-// windows; *tokens gets the token count.
+// Cross-entropy in nats of every byte of `bytes`: sliding windows moved by `stride` ids (stride = T:
+// consecutive windows), bytes for byte models; the BPE baseline (tokenizer given) encodes the bytes (cut at
+// whitespace into pieces of <= 4 KB, which gives the same tokens faster) and slides over tokens, so every
+// model is scored with the same protocol; *tokens gets the token count.
 double score_text(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::string& bytes, int64_t stride,
                   int64_t batch, int64_t* tokens = nullptr);
 

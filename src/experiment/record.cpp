@@ -102,6 +102,21 @@ json threshold_sweep(BltImpl& blt, const PlanRun& run, const std::string& bytes,
   return rows;
 }
 
+// BLT's latent global transformer ablated at evaluation (BltImpl::GlobalAblation): held-out bpb with the
+// global model skipped (patch queries straight to the decoder) and zeroed (no patch information at all),
+// beside the intact model's: how much of the prediction the global model and patching carry.
+json global_ablation(BltImpl& blt, const std::string& bytes, int64_t stride, int64_t batch) {
+  json out;
+  const double n = double(bytes.size()) * std::log(2.0);
+  for (const auto& [name, mode] : {std::pair{"skipped_bpb", BltImpl::GlobalAblation::kSkip},
+                                   std::pair{"zeroed_bpb", BltImpl::GlobalAblation::kZero}}) {
+    blt.set_global_ablation(mode);
+    out[name] = score_text(blt, nullptr, bytes, stride, batch) / n;
+  }
+  blt.set_global_ablation(BltImpl::GlobalAblation::kNone);
+  return out;
+}
+
 }  // namespace
 
 json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained, const RunnerOptions& opt) {
@@ -113,7 +128,8 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   Corpus corpus(plan.datasets.at(run.data), plan.val_fraction);
   const std::string bytes = held_out_bytes(corpus, plan.eval.max_bytes);
   const int64_t T = cfg.context;
-  const int64_t stride = bpe ? T : std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));
+  // One protocol for every model: sliding windows moved by stride_fraction of the context (tokens for BPE).
+  const int64_t stride = std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));
 
   json rec{{"name", run.name},           {"model", cfg.model},
            {"data", run.data},           {"data_paths", plan.datasets.at(run.data)},
@@ -130,7 +146,8 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   json ev{{"bytes", int64_t(bytes.size())},
           {"bpb", nats / std::log(2.0) / double(bytes.size())},
           {"stride", stride},
-          {"sliding", !bpe && stride < T},
+          {"sliding", stride < T},
+          {"stride_unit", bpe ? "tokens" : "bytes"},
           {"seconds", seconds_since(t0)}};
   if (bpe) {
     ev["tokens"] = tokens;
@@ -145,6 +162,7 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   if (blt) {
     rec["sweep"] = threshold_sweep(*blt, run, bytes, stride, plan.eval.batch);
     rec["patches"] = blt_patch_stats(*blt, bytes);  // at the trained threshold; sets the FLOPs' patch size
+    rec["global_ablation"] = global_ablation(*blt, bytes, stride, plan.eval.batch);
   } else if (model->fixed_patch_size() > 0) {
     rec["patches"] = {{"mode", "static"}, {"mean_bytes_per_patch", model->fixed_patch_size()}};
   } else if (model->learns_patches()) {

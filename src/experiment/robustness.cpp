@@ -210,7 +210,7 @@ void run_robustness(const Plan& plan, const RunnerOptions& opt) {
     if (model->reads_tokens())
       tok = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(dir + "/train", model->config().vocab_size));
     const int64_t T = model->config().context;
-    const int64_t stride = tok ? T : std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));
+    const int64_t stride = std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));
     auto bpb = [&](const std::string& text) {
       return score_text(*model, tok.get(), text, stride, plan.eval.batch) / std::log(2.0) / double(text.size());
     };

@@ -136,7 +136,7 @@ bool train_run(const Plan& plan, const PlanRun& run, const RunnerOptions& opt, T
     t.accum = run.train.accum;
     t.lr = run.train.lr;
     t.min_lr_ratio = run.train.min_lr_ratio;
-    t.warmup = std::min(run.train.warmup, trained->steps / 2);
+    t.warmup = std::min(run.train.warmup, trained->steps / 10);  // at most 10% of a (short) schedule warms up
     t.weight_decay = run.train.weight_decay;
     t.clip = run.train.clip;
     t.seed = run.seed;

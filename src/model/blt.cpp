@@ -169,7 +169,18 @@ torch::Tensor BltImpl::forward(const torch::Tensor& bytes) {
   auto g_in = patch_inputs(pooled, h, patch_groups.first, patch_groups.second);
 
   // Latent global transformer over patches (causal).
-  auto g = model->global_transformer->forward(g_in);  // (B, K, D_g)
+  torch::Tensor g;  // (B, K, D_g)
+  switch (global_ablation_) {
+    case GlobalAblation::kNone:
+      g = model->global_transformer->forward(g_in);
+      break;
+    case GlobalAblation::kSkip:
+      g = g_in;
+      break;
+    case GlobalAblation::kZero:
+      g = torch::zeros_like(g_in);
+      break;
+  }
 
   // Local decoder: bytes attend to the k vectors of their global state.
   auto kv = decoder_kv(g);                                                       // (B, K*k, D_d)

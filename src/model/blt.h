@@ -97,6 +97,12 @@ class BltImpl : public LanguageModelImpl {
   // FLOPs accounting uses this mean patch size (bytes per patch); set it from a measurement.
   void set_mean_patch_size(double bytes) { mean_patch_size_ = bytes; }
   double mean_patch_size() const { return mean_patch_size_; }
+  // An evaluation ablation of the latent global transformer in the full forward pass (not in cached
+  // decoding, not in training): kSkip hands the global model's inputs (the pooled patch queries) straight
+  // to the decoder, so patches still carry the encoder's summary but no patch sees another; kZero hands it
+  // zeros, so the decoder learns nothing from patches and only the local encoder-decoder path predicts.
+  enum class GlobalAblation { kNone, kSkip, kZero };
+  void set_global_ablation(GlobalAblation a) { global_ablation_ = a; }
   // Mean bytes per patch over the sequences in `bytes` (B, T).
   double measure_patch_size(const torch::Tensor& bytes);
   // The mean bytes per patch of the sequences the forward passes saw in training mode since the last call
@@ -159,6 +165,7 @@ class BltImpl : public LanguageModelImpl {
   // hash rows (1, 1, R), 0..k-1 (1, 1, k), 0..capacity-1; and the entropy output (1).
   torch::Tensor in_id_, t_, start_, gpos_, in_rows_, k_index_, positions_, entropy_out_;
   int static_phase_ = 0;  // 1: after static_prepare, 2: the rest of the step handed out
+  GlobalAblation global_ablation_ = GlobalAblation::kNone;
 };
 
 // The patching rule of a config (blt_patching.cpp).

@@ -72,6 +72,9 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
     const double budget = run_entry["budget"],
                  planned = tr.contains("planned_flops") ? tr["planned_flops"] : tr["flops"];
     EXPECT_NEAR(planned, budget, budget / double(tr["steps"].get<int64_t>()) / 2 + 1) << name;
+    // Warm-up is at most 10% of the steps, whatever the plan asks.
+    const json trainer = json::parse(slurp(out + "/runs/" + name + "/train/trainer.json"));
+    EXPECT_LE(trainer["warmup"].get<int64_t>() * 10, trainer["steps"].get<int64_t>()) << name;
     EXPECT_GT(rec["eval"]["bpb"].get<double>(), 0.5) << name;
     EXPECT_LT(rec["eval"]["bpb"].get<double>(), 8.5) << name;
     EXPECT_EQ(rec["seed"], 1234);
@@ -79,10 +82,18 @@ TEST_F(Cli, ExperimentQuickPlanEndToEnd) {
     EXPECT_GT(rec["flops"]["forward_per_byte"].get<double>(), 0) << name;
     EXPECT_FALSE(rec["training"]["curve"].empty()) << name;
   }
-  // Byte models were scored with sliding windows; BPE over tokens; BLT with and without its entropy model.
+  // Every model was scored with sliding windows (BPE over tokens); BLT with and without its entropy model,
+  // and with its global model skipped and zeroed.
   EXPECT_TRUE(record(out, "tf")["eval"]["sliding"].get<bool>());
-  EXPECT_GT(record(out, "bpe")["eval"]["bytes_per_token"].get<double>(), 1.0);
+  const json bpe = record(out, "bpe");
+  EXPECT_GT(bpe["eval"]["bytes_per_token"].get<double>(), 1.0);
+  EXPECT_TRUE(bpe["eval"]["sliding"].get<bool>());
+  EXPECT_EQ(bpe["eval"]["stride_unit"], "tokens");
   const json blt = record(out, "blt_entropy");
+  for (const char* key : {"skipped_bpb", "zeroed_bpb"}) {
+    EXPECT_GT(blt["global_ablation"][key].get<double>(), 0.5) << key;
+    EXPECT_NE(blt["global_ablation"][key].get<double>(), blt["eval"]["bpb"].get<double>()) << key;
+  }
   EXPECT_GT(blt["flops"]["entropy_model_per_byte"].get<double>(), 0);
   EXPECT_GT(blt["flops"]["with_entropy_model_per_byte"].get<double>(), blt["flops"]["forward_per_byte"].get<double>());
   EXPECT_NEAR(blt["patches"]["mean_bytes_per_patch"].get<double>(), 3.0, 1.5);

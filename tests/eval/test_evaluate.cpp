@@ -10,6 +10,7 @@
 
 #include "data/corpus.h"
 #include "eval/evaluate.h"
+#include "eval/token_evaluate.h"
 #include "model/config.h"
 #include "model/factory.h"
 #include "model/model.h"
@@ -97,6 +98,32 @@ TEST_P(Scoring, SlidingWindowsMatchTheSlowReference) {
   EXPECT_THROW(score_bytes_sliding(*model, data, n, T + 1, 3, "cpu"), std::exception);
   // With a stride of T on a multiple of T, sliding equals consecutive windows.
   EXPECT_NEAR(score_bytes_sliding(*model, data, 2 * T, T, 3, "cpu"), score_bytes(*model, data, 2 * T, 3, "cpu"), 1e-3);
+}
+
+// The BPE baseline scored with the byte models' protocol: sliding windows over token ids against the same
+// one-token-at-a-time reference; a stride of T is score_tokens' consecutive windows.
+TEST(TokenScoring, SlidingWindowsOverTokensMatchTheSlowReference) {
+  torch::manual_seed(5);
+  auto model = make_model(load_config("tiny", "bpe"));
+  model->eval();
+  const int64_t T = model->config().context, n = 2 * T + 7, V = model->config().vocab_size;
+  std::vector<int32_t> ids;
+  for (int64_t i = 0; i < n; ++i) ids.push_back(int32_t((i * 13 + i / 5) % V));
+  torch::NoGradGuard no_grad;
+  for (int64_t stride : {int64_t(3), T / 2}) {
+    double reference = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t end = i < T ? T : std::min(n, T + (i + 1 - T + stride - 1) / stride * stride);
+      auto x = torch::empty({1, T}, torch::kLong);
+      for (int64_t t = 0; t < T; ++t) x[0][t] = int64_t(ids[size_t(end - T + t)]);
+      auto logp = torch::log_softmax(model->forward(x).to(torch::kFloat64), -1);
+      reference -= logp[0][i - (end - T)][int64_t(ids[size_t(i)]) + model->vocab_offset()].item<double>();
+    }
+    EXPECT_NEAR(score_tokens(*model, ids.data(), n, 3, "cpu", false, stride), reference, 1e-3) << "stride " << stride;
+  }
+  EXPECT_NEAR(score_tokens(*model, ids.data(), 2 * T, 3, "cpu", false, T),
+              score_tokens(*model, ids.data(), 2 * T, 3, "cpu"), 1e-3);
+  EXPECT_THROW(score_tokens(*model, ids.data(), n, 3, "cpu", false, T + 1), std::exception);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModels, Scoring, ::testing::Values("transformer", "megabyte", "entropy", "blt"));

@@ -117,6 +117,31 @@ TEST_P(Blt, CachedMatchesUncached) {
 
 INSTANTIATE_TEST_SUITE_P(Rules, Blt, ::testing::Values("entropy", "static", "space", "byte"));
 
+// The evaluation ablations of the global model: skipping it equals a global model whose blocks add nothing
+// (output projections zeroed: each residual block is then the identity, and it has no final norm); zeroing
+// it makes the logits independent of every global weight, the input projection included.
+TEST(BltGlobalAblation, SkipIsAnIdentityGlobalModelAndZeroIgnoresIt) {
+  auto x = text_bytes(2, 64, 11);
+  auto model = tiny_blt("space", x);
+  torch::NoGradGuard no_grad;
+  model->set_global_ablation(BltImpl::GlobalAblation::kSkip);
+  const auto skipped = model->forward(x);
+  model->set_global_ablation(BltImpl::GlobalAblation::kZero);
+  const auto zeroed = model->forward(x);
+  model->set_global_ablation(BltImpl::GlobalAblation::kNone);
+  const auto intact = model->forward(x);
+  EXPECT_GT((intact - skipped).abs().max().item<double>(), 1e-4);
+  EXPECT_GT((skipped - zeroed).abs().max().item<double>(), 1e-4);
+  for (auto& p : model->model->global_transformer->named_parameters()) {
+    const bool output = p.key().find("o_proj") != std::string::npos || p.key().find("down_proj") != std::string::npos;
+    if (output) p.value().zero_();
+  }
+  EXPECT_TRUE(torch::allclose(model->forward(x), skipped, 1e-5, 1e-6));
+  for (auto& p : model->model->global_transformer->parameters()) p.add_(torch::randn_like(p));
+  model->set_global_ablation(BltImpl::GlobalAblation::kZero);
+  EXPECT_TRUE(torch::equal(model->forward(x), zeroed));
+}
+
 TEST(BltLayout, HuggingFaceRoundTrip) {
   auto dir = (fs::temp_directory_path() / ("bytelm_blt_" + std::to_string(getpid()))).string();
   fs::remove_all(dir);
