@@ -25,6 +25,10 @@ Command add_experiment(CLI::App& app) {
                   "Stop a run's training after this step with a checkpoint (0 = off); rerun to continue");
   run->add_option("--only", ro->only, "Run only these runs (names)")->expected(1, -1);
   run->add_option("--threads", ro->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  run->add_option("--device", ro->device, "Where runs train, are scored and generate: cpu | cuda | cuda:N");
+  run->add_option("--precision", ro->precision,
+                  "Training precision: fp32 | bf16 | auto (bf16 on CUDA); scoring is fp32")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
   run->add_flag("--retime", ro->retime,
                 "Train nothing: measure the generation speed of the done runs again (e.g. on a quiet machine)");
 

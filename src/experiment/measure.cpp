@@ -54,6 +54,10 @@ std::vector<int32_t> encode_chunked(const Tokenizer& tokenizer, const std::strin
   return ids;
 }
 
+std::string device_of(const LanguageModelImpl& model) {
+  return const_cast<LanguageModelImpl&>(model).parameters().front().device().str();
+}
+
 double score_text(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::string& bytes, int64_t stride,
                   int64_t batch, int64_t* tokens) {
   torch::NoGradGuard no_grad;
@@ -62,12 +66,12 @@ double score_text(LanguageModelImpl& model, const Tokenizer* tokenizer, const st
     const auto ids = encode_chunked(*tokenizer, bytes);
     if (tokens) *tokens = int64_t(ids.size());
     const bool sliding = stride > 0 && stride < model.config().context;
-    return score_tokens(model, ids.data(), int64_t(ids.size()), batch, "cpu", false, sliding ? stride : 0);
+    return score_tokens(model, ids.data(), int64_t(ids.size()), batch, device_of(model), false, sliding ? stride : 0);
   }
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   const int64_t n = int64_t(bytes.size()), T = model.config().context;
-  if (stride <= 0 || stride >= T) return score_bytes(model, data, n, batch, "cpu");
-  return score_bytes_sliding(model, data, n, stride, batch, "cpu");
+  if (stride <= 0 || stride >= T) return score_bytes(model, data, n, batch, device_of(model));
+  return score_bytes_sliding(model, data, n, stride, batch, device_of(model));
 }
 
 json flops_json(const LanguageModelImpl& model) {
@@ -101,7 +105,8 @@ json blt_patch_stats(BltImpl& blt, const std::string& bytes) {
   torch::NoGradGuard no_grad;
   const int64_t T = blt.config().context, rows = std::max<int64_t>(1, int64_t(bytes.size()) / T);
   if (int64_t(bytes.size()) < T) throw Error("too few held-out bytes for one window of the BLT's context");
-  auto buf = torch::from_blob(const_cast<char*>(bytes.data()), {rows, T}, torch::kUInt8).to(torch::kLong);
+  auto buf =
+      torch::from_blob(const_cast<char*>(bytes.data()), {rows, T}, torch::kUInt8).to(device_of(blt), torch::kLong);
   auto ids = torch::cat({torch::full({rows, 1}, blt::kBos, buf.options()), buf + blt::kByteOffset}, 1);
   std::vector<int64_t> hist(17, 0);  // lengths 1..16, the last bin holds >= 16
   double sum = 0, sum2 = 0, count = 0, mean_sum = 0;
@@ -156,6 +161,7 @@ double generation_bytes_per_s(LanguageModelImpl& model, const Tokenizer* tokeniz
   opt.max_bytes = n;
   opt.seed = seed;
   opt.decode = "dynamic";
+  opt.device = device_of(model);
   const auto t0 = std::chrono::steady_clock::now();
   const std::string out =
       tokenizer ? generate_tokens(model, *tokenizer, opt, [](uint8_t) {}) : generate(model, opt, [](uint8_t) {});

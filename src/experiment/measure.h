@@ -29,6 +29,9 @@ std::string held_out_bytes(const Corpus& corpus, int64_t max_bytes);
 double score_text(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::string& bytes, int64_t stride,
                   int64_t batch, int64_t* tokens = nullptr);
 
+// The device the model's weights are on ("cpu", "cuda:0", ...): where its inputs go.
+std::string device_of(const LanguageModelImpl& model);
+
 // The encoding used by score_text (exposed for the CUTE-like tasks).
 std::vector<int32_t> encode_chunked(const Tokenizer& tokenizer, const std::string& bytes);
 

@@ -82,7 +82,7 @@ json threshold_sweep(BltImpl& blt, const PlanRun& run, const std::string& bytes,
   if (blt.config().patching.mode != "entropy" || run.sweep_bytes_per_patch.empty()) return rows;
   const PatchingConfig trained = blt.config().patching;
   const int64_t T = blt.config().context, n = std::min<int64_t>(8, int64_t(bytes.size()) / T);
-  auto x = torch::from_blob(const_cast<char*>(bytes.data()), {n, T}, torch::kUInt8).to(torch::kLong);
+  auto x = torch::from_blob(const_cast<char*>(bytes.data()), {n, T}, torch::kUInt8).to(device_of(blt), torch::kLong);
   for (double target : run.sweep_bytes_per_patch) {
     json row{{"target_bytes_per_patch", target}};
     try {
@@ -120,7 +120,7 @@ json global_ablation(BltImpl& blt, const std::string& bytes, int64_t stride, int
 }  // namespace
 
 json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained, const RunnerOptions& opt) {
-  auto model = load_for_inference(trained.dir, "cpu", opt.threads);
+  auto model = load_for_inference(trained.dir, opt.device, opt.threads);
   const ModelConfig cfg = model->config();
   const bool bpe = model->reads_tokens();
   std::unique_ptr<Tokenizer> tokenizer;
@@ -131,12 +131,18 @@ json make_record(const Plan& plan, const PlanRun& run, const TrainedRun& trained
   // One protocol for every model: sliding windows moved by stride_fraction of the context (tokens for BPE).
   const int64_t stride = std::max<int64_t>(1, std::llround(plan.eval.stride_fraction * double(T)));
 
-  json rec{{"name", run.name},           {"model", cfg.model},
-           {"data", run.data},           {"data_paths", plan.datasets.at(run.data)},
-           {"tags", run.tags},           {"entry", run.entry},
-           {"config", cfg.to_json()},    {"seed", run.seed},
-           {"plan", plan.name},          {"quick", opt.quick},
-           {"provenance", provenance()}, {"checkpoint", trained.dir}};
+  json rec{{"name", run.name},
+           {"model", cfg.model},
+           {"data", run.data},
+           {"data_paths", plan.datasets.at(run.data)},
+           {"tags", run.tags},
+           {"entry", run.entry},
+           {"config", cfg.to_json()},
+           {"seed", run.seed},
+           {"plan", plan.name},
+           {"quick", opt.quick},
+           {"provenance", provenance(opt.device)},
+           {"checkpoint", trained.dir}};
   if (!run.entropy_model.empty()) rec["entropy_model"] = run.entropy_model;
 
   // Held-out bits per byte.
@@ -225,7 +231,7 @@ json generation_fields(const Plan& plan, const LanguageModelImpl& model, const s
           {"samples", s.samples},
           {"bytes_per_s_samples", samples},  // in timing order (retimed: one per round)
           {"seconds_per_8kb", s.median > 0 ? 8192.0 / s.median : 0},
-          {"provenance", provenance()}};
+          {"provenance", provenance(device_of(model))}};
 }
 
 }  // namespace
@@ -249,7 +255,7 @@ std::vector<json> retime_records(const Plan& plan, const std::vector<RetimeRun>&
   std::vector<Loaded> loaded(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) {
     const std::string dir = runs[i].dir + "/train";
-    loaded[i].model = load_for_inference(dir, "cpu", opt.threads);
+    loaded[i].model = load_for_inference(dir, opt.device, opt.threads);
     const ModelConfig cfg = loaded[i].model->config();
     if (loaded[i].model->reads_tokens())
       loaded[i].tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(dir, cfg.vocab_size));
@@ -262,7 +268,7 @@ std::vector<json> retime_records(const Plan& plan, const std::vector<RetimeRun>&
     for (size_t i = 0; i < runs.size(); ++i)
       loaded[i].samples.push_back(
           time_generation(plan, *runs[i].run, *loaded[i].model, loaded[i].tokenizer.get(), *loaded[i].held_out));
-  const json when = provenance();  // one for all: the report pairs runs timed in the same rounds by it
+  const json when = provenance(opt.device);  // one for all: the report pairs runs timed in the same rounds by it
   std::vector<json> out;
   for (size_t i = 0; i < runs.size(); ++i) {
     json rec = runs[i].record;

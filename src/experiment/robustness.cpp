@@ -162,6 +162,7 @@ json score_cute_task(LanguageModelImpl& model, const Tokenizer* tok, const std::
     nats += score_text(model, tok, q + a, T, 1) - score_text(model, tok, q, T, 1);
     answer_bytes += int64_t(a.size());
     GenerateOptions g;
+    g.device = device_of(model);
     g.prompt = q;
     g.temperature = 0;
     g.max_bytes = int64_t(a.size()) + 2;
@@ -205,7 +206,7 @@ void run_robustness(const Plan& plan, const RunnerOptions& opt) {
     if (!std::filesystem::exists(dir + "/record.json", ec)) continue;  // not trained yet (--only)
     const json key{{"entry", run->entry}, {"settings", settings}};
     if (std::filesystem::exists(path, ec) && json::parse(read_file(path)).value("key", json()) == key) continue;
-    auto model = load_for_inference(dir + "/train", "cpu", opt.threads);
+    auto model = load_for_inference(dir + "/train", opt.device, opt.threads);
     std::unique_ptr<Tokenizer> tok;
     if (model->reads_tokens())
       tok = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(dir + "/train", model->config().vocab_size));
@@ -214,7 +215,7 @@ void run_robustness(const Plan& plan, const RunnerOptions& opt) {
     auto bpb = [&](const std::string& text) {
       return score_text(*model, tok.get(), text, stride, plan.eval.batch) / std::log(2.0) / double(text.size());
     };
-    json out{{"name", name}, {"model", model->config().model}, {"key", key}, {"provenance", provenance()}};
+    json out{{"name", name}, {"model", model->config().model}, {"key", key}, {"provenance", provenance(opt.device)}};
     out["clean_bpb"] = bpb(clean);
     json noised = json::array();
     for (const auto& kind : r.noise) {

@@ -36,7 +36,7 @@ int64_t steps_for_budget(double budget, double train_flops_per_step) {
   return std::max<int64_t>(2, std::llround(budget / train_flops_per_step));
 }
 
-json provenance() {
+json provenance(const std::string& device) {
   std::string cpu = "unknown";
   std::ifstream info("/proc/cpuinfo");
   for (std::string line; std::getline(info, line);)
@@ -55,7 +55,7 @@ json provenance() {
               {"torch_threads", torch::get_num_threads()},
               {"load_average_1min", load},
               {"time_utc", when},
-              {"device", "cpu"}};
+              {"device", device}};
 }
 
 namespace {
@@ -121,6 +121,7 @@ bool train_run(const Plan& plan, const PlanRun& run, const RunnerOptions& opt, T
   TrainOptions t;
   t.out = trained->dir;
   t.threads = opt.threads;
+  t.device = opt.device;
   t.exit_after = opt.exit_after;
   const bool resume = file_exists(trained->dir + "/trainer.json");
   if (resume) {
@@ -140,6 +141,7 @@ bool train_run(const Plan& plan, const PlanRun& run, const RunnerOptions& opt, T
     t.weight_decay = run.train.weight_decay;
     t.clip = run.train.clip;
     t.seed = run.seed;
+    t.precision = opt.precision;
     t.val_fraction = plan.val_fraction;
     t.eval_every = std::max<int64_t>(1, trained->steps / run.train.eval_points);
     t.eval_batches = run.train.eval_batches;
