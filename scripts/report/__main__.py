@@ -6,7 +6,8 @@ SOURCE is the results.json that src/experiment/report.cpp gathers, or an experim
 spread sets the noise band (noise.py) and their MEGABYTE-vs-Transformer pairs give that claim over seeds.
 --samples copies the pictures and sounds of a directory into OUT_DIR/samples and shows them.
 Writes OUT_DIR/README.md and OUT_DIR/index.html (self-contained apart from the PNGs and samples beside it):
-a summary table first (claim, the paper's number, ours, verdict, distance to the paper's scale), then the
+a summary table first (claim, the paper's number, ours, verdict, distance to the paper's scale) with the
+gaps per finding and, where a comparison was measured at several budgets, its gap against the budget, then the
 findings with their caveats (caveats.py), BLT's training FLOPs with its entropy model, the figures (plots.py)
 and the tables (tables.py). Every number comes from a record.
 """
@@ -25,14 +26,16 @@ from .records import attach_from_source, gather, steps_and_warmup
 from .summary import rows as summary_rows, scale_lines
 
 
+BPE_FLAG = ("flag 'BPE: other eval protocol': BPE is scored over non-overlapping token windows, the byte models "
+            "with sliding windows (stride half the context), which gives each scored byte more context and favours "
+            "the byte models; re-scoring BPE the same way needs its checkpoint, which is not in the records")
+SUMMARY_PICS = ("gaps.png", "gap_vs_budget.png")  # shown under the summary table, not among the figures
 FLAGS = ["flag 'warm-up > 10%': a run warmed up for more than 10% of its steps (trainer.json; the share per run "
          "is in the schedules table), so it spent much of a short schedule at a low learning rate; every verdict "
          "using it carries the flag (generation speed excepted)",
          "flag 'undertrained': a run scores worse than every general-purpose compressor on its data while the "
          "run it is compared with does not",
-         "flag 'BPE: other eval protocol': BPE is scored over non-overlapping token windows, the byte models "
-         "with sliding windows (stride half the context), which gives each scored byte more context and favours "
-         "the byte models; re-scoring BPE the same way needs its checkpoint, which is not in the records",
+         BPE_FLAG,
          "flag 'entropy model counted': BLT-entropy's budget with its entropy model's training and forward passes "
          "(see 'BLT's training FLOPs with its entropy model') no longer matches the other run's within 10%",
          "paper's scale / ours: the paper's training FLOPs and parameters over ours (the papers' sizes are "
@@ -97,6 +100,12 @@ def name(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def flag_notes(found):
+    """FLAGS, the BPE protocol's only where a finding carries it (newer records score BPE with sliding windows)."""
+    bpe = any("BPE: other eval protocol" in f["status"] for f in found)
+    return [x for x in FLAGS if x != BPE_FLAG or bpe]
+
+
 def left_open(found, res):
     """What the records cannot settle (needs training or evaluation again)."""
     flags = " ".join(f["status"] for f in found)
@@ -128,11 +137,11 @@ def sections(res, found, noise, pics, media, out_dir):
     doc = [("h2", "Findings"), ("h3", "Summary"),
            ("p", "Verdicts on the papers' claims. Ours: the claimed winner's lead (> 0: the claim holds; bpb unless "
                  "marked), with min..max over seeds where seeds exist. Noise band: " + noise.describe() + "."),
-           ("ul", FLAGS),
+           ("ul", flag_notes(found)),
            ("table", T.table(["claim", "paper", "ours", "verdict", "flags", "paper's scale / ours"],
                              summary_rows(found))),
            ("h3", "Distance to the papers' scale"), ("ul", scale_lines(res))]
-    doc += [("img", n, c) for n, c in pics if n == "gaps.png"]
+    doc += [("img", n, c) for p in SUMMARY_PICS for n, c in pics if n == p]
     doc += [("h3", "Each finding, with its numbers"), ("findings", found)]
     if acct:
         doc += [("h2", "BLT's training FLOPs with its entropy model"),
@@ -140,7 +149,7 @@ def sections(res, found, noise, pics, media, out_dir):
                       "over every byte BLT trains on (its forward FLOPs per byte x the BLT run's bytes trained; "
                       "no backward pass). BLT's own count leaves both out."),
                 ("table", T.accounting_table(res))]
-    doc += [("h2", "Figures")] + [("img", n, c) for n, c in pics if n != "gaps.png"]
+    doc += [("h2", "Figures")] + [("img", n, c) for n, c in pics if n not in SUMMARY_PICS]
     if media:
         doc += [("h2", "Samples"), ("p", "Images: 8 held-out 16x16 images (left) and the model's completions of "
                                          "their bottom halves (right). Audio: 8 kHz, 8-bit; sampled at temperature 1.")]

@@ -2,13 +2,14 @@
 - warm-up: a run whose warm-up exceeds records.WARMUP_SHARE of its steps (trainer.json) spent much of a short
   schedule at a low learning rate; every verdict that uses it is flagged (generation speed excepted: it does
   not depend on training); a run worse than every compressor on its data is flagged as undertrained;
-- protocol: BPE is scored over non-overlapping token windows, byte models with sliding windows (each scored
-  byte sees at least context - stride bytes), which favours the byte models; every verdict with a BPE run says
-  so (protocol_line says it in full; re-scoring needs the checkpoints, which are not in the records);
+- protocol: older records score BPE over non-overlapping token windows (eval.sliding false), byte models with
+  sliding windows (each scored byte sees at least context - stride bytes), which favours the byte models; every
+  verdict with such a BPE run says so (protocol_line says it in full). Newer records score BPE with sliding
+  windows too (eval.sliding true, eval.stride_unit "tokens") and carry no such flag;
 - entropy model: BLT's entropy model is trained apart and runs over every byte BLT trains on; a comparison
   at equal training FLOPs that includes it is flagged when the totals no longer match (blt_accounting).
 """
-from .common import get, sci
+from .common import get, sci, seed
 from .records import steps_and_warmup, warmup_flag
 
 BUDGET_CLAIMS = {"BLT-space", "BLT-static", "BLT-BPE", "SB-small"}  # compared at equal training FLOPs
@@ -72,11 +73,17 @@ def undertrained(runs, compressors):
             for r, c, w in worse if w]
 
 
+def other_protocol(r):
+    """A BPE run scored over non-overlapping token windows (older records), unlike the byte models."""
+    return r["model"] == "bpe" and not get(r, "eval", "sliding")
+
+
 def entropy_flags(f, acct):
-    """Caveat lines and flags for a BLT run with an entropy model in a comparison at equal training FLOPs."""
+    """Caveat lines and flags for a BLT run with an entropy model in a comparison at equal training FLOPs (the
+    run it is compared with: the other run of its seed, for a finding over seeds)."""
     lines, flags = [], []
     for r in f["runs"]:
-        a, others = acct.get(r["name"]), [o for o in f["runs"] if o is not r]
+        a, others = acct.get(r["name"]), [o for o in f["runs"] if o is not r and seed(o) == seed(r)]
         if a and others:
             o = others[0]
             ratio = a["total"] / get(o, "training", "flops")
@@ -100,12 +107,12 @@ def apply(found, res):
         for name, line in undertrained(f["runs"], res.get("compressors", [])) if trained else []:
             f["caveats"].append(line)
             flags.append(f"undertrained: {name}")
-        if any(r["model"] == "bpe" for r in f["runs"]):
+        if any(other_protocol(r) for r in f["runs"]):
             flags.append("BPE: other eval protocol")
         if f.get("id") in BUDGET_CLAIMS:
             lines, fl = entropy_flags(f, acct)
             f["caveats"] += lines
             flags += fl
-        f["flags"] = flags
+        f["flags"] = flags = list(dict.fromkeys(flags))
         if flags:
             f["status"] += " [" + "; ".join(flags) + "]"

@@ -1,6 +1,6 @@
 """common.py — number formatting, record access and the shared tests of a comparison (noise
-threshold, budget, seed, load, interleaved timing rounds) used by report (python3 -m report), findings.py
-and seeds.py (the report of `bytelm experiment report`)."""
+threshold, budget, seed, load, interleaved timing rounds),
+used by report (python3 -m report), findings.py and seeds.py (the report of `bytelm experiment report`)."""
 import math
 
 NOISE_BPB = 0.02  # bpb gaps below this are reported as inconclusive (one seed per run unless a plan repeats them)
@@ -49,6 +49,16 @@ def bpb(r):
 def seed(r):
     """The seed a run was trained from (its plan entry's)."""
     return get(r, "entry", "seed", default=r.get("seed"))
+
+
+def budget(r):
+    """The training FLOPs a run was planned with (BLT and H-Net record their real FLOPs apart from the plan's)."""
+    return get(r, "training", "budget") or get(r, "entry", "budget") or get(r, "training", "flops")
+
+
+def flops_label(v):
+    """1.5e13 -> "1.5e13", 2e13 -> "2e13"."""
+    return f"{v:.2g}".replace("e+", "e")
 
 
 def same_budget(a, b):

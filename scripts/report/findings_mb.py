@@ -1,10 +1,11 @@
 """findings_mb.py — MEGABYTE's claims (M1 lower bpb than a byte Transformer, M3 flat in the patch size,
-M4 faster generation, Table 10's extensions) and the compressor yardstick, as findings (see findings.py)."""
+M4 faster generation, Table 10's extensions) and the compressor yardstick, as findings (see findings.py).
+Each comparison is labelled by out.tag (data kind; byte context and budget where the kind has several)."""
 import math
 import statistics
 
 from .common import bpb, get, loaded, paired_rounds, same_budget, sci, seed, thr, verdict
-from .findings import at, is_base_mb, mb_variant, pairs
+from .findings import at, is_base_mb, mb_variant, pairs, same_context
 
 # MEGABYTE Table 10 (compute-matched bpb; arXiv text / audio / ImageNet-256): with and without an extension.
 MB_TABLE10 = {
@@ -19,12 +20,13 @@ def mb_vs_tf(out, runs, over_seeds):
     ps = [(mb, tf) for mb, tf in pairs(runs, "megabyte", "transformer", is_base_mb) if mb["data"] not in over_seeds]
     for mb, tf in ps:
         d = bpb(tf) - bpb(mb)
-        out.add(f"MEGABYTE has lower bpb than a byte Transformer at equal training FLOPs ({mb['data']})",
+        out.add(f"MEGABYTE has lower bpb than a byte Transformer at equal training FLOPs ({out.tag(mb, tf)})",
                 "MEGABYTE T1-T5 (M1)",
                 [f"{mb['name']} {bpb(mb):.4f} vs {tf['name']} {bpb(tf):.4f} bpb at {sci(get(mb, 'training', 'flops'))} "
                  f"/ {sci(get(tf, 'training', 'flops'))} FLOPs ({get(mb, 'training', 'bytes', default=0) / 1e6:.2f} / "
                  f"{get(tf, 'training', 'bytes', default=0) / 1e6:.2f} MB trained); one seed"],
-                verdict(d, out.noise(mb["data"])), [mb, tf], id="M1", kind=mb["data"], gap=d)
+                verdict(d, out.noise(mb["data"])), [mb, tf], id="M1", kind=mb["data"], where=out.tag(mb, tf), gap=d,
+                lead="Transformer minus MEGABYTE bpb")
     if not ps and not over_seeds:
         out.add("MEGABYTE has lower bpb than a byte Transformer at equal training FLOPs", "MEGABYTE (M1)",
                 ["needs a megabyte and a transformer run on the same data at the same budget"],
@@ -35,20 +37,25 @@ def flat_in_p(out, runs):
     groups = {}
     for r in runs:
         if is_base_mb(r):
-            groups.setdefault((r["data"], round(math.log10(get(r, "training", "flops", default=1)), 1)), []).append(r)
+            groups.setdefault((r["data"], round(math.log10(get(r, "training", "flops", default=1)), 1),
+                               get(r, "training", "context"), seed(r)), []).append(r)
     flat = [g for g in groups.values() if len({get(r, "config", "patch_size") for r in g}) > 1]
     for g in flat:
         spread = max(bpb(r) for r in g) - min(bpb(r) for r in g)
         n = out.noise(g[0]["data"])
-        out.add(f"MEGABYTE's bpb is flat over the patch size ({g[0]['data']})", "MEGABYTE T10/T12 (M3)",
+        out.add(f"MEGABYTE's bpb is flat over the patch size ({out.tag(*g)})", "MEGABYTE T10/T12 (M3)",
                 [", ".join(f"P={get(r, 'config', 'patch_size')}: {bpb(r):.4f}" for r in g) + f"; spread {spread:.3f} "
                  f"(flat means within the seed band, {thr(n)} bpb)" + at(*g)],
-                "reproduced" if spread <= n else "not reproduced at this scale" if spread > 2 * n else
-                f"inconclusive (spread between 1 and 2 x the seed band {thr(n)} bpb)", g, id="M3", kind=g[0]["data"],
-                gap=spread)
+                flat_rule(spread, n), g, id="M3", kind=g[0]["data"], where=out.tag(*g), gap=spread, rule=flat_rule,
+                lead="bpb spread over patch sizes")
     if not flat:
         out.add("MEGABYTE's bpb is flat over the patch size", "MEGABYTE (M3)", ["needs MEGABYTE runs with two patch sizes"],
                 "not testable in this experiment", id="M3")
+
+
+def flat_rule(spread, n):
+    return "reproduced" if spread <= n else "not reproduced at this scale" if spread > 2 * n else \
+        f"inconclusive (spread between 1 and 2 x the seed band {thr(n)} bpb)"
 
 
 def speed(out, runs):
@@ -69,8 +76,9 @@ def speed(out, runs):
         loads = [loaded(r) for r in (mb, tf) if loaded(r)]
         if loads:
             status = f"inconclusive: timed on a shared machine ({loads[0]}); measured {status}"
-        out.add(f"MEGABYTE generates faster than a compute-matched Transformer ({mb['data']})", "MEGABYTE T5/T9 (M4)",
-                [line], status, [mb, tf], id="M4", kind=mb["data"], ratio=ratio)
+        out.add(f"MEGABYTE generates faster than a compute-matched Transformer ({out.tag(mb, tf)})",
+                "MEGABYTE T5/T9 (M4)", [line], status, [mb, tf], id="M4", kind=mb["data"], where=out.tag(mb, tf),
+                ratio=ratio)
 
 
 def extensions(out, runs):
@@ -78,7 +86,7 @@ def extensions(out, runs):
     for v in runs:
         what = mb_variant(v)
         bases = [b for b in runs if is_base_mb(b) and b["data"] == v["data"] and same_budget(b, v)
-                 and seed(b) == seed(v)] if what else []
+                 and seed(b) == seed(v) and same_context(b, v)] if what else []
         if not bases:
             continue
         base = min(bases, key=lambda b: abs(get(b, "config", "patch_size", default=0) - get(v, "config", "patch_size", default=0)))
@@ -90,16 +98,26 @@ def extensions(out, runs):
         if single:  # the paper measured this extension alone
             paper, helps = MB_TABLE10[single]
             expected = helps.get(v["data"], "neutral")
-            claim = f"MEGABYTE's {single} extension {'lowers bpb' if expected == 'helps' else 'changes bpb little'} ({v['data']})"
-            status = verdict(gain, n) if expected == "helps" else "reproduced" if abs(gain) <= n else \
-                f"not reproduced at this scale: it {'lowers' if gain > 0 else 'raises'} bpb by {abs(gain):.3f}"
-            out.add(claim, "MEGABYTE Table 10", line + [f"paper: {paper}"], status, [v, base], id="T10-" + single,
-                    kind=v["data"], gap=gain)
+            claim = (f"MEGABYTE's {single} extension {'lowers bpb' if expected == 'helps' else 'changes bpb little'} "
+                     f"({out.tag(v, base)})")
+            rule = None if expected == "helps" else neutral  # None: common.verdict (seeds.seed_verdict over seeds)
+            out.add(claim, "MEGABYTE Table 10", line + [f"paper: {paper}"], (rule or verdict)(gain, n), [v, base],
+                    id="T10-" + single,
+                    kind=v["data"], where=out.tag(v, base), gap=gain, rule=rule, lead="bpb lowered by the extension")
         else:
-            out.add(f"MEGABYTE with {what} against the main model ({v['data']})", "bytelm extension (no paper number)",
-                    line, f"measured: {'lower' if gain > 0 else 'higher'} by {abs(gain):.3f} bpb"
-                    if abs(gain) > n else f"inconclusive (gap within {thr(n)} bpb)", [v, base], id="ext",
-                    kind=v["data"], gap=gain)
+            out.add(f"MEGABYTE with {what} against the main model ({out.tag(v, base)})", "bytelm extension (no paper number)",
+                    line, measured(gain, n), [v, base], id="ext", kind=v["data"], where=out.tag(v, base), gap=gain,
+                    rule=measured, lead="bpb lowered by the extension")
+
+
+def neutral(gain, n):
+    return "reproduced" if abs(gain) <= n else \
+        f"not reproduced at this scale: it {'lowers' if gain > 0 else 'raises'} bpb by {abs(gain):.3f}"
+
+
+def measured(gain, n):
+    return f"measured: {'lower' if gain > 0 else 'higher'} by {abs(gain):.3f} bpb" if abs(gain) > n else \
+        f"inconclusive (gap within {thr(n)} bpb)"
 
 
 def add_all(out, runs, over_seeds):

@@ -1,18 +1,22 @@
 """plots.py — the report's figures (matplotlib, Agg): per data kind the learning curves against bytes seen with
-the compressors as labelled lines; the claimed winner's bpb lead per finding with seed error bars and the
-noise band; bpb against inference FLOPs per byte; BLT's threshold sweep and MEGABYTE's patch sizes; the bpb
-increase per noise kind. Each function returns (file name, caption) pairs."""
+the compressors as labelled lines (the seeds of one plan entry in one colour); the claimed winner's bpb lead
+per finding with seed error bars and the noise band; for comparisons measured at several budgets, that lead
+against the budget (budget_series has its numbers); bpb against inference FLOPs per byte; BLT's threshold
+sweep and MEGABYTE's patch sizes; the bpb increase per noise kind. Each function adds (file name, caption)
+pairs to `files`; matplotlib is imported only by plots()."""
 import os
 
-from .common import bpb, get
+from .common import bpb, budget, flops_label, get, seed
+from .findings import mb_variant
+from .seeds import entry_key
 from .tables import label
 
 COLORS = {"transformer": "tab:blue", "megabyte": "tab:orange", "blt": "tab:green", "bpe": "tab:red", "hnet": "tab:purple"}
-BPB_IDS = ("M1", "BLT-space", "BLT-static", "BLT-BPE", "SB-small", "T10-cross-patch", "ROB-", "ext")
+BPB_IDS = ("M1", "BLT-space", "BLT-static", "BLT-BPE", "SB-small", "T10-cross-patch", "ROB-", "ext", "BLT-global")
 
 
 def save(fig, out_dir, name, caption, files):
-    fig.savefig(os.path.join(out_dir, name), dpi=110)
+    fig.savefig(os.path.join(out_dir, name), dpi=110, bbox_inches="tight")  # legends beside the axes included
     import matplotlib.pyplot as plt
     plt.close(fig)
     files.append((name, caption))
@@ -23,22 +27,37 @@ def bytes_at(run, step):
     return step * get(run, "training", "bytes") / get(run, "training", "steps")
 
 
+def entry_of(r):
+    """The run's plan entry without its seed (its name where the record has no entry)."""
+    return entry_key(r, with_seed=False) if r.get("entry") else r["name"]
+
+
+def repeats(g):
+    """' (3 seeds)' or ' (4 runs, 3 seeds)' for the runs g of one plan entry ('' for one run)."""
+    n = len({seed(r) for r in g})
+    return "" if len(g) == 1 else f" ({n} seeds)" if n == len(g) else f" ({len(g)} runs, {n} seeds)"
+
+
 def curve_panel(ax, res, mine, kind, x_of, end_x):
     """One panel of learning curves: faint training batches, validation points, held-out star, compressors."""
     from .caveats import blt_accounting
     acct = blt_accounting(res)
-    for i, r in enumerate(mine):
-        col = f"C{i % 10}"
+    groups = list(dict.fromkeys(entry_of(r) for r in mine))  # the seeds of an entry: one colour
+    for r in mine:
+        g = [x for x in mine if entry_of(x) == entry_of(r)]
+        col = f"C{groups.index(entry_of(r)) % 10}"
+        name = label(r) + repeats(g) if g[0] is r else "_nolegend_"
         m = [x for x in r.get("metrics", []) if "bpb" in x and x.get("step")]
         if m:
             ax.plot([x_of(r, x["step"]) for x in m], [x["bpb"] for x in m], "-", color=col, alpha=0.25, lw=0.8)
         c = get(r, "training", "curve", default=[])
         ax.plot([x_of(r, p["step"]) for p in c], [p["val_bpb"] for p in c], "o-", ms=3, color=col, lw=1.2)
-        ax.plot([end_x(r)], [bpb(r)], "*", ms=11, color=col, label=label(r))
+        ax.plot([end_x(r)], [bpb(r)], "*", ms=11, color=col, label=name)
         if end_x is flops_of and r["name"] in acct:  # the same end point with the entropy model counted
             ax.plot([acct[r["name"]]["total"]], [bpb(r)], "*", ms=11, mfc="none", color=col)
     comps = [c for c in res.get("compressors", []) if c["data"] == kind]
-    ax.set_ylim(min([bpb(r) for r in mine] + [c["bpb"] for c in comps]) - 0.3, max(bpb(r) for r in mine) + 1.5)
+    top = max([bpb(r) + 1.5 for r in mine] + [c["bpb"] + 0.2 for c in comps])  # every compressor line in view
+    ax.set_ylim(min([bpb(r) for r in mine] + [c["bpb"] for c in comps]) - 0.3, top)
     ax.set_xscale("log")
     for c in comps:
         ax.axhline(c["bpb"], ls=":", color="gray", lw=0.9)
@@ -65,21 +84,78 @@ def learning_curves(plt, res, out_dir, files):
         ax[1].set(xlabel="training FLOPs (open star: BLT with its entropy model counted)",
                   title=f"{kind}: the same curves by training FLOPs")
         ax[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        fig.text(0.01, 0.01, "one run per model at one budget (cosine schedule): learning curves, not a scaling law. "
-                 "Faint: training batches; dots: validation windows; star: held-out bpb (sliding windows)", fontsize=7)
+        seeded = len({entry_of(r) for r in mine}) < len(mine)
+        comps = any(c["data"] == kind for c in res.get("compressors", []))
+        fig.text(0.01, 0.01, ("the seeds of one plan entry share a colour" if seeded else "one run per plan entry") +
+                 " (cosine schedule): learning curves, not a scaling law. Faint: training batches; dots: validation "
+                 "windows; star: held-out bpb (sliding windows)" + ("; dotted: compressors" if comps else ""), fontsize=7)
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         save(fig, out_dir, f"bpb_vs_training_flops_{kind}.png", f"{kind}: learning curves against bytes seen and "
              "training FLOPs, compressors as dotted lines", files)
 
 
 def short(f):
-    """A short row label: the claim's id, data kind and runs ('M1 text: text_mb8 vs text_tf')."""
+    """A short row label: the claim's id, label (data kind; context and budget where needed) and runs
+    ('M1 text: text_mb8 vs text_tf')."""
+    where = f.get("where", f.get("kind", ""))
     if f.get("gaps"):
-        return f"{f['id']} {f['kind']}: {len(f['gaps'])} seeds"
+        return f"{f['id']} {where}: {len(f['gaps'])} seeds"
     names = [r["name"] for r in f["runs"]]
     if f["id"].startswith("ROB-"):
         return f"noise {f['id'][4:]}: best byte model vs BPE"
-    return f"{f['id']} {f.get('kind', '')}: " + " vs ".join(names[:2])
+    return f"{f['id']} {where}: " + " vs ".join(names[:2])
+
+
+def series_label(f):
+    """A comparison without its budget and seed: 'M1 text 512-byte: megabyte P=8 vs transformer'."""
+    if f["id"] == "SB-small":
+        return f"SB-small {f['kind']}: best BPE vs best byte model"
+    rs = [r for r in f["runs"] if seed(r) == seed(f["runs"][0])]  # one seed's runs
+    what = lambda r: " ".join(x for x in (r["model"], f"P={get(r, 'config', 'patch_size')}" if r["model"] == "megabyte"
+                                          else get(r, "patches", "mode") if r["model"] == "blt" else "",
+                                          mb_variant(r)) if x)
+    ctx = sorted({get(r, "training", "context") for r in rs if r["model"] != "bpe"})
+    return f"{f['id']} {f['kind']}" + (f" {'/'.join(map(str, ctx))}-byte" if ctx else "") + ": " + \
+        " vs ".join(what(r) for r in rs)
+
+
+def budget_series(found):
+    """{label: (kind, [(budget, lead, min, max)] by budget)} for each comparison measured at two budgets or more
+    (min and max over seeds; the lead itself where one seed)."""
+    out = {}
+    for f in found:
+        if f.get("gap") is None or not f.get("id", "").startswith(BPB_IDS) or not f.get("runs") or not f.get("kind"):
+            continue
+        g = f.get("gaps") or [f["gap"]]
+        out.setdefault(series_label(f), (f["kind"], []))[1].append((budget(f["runs"][0]), f["gap"], min(g), max(g)))
+    return {k: (kind, sorted(pts)) for k, (kind, pts) in out.items() if len({p[0] for p in pts}) > 1}
+
+
+def gap_vs_budget(plt, found, noise, out_dir, files):
+    series = budget_series(found)
+    if not series:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    n = max(noise(kind) for kind, _ in series.values())
+    ax.axhspan(-n, n, color="0.9", lw=0, label=f"noise band +-{n:.3f} bpb")
+    ax.axhline(0, color="k", lw=0.7)
+    budgets = sorted({p[0] for _, pts in series.values() for p in pts})
+    for i, (name, (kind, pts)) in enumerate(series.items()):
+        shift = 1 + 0.025 * (i - (len(series) - 1) / 2)  # side by side, so the error bars do not overlap
+        ax.errorbar([p[0] * shift for p in pts], [p[1] for p in pts], fmt="o-", capsize=3, label=name,
+                    yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]])
+    ax.set_xscale("log")
+    ax.set_xlim(budgets[0] / 1.6, budgets[-1] * 1.6)
+    ax.set_xticks(budgets)
+    ax.set_xticklabels([flops_label(b) for b in budgets])
+    ax.minorticks_off()
+    ax.set(xlabel="training FLOPs (planned budget)", ylabel="the claimed winner's lead (bpb; > 0: the claim holds)",
+           title="lead against the training budget (mean and min..max over seeds)")
+    ax.legend(fontsize=6, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save(fig, out_dir, "gap_vs_budget.png", "the claimed winner's bpb lead against the training budget, per comparison "
+         "measured at two budgets or more: mean and min..max over seeds, noise band grey", files)
 
 
 def gaps(plt, found, noise, out_dir, files):
@@ -111,8 +187,10 @@ def gaps(plt, found, noise, out_dir, files):
 
 
 def inference(plt, res, out_dir, files):
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     runs = [r for r in res["runs"] if r["model"] != "entropy"]
+    if not runs:
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     kind = "text" if any(r["data"] == "text" for r in runs) else runs[0]["data"]  # bpb compares within one kind
     for r in [r for r in runs if r["data"] == kind]:
         f0, f1 = get(r, "flops", "forward_per_byte"), get(r, "flops", "with_entropy_model_per_byte")
@@ -186,6 +264,7 @@ def plots(res, found, noise, out_dir):
     import matplotlib.pyplot as plt
     files = []
     gaps(plt, found, noise, out_dir, files)
+    gap_vs_budget(plt, found, noise, out_dir, files)
     learning_curves(plt, res, out_dir, files)
     inference(plt, res, out_dir, files)
     patch_sweep(plt, res, out_dir, files)

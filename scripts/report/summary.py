@@ -4,7 +4,9 @@ the seed spread where seeds exist), the verdict and how far our scale is from th
 The paper numbers are quoted from the papers (MEGABYTE arXiv 2305.07185, BLT arXiv 2412.09871, SpaceByte
 arXiv 2404.14408, H-Net arXiv 2507.07955); none is computed here. The papers' scale: training FLOPs and parameters of the smallest
 setting that backs the claim (MEGABYTE states bytes and sizes, not FLOPs: its FLOPs column uses the smallest
-compute-controlled budget that includes MegaByte, SpaceByte's 1e18 grid)."""
+compute-controlled budget that includes MegaByte, SpaceByte's 1e18 grid). BLT's global-model ablation has no
+paper number: its row gives the paper's design (a large global latent transformer between small local models;
+the released sizes as in shared/reference/blt.md) and MEGABYTE's nearest measured ablation (Table 10)."""
 from .common import bpb, get, sci
 
 # H-Net states GFLOPs per byte (0.42-0.43 at L) and a crossover with BPE after ~30B bytes: at least this much.
@@ -26,6 +28,10 @@ PAPER = {
     "BLT-static": (lambda k: "Fig. 6: fixed patches (Megabyte++) trail; values only in plots", BLT_F, (1e9, "1B-8B")),
     "BLT-threshold": (lambda k: "8B: threshold 0.6 -> 0.1 at inference improves tasks (T1)", BLT_F, (8e9, "8B")),
     "BLT-BPE": (lambda k: "Fig. 6: BLT-Entropy matches or beats Llama 3 BPE; values only in plots", BLT_F, (1e9, "1B-8B")),
+    "BLT-global": (lambda k: "not ablated in the paper; BLT §3 puts a large global latent transformer between small "
+                             "local models (blt-1b: global 25 layers d=2048, encoder 1 and decoder 9 layers d=1024; "
+                             "blt-7b: global 32 layers d=4096, local d=1280); MEGABYTE T10 without its global "
+                             "model: arXiv 1.373 vs 0.6871 bpb", BLT_F, (1e9, "1B-8B")),
     "BLT-infer": (lambda k: "patch 8 vs ~4.4 B/token: close to 50% fewer inference FLOPs", BLT_F, (450e6, "450M-6.6B (T2)")),
     "SB-small": (lambda k: "1e19 FLOPs, PG-19: SentencePiece 0.989 vs best byte model 1.009", (1e19, "SpaceByte T1"),
                  None),
@@ -38,19 +44,29 @@ for _k, _v in ROB.items():
     PAPER["ROB-" + _k] = (lambda k, v=_v: f"noised HellaSwag accuracy, Llama 3 -> BLT: {v} (8B)", BLT_F, (8e9, "8B"))
 
 
+def seed_range(f, k):
+    """' (seeds -0.010..+0.030, n=3)' for a finding over seeds, else ''."""
+    g = f.get(k)
+    return f" (seeds {min(g):+.3f}..{max(g):+.3f}, n={len(g)})" if g else ""
+
+
 def ours(f):
     """Our number for a finding: the claimed winner's bpb lead (mean and min..max over seeds where seeds exist)."""
     if f.get("gap") is None and "ratio" not in f:
         return "-"
+    if f.get("id") == "BLT-global":
+        return f"{f['gap']:+.3f} bpb zeroed{seed_range(f, 'gaps')}; skipped {f['skip']:+.3f}{seed_range(f, 'skips')}" \
+            if f.get("skip") is not None else f"{f['gap']:+.3f} bpb zeroed{seed_range(f, 'gaps')}"
     if f.get("gaps"):
-        g = f["gaps"]
-        return f"{f['gap']:+.3f} bpb (seeds {min(g):+.3f}..{max(g):+.3f}, n={len(g)})"
+        return f"{f['gap']:+.3f} bpb{seed_range(f, 'gaps')}"
     if f.get("id", "").startswith("M3"):
         return f"spread {f['gap']:.3f} bpb"
     if f.get("id") == "BLT-threshold":
         return f"{f['gap']:+.4f} bpb (sweep moves bpb {f['moved']:.4f})"
     if "ratio" in f:
-        return f"{f['ratio']:.2f}x" + (" speed" if f["id"] == "M4" else " FLOPs/byte")
+        r = f.get("ratios")
+        return f"{f['ratio']:.2f}x" + (" speed" if f["id"] == "M4" else " FLOPs/byte") + \
+            (f" (seeds {min(r):.2f}..{max(r):.2f}, n={len(r)})" if r else "")
     if f.get("gap") is not None:
         return f"{f['gap']:+.3f} bpb" + (" (max over byte models)" if f["id"].startswith(("ROB", "CUTE")) else "")
     return "-"
@@ -81,6 +97,8 @@ def rows(found):
 def scale_lines(res):
     """The distance to the papers' scale, in words, from the records."""
     runs = [r for r in res["runs"] if get(r, "training", "flops")]
+    if not runs:
+        return ["no run has finished yet"]
     fl = [get(r, "training", "flops") for r in runs]
     pa = [get(r, "flops", "counted_params", default=0) for r in runs]
     ctx = sorted({get(r, "training", "context") for r in runs if r["model"] != "bpe"})

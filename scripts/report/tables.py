@@ -47,7 +47,8 @@ def run_table(runs, compressors, kind, acct):
         rows.append([label(r), fmt(get(r, "eval", "bpb"), ".4f"), sci(get(r, "training", "flops")), sci(total),
                      f"{get(r, 'training', 'bytes', default=0) / 1e6:.2f}", sci(fl.get("forward_per_byte")),
                      sci(with_ent), f"{fl.get('counted_params', 0) / 1e6:.2f}",
-                     "sliding" if get(r, "eval", "sliding") else "non-overlapping"])
+                     ("sliding" if get(r, "eval", "sliding") else "non-overlapping") +
+                     (" (stride in tokens)" if get(r, "eval", "stride_unit") == "tokens" else "")])
     for c in compressors:
         if c["data"] == kind:
             rows.append([c["compressor"] + " (compressor)", fmt(c["bpb"], ".4f")] + ["-"] * 6 + ["whole held-out bytes"])

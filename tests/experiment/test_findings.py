@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """test_findings.py — the report's Findings over synthetic run records (scripts/report/findings.py and
-scripts/report/seeds.py): comparisons pair runs of the same seed, an exact rerun is checked bit for bit and
-kept out of the paper claims, the seed spread is measured against the noise threshold, and the
+scripts/report/seeds.py): comparisons pair runs of the same seed and the per-seed comparisons of a plan that
+repeats its entries with other seeds become one finding over the seeds, an exact rerun is checked bit for bit
+and kept out of the paper claims, the seed spread is measured against the noise threshold, and the
 MEGABYTE-vs-Transformer verdict over seeds follows the sign of every per-seed gap; BLT entropy patching is
 compared with space and with fixed-size (static) patching; generation speeds timed in the same interleaved rounds
 are compared round by round.
@@ -35,9 +36,10 @@ class SeedFindings(unittest.TestCase):
     def test_pairs_only_runs_of_the_same_seed(self):
         runs = [run("tf1", "transformer", 1, 2.00), run("mb1", "megabyte", 1, 1.90),
                 run("tf2", "transformer", 2, 2.01), run("mb2", "megabyte", 2, 1.95)]
-        single = by_claim(findings({"runs": runs}), "at equal training FLOPs (code)")
-        self.assertEqual(sorted(f["evidence"][0].split()[0] + "/" + f["evidence"][0].split()[3] for f in single),
-                         ["mb1/tf1", "mb2/tf2"])
+        over = by_claim(findings({"runs": runs}), "at equal training FLOPs, over 2 seeds (code)")
+        self.assertEqual(len(over), 1)  # one finding over the seeds, each seed's pair beneath
+        per_seed = [e.split()[2] + "/" + e.split()[5] for e in over[0]["evidence"][1:]]
+        self.assertEqual(per_seed, ["mb1/tf1", "mb2/tf2"])
 
     def test_over_seeds_verdicts(self):
         consistent = [run("tf1", "transformer", 1, 2.00), run("mb1", "megabyte", 1, 1.90),
