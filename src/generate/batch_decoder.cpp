@@ -5,30 +5,51 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "generate/generate.h"
+#include "generate/generate_tokens.h"
 #include "generate/static_decoder.h"
 #include "model/model.h"
+#include "tokenizer/byte_escape.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace bytelm {
 
 namespace {
+using Ids = std::vector<int32_t>;  // bytes (0-255), or a token model's token ids
+
 struct Row {
   int64_t id = 0;
   int64_t slot = -1;  // row positions: the model's row
-  std::string text;   // the bytes in the row's window: prompt (or slid window) + generated
-  size_t fed = 0;     // bytes of text the model has been fed since the row's (re)start
+  Ids text;           // the ids in the row's window: prompt (or slid window) + generated
+  size_t fed = 0;     // ids of text the model has been fed since the row's (re)start
   bool restart = true;
   bool live = true;
   SamplingOptions sampling;
   std::mt19937_64 rng;
+  StreamUnescaper unescaper;  // token rows: token texts -> raw bytes
 };
 
-size_t common_prefix(const std::string& a, const std::string& b) {
+size_t common_prefix(const Ids& a, const Ids& b) {
   size_t n = 0;
   while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
   return n;
+}
+
+// The bytes the repetition penalty looks at (the last repetition_window of a byte row's text); empty when off.
+std::string recent_bytes(const Row& r) {
+  if (r.sampling.repetition_penalty == 1.0) return {};
+  const size_t n = std::min(r.text.size(), size_t(std::max<int64_t>(0, r.sampling.repetition_window)));
+  std::string out;
+  for (size_t i = r.text.size() - n; i < r.text.size(); ++i) out.push_back(char(r.text[i]));
+  return out;
+}
+
+// ids as a (rows, len) int64 tensor on the device.
+torch::Tensor id_tensor(Ids& ids, int64_t rows, int64_t len, const torch::Device& device) {
+  return torch::from_blob(ids.data(), {rows, len}, torch::kInt32).to(device, torch::kLong);
 }
 }  // namespace
 
@@ -41,9 +62,9 @@ struct BatchDecoder::Impl {
   BatchDecoderStats stats;
   int64_t next_id = 0;
   std::vector<Row> rows;  // live rows (row positions), or the batch's rows in order (shared positions)
-  torch::Tensor logp;     // (R, 256) host float: the last step's log-probabilities
+  torch::Tensor logp;     // (R, 256) host float: the last step's log-probabilities (byte models)
   // Row positions: what each slot's cache holds since its restart, and whether a live row owns it.
-  std::vector<std::string> cached;
+  std::vector<Ids> cached;
   std::vector<bool> taken;
   // Shared positions.
   bool need_restart = true;
@@ -54,11 +75,12 @@ struct BatchDecoder::Impl {
       : model(m), opt(std::move(o)), device(opt.device), context(m.config().context) {
     if (opt.slots < 1) throw Error("a batch needs at least 1 row");
     if (opt.prefill_chunk < 1) throw Error("the prefill chunk must be at least 1 byte");
-    if (model.reads_tokens()) throw Error("a token model decodes bytes through its tokenizer (generate_tokens.h)");
+    if (model.reads_tokens() && !opt.tokenizer) throw Error("a token model is decoded with its tokenizer");
+    if (!model.reads_tokens()) opt.tokenizer = nullptr;
     rows_mode = opt.row_positions && model.has_row_decoding();
     if (rows_mode) {
       model.rows_begin(opt.slots);
-      cached.assign(size_t(opt.slots), "");
+      cached.assign(size_t(opt.slots), Ids());
       taken.assign(size_t(opt.slots), false);
     }
   }
@@ -93,7 +115,7 @@ struct BatchDecoder::Impl {
     if (kept > 0) {
       row.fed = size_t(kept);
       row.restart = false;
-      cached[size_t(target)] = row.text.substr(0, size_t(kept));
+      cached[size_t(target)].assign(row.text.begin(), row.text.begin() + kept);
       ++stats.prefix_hits;
       stats.prefix_bytes += kept;
     } else {
@@ -101,21 +123,30 @@ struct BatchDecoder::Impl {
     }
   }
 
-  // Samples the rows whose bytes are all fed, from logits (R, V) whose row i is rows[index[i]].
-  std::vector<SampledByte> sample(const torch::Tensor& step_logits, const std::vector<size_t>& index) {
-    const int64_t offset = model.vocab_offset();
-    auto host = step_logits.narrow(1, offset, 256).to(torch::kCPU, torch::kFloat32).contiguous();  // (R, 256)
-    logp = torch::log_softmax(host, 1).contiguous();
+  // Samples the rows whose ids are all fed, from logits (R, V) whose row i is rows[index[i]].
+  std::vector<Sampled> sample(const torch::Tensor& step_logits, const std::vector<size_t>& index) {
+    torch::Tensor host;  // (R, 256) byte logits, or (R, V) token logits without the control ids
+    if (opt.tokenizer) {
+      host = step_logits.to(torch::kCPU, torch::kFloat32).contiguous().clone();
+      host.narrow(1, 0, kTokenControlIds).fill_(-std::numeric_limits<float>::infinity());
+    } else {
+      host = step_logits.narrow(1, model.vocab_offset(), 256).to(torch::kCPU, torch::kFloat32).contiguous();
+      logp = torch::log_softmax(host, 1).contiguous();
+    }
+    const int V = int(host.size(1));
     const float* l = host.data_ptr<float>();
-    std::vector<SampledByte> out;
+    std::vector<Sampled> out;
     for (size_t i = 0; i < index.size(); ++i) {
       Row& r = rows[index[i]];
       if (!r.live || r.fed < r.text.size()) continue;
-      const int b = sample_byte(l + 256 * i, 256, r.sampling, r.rng, r.text);
-      r.text.push_back(char(b));
-      out.push_back({r.id, uint8_t(b), logp.data_ptr<float>() + 256 * i});
+      const int id = sample_byte(l + size_t(V) * i, V, r.sampling, r.rng, recent_bytes(r));
+      r.text.push_back(id);
+      if (opt.tokenizer)
+        out.push_back({r.id, r.unescaper.push(opt.tokenizer->token_text(id)), nullptr});
+      else
+        out.push_back({r.id, std::string(1, char(id)), logp.data_ptr<float>() + 256 * i});
       if (int64_t(r.text.size()) > context - 1) {  // the window is full: keep its last half, as generate() does
-        r.text = r.text.substr(r.text.size() - size_t(window_kept(context)));
+        r.text.erase(r.text.begin(), r.text.end() - window_kept(context));
         r.fed = 0;
         r.restart = true;
         if (!rows_mode) need_restart = true;
@@ -146,7 +177,7 @@ struct BatchDecoder::Impl {
     return *top > 0 ? int64_t(top - count.begin()) : -1;
   }
 
-  std::vector<SampledByte> step_rows() {
+  std::vector<Sampled> step_rows() {
     // A row ending its prefill in this step waits (up to P - 1 steps) until it lands at the decoding rows'
     // position in a patch: rows in phase close their patches in the same step, so the global model steps
     // once per patch for all of them instead of nearly every step for a few (each call reads all its weights).
@@ -163,10 +194,11 @@ struct BatchDecoder::Impl {
       RowFeed f;
       f.slot = r.slot;
       f.restart = r.restart;
-      for (size_t j = 0; j < n; ++j) f.ids.push_back(uint8_t(r.text[r.fed + j]));
+      f.ids.assign(r.text.begin() + int64_t(r.fed), r.text.begin() + int64_t(r.fed + n));
       if (prefilling(r)) stats.prefill_bytes += int64_t(n);
       if (r.restart) cached[size_t(r.slot)].clear();
-      cached[size_t(r.slot)].append(r.text, r.fed, n);
+      cached[size_t(r.slot)].insert(cached[size_t(r.slot)].end(), r.text.begin() + int64_t(r.fed),
+                                    r.text.begin() + int64_t(r.fed + n));
       r.fed += n;
       r.restart = false;
       feeds.push_back(std::move(f));
@@ -190,30 +222,29 @@ struct BatchDecoder::Impl {
     steps = plan.static_steps ? std::make_unique<StaticDecoder>(model, plan.graphs) : nullptr;
     logits = model.start(B);  // (B, V)
     if (common > 0) {
-      std::string flat;
-      for (auto& r : rows) flat.append(r.text, 0, common);
-      auto bytes = torch::from_blob(&flat[0], {B, int64_t(common)}, torch::kUInt8).to(device, torch::kLong);
-      logits = model.feed(bytes).select(1, int64_t(common) - 1);
+      Ids flat;
+      for (auto& r : rows) flat.insert(flat.end(), r.text.begin(), r.text.begin() + int64_t(common));
+      logits = model.feed(id_tensor(flat, B, int64_t(common), device)).select(1, int64_t(common) - 1);
     }
     for (auto& r : rows) r.fed = common, r.restart = false;
     ++stats.restarts;
     stats.prefill_bytes += B * int64_t(common);
   }
 
-  std::vector<SampledByte> step_shared() {
+  std::vector<Sampled> step_shared() {
     if (need_restart) {
       restart();
-    } else {  // every row feeds its next byte (a placeholder for rows that left)
+    } else {  // every row feeds its next id (a placeholder for rows that left)
       const int64_t B = int64_t(rows.size());
-      std::string next(size_t(B), '\0');
+      Ids next(size_t(B), 0);
       for (int64_t i = 0; i < B; ++i) {
         Row& r = rows[size_t(i)];
         if (r.live && r.fed < r.text.size()) next[size_t(i)] = r.text[r.fed];
         if (r.live && r.text.size() - r.fed > 1) ++stats.prefill_bytes;
         ++r.fed;
       }
-      auto bytes = torch::from_blob(&next[0], {B}, torch::kUInt8).to(device, torch::kLong);
-      logits = steps ? steps->step(bytes) : model.feed(bytes.view({B, 1})).select(1, 0);
+      auto ids = id_tensor(next, B, 1, device);  // (B, 1)
+      logits = steps ? steps->step(ids.view({B})) : model.feed(ids).select(1, 0);
     }
     if (rows.empty()) return {};
     ++stats.steps;
@@ -235,12 +266,20 @@ const BatchDecoderStats& BatchDecoder::stats() const { return impl_->stats; }
 int64_t BatchDecoder::add(const std::string& prompt, const SamplingOptions& sampling, uint64_t seed) {
   Impl& d = *impl_;
   if (full()) throw Error("the batch is full (" + std::to_string(d.opt.slots) + " rows)");
-  if (int64_t(prompt.size()) >= d.context)
-    throw Error("prompt of " + std::to_string(prompt.size()) + " bytes does not fit the context of " +
-                std::to_string(d.context) + " bytes (at most " + std::to_string(d.context - 1) + ")");
   Row row;
+  if (d.opt.tokenizer) {
+    if (sampling.repetition_penalty != 1.0)
+      throw Error("--repetition-penalty works on byte models only (the BPE baseline samples tokens)");
+    row.text = d.opt.tokenizer->encode(prompt);
+  } else {
+    row.text.assign(prompt.begin(), prompt.end());
+    for (auto& b : row.text) b = int32_t(uint8_t(b));  // bytes, not signed chars
+  }
+  const std::string unit = d.opt.tokenizer ? " tokens" : " bytes";
+  if (int64_t(row.text.size()) >= d.context)
+    throw Error("prompt of " + std::to_string(row.text.size()) + unit + " does not fit the context of " +
+                std::to_string(d.context) + unit + " (at most " + std::to_string(d.context - 1) + ")");
   row.id = d.next_id++;
-  row.text = prompt;
   row.sampling = sampling;
   row.rng.seed(seed);
   if (d.rows_mode)
@@ -273,7 +312,7 @@ int64_t BatchDecoder::join_pause(size_t prompt_bytes) const {
   return int64_t(longest) - int64_t(prompt_bytes);
 }
 
-std::vector<SampledByte> BatchDecoder::step() {
+std::vector<Sampled> BatchDecoder::step() {
   Impl& d = *impl_;
   if (d.live() == 0) return {};
   try {

@@ -6,7 +6,9 @@
 // shared position: a join restarts the batch (every row's text re-fed: the common length in one feed, the
 // rest teacher-forced while shorter rows already sample), which can use static steps and CUDA graphs.
 // Every row samples from its own generator, so its bytes do not depend on its neighbours (up to
-// floating-point ties) and equal generate() alone with the same seed.
+// floating-point ties) and equal generate() alone with the same seed. A token model (the BPE baseline, given
+// its tokenizer) is decoded the same way over token ids: prompts are encoded, rows sample tokens, and their
+// bytes come out as generate_tokens() streams them.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -18,21 +20,24 @@
 namespace bytelm {
 
 class LanguageModelImpl;
+class Tokenizer;
 
 struct BatchDecoderOptions {
-  int64_t slots = 4;            // rows decoded together
-  int64_t prefill_chunk = 64;   // row decoding: prompt bytes a row feeds per step
-  bool row_positions = true;    // use the model's row decoding where it has one (else shared positions)
-  bool prefix_reuse = true;     // row decoding: reuse cached prefixes of other rows
-  std::string device = "cpu";   // where the model is
-  std::string decode = "auto";  // shared positions: --decode (static steps, CUDA graphs), see static_decoder.h
+  int64_t slots = 4;                     // rows decoded together
+  int64_t prefill_chunk = 64;            // row decoding: prompt bytes a row feeds per step
+  bool row_positions = true;             // use the model's row decoding where it has one (else shared positions)
+  bool prefix_reuse = true;              // row decoding: reuse cached prefixes of other rows
+  std::string device = "cpu";            // where the model is
+  std::string decode = "auto";           // shared positions: --decode (static steps, CUDA graphs), see static_decoder.h
+  const Tokenizer* tokenizer = nullptr;  // required for a token model (model.reads_tokens()), else unused
 };
 
-// A byte a row sampled in a step, with the natural-log probabilities (softmax of the model's logits) of all
-// 256 byte values; logp stays valid until the next step().
-struct SampledByte {
+// What a row sampled in a step. A byte model: one byte, with the natural-log probabilities (softmax of the
+// model's logits) of all 256 byte values in logp, valid until the next step(). A token model: the bytes the
+// token completes (none while a byte escape is still open, or several), logp null.
+struct Sampled {
   int64_t id = 0;
-  uint8_t byte = 0;
+  std::string bytes;
   const float* logp = nullptr;
 };
 
@@ -40,8 +45,8 @@ struct BatchDecoderStats {
   int64_t steps = 0;          // step() calls that ran the model
   int64_t restarts = 0;       // shared positions: batch restarts
   int64_t prefix_hits = 0;    // rows that started from another row's cached prefix
-  int64_t prefix_bytes = 0;   // prompt bytes those rows did not prefill
-  int64_t prefill_bytes = 0;  // prompt (and slid window) bytes fed
+  int64_t prefix_bytes = 0;   // prompt ids (bytes, or a token model's tokens) those rows did not prefill
+  int64_t prefill_bytes = 0;  // prompt (and slid window) ids fed
   int64_t phase_waits = 0;    // row positions, fixed patches: steps a row waited to decode in phase
 };
 
@@ -55,8 +60,9 @@ class BatchDecoder {
   bool row_positions() const;  // rows at their own positions (else one shared position)
   int64_t live() const;        // rows added and not removed
   bool full() const;
-  // Adds a row; it feeds its prompt from the next step on. Throws Error when full or when the prompt does
-  // not fit the context. Returns the row's id (ids are never reused).
+  // Adds a row; it feeds its prompt from the next step on. Throws Error when full, when the prompt does not
+  // fit the context, or when a token model is asked for a repetition penalty. Returns the row's id (ids are
+  // never reused).
   int64_t add(const std::string& prompt, const SamplingOptions& sampling, uint64_t seed);
   // The row leaves; its slot is free at once (shared positions: its row is fed placeholders until the next
   // restart drops it).
@@ -64,10 +70,10 @@ class BatchDecoder {
   // Steps a new row would pause the running rows for: 0 with row positions; else the restart's teacher-forced
   // steps (the longest running text - the prompt's length).
   int64_t join_pause(size_t prompt_bytes) const;
-  // One step of every row: rows prefilling feed up to prefill_chunk bytes, decoding rows the byte they
-  // sampled last; every row whose bytes are then all fed samples one byte (appended to its text). Nothing
-  // happens without rows. On an exception the decoder is reset (every row is gone).
-  std::vector<SampledByte> step();
+  // One step of every row: rows prefilling feed up to prefill_chunk ids, decoding rows the id they sampled
+  // last; every row whose ids are then all fed samples one (appended to its text). Nothing happens without
+  // rows. On an exception the decoder is reset (every row is gone).
+  std::vector<Sampled> step();
   const BatchDecoderStats& stats() const;
 
  private:

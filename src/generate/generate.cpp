@@ -118,13 +118,22 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
     }
     return outs;
   }
+  for (const auto& p : prompts) check_prompt_fits(p.size(), model.config().context);
+  return decode_batch(model, prompts, opt, nullptr);
+}
+
+std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
+                                      const GenerateOptions& opt, const Tokenizer* tokenizer) {
+  const int64_t B = int64_t(prompts.size());
+  std::vector<std::string> outs(prompts.size());
+  if (B == 0 || opt.max_bytes == 0) return outs;
   c10::InferenceMode inference;
   const torch::Device device(opt.device);
   AutocastScope autocast(device, use_bf16(opt.precision, opt.device));
   Bf16Decoding bf16_weights(opt.decode_weights == "bf16");
   const int64_t T = model.config().context;
-  for (const auto& p : prompts) check_prompt_fits(p.size(), T);
   BatchDecoderOptions bo;
+  bo.tokenizer = tokenizer;
   bo.slots = B;
   bo.prefill_chunk = T;  // every prompt is there from the start: each prefills in one step
   bo.device = opt.device;
@@ -137,8 +146,13 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
   while (decoder.live() > 0)
     for (const auto& s : decoder.step()) {
       std::string& out = outs[size_t(row_of[size_t(s.id)])];
-      out.push_back(char(s.byte));
-      if (ends_with_stop(out, opt.stop) || int64_t(out.size()) == opt.max_bytes) decoder.remove(s.id);
+      for (char c : s.bytes) {
+        out.push_back(c);
+        if (ends_with_stop(out, opt.stop) || int64_t(out.size()) == opt.max_bytes) {
+          decoder.remove(s.id);
+          break;
+        }
+      }
     }
   return outs;
 }

@@ -13,6 +13,7 @@
 namespace bytelm {
 
 class LanguageModelImpl;
+class Tokenizer;
 
 // Sampling (temperature, top-k, top-p, min-p, repetition penalty) and the shared inference settings (device,
 // precision, decode, decode_weights, threads: util/inference.h; batch-1 decoding is bound by per-op
@@ -36,6 +37,10 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
 // prompts one after another. opt.prompt is ignored.
 std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
                                         const GenerateOptions& opt);
+// The batched decoding behind generate_batch (and generate_tokens_batch, given a token model's tokenizer):
+// one BatchDecoder over all prompts, row i seeded opt.seed + i.
+std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
+                                      const GenerateOptions& opt, const Tokenizer* tokenizer);
 
 // A window that outgrows the context keeps its last window_kept(context) bytes (or tokens), re-prefilled: half
 // the context, at least 1. Every decoder slides by this rule, so a row's bytes do not depend on the decoder.

@@ -17,8 +17,6 @@ namespace bytelm {
 
 namespace {
 
-constexpr int64_t kSpecialIds = 3;  // <unk> <s> </s>: never sampled
-
 bool ends_with_any(const std::string& out, const std::vector<std::string>& stops) {
   for (const auto& s : stops)
     if (!s.empty() && out.size() >= s.size() && out.compare(out.size() - s.size(), s.size(), s) == 0) return true;
@@ -70,7 +68,7 @@ std::string generate_tokens(LanguageModelImpl& model, const Tokenizer& tokenizer
   bool done = opt.max_bytes <= 0;
   while (!done) {
     auto l = logits.to(torch::kCPU, torch::kFloat32).contiguous().clone();
-    l.narrow(0, 0, kSpecialIds).fill_(-std::numeric_limits<float>::infinity());
+    l.narrow(0, 0, kTokenControlIds).fill_(-std::numeric_limits<float>::infinity());
     const int id = sample_byte(l.data_ptr<float>(), int(l.numel()), opt, rng, std::string());
     done = emit(unescaper.push(tokenizer.token_text(id)));
     if (done) break;
@@ -91,6 +89,11 @@ std::string generate_tokens(LanguageModelImpl& model, const Tokenizer& tokenizer
 
 std::vector<std::string> generate_tokens_batch(LanguageModelImpl& model, const Tokenizer& tokenizer,
                                                const std::vector<std::string>& prompts, const GenerateOptions& opt) {
+  if (prompts.size() > 1 && !opt.no_cache) {
+    if (opt.repetition_penalty != 1.0)
+      throw Error("--repetition-penalty works on byte models only (the BPE baseline samples tokens)");
+    return decode_batch(model, prompts, opt, &tokenizer);
+  }
   std::vector<std::string> outs;
   for (size_t i = 0; i < prompts.size(); ++i) {
     GenerateOptions o = opt;

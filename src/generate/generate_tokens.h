@@ -13,9 +13,11 @@ namespace bytelm {
 
 class Tokenizer;
 
+constexpr int64_t kTokenControlIds = 3;  // <unk> <s> </s>: ids 0-2, never sampled
+
 std::string generate_tokens(LanguageModelImpl& model, const Tokenizer& tokenizer, const GenerateOptions& opt,
                             const std::function<void(uint8_t)>& sink);
-// Prompts one after another (row i with seed opt.seed + i).
+// Prompts decoded together by a BatchDecoder, row i with seed opt.seed + i: each equals generate_tokens() alone.
 std::vector<std::string> generate_tokens_batch(LanguageModelImpl& model, const Tokenizer& tokenizer,
                                                const std::vector<std::string>& prompts, const GenerateOptions& opt);
 

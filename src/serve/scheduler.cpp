@@ -8,7 +8,6 @@
 #include <numeric>
 #include <random>
 
-#include "generate/generate_tokens.h"
 #include "model/decode_weights.h"
 #include "model/model.h"
 #include "serve/metrics.h"
@@ -69,9 +68,9 @@ void Job::finish(const std::string& reason, int64_t generated, const std::string
 
 namespace {
 
-// The n likeliest bytes of a row of 256 log-probabilities, likeliest first (n <= 0: none).
+// The n likeliest bytes of a row of 256 log-probabilities, likeliest first (n <= 0 or no row: none).
 Alternatives likeliest(const float* logp, int64_t n) {
-  if (n <= 0) return {};
+  if (n <= 0 || !logp) return {};
   std::vector<int> order(256);
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](int a, int b) { return logp[a] > logp[b]; });
@@ -203,8 +202,6 @@ void Scheduler::drain() { draining_ = true; }
 
 void Scheduler::cancel_all(const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
-  cancel_error_ = error;
-  cancelling_ = true;  // a BPE request in progress sees it in its byte callback
   for (auto& job : queue_) job->finish("cancelled", 0, error);
   queue_.clear();
   // Running rows belong to the engine thread: mark their jobs; the engine ends them at its next step.
@@ -222,8 +219,9 @@ void Scheduler::loop() {
   const torch::Device device(opt_.device);
   AutocastScope autocast(device, use_bf16(opt_.precision, opt_.device));
   Bf16Decoding bf16_weights(opt_.decode_weights == "bf16");  // copies kept for the engine's lifetime
-  if (!tokenizer_) {
+  {
     BatchDecoderOptions o;
+    o.tokenizer = tokenizer_.get();
     o.slots = opt_.parallel;
     o.prefill_chunk = opt_.prefill_chunk;
     o.prefix_reuse = opt_.prefix_reuse;
@@ -244,18 +242,6 @@ void Scheduler::loop() {
       tasks_.clear();
     }
     for (auto& t : tasks) t();
-    if (tokenizer_) {  // the BPE baseline: one request at a time
-      std::shared_ptr<Job> job;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!queue_.empty()) {
-          job = queue_.front();
-          queue_.pop_front();
-        }
-      }
-      if (job) serve_bpe(job);
-      continue;
-    }
     try {
       admit(joining);
       if (busy_ > 0) step();
@@ -332,8 +318,14 @@ void Scheduler::step() {
     auto it = rows_.find(s.id);
     if (it == rows_.end()) continue;
     Row& r = *it->second;
-    const Alternatives alternatives = likeliest(s.logp, r.job->req.logprobs);
-    if (r.accept(s.byte, float(-s.logp[s.byte] / std::log(2.0)), metrics_, alternatives)) {
+    bool done = false;
+    for (size_t k = 0; k < s.bytes.size() && !done; ++k) {
+      const uint8_t b = uint8_t(s.bytes[k]);
+      // A token model samples tokens: a byte's surprisal is not defined there (NaN -> null).
+      const float bit = s.logp ? float(-s.logp[b] / std::log(2.0)) : std::nanf("");
+      done = r.accept(b, bit, metrics_, likeliest(s.logp, r.job->req.logprobs));
+    }
+    if (done) {
       decoder_->remove(s.id);
       --busy_;
       rows_.erase(it);
@@ -341,46 +333,6 @@ void Scheduler::step() {
   }
   metrics_.decode_step(int64_t(sampled.size()));
   ++steps_;
-}
-
-namespace {
-struct StopGeneration {};  // thrown from the BPE sink to end generation early
-}  // namespace
-
-void Scheduler::serve_bpe(const std::shared_ptr<Job>& job) {
-  Row row;
-  row.job = job;
-  metrics_.prompt_bytes(int64_t(job->req.prompt.size()));
-  if (job->cancelled() || job->req.max_bytes == 0) {
-    job->finish(job->cancelled() ? "cancelled" : "length", 0);
-    return;
-  }
-  ++busy_;
-  GenerateOptions opt;
-  static_cast<SamplingOptions&>(opt) = job->req.sampling;
-  opt.prompt = job->req.prompt;
-  opt.max_bytes = job->req.max_bytes;
-  opt.seed = job->seed;
-  static_cast<InferenceSettings&>(opt) = opt_;
-  try {
-    generate_tokens(*model_, *tokenizer_, opt, [&](uint8_t b) {
-      if (job->cancelled() || cancelling_) throw StopGeneration();
-      // Tokens, not bytes, are sampled: a byte's surprisal is not defined here (NaN -> null).
-      if (row.accept(b, std::nanf(""), metrics_)) throw StopGeneration();
-    });
-    job->finish("length", int64_t(row.out.size()));
-  } catch (const StopGeneration&) {
-    std::string error;
-    if (cancelling_) {
-      std::lock_guard<std::mutex> lock(mu_);
-      error = cancel_error_;
-    }
-    job->finish("cancelled", int64_t(row.out.size()), error);  // no-op when accept() finished it
-  } catch (const std::exception& e) {
-    job->finish("cancelled", int64_t(row.out.size()), std::string("generation failed: ") + e.what());
-  }
-  --busy_;
-  metrics_.decode_step(0);
 }
 
 }  // namespace bytelm::serve

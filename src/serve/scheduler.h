@@ -82,7 +82,7 @@ struct SchedulerOptions : InferenceSettings {
 
 class Scheduler {
  public:
-  // tokenizer: the BPE baseline's (its requests run one at a time: bytelm has no batched token decoding).
+  // tokenizer: the BPE baseline's (its requests are batched like the byte models', over tokens).
   Scheduler(std::shared_ptr<LanguageModelImpl> model, std::shared_ptr<Tokenizer> tokenizer, SchedulerOptions opt,
             Metrics& metrics);
   ~Scheduler();
@@ -106,7 +106,6 @@ class Scheduler {
   void admit(std::vector<std::shared_ptr<Job>>& joining);
   void step();
   void end_rows(const std::string& error);  // ends every running row (finish_reason "cancelled")
-  void serve_bpe(const std::shared_ptr<Job>& job);
 
   std::shared_ptr<LanguageModelImpl> model_;
   std::shared_ptr<Tokenizer> tokenizer_;
@@ -119,12 +118,10 @@ class Scheduler {
   std::deque<std::function<void()>> tasks_;
   bool stop_ = false;
   std::atomic<bool> draining_{false};
-  std::atomic<bool> cancelling_{false};
-  std::string cancel_error_;  // guarded by mu_
   std::atomic<int64_t> busy_{0};
 
   // Engine-thread state.
-  std::unique_ptr<BatchDecoder> decoder_;         // not for the BPE baseline
+  std::unique_ptr<BatchDecoder> decoder_;
   std::map<int64_t, std::unique_ptr<Row>> rows_;  // running requests by the decoder's row id
   int64_t steps_ = 0;                             // decoding steps so far
   std::thread thread_;

@@ -109,6 +109,13 @@ TEST_F(BpeCli, EvalReportsBitsPerByteAndBytesPerToken) {
   // bpb = nats per token x tokens per byte / ln 2.
   EXPECT_NEAR(bpb, npt / bpt / std::log(2.0), 1e-6 * bpb);
   EXPECT_EQ(j["tokens"].get<int64_t>(), int64_t(std::llround(double(j["bytes"].get<int64_t>()) / bpt)));
+  // Sliding windows over tokens (the byte models' protocol): every token scored once, with more context.
+  r = run({"eval", "--ckpt", dir_ + "/ckpt", "--data", dir_ + "/corpus", "--json", "--threads", "1", "--stride", "8"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto slid = nlohmann::json::parse(r.out);
+  EXPECT_EQ(slid["tokens"], j["tokens"]);
+  EXPECT_NE(slid["bpb"].get<double>(), bpb);
+  EXPECT_NEAR(slid["bpb"].get<double>(), bpb, 0.5);
   r = run({"eval", "--ckpt", dir_ + "/ckpt", "--split", "val", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("bytes per token"), std::string::npos) << r.out;

@@ -1,7 +1,7 @@
 // test_batch_decoder.cpp — the batch decoder: with fixed seeds every request's bytes equal generate() alone,
 // whatever rows join and leave around it and when (random join steps, rows cancelled early, windows that
-// slide past the context), for every model kind, at row positions and at shared positions; prefix reuse
-// changes no byte and is counted; bad use is refused.
+// slide past the context), for every model kind (the BPE baseline over tokens too), at row positions and at
+// shared positions; prefix reuse changes no byte and is counted; bad use is refused.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,7 +10,11 @@
 #include "common/test_device.h"
 #include "generate/batch_decoder.h"
 #include "generate/generate.h"
+#include "generate/generate_tokens.h"
+#include "model/config.h"
+#include "model/factory.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 using namespace bytelm;
@@ -59,11 +63,14 @@ std::vector<std::string> together(LanguageModelImpl& model, const std::vector<Re
     }
     for (const auto& s : dec.step()) {
       const size_t i = by_id.at(s.id);
-      out[i].push_back(char(s.byte));
       const int64_t limit = reqs[i].cancel_after >= 0 ? reqs[i].cancel_after : reqs[i].max_bytes;
-      if (int64_t(out[i].size()) == limit) {
-        dec.remove(s.id);
-        ++finished;
+      for (char c : s.bytes) {
+        out[i].push_back(c);
+        if (int64_t(out[i].size()) == limit) {
+          dec.remove(s.id);
+          ++finished;
+          break;
+        }
       }
     }
     if (step > 5000) ADD_FAILURE() << "the decoder does not finish";
@@ -131,6 +138,54 @@ INSTANTIATE_TEST_SUITE_P(Models, Together,
                          [](const auto& info) {
                            return info.param.model + (info.param.row_positions ? "_rows" : "_shared");
                          });
+
+// The BPE baseline through the same decoder (its tokenizer given): prompts encoded, rows sampling tokens at
+// their own positions (and at a shared one), windows sliding past the context in tokens: every request's bytes
+// equal generate_tokens() alone.
+TEST(BatchDecoder, TokenModelRowsGetTheirBytesAlone) {
+  std::mt19937 rng(5);
+  std::string text;
+  const std::vector<std::string> words = {"the", "cat", "sat", "on", "mat", "truth", "universally", "acknowledged"};
+  while (text.size() < 60000) text += words[rng() % words.size()] + (rng() % 9 ? " " : ".\n");
+  TokenizerTrainOptions to;
+  to.vocab = 300;
+  const Tokenizer tok = Tokenizer::train({text}, to);
+  torch::manual_seed(3);
+  ModelConfig cfg = load_config("tiny", "bpe");
+  cfg.vocab_size = tok.vocab_size();
+  auto model = make_model(cfg);
+  model->to(torch::Device(test_device()));
+  model->eval();
+  auto reqs = random_requests(cfg.context, 33);
+  reqs[2].max_bytes = 4 * cfg.context;  // slides its window (in tokens) past the context
+  for (bool rows : {true, false})
+    for (double temperature : {0.0, 1.0}) {
+      BatchDecoderOptions opt;
+      opt.slots = 4;
+      opt.prefill_chunk = 3;
+      opt.row_positions = rows;
+      opt.tokenizer = &tok;
+      const auto got = together(*model, reqs, temperature, opt);
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        GenerateOptions o;
+        static_cast<SamplingOptions&>(o) = sampling(temperature);
+        o.device = test_device();
+        o.prompt = reqs[i].prompt;
+        o.seed = reqs[i].seed;
+        o.max_bytes = reqs[i].cancel_after >= 0 ? reqs[i].cancel_after : reqs[i].max_bytes;
+        EXPECT_EQ(got[i], generate_tokens(*model, tok, o, [](uint8_t) {}))
+            << "request " << i << (rows ? " rows" : " shared") << " at temperature " << temperature;
+      }
+    }
+  BatchDecoderOptions opt;
+  EXPECT_THROW(BatchDecoder(*model, opt), Error);  // no tokenizer
+  opt.tokenizer = &tok;
+  BatchDecoder dec(*model, opt);
+  SamplingOptions penalty;
+  penalty.repetition_penalty = 1.3;
+  EXPECT_THROW(dec.add("the cat", penalty, 1), Error);
+  EXPECT_THROW(dec.add(std::string(size_t(cfg.context) * 8, 'q'), SamplingOptions(), 1), Error);
+}
 
 TEST(BatchDecoder, PrefixReuseChangesNoByteAndIsCounted) {
   for (const char* name : {"transformer", "megabyte"}) {

@@ -5,6 +5,7 @@
 // and SIGTERM (stream ends with an error event and [DONE], exit 0).
 #include <cmath>
 #include <future>
+#include <random>
 
 #include "serve/serve_harness.h"
 
@@ -462,6 +463,46 @@ TEST_F(Serve, TransformerBltAndHnetBatchLikeSolo) {
     if (name == "hnet") EXPECT_EQ(sc["patching"], "learned");
     EXPECT_EQ(s->terminate(), 0) << name;
   }
+}
+
+// The BPE baseline's requests are batched like the byte models' (over tokens): streams together equal their
+// solo outputs, and a stream equals its non-streamed twin.
+TEST_F(Serve, BpeRequestsBatchLikeSolo) {
+  std::mt19937 rng(11);
+  std::vector<std::string> words{"call", "me", "ishmael", "some", "years", "ago"};
+  while (words.size() < 300) {  // enough words for the tiny preset's 512 pieces
+    std::string w;
+    for (uint32_t k = 0, len = 2 + rng() % 7; k < len; ++k) w += char('a' + rng() % 26);
+    words.push_back(w);
+  }
+  std::string text;
+  while (text.size() < 60000) text += words[rng() % words.size()] + (rng() % 8 ? " " : ".\n");
+  fs::create_directories(dir_ + "/bpe_corpus");
+  write(dir_ + "/bpe_corpus/a.txt", text);
+  Result r = run({"tokenizer", "train", "--data", dir_ + "/bpe_corpus", "--vocab", "512", "--out", dir_ + "/bpe_tok"});
+  if (r.code != 0 && r.err.find("bytelm_spm.so") != std::string::npos) GTEST_SKIP() << "built without SentencePiece";
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run({"train", "--model", "bpe", "--config", "tiny", "--tokenizer", dir_ + "/bpe_tok", "--data",
+           dir_ + "/bpe_corpus", "--out", dir_ + "/bpe", "--steps", "2", "--batch", "2", "--threads", "1",
+           "--peak-flops", "1e11"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto s = start({"--parallel", "3"}, true, dir_ + "/bpe");
+  const std::vector<std::string> prompts{"call me", "", "some"};  // + 20 bytes: within the 31 the API allows
+  std::vector<std::string> solo;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Streamed st = collect(sse_events(s->port, completion(prompts[i], 20, 9 + i, true)));
+    EXPECT_TRUE(st.done) << slurp(s->err);
+    EXPECT_EQ(st.bytes.size(), 20u);
+    solo.push_back(st.bytes);
+    auto res = http(s->port, "POST", "/v1/completions", completion(prompts[i], 20, 9 + i, false));
+    EXPECT_EQ(choice_bytes(json::parse(res.body)["choices"][0]), st.bytes) << "stream != non-stream";
+  }
+  std::vector<std::future<Streamed>> together;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    together.push_back(std::async(
+        std::launch::async, [&, i] { return collect(sse_events(s->port, completion(prompts[i], 20, 9 + i, true))); }));
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i].get().bytes, solo[i]) << "stream " << i;
+  EXPECT_EQ(s->terminate(), 0);
 }
 
 TEST_F(Serve, SigtermLetsRunningStreamsFinish) {
