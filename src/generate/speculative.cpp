@@ -46,6 +46,7 @@ class Speculation {
               const SpeculativeOptions& spec, const std::function<void(uint8_t)>& sink)
       : target_(target), draft_(draft), opt_(opt), spec_(spec), sink_(sink), device_(opt.device), rng_(opt.seed) {}
 
+  void counts(SpeculativeStats& stats) { finish(stats); }
   std::string run(SpeculativeStats& stats) {
     const int64_t T = target_.config().context;
     if (int64_t(opt_.prompt.size()) >= T)
@@ -99,6 +100,7 @@ class Speculation {
     sink_(uint8_t(b));
     return ends_with_stop(out_, opt_.stop) || int64_t(out_.size()) >= opt_.max_bytes;
   }
+  // The counts so far (also after an exception from the sink), and the bytes emitted.
   std::string finish(SpeculativeStats& stats) {
     stats.generated = int64_t(out_.size());
     stats.rounds = rounds_;
@@ -230,9 +232,15 @@ std::string generate_speculative(LanguageModelImpl& target, LanguageModelImpl& d
   Bf16Decoding bf16_weights(opt.decode_weights == "bf16");
   SpeculativeStats s;
   Speculation run(target, draft, opt, spec, sink);
-  std::string out = run.run(s);
-  if (stats) *stats = s;
-  return out;
+  try {
+    std::string out = run.run(s);
+    if (stats) *stats = s;
+    return out;
+  } catch (...) {  // e.g. the sink ends generation early: the rounds so far still count
+    run.counts(s);
+    if (stats) *stats = s;
+    throw;
+  }
 }
 
 }  // namespace bytelm

@@ -50,7 +50,7 @@ void check_speculative(const LanguageModelImpl& target, const LanguageModelImpl&
 void check_speculative_options(const SpeculativeOptions& s);  // --draft-max, --draft-p-min in range
 
 // generate() with a draft: the same options (opt.no_cache and opt.decode are not used: both models decode
-// with feed() and rewind()), bytes streamed to `sink`; fills `stats` when given.
+// with feed() and rewind()), bytes streamed to `sink`; fills `stats` when given (also when the sink throws).
 std::string generate_speculative(LanguageModelImpl& target, LanguageModelImpl& draft, const GenerateOptions& opt,
                                  const SpeculativeOptions& spec, const std::function<void(uint8_t)>& sink,
                                  SpeculativeStats* stats = nullptr);

@@ -26,6 +26,15 @@ ServedModel open_model(const std::string& ckpt, const std::string& device, int t
   return m;
 }
 
+std::shared_ptr<LanguageModelImpl> open_draft(const ServedModel& target, const std::string& draft,
+                                              const SpeculativeOptions& spec, const std::string& device, int threads) {
+  std::shared_ptr<LanguageModelImpl> d =
+      draft == "self" ? target.model->entropy_patcher() : load_for_inference(draft, device, threads);
+  if (!d) throw Error("--draft self: a " + target.kind + " model has no entropy model of its own");
+  check_speculative(*target.model, *d, spec);
+  return d;
+}
+
 nlohmann::json score(const ServedModel& m, const std::string& bytes, const std::string& device) {
   if (m.tokenizer) {
     ApiError e;

@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "generate/speculative.h"
+
 #include <nlohmann/json.hpp>
 
 namespace bytelm {
@@ -23,6 +25,11 @@ struct ServedModel {
 };
 // Throws Error (bad checkpoint, bad device).
 ServedModel open_model(const std::string& ckpt, const std::string& device, int threads);
+
+// serve --draft: the draft model for speculative decoding (a byte-model checkpoint, or "self": a BLT's own
+// entropy model), checked against the target (speculative.h); Error naming the problem otherwise.
+std::shared_ptr<LanguageModelImpl> open_draft(const ServedModel& target, const std::string& draft,
+                                              const SpeculativeOptions& spec, const std::string& device, int threads);
 
 // Per-byte surprisal of `bytes` (1 .. context) under the model, each byte predicted from the bytes before it:
 // {"bytes":[..], "bits":[..], "total_bits", "bits_per_byte"}; for BLT also "entropies" (nats, the patcher's

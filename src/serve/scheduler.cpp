@@ -202,6 +202,8 @@ void Scheduler::drain() { draining_ = true; }
 
 void Scheduler::cancel_all(const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
+  cancel_error_ = error;
+  cancelling_ = true;  // a speculative request in progress sees it in its byte callback
   for (auto& job : queue_) job->finish("cancelled", 0, error);
   queue_.clear();
   // Running rows belong to the engine thread: mark their jobs; the engine ends them at its next step.
@@ -219,7 +221,7 @@ void Scheduler::loop() {
   const torch::Device device(opt_.device);
   AutocastScope autocast(device, use_bf16(opt_.precision, opt_.device));
   Bf16Decoding bf16_weights(opt_.decode_weights == "bf16");  // copies kept for the engine's lifetime
-  {
+  if (!opt_.draft) {
     BatchDecoderOptions o;
     o.tokenizer = tokenizer_.get();
     o.slots = opt_.parallel;
@@ -242,6 +244,18 @@ void Scheduler::loop() {
       tasks_.clear();
     }
     for (auto& t : tasks) t();
+    if (opt_.draft) {  // speculative decoding: one request at a time
+      std::shared_ptr<Job> job;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!queue_.empty()) {
+          job = queue_.front();
+          queue_.pop_front();
+        }
+      }
+      if (job) serve_speculative(job);
+      continue;
+    }
     try {
       admit(joining);
       if (busy_ > 0) step();
@@ -333,6 +347,51 @@ void Scheduler::step() {
   }
   metrics_.decode_step(int64_t(sampled.size()));
   ++steps_;
+}
+
+namespace {
+struct StopGeneration {};  // thrown from the speculative sink to end generation early
+}  // namespace
+
+void Scheduler::serve_speculative(const std::shared_ptr<Job>& job) {
+  Row row;
+  row.job = job;
+  metrics_.prompt_bytes(int64_t(job->req.prompt.size()));
+  if (job->cancelled() || job->req.max_bytes == 0) {
+    job->finish(job->cancelled() ? "cancelled" : "length", 0);
+    return;
+  }
+  ++busy_;
+  GenerateOptions opt;
+  static_cast<SamplingOptions&>(opt) = job->req.sampling;
+  static_cast<InferenceSettings&>(opt) = opt_;
+  opt.prompt = job->req.prompt;
+  opt.max_bytes = job->req.max_bytes;
+  opt.seed = job->seed;
+  SpeculativeStats stats;
+  try {
+    generate_speculative(
+        *model_, *opt_.draft, opt, opt_.spec,
+        [&](uint8_t b) {
+          if (job->cancelled() || cancelling_) throw StopGeneration();
+          // Bytes come from accepted drafts and corrections: no per-byte surprisal is computed (NaN -> null).
+          if (row.accept(b, std::nanf(""), metrics_)) throw StopGeneration();
+        },
+        &stats);
+    job->finish("length", int64_t(row.out.size()));
+  } catch (const StopGeneration&) {
+    std::string error;
+    if (cancelling_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      error = cancel_error_;
+    }
+    job->finish("cancelled", int64_t(row.out.size()), error);  // no-op when accept() finished it
+  } catch (const std::exception& e) {
+    job->finish("cancelled", int64_t(row.out.size()), std::string("generation failed: ") + e.what());
+  }
+  metrics_.speculative(stats.rounds, stats.drafted, stats.accepted);
+  --busy_;
+  metrics_.decode_step(0);
 }
 
 }  // namespace bytelm::serve

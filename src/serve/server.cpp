@@ -239,6 +239,7 @@ int run_server(const ServerOptions& opt) {
   check_decode_weights(opt.decode_weights, opt.device, opt.precision);
   if (opt.max_queue < 0) throw Error("--max-queue must be >= 0");
   if (opt.prefill_chunk < 1) throw Error("--prefill-chunk must be >= 1");
+  check_speculative_options(opt.spec);
   if (opt.port < 0 || opt.port > 65535) throw Error("--port must be in [0, 65535]");
   if (opt.max_body_bytes < 1) throw Error("--max-body must be >= 1");
   if (!(opt.shutdown_timeout >= 0)) throw Error("--shutdown-timeout must be >= 0");
@@ -298,14 +299,16 @@ int run_server(const ServerOptions& opt) {
   // Test hook: a slow load, so the tests can see /health answer 503 while loading.
   if (const char* delay = std::getenv("BYTELM_SERVE_TEST_LOAD_DELAY_MS"))
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
+  SchedulerOptions so;
   try {
     s.model = open_model(opt.ckpt, opt.device, opt.threads);
+    if (!opt.draft.empty()) so.draft = open_draft(s.model, opt.draft, opt.spec, opt.device, opt.threads);
   } catch (...) {
     stop_listening(s.http, listener, returned);
     throw;
   }
-  SchedulerOptions so;
   static_cast<InferenceSettings&>(so) = opt;
+  so.spec = opt.spec;
   so.parallel = opt.parallel;
   so.max_queue = opt.max_queue;
   so.prefill_chunk = opt.prefill_chunk;

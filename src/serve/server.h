@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "generate/speculative.h"
 #include "util/inference.h"
 
 namespace bytelm::serve {
@@ -30,6 +31,8 @@ struct ServerOptions : InferenceSettings {
   std::vector<std::string> allowed_hosts;  // Host names accepted besides IP literals, localhost, --host
   int64_t max_connections = 256;           // open connections; more evict the slowest waiting one
   double request_timeout = 30;             // seconds for a whole request (head and body) to arrive
+  std::string draft;                       // speculative decoding: a draft checkpoint, or "self" (BLT)
+  SpeculativeOptions spec;                 // --draft-max, --draft-p-min
 };
 
 // Throws Error for bad options or a checkpoint that does not load; returns 0 after a clean shutdown.

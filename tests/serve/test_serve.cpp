@@ -505,6 +505,34 @@ TEST_F(Serve, BpeRequestsBatchLikeSolo) {
   EXPECT_EQ(s->terminate(), 0);
 }
 
+// serve --draft: requests decoded speculatively give greedy the bytes of plain decoding; a model drafting for
+// itself has every drafted byte accepted at temperature 0, which /metrics shows; bad drafts are one line.
+TEST_F(Serve, DraftDecodingEqualsPlainGreedyAndCountsAcceptance) {
+  const std::string body = completion("call me", 60, 5, false, {{"temperature", 0.0}});
+  auto plain = start();
+  const std::string want =
+      choice_bytes(json::parse(http(plain->port, "POST", "/v1/completions", body).body)["choices"][0]);
+  EXPECT_EQ(plain->terminate(), 0);
+  EXPECT_EQ(want.size(), 60u);
+  auto s = start({"--draft", dir_ + "/ckpt", "--draft-max", "4", "--draft-p-min", "0"});
+  EXPECT_EQ(choice_bytes(json::parse(http(s->port, "POST", "/v1/completions", body).body)["choices"][0]), want);
+  Streamed st = collect(sse_events(s->port, completion("call me", 60, 5, true, {{"temperature", 0.0}})));
+  EXPECT_EQ(st.bytes, want);
+  // The counts land once a request's decoding returns, just after its last byte went out.
+  for (int i = 0; i < 100 && metric(s->port, "bytelm_draft_bytes_total") == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GT(metric(s->port, "bytelm_draft_bytes_total"), 0);
+  EXPECT_EQ(metric(s->port, "bytelm_draft_accepted_bytes_total"), metric(s->port, "bytelm_draft_bytes_total"));
+  EXPECT_EQ(metric(s->port, "bytelm_draft_acceptance_ratio"), 1.0);
+  EXPECT_EQ(s->terminate(), 0);
+  Result r = run({"serve", "--ckpt", dir_ + "/ckpt", "--port", "0", "--draft", "self"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--draft self"), std::string::npos) << r.err;
+  r = run({"serve", "--ckpt", dir_ + "/ckpt", "--draft", dir_ + "/ckpt", "--draft-max", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--draft-max"), std::string::npos) << r.err;
+}
+
 TEST_F(Serve, SigtermLetsRunningStreamsFinish) {
   auto s = start({"--shutdown-timeout", "60"});
   std::vector<std::string> events;
