@@ -1,5 +1,5 @@
 // batch_decoder.h — one decoder for many rows, driven by `generate --batch`, serve's scheduler and bench.
-// Rows join and leave between any two steps. Models with row decoding (model.h: Transformer, BPE, MEGABYTE)
+// Rows join and leave between any two steps. Models with row decoding (model.h: Transformer, BPE, MEGABYTE, the entropy model)
 // keep every row at its own position: a joining row prefills its prompt in chunks inside the running batch's
 // steps while the other rows go on decoding, a row whose window is full slides alone, and a prompt that starts
 // with bytes another row's cache holds reuses them (prefix reuse). The other models decode a batch at one

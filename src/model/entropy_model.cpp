@@ -3,6 +3,7 @@
 
 #include "blt/hash.h"
 #include "model/module_util.h"
+#include "model/transformer.h"
 #include "util/error.h"
 
 namespace bytelm {
@@ -48,6 +49,31 @@ torch::Tensor EntropyModelImpl::feed(const torch::Tensor& bytes) {
   auto out = patcher->logits(bytes + blt::kByteOffset, decoded_ + 1, &caches_);
   decoded_ += n;
   return out;
+}
+
+void EntropyModelImpl::rows_begin(int64_t slots) {
+  caches_ = patcher->make_caches(slots, cfg_.context, std::move(caches_));
+  row_decoded_.assign(size_t(slots), kRowNotStarted);
+  decoded_ = 0;
+}
+
+torch::Tensor EntropyModelImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+  const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
+  const int64_t R = int64_t(feeds.size());
+  const auto in = token_row_inputs(*this, feeds, blt::kBos, blt::kByteOffset, 256, patcher->lm_head->weight.device());
+  auto h = patcher->rows(patcher->embed_tokens(in.ids), in.batch, caches_);                   // (R, n, D)
+  auto out = patcher->lm_head(h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, 260)
+  for (int64_t r = 0; r < R; ++r) row_decoded_[size_t(feeds[r].slot)] = after[size_t(r)];
+  return out;
+}
+
+int64_t EntropyModelImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
+  const int64_t have = row_decoded_.at(size_t(from));
+  if (have == kRowNotStarted || bytes < 0) return kRowNotStarted;
+  const int64_t keep = std::min(bytes, have);
+  copy_row_prefix(caches_, from, to, keep);
+  row_decoded_.at(size_t(to)) = keep;
+  return keep;
 }
 
 void EntropyModelImpl::rewind(int64_t bytes) {

@@ -33,6 +33,11 @@ class EntropyModelImpl : public LanguageModelImpl {
   bool can_rewind() const override { return true; }
   void rewind(int64_t bytes) override;  // moves the cache lengths back
   int64_t vocab_offset() const override { return 4; }
+  // Row decoding, as the Transformer's (transformer.h: token_row_inputs): one cache row per slot.
+  bool has_row_decoding() const override { return true; }
+  void rows_begin(int64_t slots) override;
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 260)
+  int64_t rows_keep(int64_t from, int64_t to, int64_t bytes) override;
   std::vector<FlopsPart> flops() const override;
   bool is_entropy_model() const override { return true; }
   std::shared_ptr<LanguageModelImpl> entropy_patcher() override {

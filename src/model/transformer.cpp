@@ -71,9 +71,9 @@ void TransformerImpl::rows_begin(int64_t slots) {
   decoded_ = 0;
 }
 
-torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
-  const auto after = check_row_feeds(feeds, cfg_.context - 1, unit_);
-  const int64_t R = int64_t(feeds.size()), S = row_slots();
+TokenRowInputs token_row_inputs(const LanguageModelImpl& model, const std::vector<RowFeed>& feeds, int64_t start_id,
+                                int64_t id_offset, int64_t vocab, const torch::Device& device) {
+  const int64_t R = int64_t(feeds.size());
   int64_t n = 1;
   for (const auto& f : feeds) n = std::max<int64_t>(n, int64_t(f.ids.size()) + (f.restart ? 1 : 0));
   // Input position p of a row holds the start id (p = 0) or id p - 1 of the row since its restart.
@@ -81,22 +81,38 @@ torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
   for (int64_t r = 0; r < R; ++r) {
     const RowFeed& f = feeds[r];
     int64_t* row = &ids[size_t(r * n)];
-    if (f.restart) *row++ = vocab_;
+    if (f.restart) *row++ = start_id;
     for (int64_t id : f.ids) {
-      if (id < 0 || id >= vocab_) throw Error("row decoding: id " + std::to_string(id) + " is out of range");
-      *row++ = id;
+      if (id < 0 || id >= vocab) throw Error("row decoding: id " + std::to_string(id) + " is out of range");
+      *row++ = id + id_offset;
     }
     rows.push_back(f.slot);
-    pos0.push_back(f.restart ? 0 : row_decoded_[size_t(f.slot)] + 1);
+    pos0.push_back(f.restart ? 0 : model.row_decoded(f.slot) + 1);
     counts.push_back(int64_t(f.ids.size()) + (f.restart ? 1 : 0));
     last.push_back(r * n + counts.back() - 1);
   }
-  const auto dev = head->weight.device();
-  auto rb = make_row_batch(rows, S, pos0, counts, n, cfg_.context, dev);
-  auto in = torch::from_blob(ids.data(), {R, n}, torch::kLong).to(dev);
-  auto h = model->rows(embed(in), rb, caches_);  // (R, n, D)
-  auto idx = torch::from_blob(last.data(), {R}, torch::kLong).to(dev);
-  auto out = project(head, h.reshape({R * n, -1}).index_select(0, idx));  // (R, V)
+  TokenRowInputs in;
+  in.batch = make_row_batch(rows, model.row_slots(), pos0, counts, n, model.config().context, device);
+  // copy = true: the vectors die with this call, and to() would alias them on the CPU.
+  in.ids = torch::from_blob(ids.data(), {R, n}, torch::kLong).to(device, torch::kLong, false, true);
+  in.last = torch::from_blob(last.data(), {R}, torch::kLong).to(device, torch::kLong, false, true);
+  return in;
+}
+
+void copy_row_prefix(std::vector<KVCache>& caches, int64_t from, int64_t to, int64_t keep) {
+  if (from == to) return;
+  for (auto& c : caches) {  // the start id and the ids kept
+    c.k[to].narrow(1, 0, keep + 1).copy_(c.k[from].narrow(1, 0, keep + 1));
+    c.v[to].narrow(1, 0, keep + 1).copy_(c.v[from].narrow(1, 0, keep + 1));
+  }
+}
+
+torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+  const auto after = check_row_feeds(feeds, cfg_.context - 1, unit_);
+  const int64_t R = int64_t(feeds.size());
+  const auto in = token_row_inputs(*this, feeds, vocab_, 0, vocab_, head->weight.device());
+  auto h = model->rows(embed(in.ids), in.batch, caches_);                                  // (R, n, D)
+  auto out = project(head, h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, V)
   for (int64_t r = 0; r < R; ++r) row_decoded_[size_t(feeds[r].slot)] = after[size_t(r)];
   return out;
 }
@@ -105,11 +121,7 @@ int64_t TransformerImpl::rows_keep(int64_t from, int64_t to, int64_t ids) {
   const int64_t have = row_decoded_.at(size_t(from));
   if (have == kRowNotStarted || ids < 0) return kRowNotStarted;
   const int64_t keep = std::min(ids, have);
-  if (from != to)
-    for (auto& c : caches_) {  // the start id and the ids kept
-      c.k[to].narrow(1, 0, keep + 1).copy_(c.k[from].narrow(1, 0, keep + 1));
-      c.v[to].narrow(1, 0, keep + 1).copy_(c.v[from].narrow(1, 0, keep + 1));
-    }
+  copy_row_prefix(caches_, from, to, keep);
   row_decoded_.at(size_t(to)) = keep;
   return keep;
 }

@@ -7,6 +7,21 @@
 
 namespace bytelm {
 
+// Row decoding of a model that reads one id per position after a start id (Transformer, BPE, the entropy
+// model): the inputs of one rows_feed() call, (R, n) ids on the device (the start id where a row restarts,
+// then its ids + id_offset; padding 0), the cache rows and positions (blocks.h), and for each row the flat
+// index r * n + i of its last entry, whose output predicts the row's next id. Ids outside [0, vocab) are an Error.
+struct TokenRowInputs {
+  torch::Tensor ids;  // (R, n) int64
+  RowBatch batch;
+  torch::Tensor last;  // (R) int64
+};
+TokenRowInputs token_row_inputs(const LanguageModelImpl& model, const std::vector<RowFeed>& feeds, int64_t start_id,
+                                int64_t id_offset, int64_t vocab, const torch::Device& device);
+// Prefix reuse for such a model: cache row `to` takes the start entry and the first `keep` entries after it
+// of cache row `from`, in every layer (nothing to copy when from == to).
+void copy_row_prefix(std::vector<KVCache>& caches, int64_t from, int64_t to, int64_t keep);
+
 class TransformerImpl : public LanguageModelImpl {
  public:
   explicit TransformerImpl(const ModelConfig& cfg) : TransformerImpl(cfg, kByteVocab, "bytes") {}

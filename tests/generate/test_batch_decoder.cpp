@@ -133,8 +133,8 @@ TEST_P(Together, EveryRequestGetsItsBytesAlone) {
 
 INSTANTIATE_TEST_SUITE_P(Models, Together,
                          ::testing::Values(Case{"transformer", true}, Case{"megabyte", true},
-                                           Case{"transformer", false}, Case{"megabyte", false}, Case{"blt", true},
-                                           Case{"hnet", true}),
+                                           Case{"transformer", false}, Case{"megabyte", false}, Case{"entropy", true},
+                                           Case{"blt", true}, Case{"hnet", true}),
                          [](const auto& info) {
                            return info.param.model + (info.param.row_positions ? "_rows" : "_shared");
                          });

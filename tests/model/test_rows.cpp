@@ -125,7 +125,7 @@ TEST_P(Rows, BadFeedsAreRefused) {
   EXPECT_EQ(model->row_decoded(1), kRowNotStarted);  // a refused call changes nothing
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, Rows, ::testing::Values("transformer", "megabyte"));
+INSTANTIATE_TEST_SUITE_P(Models, Rows, ::testing::Values("transformer", "megabyte", "entropy"));
 
 TEST(RowsRefused, ModelsWithoutRowDecodingSaySo) {
   c10::InferenceMode inference;
