@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "generate/speculative.h"
 #include "util/inference.h"
 
 namespace bytelm::cli {
@@ -34,6 +35,10 @@ constexpr unsigned kDeviceFlags = kDevice | kPrecision | kThreads;
 constexpr unsigned kAllInferenceFlags = kDeviceFlags | kDecode | kDecodeWeights;
 void add_inference_flags(CLI::App* sub, InferenceSettings* s, unsigned which,
                          const std::string& threads_help = "CPU threads (0 = all cores)");
+
+// --draft (a checkpoint or "self"), --draft-max and --draft-p-min: speculative decoding (generate, serve);
+// `what`: how the subcommand decodes with a draft, appended to --draft's help.
+void add_draft_flags(CLI::App* sub, std::string* draft, SpeculativeOptions* spec, const std::string& what);
 
 // The names (without dashes) of the options of `sub` given on the command line.
 std::set<std::string> given_options(const CLI::App* sub);

@@ -147,14 +147,7 @@ Command add_generate(CLI::App& app) {
   g->add_option("--stop", c->stops,
                 "Stop once the output ends with this string (printed); C escapes (\\n, \\t, \\xHH); repeatable")
       ->take_all();
-  auto* draft =
-      g->add_option("--draft", c->draft,
-                    "Speculative decoding (one prompt): a byte-model checkpoint drafts bytes the model checks, or "
-                    "\"self\" for a BLT's own entropy model; prints the draft acceptance rate on stderr");
-  g->add_option("--draft-max", c->spec.draft_max, "With --draft: most bytes drafted per round")->needs(draft);
-  g->add_option("--draft-p-min", c->spec.draft_p_min,
-                "With --draft: stop drafting when the draft's top probability is below this (0 = never)")
-      ->needs(draft);
+  add_draft_flags(g, &c->draft, &c->spec, "one prompt; prints the draft acceptance rate on stderr");
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   add_inference_flags(g, &gen, kAllInferenceFlags, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
   return {g, [c] { return run(*c); }};

@@ -34,4 +34,15 @@ const std::string& presets_footer() {
   return table;
 }
 
+void add_draft_flags(CLI::App* sub, std::string* draft, SpeculativeOptions* spec, const std::string& what) {
+  auto* d = sub->add_option("--draft", *draft,
+                            "Speculative decoding: a byte-model checkpoint drafts bytes the model checks, or \"self\" "
+                            "for a BLT's own entropy model; " +
+                                what);
+  sub->add_option("--draft-max", spec->draft_max, "With --draft: most bytes drafted per round")->needs(d);
+  sub->add_option("--draft-p-min", spec->draft_p_min,
+                  "With --draft: stop drafting when the draft's top probability is below this (0 = never)")
+      ->needs(d);
+}
+
 }  // namespace bytelm::cli

@@ -20,13 +20,7 @@ Command add_serve(CLI::App& app) {
   s->add_option("--max-queue", o->max_queue, "Requests that may wait for a free row; more get 503 + Retry-After");
   s->add_option("--prefill-chunk", o->prefill_chunk,
                 "Prompt bytes a joining request feeds per step while the others decode (models with row positions)");
-  auto* draft = s->add_option("--draft", o->draft,
-                              "Speculative decoding: a byte-model checkpoint drafts bytes the model checks, or \"self\" "
-                              "for a BLT's own entropy model; requests are then decoded one at a time (batch 1)");
-  s->add_option("--draft-max", o->spec.draft_max, "With --draft: most bytes drafted per round")->needs(draft);
-  s->add_option("--draft-p-min", o->spec.draft_p_min,
-                "With --draft: stop drafting when the draft's top probability is below this (0 = never)")
-      ->needs(draft);
+  add_draft_flags(s, &o->draft, &o->spec, "requests are then decoded one at a time (batch 1)");
   s->add_flag("!--no-prefix-reuse", o->prefix_reuse,
               "Prefill every prompt in full (default: start from a prefix another row's cache holds)");
   s->add_option("--api-key", o->api_keys, "Require 'Authorization: Bearer KEY' on /v1/* and /metrics; repeatable")

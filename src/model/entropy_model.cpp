@@ -68,12 +68,7 @@ torch::Tensor EntropyModelImpl::rows_feed(const std::vector<RowFeed>& feeds) {
 }
 
 int64_t EntropyModelImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
-  const int64_t have = row_decoded_.at(size_t(from));
-  if (have == kRowNotStarted || bytes < 0) return kRowNotStarted;
-  const int64_t keep = std::min(bytes, have);
-  copy_row_prefix(caches_, from, to, keep);
-  row_decoded_.at(size_t(to)) = keep;
-  return keep;
+  return keep_token_row(row_decoded_, caches_, from, to, bytes);
 }
 
 void EntropyModelImpl::rewind(int64_t bytes) {

@@ -99,12 +99,18 @@ TokenRowInputs token_row_inputs(const LanguageModelImpl& model, const std::vecto
   return in;
 }
 
-void copy_row_prefix(std::vector<KVCache>& caches, int64_t from, int64_t to, int64_t keep) {
-  if (from == to) return;
-  for (auto& c : caches) {  // the start id and the ids kept
-    c.k[to].narrow(1, 0, keep + 1).copy_(c.k[from].narrow(1, 0, keep + 1));
-    c.v[to].narrow(1, 0, keep + 1).copy_(c.v[from].narrow(1, 0, keep + 1));
-  }
+int64_t keep_token_row(std::vector<int64_t>& decoded, std::vector<KVCache>& caches, int64_t from, int64_t to,
+                       int64_t ids) {
+  const int64_t have = decoded.at(size_t(from));
+  if (have == kRowNotStarted || ids < 0) return kRowNotStarted;
+  const int64_t keep = std::min(ids, have);
+  if (from != to)
+    for (auto& c : caches) {  // the start id and the ids kept
+      c.k[to].narrow(1, 0, keep + 1).copy_(c.k[from].narrow(1, 0, keep + 1));
+      c.v[to].narrow(1, 0, keep + 1).copy_(c.v[from].narrow(1, 0, keep + 1));
+    }
+  decoded.at(size_t(to)) = keep;
+  return keep;
 }
 
 torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
@@ -118,12 +124,7 @@ torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
 }
 
 int64_t TransformerImpl::rows_keep(int64_t from, int64_t to, int64_t ids) {
-  const int64_t have = row_decoded_.at(size_t(from));
-  if (have == kRowNotStarted || ids < 0) return kRowNotStarted;
-  const int64_t keep = std::min(ids, have);
-  copy_row_prefix(caches_, from, to, keep);
-  row_decoded_.at(size_t(to)) = keep;
-  return keep;
+  return keep_token_row(row_decoded_, caches_, from, to, ids);
 }
 
 double TransformerImpl::matmul_flops_per_position() const {

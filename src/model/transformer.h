@@ -18,9 +18,10 @@ struct TokenRowInputs {
 };
 TokenRowInputs token_row_inputs(const LanguageModelImpl& model, const std::vector<RowFeed>& feeds, int64_t start_id,
                                 int64_t id_offset, int64_t vocab, const torch::Device& device);
-// Prefix reuse for such a model: cache row `to` takes the start entry and the first `keep` entries after it
-// of cache row `from`, in every layer (nothing to copy when from == to).
-void copy_row_prefix(std::vector<KVCache>& caches, int64_t from, int64_t to, int64_t keep);
+// rows_keep() for such a model: row `to` keeps min(ids, what row `from` has fed) ids of row `from` (the start
+// entry and those ids copied in every layer when from != to); decoded: the model's ids fed per row.
+int64_t keep_token_row(std::vector<int64_t>& decoded, std::vector<KVCache>& caches, int64_t from, int64_t to,
+                       int64_t ids);
 
 class TransformerImpl : public LanguageModelImpl {
  public:
