@@ -164,7 +164,7 @@ def gaps(plt, found, noise, out_dir, files):
         return
     fig, ax = plt.subplots(figsize=(8.5, 0.3 * len(fs) + 1.5))
     for i, f in enumerate(fs):
-        n = noise(f.get("kind"))
+        n = f.get("band", noise(f.get("kind")))
         ax.add_patch(plt.Rectangle((-n, i - 0.4), 2 * n, 0.8, color="0.88", lw=0))
         g = f.get("gaps")
         if g:

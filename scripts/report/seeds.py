@@ -182,12 +182,13 @@ def over_seeds_finding(fs, noise):
         out.update(evidence=lines, status=statuses[0] if len(set(statuses)) == 1 else
                    "mixed over seeds: " + "; ".join(f"seed {s}: {v}" for s, v in zip(seeds, statuses)))
         return out
-    n = noise(f0.get("kind"))
+    runs = [r for f in fs for r in f.get("runs", [])]
+    n = noise.for_runs(f0.get("kind"), runs) if hasattr(noise, "for_runs") else noise(f0.get("kind"))
     rule = f0.get("rule")
     span = lambda vs: f", min..max {min(vs):+.4f}..{max(vs):+.4f}"
     skips = [per_seed_line("skipped minus intact bpb", seeds, out["skips"], span(out["skips"]))] \
         if "skips" in out else []
-    out.update(gap=mean, gaps=gaps, status=rule(mean, n) if rule else seed_verdict(gaps, n),
+    out.update(gap=mean, gaps=gaps, band=n, status=rule(mean, n) if rule else seed_verdict(gaps, n),
                evidence=[per_seed_line(f0.get("lead", "the claimed winner's bpb lead"), seeds, gaps, span(gaps))]
                + skips + lines)
     return out
