@@ -29,11 +29,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::atomic<bool> g_interrupted{false};
-void on_sigint(int) {
-  g_interrupted = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills at once
+// SIGINT (Ctrl-C) and SIGTERM (kill, torchrun tearing down, a scheduler's preemption) stop training at the
+// end of the step with a checkpoint; the exit code is 128 + the signal (130, 143).
+std::atomic<int> g_interrupted{0};
+void on_stop_signal(int sig) {
+  g_interrupted = sig;
+  std::signal(sig, SIG_DFL);  // a second one kills at once
 }
+
+// Installs on_stop_signal for SIGINT and SIGTERM while alive; the earlier handlers come back after.
+struct StopSignals {
+  StopSignals() : int_(std::signal(SIGINT, on_stop_signal)), term_(std::signal(SIGTERM, on_stop_signal)) {
+    g_interrupted = 0;
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, int_);
+    std::signal(SIGTERM, term_);
+  }
+  void (*int_)(int);
+  void (*term_)(int);
+};
 
 // Linear warmup, then cosine decay to lr * min_lr_ratio at the last step. Steps count from 1.
 double lr_at(const TrainOptions& o, int64_t step) {
@@ -138,7 +153,8 @@ torch::Tensor train_step(Run& run, const std::function<torch::Tensor()>& next_ba
   return loss_sum;
 }
 
-// The step loop. Returns the exit code: 0 done or stopped by --exit-after, 130 interrupted (after saving).
+// The step loop. Returns the exit code: 0 done or stopped by --exit-after, 130 / 143 stopped by SIGINT / SIGTERM
+// (after saving).
 int train_loop(Run& run) {
   const TrainOptions& opt = run.opt;
   DataParallel& dist = *run.dist;
@@ -177,7 +193,7 @@ int train_loop(Run& run) {
     auto grad_norm = optimizer_step(run, lr);
     const bool last = step == opt.steps;
     // Data-parallel: the loss is the mean over ranks, and a Ctrl-C on any rank stops all of them at this step.
-    bool interrupted = g_interrupted;
+    bool interrupted = g_interrupted != 0;
     if (dist.active()) {
       auto [mean_loss, any_interrupted] = dist.step_summary(loss.item<double>(), interrupted);
       loss = torch::full({}, mean_loss, torch::kFloat64);
@@ -214,7 +230,8 @@ int train_loop(Run& run) {
       if (dist.is_root())
         std::fprintf(stderr, "bytelm: stopped at step %lld; checkpoint saved to %s (continue with --resume)\n",
                      (long long)step, opt.out.c_str());
-      return interrupted ? 130 : 0;
+      if (!interrupted) return 0;
+      return 128 + (g_interrupted != 0 ? g_interrupted.load() : SIGINT);  // another rank's signal: as Ctrl-C
     }
   }
   if (!dist.is_root()) return 0;
@@ -269,16 +286,12 @@ int run_train(const TrainOptions& cli) {
                                     : 1.0;
   if (dist.is_root()) print_start(run);
 
-  g_interrupted = false;
-  auto old_handler = std::signal(SIGINT, on_sigint);
+  StopSignals stop_signals;
   try {
-    const int code = train_loop(run);
-    std::signal(SIGINT, old_handler);
-    return code;
+    return train_loop(run);
   } catch (const std::exception& e) {
     // Allocation failures are the user's to fix (batch, context, device): one line, exit 1. The last
     // checkpoint stays as it was (every file is written atomically).
-    std::signal(SIGINT, old_handler);
     if (stderr_is_tty()) std::fprintf(stderr, "\n");
     if (!is_out_of_memory(e.what())) throw;
     const int64_t step = optimizer_t(run) + 1;  // the step that was being computed

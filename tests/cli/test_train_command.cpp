@@ -285,48 +285,52 @@ TEST_F(Cli, ExistingRunIsNeverDamaged) {
   EXPECT_EQ(slurp(dir_ + "/ckpt/trainer.json"), trainer);
 }
 
-TEST_F(Cli, CtrlCSavesACheckpointAndResumes) {
-  const std::string out = dir_ + "/interrupted";
-  pid_t pid = spawn({"train",
-                     "--model",
-                     "transformer",
-                     "--config",
-                     "tiny",
-                     "--data",
-                     dir_ + "/corpus",
-                     "--out",
-                     out,
-                     "--steps",
-                     "100000",
-                     "--batch",
-                     "2",
-                     "--log-every",
-                     "1",
-                     "--ckpt-every",
-                     "0",
-                     "--threads",
-                     "1",
-                     "--peak-flops",
-                     "1e11"},
-                    dir_ + "/int.out", dir_ + "/int.err");
-  // Wait until a few steps are logged, then interrupt.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::string m = slurp(out + "/metrics.jsonl");
-    if (std::count(m.begin(), m.end(), '\n') >= 3) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+// Ctrl-C (SIGINT) and SIGTERM (kill, torchrun, a preempting scheduler) stop training at the end of the step with
+// a checkpoint, exit 128 + the signal, and --resume continues.
+TEST_F(Cli, CtrlCAndSigtermSaveACheckpointAndResume) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    const std::string out = dir_ + "/interrupted" + std::to_string(sig);
+    pid_t pid = spawn({"train",
+                       "--model",
+                       "transformer",
+                       "--config",
+                       "tiny",
+                       "--data",
+                       dir_ + "/corpus",
+                       "--out",
+                       out,
+                       "--steps",
+                       "100000",
+                       "--batch",
+                       "2",
+                       "--log-every",
+                       "1",
+                       "--ckpt-every",
+                       "0",
+                       "--threads",
+                       "1",
+                       "--peak-flops",
+                       "1e11"},
+                      dir_ + "/int.out", dir_ + "/int.err");
+    // Wait until a few steps are logged, then interrupt.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::string m = slurp(out + "/metrics.jsonl");
+      if (std::count(m.begin(), m.end(), '\n') >= 3) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_GT(pid, 0);  // never signal our own process group
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << slurp(dir_ + "/int.err");
+    EXPECT_EQ(WEXITSTATUS(status), 128 + sig) << slurp(dir_ + "/int.err");
+    auto tj = nlohmann::json::parse(slurp(out + "/trainer.json"));
+    int64_t step = tj["step"].get<int64_t>();
+    EXPECT_GE(step, 3);
+    Result r = run({"train", "--out", out, "--data", dir_ + "/corpus", "--resume", "--steps", std::to_string(step + 2),
+                    "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(slurp(out + "/trainer.json"))["step"].get<int64_t>(), step + 2);
   }
-  ASSERT_GT(pid, 0);  // never signal our own process group
-  kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << slurp(dir_ + "/int.err");
-  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(dir_ + "/int.err");
-  auto tj = nlohmann::json::parse(slurp(out + "/trainer.json"));
-  int64_t step = tj["step"].get<int64_t>();
-  EXPECT_GE(step, 3);
-  Result r = run({"train", "--out", out, "--data", dir_ + "/corpus", "--resume", "--steps", std::to_string(step + 2),
-                  "--batch", "2", "--threads", "1", "--peak-flops", "1e11"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(nlohmann::json::parse(slurp(out + "/trainer.json"))["step"].get<int64_t>(), step + 2);
 }
