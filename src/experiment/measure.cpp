@@ -62,16 +62,17 @@ double score_text(LanguageModelImpl& model, const Tokenizer* tokenizer, const st
                   int64_t batch, int64_t* tokens) {
   torch::NoGradGuard no_grad;
   model.eval();
+  const std::string device = device_of(model);
+  const int64_t slide = stride > 0 && stride < model.config().context ? stride : 0;  // 0: consecutive windows
   if (tokenizer) {
     const auto ids = encode_chunked(*tokenizer, bytes);
     if (tokens) *tokens = int64_t(ids.size());
-    const bool sliding = stride > 0 && stride < model.config().context;
-    return score_tokens(model, ids.data(), int64_t(ids.size()), batch, device_of(model), false, sliding ? stride : 0);
+    return score_tokens(model, ids.data(), int64_t(ids.size()), batch, device, false, slide);
   }
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  const int64_t n = int64_t(bytes.size()), T = model.config().context;
-  if (stride <= 0 || stride >= T) return score_bytes(model, data, n, batch, device_of(model));
-  return score_bytes_sliding(model, data, n, stride, batch, device_of(model));
+  const int64_t n = int64_t(bytes.size());
+  return slide > 0 ? score_bytes_sliding(model, data, n, slide, batch, device)
+                   : score_bytes(model, data, n, batch, device);
 }
 
 json flops_json(const LanguageModelImpl& model) {
@@ -134,7 +135,7 @@ json learned_patch_stats(LanguageModelImpl& model, const std::string& bytes) {
   torch::NoGradGuard no_grad;
   const int64_t T = model.config().context, rows = std::min<int64_t>(16, int64_t(bytes.size()) / T);
   if (rows < 1) throw Error("too few held-out bytes for one window of the model's context");
-  const auto device = model.parameters().front().device();
+  const torch::Device device(device_of(model));
   std::vector<int64_t> starts;  // outer-stage chunk starts as offsets into the first rows * T bytes
   for (int64_t r = 0; r < rows; ++r) {
     auto x = torch::from_blob(const_cast<char*>(bytes.data()) + r * T, {1, T}, torch::kUInt8).to(device, torch::kLong);

@@ -60,7 +60,8 @@ void EntropyModelImpl::rows_begin(int64_t slots) {
 torch::Tensor EntropyModelImpl::rows_feed(const std::vector<RowFeed>& feeds) {
   const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
   const int64_t R = int64_t(feeds.size());
-  const auto in = token_row_inputs(*this, feeds, blt::kBos, blt::kByteOffset, 256, patcher->lm_head->weight.device());
+  const auto in =
+      token_row_inputs(*this, feeds, blt::kBos, blt::kByteOffset, kByteVocab, patcher->lm_head->weight.device());
   auto h = patcher->rows(patcher->embed_tokens(in.ids), in.batch, caches_);                   // (R, n, D)
   auto out = patcher->lm_head(h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, 260)
   for (int64_t r = 0; r < R; ++r) row_decoded_[size_t(feeds[r].slot)] = after[size_t(r)];
