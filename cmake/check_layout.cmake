@@ -19,7 +19,7 @@ set(model_floors
   "config config_json config_blt config_hnet presets module_util decode_weights"
   "blocks attention blocks_rows"
   "model"
-  "transformer megabyte megabyte_conv megabyte_levels megabyte_xpatch megabyte_decode megabyte_rows entropy_model blt blt_patching blt_decode bpe hnet hnet_decode"
+  "transformer megabyte megabyte_conv megabyte_levels megabyte_xpatch megabyte_decode megabyte_rows entropy_model blt blt_patching blt_decode blt_rows bpe hnet hnet_decode"
   "factory"
   "checkpoint")
 

@@ -70,6 +70,14 @@ class BltImpl : public LanguageModelImpl {
   int64_t static_prepare(const torch::Tensor& bytes) override;
   void static_compute(int64_t key) override;
   int64_t static_next() override;
+  // Row decoding (blt_rows.cpp): every row at its own position. One call runs the entropy model, the encoder
+  // and the decoder once over every row's ids (a prompt chunk in parallel), decides the patch boundaries on
+  // the host as cached decoding does, and steps the global model once over all the patches the call closes
+  // (each row at its own patch index).
+  bool has_row_decoding() const override { return true; }
+  void rows_begin(int64_t slots) override;
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 260)
+  int64_t rows_keep(int64_t from, int64_t to, int64_t bytes) override;
 
   // Hooks (model.h): patches cut from the data; FLOPs at the measured mean patch size.
   double activation_floats_per_byte() const override;
@@ -143,6 +151,13 @@ class BltImpl : public LanguageModelImpl {
   // Row b's patch of ids [first, last] closes: pools it, steps the row's global model at position
   // rows_[b].closed - 1 and writes the decoder's keys/values of its output into patch_kv_[b].
   void close_patch(int64_t b, int64_t first, int64_t last);
+  // Decoding state for `batch` rows (start(), rows_begin()); per_row_global: each row gets a batch-1 global cache.
+  void allocate(int64_t batch, bool per_row_global);
+  // Row decoding: the global model over the patches [first, last] (id positions) each of rows `slots` closed,
+  // at its patch indices; writes the global caches and each row's patch_kv_ -> decoder keys/values
+  // (G, M*k, D_d) of every patch, M = the most patches of a row (a row's missing ones repeat its last).
+  torch::Tensor rows_global(const std::vector<int64_t>& slots,
+                            const std::vector<std::vector<std::pair<int64_t, int64_t>>>& patches);
 
   blt::Patcher rule_;
   double mean_patch_size_;
@@ -157,6 +172,7 @@ class BltImpl : public LanguageModelImpl {
     std::vector<int64_t> closed_after, open_after;  // closed and open_start after each id (for rewind)
     std::vector<KVCache> global_caches;             // batch 1: rows step the global model at different times
   };
+  std::vector<KVCache> row_global_caches_;  // row decoding: one global cache of `slots` rows
   std::vector<Row> rows_;
   std::vector<KVCache> patcher_caches_, encoder_caches_, decoder_caches_;  // batch B
   torch::Tensor states_;    // (B, capacity, D_e): encoder state of every id so far (pooled when a patch closes)

@@ -14,6 +14,11 @@ namespace bytelm {
 // ---- cached decoding --------------------------------------------------------------------------------
 
 torch::Tensor BltImpl::start(int64_t batch) {
+  allocate(batch, /*per_row_global=*/true);
+  return step(std::vector<int64_t>(size_t(batch), blt::kBos));
+}
+
+void BltImpl::allocate(int64_t batch, bool per_row_global) {
   const int64_t cap = cfg_.context + 1;  // BOS + context bytes
   const int64_t k = cfg_.cross_attn_k, De = cfg_.encoder.width, Dd = cfg_.decoder.width;
   if (rule_.needs_entropies()) patcher_caches_ = model->patcher->make_caches(batch, cap, std::move(patcher_caches_));
@@ -21,7 +26,10 @@ torch::Tensor BltImpl::start(int64_t batch) {
   decoder_caches_ = model->local_decoder->make_caches(batch, cap, std::move(decoder_caches_));
   rows_.resize(size_t(batch));
   for (auto& row : rows_) {
-    row.global_caches = model->global_transformer->make_caches(1, cap, std::move(row.global_caches));
+    if (per_row_global)
+      row.global_caches = model->global_transformer->make_caches(1, cap, std::move(row.global_caches));
+    else
+      row.global_caches.clear();
     row.ids.clear();
     row.ent.clear();
     row.closed_after.clear();
@@ -49,7 +57,6 @@ torch::Tensor BltImpl::start(int64_t batch) {
     static_logits_ = torch::zeros({1, blt::kVocab}, floats.dtype(torch::kFloat32));
   }
   decoded_ = 0;
-  return step(std::vector<int64_t>(size_t(batch), blt::kBos));
 }
 
 torch::Tensor BltImpl::feed(const torch::Tensor& bytes) {

@@ -134,7 +134,7 @@ TEST_P(Together, EveryRequestGetsItsBytesAlone) {
 INSTANTIATE_TEST_SUITE_P(Models, Together,
                          ::testing::Values(Case{"transformer", true}, Case{"megabyte", true},
                                            Case{"transformer", false}, Case{"megabyte", false}, Case{"entropy", true},
-                                           Case{"blt", true}, Case{"hnet", true}),
+                                           Case{"blt", true}, Case{"blt", false}, Case{"hnet", true}),
                          [](const auto& info) {
                            return info.param.model + (info.param.row_positions ? "_rows" : "_shared");
                          });
@@ -188,7 +188,7 @@ TEST(BatchDecoder, TokenModelRowsGetTheirBytesAlone) {
 }
 
 TEST(BatchDecoder, PrefixReuseChangesNoByteAndIsCounted) {
-  for (const char* name : {"transformer", "megabyte"}) {
+  for (const char* name : {"transformer", "megabyte", "blt"}) {
     auto model = bytelm::testing::tiny_model(name, 9);
     std::vector<Request> reqs;
     for (int i = 0; i < 6; ++i)  // one system prompt, different endings, one after another
