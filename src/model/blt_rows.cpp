@@ -66,13 +66,19 @@ torch::Tensor BltImpl::rows_global(const std::vector<int64_t>& slots,
     counts.push_back(m);
     last.push_back(g * M + m - 1);
   }
+  // Gathered from the flat states (S*C, D_e) by row and position, so only the patches' states are read.
+  const int64_t C = states_.size(1);
+  std::vector<int64_t> flat(index.size()), local(index.size());
+  for (size_t i = 0; i < index.size(); ++i) {
+    flat[i] = slots[i / size_t(M * L)] * C + index[i];
+    local[i] = int64_t(i % size_t(M * L));  // the id's place in its row's gathered patches
+  }
   auto rows = longs(slots, dev);
-  auto idx = longs(index, dev).view({G, M, L});
   auto ok = longs(valid, dev).view({G, M, L}).to(torch::kBool);
-  auto states = states_.index_select(0, rows);  // (G, C, D_e)
-  auto grouped = states.gather(1, idx.view({G, M * L, 1}).expand({G, M * L, De})).view({G, M, L, De});
-  auto pooled = grouped.masked_fill(ok.logical_not().unsqueeze(-1), -INFINITY).amax(2);  // (G, M, D_e)
-  auto g_in = patch_inputs(pooled, states, idx, ok);                                     // (G, M, D_g)
+  auto grouped = states_.view({-1, De}).index_select(0, longs(flat, dev)).view({G, M * L, De});
+  auto pooled =
+      grouped.view({G, M, L, De}).masked_fill(ok.logical_not().unsqueeze(-1), -INFINITY).amax(2);  // (G, M, D_e)
+  auto g_in = patch_inputs(pooled, grouped, longs(local, dev).view({G, M, L}), ok);                // (G, M, D_g)
   auto rb = make_row_batch(slots, row_slots(), pos0, counts, M, cfg_.context + 1, dev);
   auto g = model->global_transformer->rows(g_in, rb, row_global_caches_);    // (G, M, D_g)
   auto kv = decoder_kv(g);                                                   // (G, M*k, D_d)
