@@ -36,9 +36,10 @@ class MegabyteImpl : public LanguageModelImpl {
   bool has_static_step(int64_t) const override { return !cfg_.megabyte_variant(); }
   int64_t static_prepare(const torch::Tensor& bytes) override;
   void static_compute(int64_t key) override;
-  // Row decoding (megabyte_rows.cpp), the paper's main-text model only: a row's bytes one position at a time,
-  // the global model stepping for the rows whose byte closes a patch.
-  bool has_row_decoding() const override { return !cfg_.megabyte_variant(); }
+  // Row decoding (megabyte_rows.cpp), the variants too: a row's bytes one local group at a time, the global
+  // model and middle levels stepping for the rows whose bytes open their units. Prefix reuse: not with
+  // cross-patch attention.
+  bool has_row_decoding() const override { return true; }
   void rows_begin(int64_t slots) override;
   torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 256)
   int64_t rows_keep(int64_t from, int64_t to, int64_t bytes) override;
@@ -79,8 +80,12 @@ class MegabyteImpl : public LanguageModelImpl {
   // bytes) whose positions lie in one patch -> logits (R, 256) for each segment's last position.
   torch::Tensor rows_segment(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& segments);
   // The global step of rows `slots` whose next position is k * P: reads patch k - 1 (the pad for k = 0)
-  // and writes the rows of patch_ctx_.
-  void rows_global(const std::vector<int64_t>& slots, const std::vector<int64_t>& k);
+  // -> its output (G, P*D_G).
+  torch::Tensor rows_global(const std::vector<int64_t>& slots, const std::vector<int64_t>& k);
+  // Rows `slots` whose segments predict positions `first`: steps the global model and each middle level for
+  // the rows whose position opens one of their units and writes the contexts below (patch_ctx_ last).
+  void rows_units(const std::vector<int64_t>& slots, const std::vector<int64_t>& first);
+  std::vector<uint8_t> row_has_prev_;  // row decoding, cross-patch attention: the row has a finished group
 
   std::vector<KVCache> global_caches_, local_caches_;
   std::vector<std::vector<KVCache>> level_caches_;  // middle levels

@@ -1,11 +1,13 @@
-// megabyte_rows.cpp — MEGABYTE's row decoding (model.h, rows_feed): every row at its own byte position.
-// A call advances its rows by segments, the positions of a row that lie in one patch: for each segment the
-// global model steps only for the rows whose segment opens a patch (each at its own patch index), then the
-// local model runs every row's segment at once, from its own position in its patch. A decoding byte is a
-// segment of one; a prompt chunk costs one call per patch it touches. The paper's main-text model only (the
-// variants decode with feed()).
-// Shapes: S rows in the caches, R rows in a call, G rows stepping the global model, n entries per segment,
-// P patch size, T context, D_G global width per byte, D_L local width.
+// megabyte_rows.cpp — MEGABYTE's row decoding (model.h, rows_feed): every row at its own byte position, for
+// the paper's main-text model and its variants. A call advances its rows by segments, the positions of a row
+// that lie in one group of the local model (a patch, or a unit of the last middle level): for each segment
+// the global model steps only for the rows whose segment opens a patch (each at its own patch index), each
+// middle level only for the rows whose segment opens one of its units, then the local model runs every
+// row's segment at once, from its own position in its group. A decoding byte is a segment of one; a prompt
+// chunk costs one call per group it touches. The conv encoder reads a window of each row's history before
+// its patch; cross-patch attention lends each row's finished group's last keys to its next group.
+// Shapes: S rows in the caches, R rows in a call, G rows stepping a level, n entries per segment, P patch
+// size, T context, D_G global width per byte, D_L local width, U the local group (P, or the last level's unit).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -26,35 +28,88 @@ torch::Tensor longs(const std::vector<int64_t>& v, const torch::Device& device) 
 }  // namespace
 
 void MegabyteImpl::rows_begin(int64_t slots) {
-  if (!has_row_decoding()) LanguageModelImpl::rows_begin(slots);
   start(slots);  // caches and decoding tensors for `slots` rows
   row_decoded_.assign(size_t(slots), kRowNotStarted);
+  row_has_prev_.assign(size_t(slots), 0);
 }
 
-void MegabyteImpl::rows_global(const std::vector<int64_t>& slots, const std::vector<int64_t>& k) {
-  const int64_t G = int64_t(slots.size()), P = cfg_.patch_size, DG = cfg_.global_byte_width();
+torch::Tensor MegabyteImpl::rows_global(const std::vector<int64_t>& slots, const std::vector<int64_t>& k) {
+  const int64_t G = int64_t(slots.size()), P = cfg_.patch_size, DG = cfg_.global_byte_width(), T = cfg_.context;
   const auto dev = head->weight.device();
-  std::vector<int64_t> idx(size_t(G * P)), first;
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t i = 0; i < P; ++i) idx[size_t(g * P + i)] = std::max<int64_t>(0, k[g] - 1) * P + i;
-  for (int64_t g = 0; g < G; ++g) first.push_back(k[g] == 0);
-  auto rows = longs(slots, dev);
-  auto where = longs(idx, dev).view({G, P});                                  // byte positions of patch k-1
-  auto emb = global_embed(history_.index_select(0, rows).gather(1, where)) +  // (G, P, D_G)
-             global_pos->weight.index_select(0, where.view({-1})).view({G, P, DG});
+  // Patch k-1's bytes, after `field` bytes before it that the conv encoder reads (zero embeddings before the
+  // sequence: what the conv's own left padding gives).
+  const int64_t field = conv ? conv->receptive_field() : 0, W = field + P;
+  std::vector<int64_t> at(size_t(G * W)), pos(size_t(G * W)), before(size_t(G * W)), first;
+  for (int64_t g = 0; g < G; ++g) {
+    for (int64_t i = 0; i < W; ++i) {
+      const int64_t q = std::max<int64_t>(0, k[g] - 1) * P - field + i;
+      at[size_t(g * W + i)] = slots[g] * T + std::max<int64_t>(0, q);
+      pos[size_t(g * W + i)] = std::max<int64_t>(0, q);
+      before[size_t(g * W + i)] = q < 0;
+    }
+    first.push_back(k[g] == 0);
+  }
+  auto emb = global_embed(history_.view({-1}).index_select(0, longs(at, dev))) +  // (G*W, D_G)
+             global_pos->weight.index_select(0, longs(pos, dev));
+  emb = emb.masked_fill(longs(before, dev).view({G * W, 1}).to(torch::kBool), 0).view({G, W, DG});
+  if (conv) emb = conv(emb);
+  emb = emb.narrow(1, field, P);  // (G, P, D_G)
   auto pad = global_pad.view({1, -1}).to(emb.scalar_type());
   auto in = torch::where(longs(first, dev).view({G, 1}).to(torch::kBool), pad, emb.reshape({G, P * DG}));
-  auto rb = make_row_batch(slots, history_.size(0), k, std::vector<int64_t>(size_t(G), 1), 1, cfg_.context / P, dev);
-  auto out = global_model->rows(in.view({G, 1, P * DG}), rb, global_caches_);  // (G, 1, P*D_G)
-  auto ctx = global_to_local(out.view({G, P, DG}));                            // (G, P, D_L)
-  patch_ctx_.index_copy_(0, rows, ctx.to(patch_ctx_.scalar_type()));
+  auto rb = make_row_batch(slots, history_.size(0), k, std::vector<int64_t>(size_t(G), 1), 1, T / P, dev);
+  return global_model->rows(in.view({G, 1, P * DG}), rb, global_caches_).view({G, -1});  // (G, P*D_G)
+}
+
+void MegabyteImpl::rows_units(const std::vector<int64_t>& slots, const std::vector<int64_t>& first) {
+  const int64_t P = cfg_.patch_size, T = cfg_.context, S_rows = history_.size(0);
+  const auto dev = head->weight.device();
+  // Rows whose segment opens a patch step the global model; its output is the context of the level below.
+  std::vector<int64_t> upper_slots, k;
+  for (size_t r = 0; r < slots.size(); ++r)
+    if (first[r] % P == 0) upper_slots.push_back(slots[r]), k.push_back(first[r] / P);
+  torch::Tensor upper = upper_slots.empty() ? torch::Tensor() : rows_global(upper_slots, k);  // (G, W_up)
+  int64_t above = P;
+  for (size_t i = 0; i <= levels.size(); ++i) {
+    const bool local = i == levels.size();
+    const int64_t S = local ? 1 : levels[i]->cfg.patch_size, n = above / S;
+    auto& ctx = local ? patch_ctx_ : level_ctx_[i];  // (S_rows, n, W)
+    if (upper.defined()) {
+      const int64_t G = int64_t(upper_slots.size());
+      auto slices = (local ? global_to_local : levels[i]->from_above)(upper.view({G, n, -1}));
+      ctx.index_copy_(0, longs(upper_slots, dev), slices.to(ctx.scalar_type()));
+    }
+    if (local) return;
+    // Rows whose segment opens a unit of this level step it at that unit u: the slice from above + the
+    // embedding of unit u-1 (its S bytes), the pad at u = 0.
+    std::vector<int64_t> step_slots, units, ctx_at, bytes_at, pad_at;
+    for (size_t r = 0; r < slots.size(); ++r) {
+      if (first[r] % S != 0) continue;
+      const int64_t u = (first[r] % above) / S;
+      step_slots.push_back(slots[r]);
+      units.push_back(u);
+      ctx_at.push_back(slots[r] * n + u);
+      pad_at.push_back(u == 0);
+      for (int64_t j = 0; j < S; ++j) bytes_at.push_back(slots[r] * T + std::max<int64_t>(0, first[r] - S + j));
+    }
+    upper_slots = step_slots;
+    upper = torch::Tensor();
+    above = S;
+    if (step_slots.empty()) continue;
+    const int64_t L = int64_t(step_slots.size()), Wl = levels[i]->cfg.stack.width;
+    auto emb = levels[i]->embed(history_.view({-1}).index_select(0, longs(bytes_at, dev))).view({L, Wl});
+    emb = torch::where(longs(pad_at, dev).view({L, 1}).to(torch::kBool),
+                       levels[i]->pad.view({1, Wl}).to(emb.scalar_type()), emb);
+    auto x = ctx.view({-1, Wl}).index_select(0, longs(ctx_at, dev)) + emb;  // (L, W)
+    auto rb = make_row_batch(step_slots, S_rows, units, std::vector<int64_t>(size_t(L), 1), 1, n, dev);
+    upper = levels[i]->model->rows(x.view({L, 1, Wl}), rb, level_caches_[i]).view({L, -1});
+  }
 }
 
 torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
                                          const std::vector<std::vector<int64_t>>& segments) {
-  const int64_t R = int64_t(slots.size()), P = cfg_.patch_size, T = cfg_.context, DL = cfg_.local.width;
+  const int64_t R = int64_t(slots.size()), U = cfg_.local_patch_size(), T = cfg_.context, DL = cfg_.local.width;
   const auto dev = head->weight.device();
-  std::vector<int64_t> wrow, wpos, wbyte, gslots, gk, first(static_cast<size_t>(R)), counts;
+  std::vector<int64_t> wrow, wpos, wbyte, first(static_cast<size_t>(R)), counts, new_group;
   size_t n = 1;
   for (int64_t r = 0; r < R; ++r) {
     int64_t& decoded = row_decoded_[size_t(slots[r])];
@@ -71,24 +126,23 @@ torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
       if (j == 0) first[r] = decoded;  // the position the segment's first entry predicts
     }
     counts.push_back(int64_t(segments[r].size()));
-    if (first[r] % P == 0) {  // the segment starts patch k: the global model steps first
-      gslots.push_back(slots[r]);
-      gk.push_back(first[r] / P);
-    }
+    if (first[r] % U == 0 && first[r] > 0) new_group.push_back(slots[r]);
+    row_has_prev_[size_t(slots[r])] = first[r] >= U;
     n = std::max(n, segments[r].size());
   }
   if (!wrow.empty()) history_.index_put_({longs(wrow, dev), longs(wpos, dev)}, longs(wbyte, dev));
-  if (!gslots.empty()) rows_global(gslots, gk);
-  // Local input at position q (p = q mod P in its patch): the patch context's slice p + the embedding of
+  rows_units(slots, first);
+  // Local input at position q (p = q mod U in its group): the group context's slice p + the embedding of
   // byte q - 1 (the pad at p = 0). Padding entries repeat the segment's last position.
-  std::vector<int64_t> ctx_at, prev_at, pad_at, p0, last;
+  std::vector<int64_t> ctx_at, prev_at, pad_at, p0, last, has_prev;
   for (int64_t r = 0; r < R; ++r) {
-    p0.push_back(first[r] % P);
+    p0.push_back(first[r] % U);
+    has_prev.push_back(row_has_prev_[size_t(slots[r])]);
     for (size_t i = 0; i < n; ++i) {
       const int64_t q = first[r] + int64_t(std::min(i, size_t(counts[r] - 1)));
-      ctx_at.push_back(slots[r] * P + q % P);
+      ctx_at.push_back(slots[r] * U + q % U);
       prev_at.push_back(slots[r] * T + std::max<int64_t>(0, q - 1));
-      pad_at.push_back(q % P == 0);
+      pad_at.push_back(q % U == 0);
     }
     last.push_back(r * int64_t(n) + counts[r] - 1);
   }
@@ -97,23 +151,31 @@ torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
   auto prev = local_embed(history_.view({-1}).index_select(0, longs(prev_at, dev)));  // (R*n, D_L)
   prev = torch::where(longs(pad_at, dev).view({R * N, 1}).to(torch::kBool),
                       local_pad.view({1, DL}).to(prev.scalar_type()), prev);
-  auto rb = make_row_batch(slots, history_.size(0), p0, counts, N, P, dev);
-  auto y = local_model->rows((ctx + prev).view({R, N, DL}), rb, local_caches_);  // (R, n, D_L)
+  auto rb = make_row_batch(slots, history_.size(0), p0, counts, N, U, dev);
+  auto x = (ctx + prev).view({R, N, DL});
+  torch::Tensor y;  // (R, n, D_L)
+  if (cfg_.cross_patch > 0) {
+    if (!new_group.empty())
+      cross_patch_next_group_rows(*local_model, cross_caches_, longs(new_group, dev), U, cfg_.cross_patch);
+    y = cross_patch_rows(*local_model, cross_caches_, x, rb, longs(has_prev, dev).to(torch::kBool), cfg_.cross_patch);
+  } else {
+    y = local_model->rows(x, rb, local_caches_);
+  }
   auto out = N == 1 ? y.view({R, DL}) : y.reshape({R * N, DL}).index_select(0, longs(last, dev));
   return project(head, out);  // (R, 256) for each segment's last position
 }
 
 torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds) {
   check_row_feeds(feeds, cfg_.context - 1, "bytes");
-  const int64_t R = int64_t(feeds.size()), P = cfg_.patch_size;
-  // Row r's entries (the restart if any, then its bytes) cut into segments inside one patch each: a segment
-  // starts at each position that opens a patch. Call i of rows_segment() takes every row's segment i.
+  const int64_t R = int64_t(feeds.size()), U = cfg_.local_patch_size();
+  // Row r's entries (the restart if any, then its bytes) cut into segments inside one local group each: a
+  // segment starts at each position that opens a group. Call i of rows_segment() takes every row's segment i.
   std::vector<std::vector<std::vector<int64_t>>> segments(static_cast<size_t>(R));
   size_t most = 0;
   for (int64_t r = 0; r < R; ++r) {
     int64_t q = feeds[r].restart ? -1 : row_decoded_[size_t(feeds[r].slot)];  // the position before the next
     auto add = [&](int64_t entry, int64_t position) {
-      if (segments[r].empty() || position % P == 0) segments[r].emplace_back();
+      if (segments[r].empty() || position % U == 0) segments[r].emplace_back();
       segments[r].back().push_back(entry);
     };
     if (feeds[r].restart) add(kStartEntry, ++q);
@@ -143,9 +205,11 @@ torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds) {
 
 int64_t MegabyteImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
   // Kept: m - 1 bytes with m a multiple of P, so that the next byte fed closes patch m/P - 1 and steps the
-  // global model from the kept global entries (patches 0 .. m/P - 1); the local state is not needed then.
+  // global model from the kept global entries (patches 0 .. m/P - 1); every lower level starts a new group
+  // then, so their state is not needed. Not with cross-patch attention: its next group borrows keys of
+  // the finished one, which the local caches no longer hold.
   const int64_t P = cfg_.patch_size, have = row_decoded_.at(size_t(from));
-  if (have == kRowNotStarted) return kRowNotStarted;
+  if (have == kRowNotStarted || cfg_.cross_patch > 0) return kRowNotStarted;
   const int64_t m = (std::min(bytes, have) + 1) / P * P;
   if (m < P) return kRowNotStarted;
   if (from != to) {

@@ -88,4 +88,50 @@ torch::Tensor cross_patch_step(StackImpl& stack, CrossPatchCache& c, const torch
   return stack.norm ? stack.norm(h) : h;
 }
 
+void cross_patch_next_group_rows(StackImpl& stack, CrossPatchCache& c, const torch::Tensor& rows, int64_t n,
+                                 int64_t r) {
+  if (r == 0) return;
+  for (size_t i = 0; i < c.k.size(); ++i) {
+    auto lent = stack.rope.apply(c.k_raw[i].index_select(0, rows).narrow(2, n - r, r), 0);  // (R, H, r, Dh)
+    c.k[i].narrow(2, 0, r).index_copy_(0, rows, lent);
+    c.v[i].narrow(2, 0, r).index_copy_(0, rows, c.v[i].index_select(0, rows).narrow(2, n, r));
+  }
+}
+
+torch::Tensor cross_patch_rows(StackImpl& stack, CrossPatchCache& c, const torch::Tensor& x, const RowBatch& rb,
+                               const torch::Tensor& has_prev, int64_t r) {
+  using torch::indexing::Slice;
+  const int64_t R = x.size(0), m = x.size(1), D = x.size(2), H = stack.cfg.heads, n = rb.capacity;
+  // Own keys at slots r + p; the borrowed ones [0, r) where the row has a previous group.
+  auto at = rb.positions + r;                                                              // (R, m)
+  auto keep = torch::cat({has_prev.view({R, 1, 1, 1}).expand({R, 1, m, r}), rb.keep}, 3);  // (R, 1, m, r + span)
+  auto h = x;
+  for (size_t i = 0; i < stack.layers->size(); ++i) {
+    auto* block = stack.layers[i]->as<BlockImpl>();
+    auto& attn = *block->self_attn;
+    auto normed = block->input_layernorm(h);                                               // (R, m, D)
+    auto q = stack.rope.apply_rows(heads_of(project(attn.q_proj, normed), H), at, r + n);  // (R, H, m, Dh)
+    auto k_raw = heads_of(project(attn.k_proj, normed), H);
+    auto k = stack.rope.apply_rows(k_raw, at, r + n);
+    auto v = heads_of(project(attn.v_proj, normed), H);
+    if (rb.writes) {
+      auto entries = [&](const torch::Tensor& t) {  // (R, H, m, Dh) -> the real entries (M, H, Dh)
+        return t.transpose(1, 2).reshape({R * m, H, t.size(-1)}).index_select(0, rb.write_src);
+      };
+      c.k_raw[i].index_put_({rb.write_row, Slice(), rb.write_pos}, entries(k_raw).to(c.k_raw[i].scalar_type()));
+      c.k[i].index_put_({rb.write_row, Slice(), rb.write_pos + r}, entries(k).to(c.k[i].scalar_type()));
+      c.v[i].index_put_({rb.write_row, Slice(), rb.write_pos + r}, entries(v).to(c.v[i].scalar_type()));
+    }
+    auto keys = c.k[i].narrow(2, 0, r + rb.span), values = c.v[i].narrow(2, 0, r + rb.span);
+    if (rb.rows.defined()) {
+      keys = keys.index_select(0, rb.rows);
+      values = values.index_select(0, rb.rows);
+    }
+    auto y = attention_keep(q, keys, values, keep);  // (R, H, m, Dh)
+    h = h + project(attn.o_proj, y.transpose(1, 2).reshape({R, m, D}));
+    h = h + block->mlp(block->post_attention_layernorm(h));
+  }
+  return stack.norm ? stack.norm(h) : h;
+}
+
 }  // namespace bytelm

@@ -29,4 +29,13 @@ void cross_patch_next_group(StackImpl& stack, CrossPatchCache& cache, int64_t n,
 // One byte at group position p: x (B, 1, D) -> (B, 1, D) (final norm applied).
 torch::Tensor cross_patch_step(StackImpl& stack, CrossPatchCache& cache, const torch::Tensor& x, int64_t p, int64_t r);
 
+// Row decoding (every row at its own group position; blocks.h, RowBatch). A new group starts for cache rows
+// `rows` (R): each one's finished group lends its last r keys/values, as cross_patch_next_group() does.
+void cross_patch_next_group_rows(StackImpl& stack, CrossPatchCache& cache, const torch::Tensor& rows, int64_t n,
+                                 int64_t r);
+// x (R, m, D): entries at the group positions `rb` says (capacity n); has_prev (R) bool: the row's borrowed
+// slots hold its previous group -> (R, m, D) (final norm applied).
+torch::Tensor cross_patch_rows(StackImpl& stack, CrossPatchCache& cache, const torch::Tensor& x, const RowBatch& rb,
+                               const torch::Tensor& has_prev, int64_t r);
+
 }  // namespace bytelm

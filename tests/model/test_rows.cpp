@@ -121,7 +121,7 @@ TEST_P(Rows, PrefixReuseEqualsFeedingTheKeptBytes) {
   auto ref = reference(*model, ab);
   model->rows_begin(3);
   model->rows_feed({RowFeed{0, true, a}});
-  if (GetParam() == "hnet") {  // no prefix reuse: its inner network's state is not kept per position
+  if (GetParam() == "hnet" || model->config().cross_patch > 0) {  // no prefix reuse (model.h)
     EXPECT_EQ(model->rows_keep(0, 1, 20), kRowNotStarted);
     return;
   }
@@ -152,15 +152,7 @@ TEST_P(Rows, BadFeedsAreRefused) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Rows,
-                         ::testing::Values("transformer", "megabyte", "entropy", "blt", "blt_entropy", "hnet"));
-
-TEST(RowsRefused, ModelsWithoutRowDecodingSaySo) {
-  c10::InferenceMode inference;
-  auto cfg = load_config("tiny", "megabyte");
-  cfg.cross_patch = 2;  // a MEGABYTE variant
-  auto model = make_model(cfg);
-  EXPECT_FALSE(model->has_row_decoding());
-  EXPECT_THROW(model->rows_begin(2), Error);
-}
+                         ::testing::Values("transformer", "megabyte", "entropy", "blt", "blt_entropy", "hnet",
+                                           "megabyte_conv", "megabyte_xpatch", "megabyte_levels", "megabyte_all"));
 
 }  // namespace
