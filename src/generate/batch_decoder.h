@@ -1,14 +1,14 @@
 // batch_decoder.h — one decoder for many rows, driven by `generate --batch`, serve's scheduler and bench.
-// Rows join and leave between any two steps. Models with row decoding (model.h: Transformer, BPE, MEGABYTE, the entropy model)
+// Rows join and leave between any two steps. Models with row decoding (model.h: every model here)
 // keep every row at its own position: a joining row prefills its prompt in chunks inside the running batch's
 // steps while the other rows go on decoding, a row whose window is full slides alone, and a prompt that starts
-// with bytes another row's cache holds reuses them (prefix reuse). The other models decode a batch at one
-// shared position: a join restarts the batch (every row's text re-fed: the common length in one feed, the
-// rest teacher-forced while shorter rows already sample), which can use static steps and CUDA graphs.
-// Every row samples from its own generator, so its bytes do not depend on its neighbours (up to
-// floating-point ties) and equal generate() alone with the same seed. A token model (the BPE baseline, given
-// its tokenizer) is decoded the same way over token ids: prompts are encoded, rows sample tokens, and their
-// bytes come out as generate_tokens() streams them.
+// with bytes another row's cache holds reuses them (prefix reuse). Without row decoding (row_positions
+// off, or a model without it) the batch decodes at one shared position: a join restarts the batch (every row's text
+// re-fed: the common length in one feed, the rest teacher-forced while shorter rows already sample), which can use
+// static steps and CUDA graphs. Every row samples from its own generator, so its bytes do not depend on its neighbours
+// (up to floating-point ties) and equal generate() alone with the same seed. A token model (the BPE baseline, given its
+// tokenizer) is decoded the same way over token ids: prompts are encoded, rows sample tokens, and their bytes come out
+// as generate_tokens() streams them.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -42,10 +42,10 @@ TEST_F(Cli, BenchReportsEveryCase) {
   }
   EXPECT_EQ(count["matmul_peak"], 1);
   EXPECT_EQ(count["train"], 3);
-  // Batch 1 and batch 3 per config (rows at their own positions and at a shared one where the model has row
-  // decoding: MEGABYTE, Transformer), BLT without cache.
-  EXPECT_EQ(count["generate"], 3 * 2 + 2 + 1);
-  EXPECT_EQ(count["positions_rows"], 2);
+  // Batch 1 and batch 3 per config (rows at their own positions and at a shared one: every model has row
+  // decoding), BLT without cache.
+  EXPECT_EQ(count["generate"], 3 * 3 + 1);
+  EXPECT_EQ(count["positions_rows"], 3);
   EXPECT_EQ(count["positions_shared"], 3);
   EXPECT_EQ(count["max_context"], 2);  // MEGABYTE at 64 and 128 bytes
   EXPECT_NE(r.err.find("| mb_tiny | megabyte |"), std::string::npos) << r.err;

@@ -27,7 +27,7 @@ inline LanguageModel tiny_model(const std::string& name, uint64_t seed, const st
   auto cfg = load_config("tiny", variant ? "megabyte" : name);
   if (name == "blt") cfg.patching.mode = "space";
   if (name == "megabyte_conv" || name == "megabyte_all") cfg.conv_kernels = {3, 5};
-  if (name == "megabyte_xpatch") cfg.cross_patch = 2;
+  if (name == "megabyte_xpatch") cfg.cross_patch = 4;
   if (name == "megabyte_levels" || name == "megabyte_all") {
     LevelConfig level;
     level.patch_size = 2;

@@ -135,7 +135,7 @@ INSTANTIATE_TEST_SUITE_P(Models, Together,
                          ::testing::Values(Case{"transformer", true}, Case{"megabyte", true},
                                            Case{"transformer", false}, Case{"megabyte", false}, Case{"entropy", true},
                                            Case{"blt", true}, Case{"blt", false}, Case{"hnet", true},
-                                           Case{"hnet", false}),
+                                           Case{"hnet", false}, Case{"megabyte_all", true}),
                          [](const auto& info) {
                            return info.param.model + (info.param.row_positions ? "_rows" : "_shared");
                          });
