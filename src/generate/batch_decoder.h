@@ -30,6 +30,12 @@ struct BatchDecoderOptions {
   std::string device = "cpu";            // where the model is
   std::string decode = "auto";           // shared positions: --decode (static steps, CUDA graphs), see static_decoder.h
   const Tokenizer* tokenizer = nullptr;  // required for a token model (model.reads_tokens()), else unused
+  // Speculative decoding (speculative.h, batch_speculative.cpp): a draft byte model drafts up to draft_max
+  // bytes per row and round (stopping below draft_p_min), and one call of the model checks every row's draft.
+  // Byte models at row positions only; the draft must pass check_speculative().
+  LanguageModelImpl* draft = nullptr;
+  int64_t draft_max = 8;
+  double draft_p_min = 0.5;
 };
 
 // What a row sampled in a step. A byte model: one byte, with the natural-log probabilities (softmax of the
@@ -42,12 +48,15 @@ struct Sampled {
 };
 
 struct BatchDecoderStats {
-  int64_t steps = 0;          // step() calls that ran the model
-  int64_t restarts = 0;       // shared positions: batch restarts
-  int64_t prefix_hits = 0;    // rows that started from another row's cached prefix
-  int64_t prefix_bytes = 0;   // prompt ids (bytes, or a token model's tokens) those rows did not prefill
-  int64_t prefill_bytes = 0;  // prompt (and slid window) ids fed
-  int64_t phase_waits = 0;    // row positions, fixed patches: steps a row waited to decode in phase
+  int64_t steps = 0;           // step() calls that ran the model
+  int64_t restarts = 0;        // shared positions: batch restarts
+  int64_t prefix_hits = 0;     // rows that started from another row's cached prefix
+  int64_t prefix_bytes = 0;    // prompt ids (bytes, or a token model's tokens) those rows did not prefill
+  int64_t prefill_bytes = 0;   // prompt (and slid window) ids fed
+  int64_t phase_waits = 0;     // row positions, fixed patches: steps a row waited to decode in phase
+  int64_t draft_rounds = 0;    // speculative: rounds (a row's check of its draft, or its first byte)
+  int64_t drafted = 0;         // speculative: bytes the draft proposed
+  int64_t draft_accepted = 0;  // speculative: drafted bytes the model accepted
 };
 
 class BatchDecoder {
@@ -62,8 +71,9 @@ class BatchDecoder {
   bool full() const;
   // Adds a row; it feeds its prompt from the next step on. Throws Error when full, when the prompt does not
   // fit the context, or when a token model is asked for a repetition penalty. Returns the row's id (ids are
-  // never reused).
-  int64_t add(const std::string& prompt, const SamplingOptions& sampling, uint64_t seed);
+  // never reused). max_bytes: the most bytes the caller will take from the row (-1: no limit); speculative
+  // rounds draft no further (as generate_speculative() does, so a row's bytes equal it alone).
+  int64_t add(const std::string& prompt, const SamplingOptions& sampling, uint64_t seed, int64_t max_bytes = -1);
   // The row leaves; its slot is free at once (shared positions: its row is fed placeholders until the next
   // restart drops it).
   void remove(int64_t id);
@@ -71,7 +81,8 @@ class BatchDecoder {
   // steps (the longest running text - the prompt's length).
   int64_t join_pause(size_t prompt_bytes) const;
   // One step of every row: rows prefilling feed up to prefill_chunk ids, decoding rows the id they sampled
-  // last; every row whose ids are then all fed samples one (appended to its text). Nothing happens without
+  // last; every row whose ids are then all fed samples one (appended to its text). With a draft, a decoding
+  // row does one speculative round instead and may sample several bytes (in order). Nothing happens without
   // rows. On an exception the decoder is reset (every row is gone).
   std::vector<Sampled> step();
   const BatchDecoderStats& stats() const;

@@ -15,10 +15,7 @@
 
 namespace bytelm {
 
-namespace {
-
-// A draw from the distribution d (probabilities summing to 1) by inverting its CDF.
-int draw(const std::vector<double>& d, std::mt19937_64& rng) {
+int draw_from(const std::vector<double>& d, std::mt19937_64& rng) {
   const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   double acc = 0;
   int last = 0;
@@ -30,6 +27,8 @@ int draw(const std::vector<double>& d, std::mt19937_64& rng) {
   }
   return last;  // rounding left u above the total: the last possible value
 }
+
+namespace {
 
 std::string tail(const std::string& s, size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
 
@@ -56,7 +55,7 @@ class Speculation {
     if (text_.empty()) {  // no t0 yet: the first byte from the target's start state, as generate() draws it
       auto logits = target_.start(1).view({-1});
       ++rounds_;
-      if (emit(draw(target_distribution(logits, text_), rng_))) return finish(stats);
+      if (emit(draw_from(target_distribution(logits, text_), rng_))) return finish(stats);
     } else {
       prefill(target_, text_.substr(0, text_.size() - 1));
     }
@@ -152,7 +151,7 @@ bool Speculation::round() {
     const std::string recent = text_ + block.substr(1);
     if (top_probability(host.data_ptr<float>(), 256, opt_, recent) < spec_.draft_p_min) break;
     q.push_back(sampling_distribution(host.data_ptr<float>(), 256, opt_, recent));
-    x.push_back(draw(q.back(), rng_));
+    x.push_back(draw_from(q.back(), rng_));
     block.push_back(char(x.back()));
   }
   const int64_t k = int64_t(x.size());
@@ -197,11 +196,11 @@ Verdict verify_draft(const std::vector<std::vector<double>>& p, const std::vecto
     // q[i][b] > 0: x[i] was drawn from q[i]. u < p/q accepts with probability min(1, p/q).
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     if (!(u * q[i][b] < p[i][b])) {
-      v.next = draw(residual_distribution(p[i], q[i]), rng);
+      v.next = draw_from(residual_distribution(p[i], q[i]), rng);
       return v;
     }
   }
-  v.next = draw(p[x.size()], rng);
+  v.next = draw_from(p[x.size()], rng);
   return v;
 }
 

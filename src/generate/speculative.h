@@ -42,6 +42,9 @@ struct Verdict {
 Verdict verify_draft(const std::vector<std::vector<double>>& p, const std::vector<std::vector<double>>& q,
                      const std::vector<int>& x, std::mt19937_64& rng);
 
+// A draw from the distribution d (probabilities summing to 1) by inverting its CDF with one uniform of rng.
+int draw_from(const std::vector<double>& d, std::mt19937_64& rng);
+
 // norm(max(0, p - q)): where a rejection resamples from (p itself when p <= q everywhere, i.e. p == q).
 std::vector<double> residual_distribution(const std::vector<double>& p, const std::vector<double>& q);
 

@@ -76,7 +76,7 @@ class BltImpl : public LanguageModelImpl {
   // (each row at its own patch index).
   bool has_row_decoding() const override { return true; }
   void rows_begin(int64_t slots) override;
-  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 260)
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds, bool every_id = false) override;  // -> (R, 260)
   int64_t rows_keep(int64_t from, int64_t to, int64_t bytes) override;
 
   // Hooks (model.h): patches cut from the data; FLOPs at the measured mean patch size.

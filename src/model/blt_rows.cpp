@@ -87,7 +87,7 @@ torch::Tensor BltImpl::rows_global(const std::vector<int64_t>& slots,
   return kv;
 }
 
-torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
   const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
   for (const auto& f : feeds)
     for (int64_t b : f.ids)
@@ -166,6 +166,7 @@ torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds) {
     return block.rows(y, dec->rope, rb, decoder_caches_[i]);
   });  // (R, n, V)
   for (int64_t r = 0; r < R; ++r) row_decoded_[size_t(slots[size_t(r)])] = after[size_t(r)];
+  if (every_id) return logits;
   std::vector<int64_t> last;
   for (int64_t r = 0; r < R; ++r) last.push_back(r * n + counts[size_t(r)] - 1);
   return logits.reshape({R * n, blt::kVocab}).index_select(0, longs(last, dev));  // (R, V)

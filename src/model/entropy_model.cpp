@@ -57,13 +57,14 @@ void EntropyModelImpl::rows_begin(int64_t slots) {
   decoded_ = 0;
 }
 
-torch::Tensor EntropyModelImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+torch::Tensor EntropyModelImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
   const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
   const int64_t R = int64_t(feeds.size());
   const auto in =
       token_row_inputs(*this, feeds, blt::kBos, blt::kByteOffset, kByteVocab, patcher->lm_head->weight.device());
-  auto h = patcher->rows(patcher->embed_tokens(in.ids), in.batch, caches_);                   // (R, n, D)
-  auto out = patcher->lm_head(h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, 260)
+  auto h = patcher->rows(patcher->embed_tokens(in.ids), in.batch, caches_);                              // (R, n, D)
+  auto out = every_id ? patcher->lm_head(h)                                                              // (R, n, 260)
+                      : patcher->lm_head(h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, 260)
   for (int64_t r = 0; r < R; ++r) row_decoded_[size_t(feeds[r].slot)] = after[size_t(r)];
   return out;
 }

@@ -36,7 +36,7 @@ class EntropyModelImpl : public LanguageModelImpl {
   // Row decoding, as the Transformer's (transformer.h: token_row_inputs): one cache row per slot.
   bool has_row_decoding() const override { return true; }
   void rows_begin(int64_t slots) override;
-  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 260)
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds, bool every_id = false) override;  // -> (R, 260)
   int64_t rows_keep(int64_t from, int64_t to, int64_t bytes) override;
   std::vector<FlopsPart> flops() const override;
   bool is_entropy_model() const override { return true; }

@@ -47,7 +47,7 @@ class HnetImpl : public LanguageModelImpl {
   // network inside steps per row, as in cached decoding. No prefix reuse (rows_keep keeps nothing).
   bool has_row_decoding() const override { return true; }
   void rows_begin(int64_t slots) override;
-  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 256)
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds, bool every_id = false) override;  // -> (R, 256)
 
   double activation_floats_per_byte() const override;
   bool dynamic_patches() const override { return true; }

@@ -132,7 +132,7 @@ void HnetImpl::rows_begin(int64_t slots) {
   decoded_ = 0;
 }
 
-torch::Tensor HnetImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+torch::Tensor HnetImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
   const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
   for (const auto& f : feeds)
     for (int64_t b : f.ids)
@@ -206,6 +206,7 @@ torch::Tensor HnetImpl::rows_feed(const std::vector<RowFeed>& feeds) {
   state.last.index_copy_(0, rows, encoded.reshape({R * n, D}).index_select(0, at_last).to(torch::kFloat32));
   state.smoothed.index_copy_(0, rows, smoothed);
   for (int64_t i = 0; i < R; ++i) row_decoded_[size_t(slots[size_t(i)])] = after[size_t(i)];
+  if (every_id) return project(head, out);                                 // (R, n, 256)
   return project(head, out.reshape({R * n, D}).index_select(0, at_last));  // (R, 256)
 }
 

@@ -41,7 +41,7 @@ class MegabyteImpl : public LanguageModelImpl {
   // cross-patch attention.
   bool has_row_decoding() const override { return true; }
   void rows_begin(int64_t slots) override;
-  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, 256)
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds, bool every_id = false) override;  // -> (R, 256)
   int64_t rows_keep(int64_t from, int64_t to, int64_t bytes) override;
   int64_t fixed_patch_size() const override { return cfg_.patch_size; }
   // Global model over T/P patches of width P*D_G, local model over every byte.
@@ -77,8 +77,10 @@ class MegabyteImpl : public LanguageModelImpl {
   // One local step at group position p from input (B, D_L) -> logits (B, 256).
   torch::Tensor local_step(const torch::Tensor& x, int64_t p);
   // Row decoding: a segment of each of rows `slots`, consecutive entries (kRowStart restarts the row, then
-  // bytes) whose positions lie in one patch -> logits (R, 256) for each segment's last position.
-  torch::Tensor rows_segment(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& segments);
+  // bytes) whose positions lie in one local group -> logits (R, 256) for each segment's last position
+  // (every_id: (R, n, 256) after each entry).
+  torch::Tensor rows_segment(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& segments,
+                             bool every_id);
   // The global step of rows `slots` whose next position is k * P: reads patch k - 1 (the pad for k = 0)
   // -> its output (G, P*D_G).
   torch::Tensor rows_global(const std::vector<int64_t>& slots, const std::vector<int64_t>& k);

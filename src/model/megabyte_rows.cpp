@@ -106,7 +106,7 @@ void MegabyteImpl::rows_units(const std::vector<int64_t>& slots, const std::vect
 }
 
 torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
-                                         const std::vector<std::vector<int64_t>>& segments) {
+                                         const std::vector<std::vector<int64_t>>& segments, bool every_id) {
   const int64_t R = int64_t(slots.size()), U = cfg_.local_patch_size(), T = cfg_.context, DL = cfg_.local.width;
   const auto dev = head->weight.device();
   std::vector<int64_t> wrow, wpos, wbyte, first(static_cast<size_t>(R)), counts, new_group;
@@ -161,11 +161,12 @@ torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
   } else {
     y = local_model->rows(x, rb, local_caches_);
   }
+  if (every_id) return project(head, y);  // (R, n, 256)
   auto out = N == 1 ? y.view({R, DL}) : y.reshape({R * N, DL}).index_select(0, longs(last, dev));
   return project(head, out);  // (R, 256) for each segment's last position
 }
 
-torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
   check_row_feeds(feeds, cfg_.context - 1, "bytes");
   const int64_t R = int64_t(feeds.size()), U = cfg_.local_patch_size();
   // Row r's entries (the restart if any, then its bytes) cut into segments inside one local group each: a
@@ -186,6 +187,7 @@ torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds) {
     most = std::max(most, segments[r].size());
   }
   std::vector<torch::Tensor> last(static_cast<size_t>(R));
+  std::vector<std::vector<torch::Tensor>> every(static_cast<size_t>(R));  // every_id: each segment's logits
   for (size_t i = 0; i < most; ++i) {
     std::vector<int64_t> slots, which;
     std::vector<std::vector<int64_t>> now;
@@ -195,12 +197,23 @@ torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds) {
         now.push_back(segments[r][i]);
         which.push_back(r);
       }
-    auto logits = rows_segment(slots, now);  // (rows with a segment i, 256)
-    if (most == 1) return logits;            // one call: already in the feeds' order
-    for (size_t j = 0; j < which.size(); ++j)
-      if (i + 1 == segments[which[j]].size()) last[which[j]] = logits[int64_t(j)];
+    auto logits = rows_segment(slots, now, every_id);  // (rows with a segment i, [n,] 256)
+    if (most == 1) return logits;                      // one call: already in the feeds' order
+    for (size_t j = 0; j < which.size(); ++j) {
+      const size_t r = size_t(which[j]);
+      if (every_id) every[r].push_back(logits[int64_t(j)].narrow(0, 0, int64_t(segments[r][i].size())));
+      if (!every_id && i + 1 == segments[r].size()) last[r] = logits[int64_t(j)];
+    }
   }
-  return torch::stack(last);  // (R, 256)
+  if (!every_id) return torch::stack(last);  // (R, 256)
+  int64_t n = 0;
+  for (auto& parts : every) n = std::max(n, torch::cat(parts).size(0));
+  auto out = torch::zeros({R, n, kByteVocab}, every[0][0].options());  // (R, n, 256)
+  for (int64_t r = 0; r < R; ++r) {
+    auto row = torch::cat(every[size_t(r)]);
+    out[r].narrow(0, 0, row.size(0)).copy_(row);
+  }
+  return out;
 }
 
 int64_t MegabyteImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {

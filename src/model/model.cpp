@@ -35,7 +35,7 @@ void LanguageModelImpl::check_rewind(int64_t bytes) const {
 void LanguageModelImpl::rows_begin(int64_t) {
   throw Error("a " + cfg_.model + " model decodes a batch at one shared position (no row decoding)");
 }
-torch::Tensor LanguageModelImpl::rows_feed(const std::vector<RowFeed>&) {
+torch::Tensor LanguageModelImpl::rows_feed(const std::vector<RowFeed>&, bool) {
   throw Error("a " + cfg_.model + " model decodes a batch at one shared position (no row decoding)");
 }
 int64_t LanguageModelImpl::rows_keep(int64_t, int64_t, int64_t) { return kRowNotStarted; }

@@ -83,8 +83,10 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual void rows_begin(int64_t slots);
   // Feeds each named row (at most once per call; rows not named keep their state) -> logits (R, V), R =
   // feeds.size(): for each feed, the logits for the byte after its last id (after the restart if it has none).
+  // every_id: logits (R, n, V) after each of the row's entries instead (the start id first where it restarts,
+  // then its ids; n = the most entries of a row, the rest padding): speculative decoding checks a draft so.
   // At most context - 1 ids per row since its restart, as feed(); throws Error past that.
-  virtual torch::Tensor rows_feed(const std::vector<RowFeed>& feeds);
+  virtual torch::Tensor rows_feed(const std::vector<RowFeed>& feeds, bool every_id = false);
   // Prefix reuse: makes row `to` hold what row `from` held after its first `ids` ids (from == to: forgets the
   // rest). Returns the ids kept, at most `ids` (fewer where the model keeps only some: MEGABYTE keeps up to
   // one byte before a patch boundary), or kRowNotStarted when nothing can be kept (restart the row).

@@ -113,12 +113,13 @@ int64_t keep_token_row(std::vector<int64_t>& decoded, std::vector<KVCache>& cach
   return keep;
 }
 
-torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds) {
+torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
   const auto after = check_row_feeds(feeds, cfg_.context - 1, unit_);
   const int64_t R = int64_t(feeds.size());
   const auto in = token_row_inputs(*this, feeds, vocab_, 0, vocab_, head->weight.device());
-  auto h = model->rows(embed(in.ids), in.batch, caches_);                                  // (R, n, D)
-  auto out = project(head, h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, V)
+  auto h = model->rows(embed(in.ids), in.batch, caches_);                                             // (R, n, D)
+  auto out = every_id ? project(head, h)                                                              // (R, n, V)
+                      : project(head, h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, V)
   for (int64_t r = 0; r < R; ++r) row_decoded_[size_t(feeds[r].slot)] = after[size_t(r)];
   return out;
 }

@@ -38,7 +38,7 @@ class TransformerImpl : public LanguageModelImpl {
   // Row decoding: one KV cache row per slot; each row's entries at its own positions (blocks_rows.cpp).
   bool has_row_decoding() const override { return true; }
   void rows_begin(int64_t slots) override;
-  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds) override;  // -> (R, V)
+  torch::Tensor rows_feed(const std::vector<RowFeed>& feeds, bool every_id = false) override;  // -> (R, V)
   int64_t rows_keep(int64_t from, int64_t to, int64_t ids) override;
 
   static constexpr int64_t kStartId = 256;
