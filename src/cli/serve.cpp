@@ -20,7 +20,7 @@ Command add_serve(CLI::App& app) {
   s->add_option("--max-queue", o->max_queue, "Requests that may wait for a free row; more get 503 + Retry-After");
   s->add_option("--prefill-chunk", o->prefill_chunk,
                 "Prompt bytes a joining request feeds per step while the others decode (models with row positions)");
-  add_draft_flags(s, &o->draft, &o->spec, "requests are then decoded one at a time (batch 1)");
+  add_draft_flags(s, &o->draft, &o->spec, "every running request then does one speculative round per step, the rounds batched");
   s->add_flag("!--no-prefix-reuse", o->prefix_reuse,
               "Prefill every prompt in full (default: start from a prefix another row's cache holds)");
   s->add_option("--api-key", o->api_keys, "Require 'Authorization: Bearer KEY' on /v1/* and /metrics; repeatable")

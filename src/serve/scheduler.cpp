@@ -202,8 +202,6 @@ void Scheduler::drain() { draining_ = true; }
 
 void Scheduler::cancel_all(const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
-  cancel_error_ = error;
-  cancelling_ = true;  // a speculative request in progress sees it in its byte callback
   for (auto& job : queue_) job->finish("cancelled", 0, error);
   queue_.clear();
   // Running rows belong to the engine thread: mark their jobs; the engine ends them at its next step.
@@ -221,18 +219,20 @@ void Scheduler::loop() {
   const torch::Device device(opt_.device);
   AutocastScope autocast(device, use_bf16(opt_.precision, opt_.device));
   Bf16Decoding bf16_weights(opt_.decode_weights == "bf16");  // copies kept for the engine's lifetime
-  if (!opt_.draft) {
-    BatchDecoderOptions o;
-    o.tokenizer = tokenizer_.get();
-    o.slots = opt_.parallel;
-    o.prefill_chunk = opt_.prefill_chunk;
-    o.prefix_reuse = opt_.prefix_reuse;
-    o.device = opt_.device;
-    o.decode = opt_.decode;
-    // Static steps (CUDA graphs) exist for shared positions only: asked for, they take precedence.
-    o.row_positions = opt_.decode != "static" && opt_.decode != "graphs";
-    decoder_ = std::make_unique<BatchDecoder>(*model_, o);
-  }
+  BatchDecoderOptions o;
+  o.tokenizer = tokenizer_.get();
+  o.slots = opt_.parallel;
+  o.prefill_chunk = opt_.prefill_chunk;
+  o.prefix_reuse = opt_.prefix_reuse;
+  o.device = opt_.device;
+  o.decode = opt_.decode;
+  // Static steps (CUDA graphs) exist for shared positions only: asked for, they take precedence (not with a
+  // draft: speculative rounds run at row positions; serve refuses the combination).
+  o.row_positions = opt_.draft || (opt_.decode != "static" && opt_.decode != "graphs");
+  o.draft = opt_.draft.get();
+  o.draft_max = opt_.spec.draft_max;
+  o.draft_p_min = opt_.spec.draft_p_min;
+  decoder_ = std::make_unique<BatchDecoder>(*model_, o);
   for (;;) {
     std::vector<std::shared_ptr<Job>> joining;
     std::vector<std::function<void()>> tasks;
@@ -244,18 +244,6 @@ void Scheduler::loop() {
       tasks_.clear();
     }
     for (auto& t : tasks) t();
-    if (opt_.draft) {  // speculative decoding: one request at a time
-      std::shared_ptr<Job> job;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!queue_.empty()) {
-          job = queue_.front();
-          queue_.pop_front();
-        }
-      }
-      if (job) serve_speculative(job);
-      continue;
-    }
     try {
       admit(joining);
       if (busy_ > 0) step();
@@ -305,7 +293,7 @@ void Scheduler::admit(std::vector<std::shared_ptr<Job>>& joining) {
     }
     auto row = std::make_unique<Row>();
     row->job = job;
-    const int64_t id = decoder_->add(job->req.prompt, job->req.sampling, job->seed);
+    const int64_t id = decoder_->add(job->req.prompt, job->req.sampling, job->seed, job->req.max_bytes);
     rows_[id] = std::move(row);
   }
   const BatchDecoderStats& after = decoder_->stats();
@@ -328,6 +316,9 @@ void Scheduler::step() {
   const BatchDecoderStats& after = decoder_->stats();
   if (after.restarts > before.restarts) metrics_.restart();
   metrics_.prefill(after.prefill_bytes - before.prefill_bytes);
+  if (opt_.draft)
+    metrics_.speculative(after.draft_rounds - before.draft_rounds, after.drafted - before.drafted,
+                         after.draft_accepted - before.draft_accepted);
   for (const auto& s : sampled) {
     auto it = rows_.find(s.id);
     if (it == rows_.end()) continue;
@@ -335,7 +326,8 @@ void Scheduler::step() {
     bool done = false;
     for (size_t k = 0; k < s.bytes.size() && !done; ++k) {
       const uint8_t b = uint8_t(s.bytes[k]);
-      // A token model samples tokens: a byte's surprisal is not defined there (NaN -> null).
+      // A token model samples tokens, a speculative round accepts drafted bytes: no per-byte surprisal (NaN ->
+      // null).
       const float bit = s.logp ? float(-s.logp[b] / std::log(2.0)) : std::nanf("");
       done = r.accept(b, bit, metrics_, likeliest(s.logp, r.job->req.logprobs));
     }
@@ -347,51 +339,6 @@ void Scheduler::step() {
   }
   metrics_.decode_step(int64_t(sampled.size()));
   ++steps_;
-}
-
-namespace {
-struct StopGeneration {};  // thrown from the speculative sink to end generation early
-}  // namespace
-
-void Scheduler::serve_speculative(const std::shared_ptr<Job>& job) {
-  Row row;
-  row.job = job;
-  metrics_.prompt_bytes(int64_t(job->req.prompt.size()));
-  if (job->cancelled() || job->req.max_bytes == 0) {
-    job->finish(job->cancelled() ? "cancelled" : "length", 0);
-    return;
-  }
-  ++busy_;
-  GenerateOptions opt;
-  static_cast<SamplingOptions&>(opt) = job->req.sampling;
-  static_cast<InferenceSettings&>(opt) = opt_;
-  opt.prompt = job->req.prompt;
-  opt.max_bytes = job->req.max_bytes;
-  opt.seed = job->seed;
-  SpeculativeStats stats;
-  try {
-    generate_speculative(
-        *model_, *opt_.draft, opt, opt_.spec,
-        [&](uint8_t b) {
-          if (job->cancelled() || cancelling_) throw StopGeneration();
-          // Bytes come from accepted drafts and corrections: no per-byte surprisal is computed (NaN -> null).
-          if (row.accept(b, std::nanf(""), metrics_)) throw StopGeneration();
-        },
-        &stats);
-    job->finish("length", int64_t(row.out.size()));
-  } catch (const StopGeneration&) {
-    std::string error;
-    if (cancelling_) {
-      std::lock_guard<std::mutex> lock(mu_);
-      error = cancel_error_;
-    }
-    job->finish("cancelled", int64_t(row.out.size()), error);  // no-op when accept() finished it
-  } catch (const std::exception& e) {
-    job->finish("cancelled", int64_t(row.out.size()), std::string("generation failed: ") + e.what());
-  }
-  metrics_.speculative(stats.rounds, stats.drafted, stats.accepted);
-  --busy_;
-  metrics_.decode_step(0);
 }
 
 }  // namespace bytelm::serve

@@ -79,8 +79,8 @@ struct SchedulerOptions : InferenceSettings {
   int64_t max_queue = 16;      // requests waiting for a slot; more get 503
   int64_t prefill_chunk = 64;  // prompt bytes a joining row feeds per step (row positions)
   bool prefix_reuse = true;    // start from a prefix another row's cache holds (row positions)
-  // Speculative decoding (serve --draft): with a draft model, requests are decoded one at a time, each with
-  // generate_speculative() (batch 1), instead of batched.
+  // Speculative decoding (serve --draft): the batch decoder runs a speculative round per row and step with
+  // this draft (batch_decoder.h).
   std::shared_ptr<LanguageModelImpl> draft;
   SpeculativeOptions spec;
 };
@@ -111,7 +111,6 @@ class Scheduler {
   void admit(std::vector<std::shared_ptr<Job>>& joining);
   void step();
   void end_rows(const std::string& error);                  // ends every running row (finish_reason "cancelled")
-  void serve_speculative(const std::shared_ptr<Job>& job);  // --draft: one request, batch 1
 
   std::shared_ptr<LanguageModelImpl> model_;
   std::shared_ptr<Tokenizer> tokenizer_;
@@ -127,9 +126,7 @@ class Scheduler {
   std::atomic<int64_t> busy_{0};
 
   // Engine-thread state.
-  std::unique_ptr<BatchDecoder> decoder_;         // not with --draft
-  std::atomic<bool> cancelling_{false};           // --draft: the running request sees cancel_all() in its sink
-  std::string cancel_error_;                      // guarded by mu_
+  std::unique_ptr<BatchDecoder> decoder_;
   std::map<int64_t, std::unique_ptr<Row>> rows_;  // running requests by the decoder's row id
   int64_t steps_ = 0;                             // decoding steps so far
   std::thread thread_;

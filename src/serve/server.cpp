@@ -240,6 +240,8 @@ int run_server(const ServerOptions& opt) {
   if (opt.max_queue < 0) throw Error("--max-queue must be >= 0");
   if (opt.prefill_chunk < 1) throw Error("--prefill-chunk must be >= 1");
   check_speculative_options(opt.spec);
+  if (!opt.draft.empty() && (opt.decode == "static" || opt.decode == "graphs"))
+    throw Error("--draft decodes rows at their own positions: not with --decode " + opt.decode);
   if (opt.port < 0 || opt.port > 65535) throw Error("--port must be in [0, 65535]");
   if (opt.max_body_bytes < 1) throw Error("--max-body must be >= 1");
   if (!(opt.shutdown_timeout >= 0)) throw Error("--shutdown-timeout must be >= 0");

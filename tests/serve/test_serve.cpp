@@ -509,13 +509,28 @@ TEST_F(Serve, BpeRequestsBatchLikeSolo) {
 // itself has every drafted byte accepted at temperature 0, which /metrics shows; bad drafts are one line.
 TEST_F(Serve, DraftDecodingEqualsPlainGreedyAndCountsAcceptance) {
   const std::string body = completion("call me", 60, 5, false, {{"temperature", 0.0}});
+  const std::vector<std::string> prompts{"Ishmael", "some years ago", "x"};  // decoded together below
   auto plain = start();
   const std::string want =
       choice_bytes(json::parse(http(plain->port, "POST", "/v1/completions", body).body)["choices"][0]);
+  std::vector<std::string> want_each;
+  for (const auto& p : prompts)
+    want_each.push_back(choice_bytes(
+        json::parse(http(plain->port, "POST", "/v1/completions", completion(p, 40, 1, false, {{"temperature", 0.0}}))
+                        .body)["choices"][0]));
   EXPECT_EQ(plain->terminate(), 0);
   EXPECT_EQ(want.size(), 60u);
   auto s = start({"--draft", dir_ + "/ckpt", "--draft-max", "4", "--draft-p-min", "0"});
   EXPECT_EQ(choice_bytes(json::parse(http(s->port, "POST", "/v1/completions", body).body)["choices"][0]), want);
+  std::vector<std::string> got(prompts.size());  // concurrent requests: speculative rounds batched
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    clients.emplace_back([&, i] {
+      auto res = http(s->port, "POST", "/v1/completions", completion(prompts[i], 40, 1, false, {{"temperature", 0.0}}));
+      got[i] = choice_bytes(json::parse(res.body)["choices"][0]);
+    });
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(got, want_each);
   Streamed st = collect(sse_events(s->port, completion("call me", 60, 5, true, {{"temperature", 0.0}})));
   EXPECT_EQ(st.bytes, want);
   // The counts land once a request's decoding returns, just after its last byte went out.
