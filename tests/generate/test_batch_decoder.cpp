@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "common/batch_requests.h"
 #include "common/test_device.h"
 #include "generate/batch_decoder.h"
 #include "generate/generate.h"
@@ -18,24 +19,13 @@
 #include "util/error.h"
 
 using namespace bytelm;
+using bytelm::testing::random_requests;
+using bytelm::testing::Request;
+using bytelm::testing::sampling;
 using bytelm::testing::test_device;
+using bytelm::testing::together;
 
 namespace {
-
-struct Request {
-  std::string prompt;
-  uint64_t seed = 0;
-  int64_t max_bytes = 0;
-  int64_t join_step = 0;      // the step before which it is added
-  int64_t cancel_after = -1;  // leaves after this many bytes (-1: runs to max_bytes)
-};
-
-SamplingOptions sampling(double temperature) {
-  SamplingOptions s;
-  s.temperature = temperature;
-  s.top_k = 40;
-  return s;
-}
 
 std::string alone(LanguageModelImpl& model, const Request& r, double temperature) {
   GenerateOptions o;
@@ -45,63 +35,6 @@ std::string alone(LanguageModelImpl& model, const Request& r, double temperature
   o.seed = r.seed;
   o.max_bytes = r.max_bytes;
   return generate(model, o, [](uint8_t) {});
-}
-
-// Runs the requests through one decoder; returns each one's bytes.
-std::vector<std::string> together(LanguageModelImpl& model, const std::vector<Request>& reqs, double temperature,
-                                  BatchDecoderOptions opt, BatchDecoderStats* stats = nullptr) {
-  c10::InferenceMode inference;
-  opt.device = test_device();
-  BatchDecoder dec(model, opt);
-  std::vector<std::string> out(reqs.size());
-  std::map<int64_t, size_t> by_id;
-  size_t next = 0, finished = 0;
-  for (int64_t step = 0; finished < reqs.size(); ++step) {
-    while (next < reqs.size() && reqs[next].join_step <= step && !dec.full()) {
-      by_id[dec.add(reqs[next].prompt, sampling(temperature), reqs[next].seed)] = next;
-      ++next;
-    }
-    for (const auto& s : dec.step()) {
-      const size_t i = by_id.at(s.id);
-      const int64_t limit = reqs[i].cancel_after >= 0 ? reqs[i].cancel_after : reqs[i].max_bytes;
-      for (char c : s.bytes) {
-        out[i].push_back(c);
-        if (int64_t(out[i].size()) == limit) {
-          dec.remove(s.id);
-          ++finished;
-          break;
-        }
-      }
-    }
-    if (step > 5000) ADD_FAILURE() << "the decoder does not finish";
-    if (step > 5000) break;
-  }
-  if (stats) *stats = dec.stats();
-  return out;
-}
-
-std::vector<Request> random_requests(int64_t context, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<Request> reqs;
-  const std::vector<std::string> prompts = {"",
-                                            "The cat",
-                                            "It is a truth universally acknowledged",
-                                            "The cat sat on the mat",
-                                            "\x01\xff binary \x80",
-                                            "The cat sat"};
-  for (size_t i = 0; i < 9; ++i) {
-    Request r;
-    r.prompt = prompts[i % prompts.size()];
-    r.seed = 100 + i;
-    r.max_bytes = 5 + int64_t(rng() % 30);
-    if (i == 2) r.max_bytes = context + 20;  // slides its window past the context
-    r.join_step = int64_t(rng() % 40);
-    if (i % 4 == 3) r.cancel_after = 1 + int64_t(rng() % 4);
-    reqs.push_back(r);
-  }
-  std::stable_sort(reqs.begin(), reqs.end(),
-                   [](const Request& a, const Request& b) { return a.join_step < b.join_step; });
-  return reqs;
 }
 
 struct Case {

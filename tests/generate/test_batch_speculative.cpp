@@ -5,10 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <map>
-#include <random>
-#include <set>
-
+#include "common/batch_requests.h"
 #include "common/test_device.h"
 #include "generate/batch_decoder.h"
 #include "generate/generate.h"
@@ -17,25 +14,14 @@
 #include "util/error.h"
 
 using namespace bytelm;
+using bytelm::testing::random_requests;
+using bytelm::testing::Request;
+using bytelm::testing::sampling;
 using bytelm::testing::test_device;
 using bytelm::testing::tiny_model;
+using bytelm::testing::together;
 
 namespace {
-
-struct Request {
-  std::string prompt;
-  uint64_t seed = 0;
-  int64_t max_bytes = 0;
-  int64_t join_step = 0;
-  int64_t cancel_after = -1;  // leaves after this many bytes (-1: runs to max_bytes)
-};
-
-SamplingOptions sampling(double temperature) {
-  SamplingOptions s;
-  s.temperature = temperature;
-  s.top_k = 40;
-  return s;
-}
 
 GenerateOptions alone_options(const Request& r, double temperature) {
   GenerateOptions o;
@@ -48,65 +34,6 @@ GenerateOptions alone_options(const Request& r, double temperature) {
   return o;
 }
 
-std::vector<Request> requests(int64_t context) {
-  std::mt19937_64 rng(31);
-  const std::vector<std::string> prompts = {"", "The cat", "It is a truth universally acknowledged", "x",
-                                            "\x01\xff binary \x80"};
-  std::vector<Request> reqs;
-  for (size_t i = 0; i < 8; ++i) {
-    Request r;
-    r.prompt = prompts[i % prompts.size()];
-    r.seed = 200 + i;
-    r.max_bytes = 6 + int64_t(rng() % 30);
-    if (i == 2) r.max_bytes = context + 25;  // slides its window past the context
-    r.join_step = int64_t(rng() % 20);
-    if (i % 4 == 3) r.cancel_after = 1 + int64_t(rng() % 4);
-    reqs.push_back(r);
-  }
-  std::stable_sort(reqs.begin(), reqs.end(),
-                   [](const Request& a, const Request& b) { return a.join_step < b.join_step; });
-  return reqs;
-}
-
-// Runs the requests through one speculative decoder; returns each one's bytes.
-std::vector<std::string> together(LanguageModelImpl& target, LanguageModelImpl& draft, const std::vector<Request>& reqs,
-                                  double temperature, int64_t k, double p_min, BatchDecoderStats* stats) {
-  c10::InferenceMode inference;
-  BatchDecoderOptions opt;
-  opt.slots = 3;
-  opt.prefill_chunk = 7;
-  opt.device = test_device();
-  opt.draft = &draft;
-  opt.draft_max = k;
-  opt.draft_p_min = p_min;
-  BatchDecoder dec(target, opt);
-  std::vector<std::string> out(reqs.size());
-  std::map<int64_t, size_t> by_id;
-  size_t next = 0, finished = 0;
-  for (int64_t step = 0; finished < reqs.size() && step < 5000; ++step) {
-    while (next < reqs.size() && reqs[next].join_step <= step && !dec.full()) {
-      by_id[dec.add(reqs[next].prompt, sampling(temperature), reqs[next].seed, reqs[next].max_bytes)] = next;
-      ++next;
-    }
-    std::set<int64_t> gone;
-    for (const auto& s : dec.step()) {
-      if (gone.count(s.id)) continue;
-      const size_t i = by_id.at(s.id);
-      const int64_t limit = reqs[i].cancel_after >= 0 ? reqs[i].cancel_after : reqs[i].max_bytes;
-      out[i] += s.bytes;
-      if (int64_t(out[i].size()) >= limit) {
-        out[i].resize(size_t(limit));
-        dec.remove(s.id);
-        gone.insert(s.id);
-        ++finished;
-      }
-    }
-  }
-  EXPECT_EQ(finished, reqs.size()) << "the decoder does not finish";
-  if (stats) *stats = dec.stats();
-  return out;
-}
-
 }  // namespace
 
 TEST(BatchSpeculative, EveryRowEqualsSpeculativeDecodingAlone) {
@@ -114,13 +41,19 @@ TEST(BatchSpeculative, EveryRowEqualsSpeculativeDecodingAlone) {
     auto target = tiny_model(target_name, 5);
     auto same = tiny_model(target_name, 5);  // the target's weights with caches of its own
     auto other = tiny_model("entropy", 8);   // an unrelated small byte model
-    const auto reqs = requests(target->config().context);
+    const auto reqs = random_requests(target->config().context, 31);
     for (auto* draft : {same.get(), other.get()})
       for (double temperature : {0.0, 1.0}) {
         const int64_t k = temperature == 0 ? 4 : 3;
         const double p_min = draft == other.get() && temperature > 0 ? 0.03 : 0.0;  // random weights: small top p
+        BatchDecoderOptions opt;
+        opt.slots = 3;
+        opt.prefill_chunk = 7;
+        opt.draft = draft;
+        opt.draft_max = k;
+        opt.draft_p_min = p_min;
         BatchDecoderStats stats;
-        const auto got = together(*target, *draft, reqs, temperature, k, p_min, &stats);
+        const auto got = together(*target, reqs, temperature, opt, &stats);
         for (size_t i = 0; i < reqs.size(); ++i) {
           SpeculativeOptions s;
           s.draft_max = k;
