@@ -68,16 +68,22 @@ struct GenerateCli {
   SpeculativeOptions spec;
 };
 
-// --draft: speculative decoding of the one prompt, then its draft acceptance rate on stderr.
-int run_speculative(GenerateCli& c, const LanguageModel& model, const std::function<void(uint8_t)>& sink) {
+// --draft: the draft model, checked against the model.
+LanguageModel open_draft(const GenerateCli& c, const LanguageModel& model) {
   const GenerateOptions& opt = c.gen;
-  if (!c.prompts_file.empty()) throw Error("--draft decodes one prompt at a time: not with --prompts-file");
   if (opt.no_cache) throw Error("--draft decodes with the KV caches: not with --no-cache");
   check_speculative_options(c.spec);
   LanguageModel draft =
       c.draft == "self" ? model->entropy_patcher() : load_for_inference(c.draft, opt.device, opt.threads);
   if (!draft) throw Error("--draft self: a " + model->config().model + " model has no entropy model of its own");
   check_speculative(*model, *draft, c.spec);
+  return draft;
+}
+
+// --draft: speculative decoding of the one prompt, then its draft acceptance rate on stderr.
+int run_speculative(GenerateCli& c, const LanguageModel& model, const std::function<void(uint8_t)>& sink) {
+  const GenerateOptions& opt = c.gen;
+  LanguageModel draft = open_draft(c, model);
   SpeculativeStats stats;
   const auto t0 = std::chrono::steady_clock::now();
   generate_speculative(*model, *draft, opt, c.spec, sink, &stats);
@@ -102,6 +108,13 @@ int run(GenerateCli& c) {
   if (model->reads_tokens())
     tokenizer = std::make_unique<Tokenizer>(load_checkpoint_tokenizer(c.ckpt, model->config().vocab_size));
   if (!c.prompts_file.empty()) {
+    LanguageModel draft;  // speculative rounds batched (kept alive for the batches)
+    if (!c.draft.empty()) {
+      draft = open_draft(c, model);
+      opt.draft = draft.get();
+      opt.draft_max = c.spec.draft_max;
+      opt.draft_p_min = c.spec.draft_p_min;
+    }
     print_batches(*model, tokenizer.get(), read_prompts(c.prompts_file), opt, c.batch);
     return 0;
   }
@@ -147,7 +160,8 @@ Command add_generate(CLI::App& app) {
   g->add_option("--stop", c->stops,
                 "Stop once the output ends with this string (printed); C escapes (\\n, \\t, \\xHH); repeatable")
       ->take_all();
-  add_draft_flags(g, &c->draft, &c->spec, "one prompt; prints the draft acceptance rate on stderr");
+  add_draft_flags(g, &c->draft, &c->spec,
+                  "one prompt prints the draft acceptance rate on stderr; --prompts-file batches the rounds");
   g->add_flag("--no-cache", gen.no_cache, "Recompute the whole window for every byte (slow reference path)");
   add_inference_flags(g, &gen, kAllInferenceFlags, "CPU threads (0 = all cores; batch-1 decoding is fastest on 1)");
   return {g, [c] { return run(*c); }};

@@ -138,11 +138,15 @@ std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vecto
   bo.prefill_chunk = T;  // every prompt is there from the start: each prefills in one step
   bo.device = opt.device;
   bo.decode = opt.decode;
-  // Static steps (CUDA graphs by default on CUDA) need rows at one shared position.
-  bo.row_positions = opt.row_positions && !plan_steps(opt.decode, model, device, B).static_steps;
+  // Static steps (CUDA graphs by default on CUDA) need rows at one shared position; speculative rounds rows.
+  bo.row_positions = opt.draft || (opt.row_positions && !plan_steps(opt.decode, model, device, B).static_steps);
+  bo.draft = opt.draft;
+  bo.draft_max = opt.draft_max;
+  bo.draft_p_min = opt.draft_p_min;
   BatchDecoder decoder(model, bo);
   std::vector<int64_t> row_of(static_cast<size_t>(B));  // decoder id -> prompt index (ids are 0..B-1 in order)
-  for (int64_t i = 0; i < B; ++i) row_of[size_t(decoder.add(prompts[i], opt, opt.seed + uint64_t(i)))] = i;
+  for (int64_t i = 0; i < B; ++i)
+    row_of[size_t(decoder.add(prompts[i], opt, opt.seed + uint64_t(i), opt.max_bytes))] = i;
   while (decoder.live() > 0)
     for (const auto& s : decoder.step()) {
       std::string& out = outs[size_t(row_of[size_t(s.id)])];

@@ -196,6 +196,24 @@ TEST_F(Cli, PromptsFileGivesJsonLines) {
     bool ascii = std::all_of(alone.out.begin(), alone.out.end(), [](char c) { return c > 0 && c < 127; });
     if (ascii) EXPECT_EQ(rows[i]["output"].get<std::string>(), alone.out) << i;
   }
+  // With a draft (the model itself) the batch's speculative rounds give the same lines (greedy).
+  Result drafted = run({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/prompts.txt", "--batch", "3",
+                        "--max-bytes", "30", "--temperature", "0", "--draft", dir_ + "/ckpt", "--draft-p-min", "0"});
+  ASSERT_EQ(drafted.code, 0) << drafted.err;
+  EXPECT_EQ(drafted.out, r.out);
+  const std::vector<std::string> one{
+      "generate",      "--ckpt", dir_ + "/ckpt",  "--prompt", "call", "--max-bytes", "30",
+      "--temperature", "0",      "--draft-p-min", "0"};
+  std::vector<std::string> with_draft = one;
+  with_draft.insert(with_draft.end(), {"--draft", dir_ + "/ckpt"});
+  Result alone = run(with_draft);
+  ASSERT_EQ(alone.code, 0) << alone.err;
+  std::vector<std::string> plain(one.begin(), one.end() - 2);
+  EXPECT_EQ(alone.out, run(plain).out);
+  EXPECT_NE(alone.err.find("draft acceptance rate"), std::string::npos) << alone.err;
+  expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/prompts.txt", "--draft",
+              dir_ + "/no-such-draft"},
+             "no-such-draft");
   write(dir_ + "/empty_prompts.txt", "");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/empty_prompts.txt"}, "no prompts");
   expect_bad({"generate", "--ckpt", dir_ + "/ckpt", "--prompts-file", dir_ + "/prompts.txt", "--batch", "0"},
