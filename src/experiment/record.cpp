@@ -106,6 +106,10 @@ json threshold_sweep(BltImpl& blt, const PlanRun& run, const std::string& bytes,
 // global model skipped (patch queries straight to the decoder) and zeroed (no patch information at all),
 // beside the intact model's: how much of the prediction the global model and patching carry.
 json global_ablation(BltImpl& blt, const std::string& bytes, int64_t stride, int64_t batch) {
+  struct Intact {  // the model is whole again however scoring ends
+    BltImpl& blt;
+    ~Intact() { blt.set_global_ablation(BltImpl::GlobalAblation::kNone); }
+  } intact{blt};
   json out;
   const double n = double(bytes.size()) * std::log(2.0);
   for (const auto& [name, mode] : {std::pair{"skipped_bpb", BltImpl::GlobalAblation::kSkip},
@@ -113,7 +117,6 @@ json global_ablation(BltImpl& blt, const std::string& bytes, int64_t stride, int
     blt.set_global_ablation(mode);
     out[name] = score_text(blt, nullptr, bytes, stride, batch) / n;
   }
-  blt.set_global_ablation(BltImpl::GlobalAblation::kNone);
   return out;
 }
 
