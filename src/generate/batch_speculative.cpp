@@ -156,20 +156,23 @@ std::vector<Sampled> BatchDecoder::Impl::step_speculative() {
   }
   if (feeds.empty()) return {};
   auto host = host_bytes(model.rows_feed(feeds, /*every_id=*/true), model);  // (R, n, 256)
+  logp = torch::log_softmax(host, 2).contiguous();  // each emitted byte's log-probabilities, until the next step
+  const int64_t n = host.size(1);
   ++stats.steps;
   // 4. Each round's verdict; a row with an empty text samples its first byte from the start id's logits.
   std::vector<Sampled> out;
-  auto emit = [&](DecoderRow& r, int b) {
+  auto emit = [&](DecoderRow& r, int b, size_t m, int64_t i) {  // byte b read from entry i of feed m
     r.text.push_back(b);
     ++r.produced;
-    out.push_back({r.id, std::string(1, char(b)), nullptr});
+    out.push_back({r.id, std::string(1, char(b)), logp.data_ptr<float>() + (int64_t(m) * n + i) * 256});
   };
   for (size_t m = 0; m < feeds.size(); ++m) {
     DecoderRow& r = rows[index[m]];
     if (round_of[m] < 0) {
       if (!r.text.empty()) continue;  // prefilling
       ++stats.draft_rounds;
-      emit(r, draw_from(sampling_distribution(host[int64_t(m)][0].data_ptr<float>(), 256, r.sampling, ""), r.rng));
+      emit(r, draw_from(sampling_distribution(host[int64_t(m)][0].data_ptr<float>(), 256, r.sampling, ""), r.rng), m,
+           0);
       continue;
     }
     Round& rd = rounds[size_t(round_of[m])];
@@ -198,8 +201,8 @@ std::vector<Sampled> BatchDecoder::Impl::step_speculative() {
       r.dfed = r.drestart ? 0 : size_t(kept);
     }
     r.dtext.insert(r.dtext.end(), rd.block.begin(), rd.block.begin() + dkeep);
-    for (int64_t i = 0; i < v.accepted; ++i) emit(r, rd.x[size_t(i)]);
-    emit(r, v.next);
+    for (int64_t i = 0; i < v.accepted; ++i) emit(r, rd.x[size_t(i)], m, i);
+    emit(r, v.next, m, v.accepted);
   }
   // 5. Windows: past the context a row keeps its last half and prefills it again (both models).
   for (auto& r : rows) {

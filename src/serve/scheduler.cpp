@@ -326,8 +326,7 @@ void Scheduler::step() {
     bool done = false;
     for (size_t k = 0; k < s.bytes.size() && !done; ++k) {
       const uint8_t b = uint8_t(s.bytes[k]);
-      // A token model samples tokens, a speculative round accepts drafted bytes: no per-byte surprisal (NaN ->
-      // null).
+      // A token model samples tokens: a byte's surprisal is not defined there (NaN -> null).
       const float bit = s.logp ? float(-s.logp[b] / std::log(2.0)) : std::nanf("");
       done = r.accept(b, bit, metrics_, likeliest(s.logp, r.job->req.logprobs));
     }

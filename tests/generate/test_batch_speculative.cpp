@@ -74,6 +74,35 @@ TEST(BatchSpeculative, EveryRowEqualsSpeculativeDecodingAlone) {
   }
 }
 
+// Each byte a round emits carries the model's log-probabilities at its position, as plain decoding's do.
+TEST(BatchSpeculative, BytesCarryTheModelsLogProbabilities) {
+  c10::InferenceMode inference;
+  auto target = tiny_model("megabyte", 5);
+  auto draft = tiny_model("megabyte", 5);
+  auto run = [&](LanguageModelImpl* d) {
+    BatchDecoderOptions opt;
+    opt.slots = 2;
+    opt.device = test_device();
+    opt.draft = d;
+    opt.draft_p_min = 0;
+    BatchDecoder dec(*target, opt);
+    dec.add("The cat", sampling(0), 1);
+    std::vector<std::pair<char, float>> got;  // each byte and its log-probability
+    while (got.size() < 40)
+      for (const auto& s : dec.step()) {
+        EXPECT_NE(s.logp, nullptr);
+        if (s.logp) got.emplace_back(s.bytes[0], s.logp[uint8_t(s.bytes[0])]);
+      }
+    got.resize(40);
+    return got;
+  };
+  const auto plain = run(nullptr), drafted = run(draft.get());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_EQ(drafted[i].first, plain[i].first) << i;
+    EXPECT_NEAR(drafted[i].second, plain[i].second, 1e-4) << i;
+  }
+}
+
 TEST(BatchSpeculative, RefusesWhatCannotDraft) {
   c10::InferenceMode inference;
   auto target = tiny_model("transformer", 5);
