@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "generate/batch_decoder.h"
 #include "generate/generate.h"
 #include "generate/generate_tokens.h"
 #include "generate/speculative.h"
@@ -37,14 +38,18 @@ std::vector<std::string> read_prompts(const std::string& path) {
 // One JSON object per prompt, in order. JSON strings hold UTF-8 only: bytes that are not are shown as
 // U+FFFD in "output", and the exact bytes are always in "output_base64".
 // tokenizer: the BPE baseline's (null for byte models).
+// With a draft, the rounds' draft acceptance follows on stderr.
 void print_batches(LanguageModelImpl& model, const Tokenizer* tokenizer, const std::vector<std::string>& prompts,
                    const GenerateOptions& opt, int64_t batch) {
+  int64_t rounds = 0, drafted = 0, accepted = 0;
   for (size_t first = 0; first < prompts.size(); first += size_t(batch)) {
     std::vector<std::string> chunk(prompts.begin() + first,
                                    prompts.begin() + std::min(prompts.size(), first + size_t(batch)));
     GenerateOptions o = opt;
     o.seed = opt.seed + first;
-    auto outs = tokenizer ? generate_tokens_batch(model, *tokenizer, chunk, o) : generate_batch(model, chunk, o);
+    BatchDecoderStats st;
+    auto outs = tokenizer ? generate_tokens_batch(model, *tokenizer, chunk, o) : generate_batch(model, chunk, o, &st);
+    rounds += st.draft_rounds, drafted += st.drafted, accepted += st.draft_accepted;
     for (size_t i = 0; i < outs.size(); ++i) {
       nlohmann::json j{{"index", first + i},
                        {"prompt", chunk[i]},
@@ -55,6 +60,10 @@ void print_batches(LanguageModelImpl& model, const Tokenizer* tokenizer, const s
       std::fflush(stdout);
     }
   }
+  if (opt.draft)
+    std::fprintf(stderr, "bytelm: draft acceptance rate = %.3f (%lld accepted / %lld drafted), %lld rounds\n",
+                 drafted > 0 ? double(accepted) / double(drafted) : 0.0, (long long)accepted, (long long)drafted,
+                 (long long)rounds);
 }
 
 struct GenerateCli {

@@ -105,11 +105,11 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
 }
 
 std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
-                                        const GenerateOptions& opt) {
+                                        const GenerateOptions& opt, BatchDecoderStats* stats) {
   const int64_t B = int64_t(prompts.size());
   std::vector<std::string> outs(prompts.size());
   if (B == 0 || opt.max_bytes == 0) return outs;
-  if (B == 1 || opt.no_cache) {
+  if ((B == 1 && !opt.draft) || opt.no_cache) {
     for (int64_t i = 0; i < B; ++i) {
       GenerateOptions o = opt;
       o.prompt = prompts[i];
@@ -119,11 +119,12 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
     return outs;
   }
   for (const auto& p : prompts) check_prompt_fits(p.size(), model.config().context);
-  return decode_batch(model, prompts, opt, nullptr);
+  return decode_batch(model, prompts, opt, nullptr, stats);
 }
 
 std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
-                                      const GenerateOptions& opt, const Tokenizer* tokenizer) {
+                                      const GenerateOptions& opt, const Tokenizer* tokenizer,
+                                      BatchDecoderStats* stats) {
   const int64_t B = int64_t(prompts.size());
   std::vector<std::string> outs(prompts.size());
   if (B == 0 || opt.max_bytes == 0) return outs;
@@ -158,6 +159,7 @@ std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vecto
         }
       }
     }
+  if (stats) *stats = decoder.stats();
   return outs;
 }
 

@@ -14,6 +14,7 @@ namespace bytelm {
 
 class LanguageModelImpl;
 class Tokenizer;
+struct BatchDecoderStats;
 
 // Sampling (temperature, top-k, top-p, min-p, repetition penalty) and the shared inference settings (device,
 // precision, decode, decode_weights, threads: util/inference.h; batch-1 decoding is bound by per-op
@@ -39,13 +40,15 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
 // or static steps are planned), else at one shared position, each row's prompt bytes past the shortest
 // prompt teacher-forced while the rows that have finished their prompts sample. Row i samples with seed
 // opt.seed + i and gives the same bytes as generate() alone (up to floating-point ties). --no-cache runs the
-// prompts one after another. opt.prompt is ignored.
+// prompts one after another. opt.prompt is ignored. With opt.draft, even one prompt runs in the BatchDecoder
+// (speculative rounds). stats: the decoder's counts, when given.
 std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
-                                        const GenerateOptions& opt);
+                                        const GenerateOptions& opt, BatchDecoderStats* stats = nullptr);
 // The batched decoding behind generate_batch (and generate_tokens_batch, given a token model's tokenizer):
 // one BatchDecoder over all prompts, row i seeded opt.seed + i.
 std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
-                                      const GenerateOptions& opt, const Tokenizer* tokenizer);
+                                      const GenerateOptions& opt, const Tokenizer* tokenizer,
+                                      BatchDecoderStats* stats = nullptr);
 
 // A window that outgrows the context keeps its last window_kept(context) bytes (or tokens), re-prefilled: half
 // the context, at least 1. Every decoder slides by this rule, so a row's bytes do not depend on the decoder.
