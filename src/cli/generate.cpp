@@ -89,19 +89,27 @@ LanguageModel open_draft(const GenerateCli& c, const LanguageModel& model) {
   return draft;
 }
 
-// --draft: speculative decoding of the one prompt, then its draft acceptance rate on stderr.
+// --draft: speculative decoding of the one prompt, streamed, then its draft acceptance rate on stderr. It runs in
+// the batch decoder with one row (a block checked in one call of every model; generate_speculative(), the
+// batch-1 reference over feed() and rewind(), gives the same bytes: test_batch_speculative).
 int run_speculative(GenerateCli& c, const LanguageModel& model, const std::function<void(uint8_t)>& sink) {
-  const GenerateOptions& opt = c.gen;
+  GenerateOptions opt = c.gen;
   LanguageModel draft = open_draft(c, model);
-  SpeculativeStats stats;
+  opt.draft = draft.get();
+  opt.draft_max = c.spec.draft_max;
+  opt.draft_p_min = c.spec.draft_p_min;
+  BatchDecoderStats stats;
   const auto t0 = std::chrono::steady_clock::now();
-  generate_speculative(*model, *draft, opt, c.spec, sink, &stats);
+  const auto out = decode_batch(*model, {opt.prompt}, opt, nullptr, &stats, [&](int64_t, uint8_t b) { sink(b); });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double generated = double(out[0].size());
   std::fprintf(stderr,
                "\nbytelm: draft acceptance rate = %.3f (%lld accepted / %lld drafted), %.2f bytes per round "
                "(%lld rounds), %.0f bytes/s\n",
-               stats.acceptance(), (long long)stats.accepted, (long long)stats.drafted, stats.bytes_per_round(),
-               (long long)stats.rounds, seconds > 0 ? double(stats.generated) / seconds : 0.0);
+               stats.drafted > 0 ? double(stats.draft_accepted) / double(stats.drafted) : 0.0,
+               (long long)stats.draft_accepted, (long long)stats.drafted,
+               stats.draft_rounds > 0 ? generated / double(stats.draft_rounds) : 0.0, (long long)stats.draft_rounds,
+               seconds > 0 ? generated / seconds : 0.0);
   return 0;
 }
 

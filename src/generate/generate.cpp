@@ -123,8 +123,8 @@ std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vec
 }
 
 std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
-                                      const GenerateOptions& opt, const Tokenizer* tokenizer,
-                                      BatchDecoderStats* stats) {
+                                      const GenerateOptions& opt, const Tokenizer* tokenizer, BatchDecoderStats* stats,
+                                      const std::function<void(int64_t, uint8_t)>& on_byte) {
   const int64_t B = int64_t(prompts.size());
   std::vector<std::string> outs(prompts.size());
   if (B == 0 || opt.max_bytes == 0) return outs;
@@ -148,14 +148,18 @@ std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vecto
   std::vector<int64_t> row_of(static_cast<size_t>(B));  // decoder id -> prompt index (ids are 0..B-1 in order)
   for (int64_t i = 0; i < B; ++i)
     row_of[size_t(decoder.add(prompts[i], opt, opt.seed + uint64_t(i), opt.max_bytes))] = i;
+  std::vector<bool> ended(static_cast<size_t>(B), false);  // a step may give a row several pieces
   while (decoder.live() > 0)
     for (const auto& s : decoder.step()) {
-      std::string& out = outs[size_t(row_of[size_t(s.id)])];
+      const int64_t i = row_of[size_t(s.id)];
+      std::string& out = outs[size_t(i)];
       for (char c : s.bytes) {
+        if (ended[size_t(i)]) break;
         out.push_back(c);
+        if (on_byte) on_byte(i, uint8_t(c));
         if (ends_with_stop(out, opt.stop) || int64_t(out.size()) == opt.max_bytes) {
           decoder.remove(s.id);
-          break;
+          ended[size_t(i)] = true;
         }
       }
     }

@@ -45,10 +45,12 @@ std::string generate(LanguageModelImpl& model, const GenerateOptions& opt, const
 std::vector<std::string> generate_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
                                         const GenerateOptions& opt, BatchDecoderStats* stats = nullptr);
 // The batched decoding behind generate_batch (and generate_tokens_batch, given a token model's tokenizer):
-// one BatchDecoder over all prompts, row i seeded opt.seed + i.
+// one BatchDecoder over all prompts, row i seeded opt.seed + i; on_byte(i, byte), when given, sees each byte of
+// row i as it comes (streaming).
 std::vector<std::string> decode_batch(LanguageModelImpl& model, const std::vector<std::string>& prompts,
                                       const GenerateOptions& opt, const Tokenizer* tokenizer,
-                                      BatchDecoderStats* stats = nullptr);
+                                      BatchDecoderStats* stats = nullptr,
+                                      const std::function<void(int64_t, uint8_t)>& on_byte = nullptr);
 
 // A window that outgrows the context keeps its last window_kept(context) bytes (or tokens), re-prefilled: half
 // the context, at least 1. Every decoder slides by this rule, so a row's bytes do not depend on the decoder.

@@ -202,6 +202,21 @@ TEST_F(Cli, PromptsFileGivesJsonLines) {
   ASSERT_EQ(drafted.code, 0) << drafted.err;
   EXPECT_EQ(drafted.out, r.out);
   EXPECT_NE(drafted.err.find("draft acceptance rate = 1.000"), std::string::npos) << drafted.err;  // itself
+  // A stop string inside a round ends the line there, as without the draft.
+  const std::vector<std::string> stop_at_e{"generate",
+                                           "--ckpt",
+                                           dir_ + "/ckpt",
+                                           "--prompts-file",
+                                           dir_ + "/prompts.txt",
+                                           "--max-bytes",
+                                           "30",
+                                           "--temperature",
+                                           "0",
+                                           "--stop",
+                                           "e"};
+  std::vector<std::string> stop_drafted = stop_at_e;
+  stop_drafted.insert(stop_drafted.end(), {"--draft", dir_ + "/ckpt", "--draft-p-min", "0"});
+  EXPECT_EQ(run(stop_drafted).out, run(stop_at_e).out);
   const std::vector<std::string> one{
       "generate",      "--ckpt", dir_ + "/ckpt",  "--prompt", "call", "--max-bytes", "30",
       "--temperature", "0",      "--draft-p-min", "0"};
