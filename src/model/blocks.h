@@ -18,6 +18,8 @@ struct KVCache {
   torch::Tensor k, v, positions;
   int64_t len = 0;
 };
+// Prefix reuse: positions [0, n) of cache row `from` copied into row `to`, in every layer (nothing when equal).
+void copy_cache_rows(std::vector<KVCache>& caches, int64_t from, int64_t to, int64_t n);
 
 // Row decoding (every row of the cache at its own position; model.h, rows_feed): which cache rows one call
 // touches and where its entries sit. Built once per call by make_row_batch() and read by every layer.
@@ -36,6 +38,10 @@ struct RowBatch {
 // pass `capacity`.
 RowBatch make_row_batch(const std::vector<int64_t>& rows, int64_t slots, const std::vector<int64_t>& pos0,
                         const std::vector<int64_t>& counts, int64_t n, int64_t capacity, const torch::Device& device);
+// Host indices -> an int64 tensor (v.size()) of its own on `device` (a copy on the CPU too).
+torch::Tensor long_tensor(const std::vector<int64_t>& v, const torch::Device& device);
+// The real entries of x (R, H, n, Dh) laid out as `rb` says -> (M, H, Dh), in rb.write_* order.
+torch::Tensor row_entries(const torch::Tensor& x, const RowBatch& rb);
 
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps);

@@ -12,12 +12,23 @@
 
 namespace bytelm {
 
-namespace {
-torch::Tensor longs(const std::vector<int64_t>& v, int64_t rows, int64_t cols, const torch::Device& device) {
-  auto t = torch::from_blob(const_cast<int64_t*>(v.data()), {rows, cols}, torch::kLong);
+torch::Tensor long_tensor(const std::vector<int64_t>& v, const torch::Device& device) {
+  auto t = torch::from_blob(const_cast<int64_t*>(v.data()), {int64_t(v.size())}, torch::kLong);
   return t.to(device, /*non_blocking=*/false, /*copy=*/true);  // owns its data (a copy on the CPU too)
 }
-}  // namespace
+
+void copy_cache_rows(std::vector<KVCache>& caches, int64_t from, int64_t to, int64_t n) {
+  if (from == to) return;
+  for (auto& c : caches) {
+    c.k[to].narrow(1, 0, n).copy_(c.k[from].narrow(1, 0, n));
+    c.v[to].narrow(1, 0, n).copy_(c.v[from].narrow(1, 0, n));
+  }
+}
+
+torch::Tensor row_entries(const torch::Tensor& x, const RowBatch& rb) {
+  const int64_t R = x.size(0), H = x.size(1), n = x.size(2);
+  return x.transpose(1, 2).reshape({R * n, H, x.size(3)}).index_select(0, rb.write_src);
+}
 
 RowBatch make_row_batch(const std::vector<int64_t>& rows, int64_t slots, const std::vector<int64_t>& pos0,
                         const std::vector<int64_t>& counts, int64_t n, int64_t capacity, const torch::Device& device) {
@@ -40,14 +51,14 @@ RowBatch make_row_batch(const std::vector<int64_t>& rows, int64_t slots, const s
     }
   }
   for (int64_t r = 0; r < R && in_order; ++r) in_order = rows[size_t(r)] == r;
-  if (!in_order) rb.rows = longs(rows, R, 1, device).view({R});
-  rb.positions = longs(positions, R, n, device);
+  if (!in_order) rb.rows = long_tensor(rows, device);
+  rb.positions = long_tensor(positions, device).view({R, n});
   rb.writes = !wrow.empty();
   if (rb.writes) {
     const int64_t M = int64_t(wrow.size());
-    rb.write_row = longs(wrow, M, 1, device).view({M});
-    rb.write_pos = longs(wpos, M, 1, device).view({M});
-    rb.write_src = longs(wsrc, M, 1, device).view({M});
+    rb.write_row = long_tensor(wrow, device);
+    rb.write_pos = long_tensor(wpos, device);
+    rb.write_src = long_tensor(wsrc, device);
   }
   auto keys = torch::arange(rb.span, torch::TensorOptions().dtype(torch::kLong).device(device));
   rb.keep = keys.view({1, 1, 1, rb.span}).le(rb.positions.view({R, 1, n, 1}));  // (R, 1, n, span)
@@ -72,11 +83,8 @@ torch::Tensor AttentionImpl::rows(const torch::Tensor& x, Rotary& rope, const Ro
   auto v = split(project(v_proj, x));
   if (rb.writes) {
     using torch::indexing::Slice;
-    auto entries = [&](const torch::Tensor& t) {  // (R, H, n, Dh) -> the real entries (M, H, Dh)
-      return t.transpose(1, 2).reshape({R * n, heads, head_dim}).index_select(0, rb.write_src);
-    };
-    cache.k.index_put_({rb.write_row, Slice(), rb.write_pos}, entries(k).to(cache.k.scalar_type()));
-    cache.v.index_put_({rb.write_row, Slice(), rb.write_pos}, entries(v).to(cache.v.scalar_type()));
+    cache.k.index_put_({rb.write_row, Slice(), rb.write_pos}, row_entries(k, rb).to(cache.k.scalar_type()));
+    cache.v.index_put_({rb.write_row, Slice(), rb.write_pos}, row_entries(v, rb).to(cache.v.scalar_type()));
   }
   auto keys = cache.k.narrow(2, 0, rb.span), values = cache.v.narrow(2, 0, rb.span);  // (S, H, span, Dh)
   if (rb.rows.defined()) {

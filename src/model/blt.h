@@ -171,6 +171,13 @@ class BltImpl : public LanguageModelImpl {
     int64_t closed = 0;                             // patches closed so far = the global model's next position
     std::vector<int64_t> closed_after, open_after;  // closed and open_start after each id (for rewind)
     std::vector<KVCache> global_caches;             // batch 1: rows step the global model at different times
+    void reset() {                                  // nothing read yet (the global caches stay allocated)
+      ids.clear();
+      ent.clear();
+      closed_after.clear();
+      open_after.clear();
+      open_start = closed = 0;
+    }
   };
   std::vector<KVCache> row_global_caches_;  // row decoding: one global cache of `slots` rows
   std::vector<Row> rows_;

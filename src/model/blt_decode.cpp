@@ -30,11 +30,7 @@ void BltImpl::allocate(int64_t batch, bool per_row_global) {
       row.global_caches = model->global_transformer->make_caches(1, cap, std::move(row.global_caches));
     else
       row.global_caches.clear();
-    row.ids.clear();
-    row.ent.clear();
-    row.closed_after.clear();
-    row.open_after.clear();
-    row.open_start = row.closed = 0;
+    row.reset();
   }
   // Decoding state is allocated once per batch size and overwritten in place (captured CUDA graphs point
   // at it). Encoder states are the fp32 residual stream; patch keys/values come out of a projection

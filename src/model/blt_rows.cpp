@@ -20,21 +20,6 @@
 
 namespace bytelm {
 
-namespace {
-torch::Tensor longs(const std::vector<int64_t>& v, const torch::Device& device) {
-  return torch::from_blob(const_cast<int64_t*>(v.data()), {int64_t(v.size())}, torch::kLong)
-      .to(device, /*non_blocking=*/false, /*copy=*/true);
-}
-
-// Copies cache positions [0, n) of row `from` into row `to`.
-void copy_row(std::vector<KVCache>& caches, int64_t from, int64_t to, int64_t n) {
-  for (auto& c : caches) {
-    c.k[to].narrow(1, 0, n).copy_(c.k[from].narrow(1, 0, n));
-    c.v[to].narrow(1, 0, n).copy_(c.v[from].narrow(1, 0, n));
-  }
-}
-}  // namespace
-
 void BltImpl::rows_begin(int64_t slots) {
   allocate(slots, /*per_row_global=*/false);
   row_global_caches_ = model->global_transformer->make_caches(slots, cfg_.context + 1, std::move(row_global_caches_));
@@ -73,25 +58,22 @@ torch::Tensor BltImpl::rows_global(const std::vector<int64_t>& slots,
     flat[i] = slots[i / size_t(M * L)] * C + index[i];
     local[i] = int64_t(i % size_t(M * L));  // the id's place in its row's gathered patches
   }
-  auto rows = longs(slots, dev);
-  auto ok = longs(valid, dev).view({G, M, L}).to(torch::kBool);
-  auto grouped = states_.view({-1, De}).index_select(0, longs(flat, dev)).view({G, M * L, De});
+  auto rows = long_tensor(slots, dev);
+  auto ok = long_tensor(valid, dev).view({G, M, L}).to(torch::kBool);
+  auto grouped = states_.view({-1, De}).index_select(0, long_tensor(flat, dev)).view({G, M * L, De});
   auto pooled =
       grouped.view({G, M, L, De}).masked_fill(ok.logical_not().unsqueeze(-1), -INFINITY).amax(2);  // (G, M, D_e)
-  auto g_in = patch_inputs(pooled, grouped, longs(local, dev).view({G, M, L}), ok);                // (G, M, D_g)
+  auto g_in = patch_inputs(pooled, grouped, long_tensor(local, dev).view({G, M, L}), ok);          // (G, M, D_g)
   auto rb = make_row_batch(slots, row_slots(), pos0, counts, M, cfg_.context + 1, dev);
-  auto g = model->global_transformer->rows(g_in, rb, row_global_caches_);    // (G, M, D_g)
-  auto kv = decoder_kv(g);                                                   // (G, M*k, D_d)
-  auto last_kv = kv.view({G * M, k, -1}).index_select(0, longs(last, dev));  // (G, k, D_d)
+  auto g = model->global_transformer->rows(g_in, rb, row_global_caches_);          // (G, M, D_g)
+  auto kv = decoder_kv(g);                                                         // (G, M*k, D_d)
+  auto last_kv = kv.view({G * M, k, -1}).index_select(0, long_tensor(last, dev));  // (G, k, D_d)
   patch_kv_.index_copy_(0, rows, last_kv.to(patch_kv_.scalar_type()));
   return kv;
 }
 
 torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
-  const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
-  for (const auto& f : feeds)
-    for (int64_t b : f.ids)
-      if (b < 0 || b >= kByteVocab) throw Error("row decoding: byte " + std::to_string(b) + " is out of range");
+  const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes", kByteVocab);
   const int64_t R = int64_t(feeds.size()), S = row_slots(), k = cfg_.cross_attn_k, De = cfg_.encoder.width;
   const auto dev = lm_head->weight.device();
   // Each row's ids: BOS on a restart, then its bytes (as ids), padded to n with the row's last id.
@@ -101,11 +83,7 @@ torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_i
   for (const auto& f : feeds) {
     Row& row = rows_[size_t(f.slot)];
     if (f.restart) {
-      row.ids.clear();
-      row.ent.clear();
-      row.closed_after.clear();
-      row.open_after.clear();
-      row.open_start = row.closed = 0;
+      row.reset();
       ids.push_back(blt::kBos);
     }
     for (int64_t b : f.ids) ids.push_back(b + blt::kByteOffset);
@@ -115,7 +93,7 @@ torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_i
     ids.resize(ids.size() + size_t(n - counts.back()), ids.back());
   }
   auto rb = make_row_batch(slots, S, pos0, counts, n, cfg_.context + 1, dev);
-  auto idt = longs(ids, dev).view({R, n});
+  auto idt = long_tensor(ids, dev).view({R, n});
   // 1. Entropies of every id.
   torch::Tensor ent;  // (R, n) on the host
   if (rule_.needs_entropies()) {
@@ -147,20 +125,20 @@ torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_i
   }
   // 3. The encoder; its states are kept for pooling.
   auto enc = model->local_encoder;
-  auto x = enc->embed_tokens(idt) + model->encoder_hash_tok_embedding(longs(hash, dev).view({R, n, -1})).sum(2);
+  auto x = enc->embed_tokens(idt) + model->encoder_hash_tok_embedding(long_tensor(hash, dev).view({R, n, -1})).sum(2);
   auto h = enc->rows(x, rb, encoder_caches_);  // (R, n, D_e)
   states_.index_put_({rb.write_row, rb.write_pos},
                      h.reshape({R * n, De}).index_select(0, rb.write_src).to(states_.scalar_type()));
   // 4. The global model over the patches closed; the decoder's keys/values: [before the call, patch 1..M].
-  auto kv = patch_kv_.index_select(0, longs(slots, dev));  // (R, k, D_d)
+  auto kv = patch_kv_.index_select(0, long_tensor(slots, dev));  // (R, k, D_d)
   if (!gslots.empty()) {
     auto fresh = rows_global(gslots, patches);  // (G, M*k, D_d)
     auto more = torch::zeros({R, fresh.size(1), kv.size(2)}, kv.options());
-    more.index_copy_(0, longs(gr, dev), fresh.to(kv.scalar_type()));
+    more.index_copy_(0, long_tensor(gr, dev), fresh.to(kv.scalar_type()));
     kv = torch::cat({kv, more}, 1);  // (R, (1+M)*k, D_d)
   }
   // 5. The decoder: id i of row r reads patch closes_before[r * n + i] of kv.
-  auto index = longs(closes_before, dev).view({R, n, 1}) * k + torch::arange(k, idt.options()).view({1, 1, k});
+  auto index = long_tensor(closes_before, dev).view({R, n, 1}) * k + torch::arange(k, idt.options()).view({1, 1, k});
   auto dec = model->local_decoder;
   auto logits = decode_with(h, kv, index, [&](BlockImpl& block, const torch::Tensor& y, size_t i) {
     return block.rows(y, dec->rope, rb, decoder_caches_[i]);
@@ -169,7 +147,7 @@ torch::Tensor BltImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_i
   if (every_id) return logits;
   std::vector<int64_t> last;
   for (int64_t r = 0; r < R; ++r) last.push_back(r * n + counts[size_t(r)] - 1);
-  return logits.reshape({R * n, blt::kVocab}).index_select(0, longs(last, dev));  // (R, V)
+  return logits.reshape({R * n, blt::kVocab}).index_select(0, long_tensor(last, dev));  // (R, V)
 }
 
 int64_t BltImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
@@ -180,7 +158,7 @@ int64_t BltImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
   const Row& src = rows_[size_t(from)];
   const int64_t was_closed = src.closed;
   if (from != to) {
-    for (auto* caches : {&patcher_caches_, &encoder_caches_, &decoder_caches_}) copy_row(*caches, from, to, n);
+    for (auto* caches : {&patcher_caches_, &encoder_caches_, &decoder_caches_}) copy_cache_rows(*caches, from, to, n);
     states_[to].narrow(0, 0, n).copy_(states_[from].narrow(0, 0, n));
     dst.ids.assign(src.ids.begin(), src.ids.begin() + n);
     dst.ent.assign(src.ent.begin(), src.ent.begin() + (src.ent.empty() ? 0 : n));
@@ -197,7 +175,7 @@ int64_t BltImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
   row_decoded_.at(size_t(to)) = keep;
   if (dst.closed == was_closed) {  // the row's last closed patch is the source's: its global state too
     if (from != to) {
-      copy_row(row_global_caches_, from, to, dst.closed);
+      copy_cache_rows(row_global_caches_, from, to, dst.closed);
       patch_kv_[to].copy_(patch_kv_[from]);
     }
     return keep;
@@ -205,7 +183,7 @@ int64_t BltImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
   // The last patch still closed was closed by id c (BOS always closes one): step the global model there again.
   int64_t c = n - 1;
   while (c > 0 && dst.closed_after[size_t(c) - 1] == dst.closed) --c;
-  if (from != to) copy_row(row_global_caches_, from, to, dst.closed - 1);
+  if (from != to) copy_cache_rows(row_global_caches_, from, to, dst.closed - 1);
   rows_global({to}, {{{c > 0 ? dst.open_after[size_t(c) - 1] : 0, c}}});
   return keep;
 }

@@ -58,10 +58,9 @@ void EntropyModelImpl::rows_begin(int64_t slots) {
 }
 
 torch::Tensor EntropyModelImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
-  const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
+  const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes", kByteVocab);
   const int64_t R = int64_t(feeds.size());
-  const auto in =
-      token_row_inputs(*this, feeds, blt::kBos, blt::kByteOffset, kByteVocab, patcher->lm_head->weight.device());
+  const auto in = token_row_inputs(*this, feeds, blt::kBos, blt::kByteOffset, patcher->lm_head->weight.device());
   auto h = patcher->rows(patcher->embed_tokens(in.ids), in.batch, caches_);                              // (R, n, D)
   auto out = every_id ? patcher->lm_head(h)                                                              // (R, n, 260)
                       : patcher->lm_head(h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, 260)

@@ -43,7 +43,7 @@ class HnetImpl : public LanguageModelImpl {
   torch::Tensor start(int64_t batch) override;                 // -> (B, 256) for byte 0
   torch::Tensor feed(const torch::Tensor& bytes) override;     // (B, n) -> (B, n, 256)
   std::vector<FlopsPart> flops() const override;
-  // Row decoding (hnet_rows.cpp): the outer stage's caches hold one row per slot at its own position; the
+  // Row decoding (hnet_decode.cpp): the outer stage's caches hold one row per slot at its own position; the
   // network inside steps per row, as in cached decoding. No prefix reuse (rows_keep keeps nothing).
   bool has_row_decoding() const override { return true; }
   void rows_begin(int64_t slots) override;

@@ -118,13 +118,6 @@ torch::Tensor HnetImpl::feed_inner(int64_t s, DecodeState& state, int64_t row, c
 
 // ---- row decoding ------------------------------------------------------------------------------------
 
-namespace {
-torch::Tensor longs(const std::vector<int64_t>& v, const torch::Device& device) {
-  return torch::from_blob(const_cast<int64_t*>(v.data()), {int64_t(v.size())}, torch::kLong)
-      .to(device, /*non_blocking=*/false, /*copy=*/true);
-}
-}  // namespace
-
 void HnetImpl::rows_begin(int64_t slots) {
   decode_ = new_state(0, slots);
   decode_->last = torch::zeros({slots, stage(0).width}, decode_->smoothed.options());
@@ -133,10 +126,7 @@ void HnetImpl::rows_begin(int64_t slots) {
 }
 
 torch::Tensor HnetImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
-  const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes");
-  for (const auto& f : feeds)
-    for (int64_t b : f.ids)
-      if (b < 0 || b >= kByteVocab) throw Error("row decoding: byte " + std::to_string(b) + " is out of range");
+  const auto after = check_row_feeds(feeds, cfg_.context - 1, "bytes", kByteVocab);
   if (!decode_ || !decode_->last.defined() || decode_->last.size(0) != row_slots())
     throw Error("hnet: rows_feed() before rows_begin()");
   DecodeState& state = *decode_;
@@ -166,13 +156,13 @@ torch::Tensor HnetImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_
     last.push_back(r * n + counts.back() - 1);
   }
   auto rb = make_row_batch(slots, row_slots(), pos0, counts, n, cfg_.context, dev);
-  auto rows = longs(slots, dev);
-  auto encoded = st.encoder->rows(embed(longs(ids, dev).view({R, n})), rb, state.encoder);  // (R, n, D)
+  auto rows = long_tensor(slots, dev);
+  auto encoded = st.encoder->rows(embed(long_tensor(ids, dev).view({R, n})), rb, state.encoder);  // (R, n, D)
   // Routing over [last kept, new positions]; a restarted row's first position starts a chunk.
-  auto fresh = longs(restarted, dev).to(torch::kBool).view({R, 1});
+  auto fresh = long_tensor(restarted, dev).to(torch::kBool).view({R, 1});
   auto prev = state.last.index_select(0, rows).unsqueeze(1);  // (R, 1, D)
-  Routing r =
-      route(0, torch::cat({prev, encoded.to(torch::kFloat32)}, 1), longs(valid, dev).to(torch::kBool).view({R, n + 1}));
+  Routing r = route(0, torch::cat({prev, encoded.to(torch::kFloat32)}, 1),
+                    long_tensor(valid, dev).to(torch::kBool).view({R, n + 1}));
   auto forced = torch::zeros({R, n}, fresh.options());  // (R, n): true at a restarted row's first position
   forced.select(1, 0).copy_(fresh.view({R}));
   auto p = torch::where(forced, torch::ones({}, r.p.options()), r.p.narrow(1, 1, n));
@@ -202,7 +192,7 @@ torch::Tensor HnetImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_
   auto z = torch::stack(up, 1) * straight_through(p, boundary).unsqueeze(2) +
            st.residual_proj(encoded.to(torch::kFloat32));                       // (R, n, D)
   auto out = st.decoder->rows(z.to(encoded.scalar_type()), rb, state.decoder);  // (R, n, D)
-  auto at_last = longs(last, dev);
+  auto at_last = long_tensor(last, dev);
   state.last.index_copy_(0, rows, encoded.reshape({R * n, D}).index_select(0, at_last).to(torch::kFloat32));
   state.smoothed.index_copy_(0, rows, smoothed);
   for (int64_t i = 0; i < R; ++i) row_decoded_[size_t(slots[size_t(i)])] = after[size_t(i)];

@@ -20,11 +20,6 @@ namespace bytelm {
 
 namespace {
 constexpr int64_t kStartEntry = -1;  // rows_segment(): restart the row
-
-torch::Tensor longs(const std::vector<int64_t>& v, const torch::Device& device) {
-  return torch::from_blob(const_cast<int64_t*>(v.data()), {int64_t(v.size())}, torch::kLong)
-      .to(device, /*non_blocking=*/false, /*copy=*/true);
-}
 }  // namespace
 
 void MegabyteImpl::rows_begin(int64_t slots) {
@@ -49,13 +44,13 @@ torch::Tensor MegabyteImpl::rows_global(const std::vector<int64_t>& slots, const
     }
     first.push_back(k[g] == 0);
   }
-  auto emb = global_embed(history_.view({-1}).index_select(0, longs(at, dev))) +  // (G*W, D_G)
-             global_pos->weight.index_select(0, longs(pos, dev));
-  emb = emb.masked_fill(longs(before, dev).view({G * W, 1}).to(torch::kBool), 0).view({G, W, DG});
+  auto emb = global_embed(history_.view({-1}).index_select(0, long_tensor(at, dev))) +  // (G*W, D_G)
+             global_pos->weight.index_select(0, long_tensor(pos, dev));
+  emb = emb.masked_fill(long_tensor(before, dev).view({G * W, 1}).to(torch::kBool), 0).view({G, W, DG});
   if (conv) emb = conv(emb);
   emb = emb.narrow(1, field, P);  // (G, P, D_G)
   auto pad = global_pad.view({1, -1}).to(emb.scalar_type());
-  auto in = torch::where(longs(first, dev).view({G, 1}).to(torch::kBool), pad, emb.reshape({G, P * DG}));
+  auto in = torch::where(long_tensor(first, dev).view({G, 1}).to(torch::kBool), pad, emb.reshape({G, P * DG}));
   auto rb = make_row_batch(slots, history_.size(0), k, std::vector<int64_t>(size_t(G), 1), 1, T / P, dev);
   return global_model->rows(in.view({G, 1, P * DG}), rb, global_caches_).view({G, -1});  // (G, P*D_G)
 }
@@ -76,7 +71,7 @@ void MegabyteImpl::rows_units(const std::vector<int64_t>& slots, const std::vect
     if (upper.defined()) {
       const int64_t G = int64_t(upper_slots.size());
       auto slices = (local ? global_to_local : levels[i]->from_above)(upper.view({G, n, -1}));
-      ctx.index_copy_(0, longs(upper_slots, dev), slices.to(ctx.scalar_type()));
+      ctx.index_copy_(0, long_tensor(upper_slots, dev), slices.to(ctx.scalar_type()));
     }
     if (local) return;
     // Rows whose segment opens a unit of this level step it at that unit u: the slice from above + the
@@ -96,10 +91,10 @@ void MegabyteImpl::rows_units(const std::vector<int64_t>& slots, const std::vect
     above = S;
     if (step_slots.empty()) continue;
     const int64_t L = int64_t(step_slots.size()), Wl = levels[i]->cfg.stack.width;
-    auto emb = levels[i]->embed(history_.view({-1}).index_select(0, longs(bytes_at, dev))).view({L, Wl});
-    emb = torch::where(longs(pad_at, dev).view({L, 1}).to(torch::kBool),
+    auto emb = levels[i]->embed(history_.view({-1}).index_select(0, long_tensor(bytes_at, dev))).view({L, Wl});
+    emb = torch::where(long_tensor(pad_at, dev).view({L, 1}).to(torch::kBool),
                        levels[i]->pad.view({1, Wl}).to(emb.scalar_type()), emb);
-    auto x = ctx.view({-1, Wl}).index_select(0, longs(ctx_at, dev)) + emb;  // (L, W)
+    auto x = ctx.view({-1, Wl}).index_select(0, long_tensor(ctx_at, dev)) + emb;  // (L, W)
     auto rb = make_row_batch(step_slots, S_rows, units, std::vector<int64_t>(size_t(L), 1), 1, n, dev);
     upper = levels[i]->model->rows(x.view({L, 1, Wl}), rb, level_caches_[i]).view({L, -1});
   }
@@ -130,7 +125,7 @@ torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
     row_has_prev_[size_t(slots[r])] = first[r] >= U;
     n = std::max(n, segments[r].size());
   }
-  if (!wrow.empty()) history_.index_put_({longs(wrow, dev), longs(wpos, dev)}, longs(wbyte, dev));
+  if (!wrow.empty()) history_.index_put_({long_tensor(wrow, dev), long_tensor(wpos, dev)}, long_tensor(wbyte, dev));
   rows_units(slots, first);
   // Local input at position q (p = q mod U in its group): the group context's slice p + the embedding of
   // byte q - 1 (the pad at p = 0). Padding entries repeat the segment's last position.
@@ -147,27 +142,28 @@ torch::Tensor MegabyteImpl::rows_segment(const std::vector<int64_t>& slots,
     last.push_back(r * int64_t(n) + counts[r] - 1);
   }
   const int64_t N = int64_t(n);
-  auto ctx = patch_ctx_.view({-1, DL}).index_select(0, longs(ctx_at, dev));           // (R*n, D_L)
-  auto prev = local_embed(history_.view({-1}).index_select(0, longs(prev_at, dev)));  // (R*n, D_L)
-  prev = torch::where(longs(pad_at, dev).view({R * N, 1}).to(torch::kBool),
+  auto ctx = patch_ctx_.view({-1, DL}).index_select(0, long_tensor(ctx_at, dev));           // (R*n, D_L)
+  auto prev = local_embed(history_.view({-1}).index_select(0, long_tensor(prev_at, dev)));  // (R*n, D_L)
+  prev = torch::where(long_tensor(pad_at, dev).view({R * N, 1}).to(torch::kBool),
                       local_pad.view({1, DL}).to(prev.scalar_type()), prev);
   auto rb = make_row_batch(slots, history_.size(0), p0, counts, N, U, dev);
   auto x = (ctx + prev).view({R, N, DL});
   torch::Tensor y;  // (R, n, D_L)
   if (cfg_.cross_patch > 0) {
     if (!new_group.empty())
-      cross_patch_next_group_rows(*local_model, cross_caches_, longs(new_group, dev), U, cfg_.cross_patch);
-    y = cross_patch_rows(*local_model, cross_caches_, x, rb, longs(has_prev, dev).to(torch::kBool), cfg_.cross_patch);
+      cross_patch_next_group_rows(*local_model, cross_caches_, long_tensor(new_group, dev), U, cfg_.cross_patch);
+    y = cross_patch_rows(*local_model, cross_caches_, x, rb, long_tensor(has_prev, dev).to(torch::kBool),
+                         cfg_.cross_patch);
   } else {
     y = local_model->rows(x, rb, local_caches_);
   }
   if (every_id) return project(head, y);  // (R, n, 256)
-  auto out = N == 1 ? y.view({R, DL}) : y.reshape({R * N, DL}).index_select(0, longs(last, dev));
+  auto out = N == 1 ? y.view({R, DL}) : y.reshape({R * N, DL}).index_select(0, long_tensor(last, dev));
   return project(head, out);  // (R, 256) for each segment's last position
 }
 
 torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
-  check_row_feeds(feeds, cfg_.context - 1, "bytes");
+  check_row_feeds(feeds, cfg_.context - 1, "bytes", kByteVocab);
   const int64_t R = int64_t(feeds.size()), U = cfg_.local_patch_size();
   // Row r's entries (the restart if any, then its bytes) cut into segments inside one local group each: a
   // segment starts at each position that opens a group. Call i of rows_segment() takes every row's segment i.
@@ -180,10 +176,7 @@ torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds, bool ev
       segments[r].back().push_back(entry);
     };
     if (feeds[r].restart) add(kStartEntry, ++q);
-    for (int64_t b : feeds[r].ids) {
-      if (b < 0 || b >= kByteVocab) throw Error("row decoding: byte " + std::to_string(b) + " is out of range");
-      add(b, ++q);
-    }
+    for (int64_t b : feeds[r].ids) add(b, ++q);
     most = std::max(most, segments[r].size());
   }
   std::vector<torch::Tensor> last(static_cast<size_t>(R));
@@ -206,13 +199,11 @@ torch::Tensor MegabyteImpl::rows_feed(const std::vector<RowFeed>& feeds, bool ev
     }
   }
   if (!every_id) return torch::stack(last);  // (R, 256)
+  std::vector<torch::Tensor> rows;           // each row's entries in order
   int64_t n = 0;
-  for (auto& parts : every) n = std::max(n, torch::cat(parts).size(0));
-  auto out = torch::zeros({R, n, kByteVocab}, every[0][0].options());  // (R, n, 256)
-  for (int64_t r = 0; r < R; ++r) {
-    auto row = torch::cat(every[size_t(r)]);
-    out[r].narrow(0, 0, row.size(0)).copy_(row);
-  }
+  for (auto& parts : every) n = std::max(n, rows.emplace_back(torch::cat(parts)).size(0));
+  auto out = torch::zeros({R, n, kByteVocab}, rows[0].options());  // (R, n, 256)
+  for (int64_t r = 0; r < R; ++r) out[r].narrow(0, 0, rows[size_t(r)].size(0)).copy_(rows[size_t(r)]);
   return out;
 }
 
@@ -227,10 +218,7 @@ int64_t MegabyteImpl::rows_keep(int64_t from, int64_t to, int64_t bytes) {
   if (m < P) return kRowNotStarted;
   if (from != to) {
     history_[to].narrow(0, 0, m - 1).copy_(history_[from].narrow(0, 0, m - 1));
-    for (auto& c : global_caches_) {
-      c.k[to].narrow(1, 0, m / P).copy_(c.k[from].narrow(1, 0, m / P));
-      c.v[to].narrow(1, 0, m / P).copy_(c.v[from].narrow(1, 0, m / P));
-    }
+    copy_cache_rows(global_caches_, from, to, m / P);
   }
   row_decoded_.at(size_t(to)) = m - 1;
   return m - 1;

@@ -115,12 +115,9 @@ torch::Tensor cross_patch_rows(StackImpl& stack, CrossPatchCache& c, const torch
     auto k = stack.rope.apply_rows(k_raw, at, r + n);
     auto v = heads_of(project(attn.v_proj, normed), H);
     if (rb.writes) {
-      auto entries = [&](const torch::Tensor& t) {  // (R, H, m, Dh) -> the real entries (M, H, Dh)
-        return t.transpose(1, 2).reshape({R * m, H, t.size(-1)}).index_select(0, rb.write_src);
-      };
-      c.k_raw[i].index_put_({rb.write_row, Slice(), rb.write_pos}, entries(k_raw).to(c.k_raw[i].scalar_type()));
-      c.k[i].index_put_({rb.write_row, Slice(), rb.write_pos + r}, entries(k).to(c.k[i].scalar_type()));
-      c.v[i].index_put_({rb.write_row, Slice(), rb.write_pos + r}, entries(v).to(c.v[i].scalar_type()));
+      c.k_raw[i].index_put_({rb.write_row, Slice(), rb.write_pos}, row_entries(k_raw, rb).to(c.k_raw[i].scalar_type()));
+      c.k[i].index_put_({rb.write_row, Slice(), rb.write_pos + r}, row_entries(k, rb).to(c.k[i].scalar_type()));
+      c.v[i].index_put_({rb.write_row, Slice(), rb.write_pos + r}, row_entries(v, rb).to(c.v[i].scalar_type()));
     }
     auto keys = c.k[i].narrow(2, 0, r + rb.span), values = c.v[i].narrow(2, 0, r + rb.span);
     if (rb.rows.defined()) {

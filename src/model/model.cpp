@@ -41,7 +41,7 @@ torch::Tensor LanguageModelImpl::rows_feed(const std::vector<RowFeed>&, bool) {
 int64_t LanguageModelImpl::rows_keep(int64_t, int64_t, int64_t) { return kRowNotStarted; }
 
 std::vector<int64_t> LanguageModelImpl::check_row_feeds(const std::vector<RowFeed>& feeds, int64_t max_ids,
-                                                        const char* unit) const {
+                                                        const char* unit, int64_t vocab) const {
   std::vector<int64_t> after;
   std::vector<bool> seen(row_decoded_.size(), false);
   for (const auto& f : feeds) {
@@ -51,6 +51,8 @@ std::vector<int64_t> LanguageModelImpl::check_row_feeds(const std::vector<RowFee
     const int64_t before = f.restart ? 0 : row_decoded_[size_t(f.slot)];
     if (before == kRowNotStarted) throw Error("row decoding: slot " + std::to_string(f.slot) + " was never started");
     if (!f.restart && f.ids.empty()) throw Error("row decoding: an empty feed for slot " + std::to_string(f.slot));
+    for (int64_t id : f.ids)
+      if (id < 0 || id >= vocab) throw Error("row decoding: id " + std::to_string(id) + " is out of range");
     after.push_back(before + int64_t(f.ids.size()));
     if (after.back() > max_ids)
       throw Error("decoding past the context of " + std::to_string(cfg_.context) + " " + unit);

@@ -161,9 +161,10 @@ class LanguageModelImpl : public torch::nn::Module {
  protected:
   // Throws Error unless 0 <= bytes <= decoded() (rewind's argument).
   void check_rewind(int64_t bytes) const;
-  // Throws Error unless every feed names a distinct slot, started or restarted, and stays within
-  // `max_ids` since its restart; returns the ids each row has fed after the call (not yet recorded).
-  std::vector<int64_t> check_row_feeds(const std::vector<RowFeed>& feeds, int64_t max_ids, const char* unit) const;
+  // Throws Error unless every feed names a distinct slot, started or restarted, with ids in [0, vocab), and
+  // stays within `max_ids` since its restart; returns the ids each row has fed after the call (not yet recorded).
+  std::vector<int64_t> check_row_feeds(const std::vector<RowFeed>& feeds, int64_t max_ids, const char* unit,
+                                       int64_t vocab) const;
   ModelConfig cfg_;
   int64_t decoded_ = 0;
   std::vector<int64_t> row_decoded_;  // row decoding: ids fed per row since its restart

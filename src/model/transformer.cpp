@@ -72,7 +72,7 @@ void TransformerImpl::rows_begin(int64_t slots) {
 }
 
 TokenRowInputs token_row_inputs(const LanguageModelImpl& model, const std::vector<RowFeed>& feeds, int64_t start_id,
-                                int64_t id_offset, int64_t vocab, const torch::Device& device) {
+                                int64_t id_offset, const torch::Device& device) {
   const int64_t R = int64_t(feeds.size());
   int64_t n = 1;
   for (const auto& f : feeds) n = std::max<int64_t>(n, int64_t(f.ids.size()) + (f.restart ? 1 : 0));
@@ -82,10 +82,7 @@ TokenRowInputs token_row_inputs(const LanguageModelImpl& model, const std::vecto
     const RowFeed& f = feeds[r];
     int64_t* row = &ids[size_t(r * n)];
     if (f.restart) *row++ = start_id;
-    for (int64_t id : f.ids) {
-      if (id < 0 || id >= vocab) throw Error("row decoding: id " + std::to_string(id) + " is out of range");
-      *row++ = id + id_offset;
-    }
+    for (int64_t id : f.ids) *row++ = id + id_offset;
     rows.push_back(f.slot);
     pos0.push_back(f.restart ? 0 : model.row_decoded(f.slot) + 1);
     counts.push_back(int64_t(f.ids.size()) + (f.restart ? 1 : 0));
@@ -104,19 +101,15 @@ int64_t keep_token_row(std::vector<int64_t>& decoded, std::vector<KVCache>& cach
   const int64_t have = decoded.at(size_t(from));
   if (have == kRowNotStarted || ids < 0) return kRowNotStarted;
   const int64_t keep = std::min(ids, have);
-  if (from != to)
-    for (auto& c : caches) {  // the start id and the ids kept
-      c.k[to].narrow(1, 0, keep + 1).copy_(c.k[from].narrow(1, 0, keep + 1));
-      c.v[to].narrow(1, 0, keep + 1).copy_(c.v[from].narrow(1, 0, keep + 1));
-    }
+  copy_cache_rows(caches, from, to, keep + 1);  // the start id and the ids kept
   decoded.at(size_t(to)) = keep;
   return keep;
 }
 
 torch::Tensor TransformerImpl::rows_feed(const std::vector<RowFeed>& feeds, bool every_id) {
-  const auto after = check_row_feeds(feeds, cfg_.context - 1, unit_);
+  const auto after = check_row_feeds(feeds, cfg_.context - 1, unit_, vocab_);
   const int64_t R = int64_t(feeds.size());
-  const auto in = token_row_inputs(*this, feeds, vocab_, 0, vocab_, head->weight.device());
+  const auto in = token_row_inputs(*this, feeds, vocab_, 0, head->weight.device());
   auto h = model->rows(embed(in.ids), in.batch, caches_);                                             // (R, n, D)
   auto out = every_id ? project(head, h)                                                              // (R, n, V)
                       : project(head, h.reshape({R * in.ids.size(1), -1}).index_select(0, in.last));  // (R, V)

@@ -10,14 +10,14 @@ namespace bytelm {
 // Row decoding of a model that reads one id per position after a start id (Transformer, BPE, the entropy
 // model): the inputs of one rows_feed() call, (R, n) ids on the device (the start id where a row restarts,
 // then its ids + id_offset; padding 0), the cache rows and positions (blocks.h), and for each row the flat
-// index r * n + i of its last entry, whose output predicts the row's next id. Ids outside [0, vocab) are an Error.
+// index r * n + i of its last entry, whose output predicts the row's next id (ids checked by check_row_feeds).
 struct TokenRowInputs {
   torch::Tensor ids;  // (R, n) int64
   RowBatch batch;
   torch::Tensor last;  // (R) int64
 };
 TokenRowInputs token_row_inputs(const LanguageModelImpl& model, const std::vector<RowFeed>& feeds, int64_t start_id,
-                                int64_t id_offset, int64_t vocab, const torch::Device& device);
+                                int64_t id_offset, const torch::Device& device);
 // rows_keep() for such a model: row `to` keeps min(ids, what row `from` has fed) ids of row `from` (the start
 // entry and those ids copied in every layer when from != to); decoded: the model's ids fed per row.
 int64_t keep_token_row(std::vector<int64_t>& decoded, std::vector<KVCache>& caches, int64_t from, int64_t to,
